@@ -1,0 +1,416 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gatehouse/auth"
+	"gatehouse/auth/ca"
+	"gatehouse/store"
+)
+
+// accountName is what a username may look like: lower-case letters,
+// digits and . _ - so that it is unambiguous in certificates, headers and
+// logs.
+var accountName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// roleName is what a role name may look like.
+var roleName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+
+// cmdAdmin runs the account, role and certificate commands. They work on
+// the store directly, so they work while a server runs on the same store.
+func cmdAdmin(e *env, cmd string, args []string) error {
+	var (
+		o                   options
+		roles               stringList
+		email               string
+		passwordStdin       bool
+		p12PasswordStdin    bool
+		out                 string
+		days                int
+		requireCert, reqOTP optionalBool
+	)
+	fs := flag.NewFlagSet("gatehouse "+cmd, flag.ContinueOnError)
+	o.register(fs)
+	switch cmd {
+	case "user add":
+		fs.Var(&roles, "role", "role to grant (repeatable)")
+		fs.StringVar(&email, "email", "", "email `address` (binds certificates carrying it)")
+		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input instead of generating a temporary one")
+	case "user passwd":
+		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the new password from standard input (required)")
+	case "user roles":
+		fs.Var(&roles, "role", "role the account should hold (repeatable; replaces the current roles)")
+	case "role set":
+		fs.Var(&requireCert, "require-certificate", "the role needs a verified client certificate")
+		fs.Var(&reqOTP, "require-totp", "the role needs a TOTP code")
+	case "cert issue":
+		fs.StringVar(&out, "out", "", "output `prefix`: writes PREFIX.crt, PREFIX.key and PREFIX.p12")
+		fs.BoolVar(&p12PasswordStdin, "p12-password-stdin", false, "read the .p12 import password from standard input instead of generating one")
+		fs.IntVar(&days, "days", int(ca.ClientValidity/(24*time.Hour)), "validity in days")
+	case "user list", "user disable", "user enable", "role list", "cert list":
+	default:
+		return fmt.Errorf("unknown command %q (see gatehouse help)", cmd)
+	}
+	pos, err := parse(e, fs, args)
+	if err != nil {
+		return err
+	}
+	want := map[string]int{"user list": 0, "role list": 0}
+	n, fixed := want[cmd]
+	if !fixed {
+		n = 1
+	}
+	if cmd == "cert list" {
+		if len(pos) > 1 {
+			return fmt.Errorf("%s takes at most one account name", cmd)
+		}
+	} else if len(pos) != n {
+		return fmt.Errorf("%s takes %d argument(s), got %d (see gatehouse help)", cmd, n, len(pos))
+	}
+	st, err := openStore(e, &o)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	now := time.Now()
+	ctx := e.ctx
+
+	switch cmd {
+	case "user add":
+		return userAdd(e, st, pos[0], roles, email, passwordStdin, now)
+	case "user list":
+		return userList(e, st)
+	case "user passwd":
+		if !passwordStdin {
+			return errors.New("user passwd needs --password-stdin (the password is read from standard input)")
+		}
+		password, err := readSecret(e.stdin)
+		if err != nil {
+			return err
+		}
+		if err := auth.CheckNewPassword(password, pos[0]); err != nil {
+			return err
+		}
+		hash, err := newHasherHash(password)
+		if err != nil {
+			return err
+		}
+		return updateAccount(e, st, pos[0], "password changed", func(a *store.Account) error {
+			a.PasswordHash, a.MustChangePassword, a.UpdatedAt = hash, false, now
+			return nil
+		})
+	case "user roles":
+		if len(roles) == 0 {
+			return errors.New("give at least one --role")
+		}
+		if err := checkRolesExist(e, st, roles); err != nil {
+			return err
+		}
+		return updateAccount(e, st, pos[0], "roles set to "+strings.Join(roles, ", "), func(a *store.Account) error {
+			a.Roles, a.UpdatedAt = dedupe(roles), now
+			return nil
+		})
+	case "user disable", "user enable":
+		disable := cmd == "user disable"
+		return updateAccount(e, st, pos[0], strings.TrimPrefix(cmd, "user ")+"d", func(a *store.Account) error {
+			a.Disabled, a.UpdatedAt = disable, now
+			return nil
+		})
+	case "role set":
+		return roleSet(e, st, pos[0], requireCert, reqOTP)
+	case "role list":
+		rs, err := st.Roles(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROLE\tREQUIRES CERTIFICATE\tREQUIRES TOTP")
+		for _, r := range rs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, yesNo(r.RequireCertificate), yesNo(r.RequireTOTP))
+		}
+		return tw.Flush()
+	case "cert issue":
+		return certIssue(e, &o, st, pos[0], out, p12PasswordStdin, days, now)
+	case "cert list":
+		user := ""
+		if len(pos) == 1 {
+			user = pos[0]
+		}
+		certs, err := st.Certificates(ctx, user)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USER\tSERIAL\tNOT AFTER\tFINGERPRINT")
+		for _, c := range certs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.User, c.Serial, c.NotAfter.UTC().Format(time.DateOnly), c.Fingerprint)
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+func userAdd(e *env, st store.Store, name string, roles []string, email string, passwordStdin bool, now time.Time) error {
+	if !accountName.MatchString(name) {
+		return fmt.Errorf("account name %q: use 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	if len(roles) == 0 {
+		return errors.New("give at least one --role (for example --role employee)")
+	}
+	if err := checkRolesExist(e, st, roles); err != nil {
+		return err
+	}
+	if email != "" && (!strings.Contains(email, "@") || strings.ContainsAny(email, " \t\r\n<>,")) {
+		return fmt.Errorf("email %q does not look like an address", email)
+	}
+	password, temporary := "", !passwordStdin
+	if passwordStdin {
+		var err error
+		if password, err = readSecret(e.stdin); err != nil {
+			return err
+		}
+		if err := auth.CheckNewPassword(password, name); err != nil {
+			return err
+		}
+	} else {
+		password = randomPassword()
+	}
+	hash, err := newHasherHash(password)
+	if err != nil {
+		return err
+	}
+	err = st.CreateAccount(e.ctx, store.Account{
+		Name: name, Email: email, PasswordHash: hash, Roles: dedupe(roles),
+		MustChangePassword: temporary, CreatedAt: now, UpdatedAt: now,
+	})
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("an account named %q already exists", name)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "created account %s with roles %s\n", name, strings.Join(dedupe(roles), ", "))
+	if temporary {
+		fmt.Fprintf(e.stdout, "temporary password: %s\n(it must be changed at first sign-in; it is shown only now)\n", password)
+	}
+	return nil
+}
+
+func userList(e *env, st store.Store) error {
+	accts, err := st.Accounts(e.ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tROLES\tEMAIL\tSTATUS")
+	for _, a := range accts {
+		status := "active"
+		switch {
+		case a.Disabled:
+			status = "disabled"
+		case a.MustChangePassword:
+			status = "must change password"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, strings.Join(a.Roles, ","), orDash(a.Email), status)
+	}
+	return tw.Flush()
+}
+
+func roleSet(e *env, st store.Store, name string, requireCert, requireTOTP optionalBool) error {
+	if !roleName.MatchString(name) {
+		return fmt.Errorf("role name %q: use 1-64 lower-case letters, digits, '_' or '-', starting with a letter", name)
+	}
+	r, err := st.Role(e.ctx, name)
+	created := errors.Is(err, store.ErrNotFound)
+	if err != nil && !created {
+		return err
+	}
+	r.Name = name
+	if requireCert.set {
+		r.RequireCertificate = requireCert.value
+	}
+	if requireTOTP.set {
+		r.RequireTOTP = requireTOTP.value
+	}
+	if err := st.PutRole(e.ctx, r); err != nil {
+		return err
+	}
+	verb := "updated"
+	if created {
+		verb = "created"
+	}
+	fmt.Fprintf(e.stdout, "%s role %s: requires certificate: %s, requires TOTP: %s\n", verb, name, yesNo(r.RequireCertificate), yesNo(r.RequireTOTP))
+	return nil
+}
+
+func certIssue(e *env, o *options, st store.Store, name, out string, p12Stdin bool, days int, now time.Time) error {
+	if out == "" {
+		return errors.New("cert issue needs --out PREFIX")
+	}
+	if days < 1 || days > 3650 {
+		return fmt.Errorf("--days must be between 1 and 3650, got %d", days)
+	}
+	acct, err := st.Account(e.ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no account named %q", name)
+	}
+	if err != nil {
+		return err
+	}
+	l := layout{o.data}
+	certPEM, err := os.ReadFile(l.caCert())
+	if err != nil {
+		return fmt.Errorf("read the built-in CA (is %s the data directory?): %w", l.dir, err)
+	}
+	keyPEM, err := os.ReadFile(l.caKey())
+	if err != nil {
+		return fmt.Errorf("read the built-in CA key: %w", err)
+	}
+	authority, err := ca.Load(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	password, generated := "", !p12Stdin
+	if p12Stdin {
+		if password, err = readSecret(e.stdin); err != nil {
+			return err
+		}
+	} else {
+		password = randomPassword()
+	}
+	issued, err := issueClientCert(e, st, authority, acct, out, password, time.Duration(days)*24*time.Hour, now)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "issued certificate for %s (serial %s, valid until %s)\n  %s.crt\n  %s.key\n  %s.p12\n",
+		name, issued.Cert.SerialNumber.Text(16), issued.Cert.NotAfter.UTC().Format(time.DateOnly), out, out, out)
+	if generated {
+		fmt.Fprintf(e.stdout, "import password for %s.p12: %s\n(it is shown only now)\n", out, password)
+	}
+	return nil
+}
+
+// issueClientCert issues a client certificate for acct, writes
+// PREFIX.crt, PREFIX.key and PREFIX.p12, and records it in the store.
+func issueClientCert(e *env, st store.Store, authority *ca.CA, acct store.Account, prefix, p12Password string, validity time.Duration, now time.Time) (*ca.Issued, error) {
+	issued, err := authority.IssueClient(ca.ClientRequest{Name: acct.Name, Email: acct.Email, Validity: validity}, now)
+	if err != nil {
+		return nil, err
+	}
+	p12, err := ca.PKCS12(issued, authority.Cert, p12Password)
+	if err != nil {
+		return nil, err
+	}
+	if err := writePair(prefix+".crt", prefix+".key", issued.Cert, issued.Key); err != nil {
+		return nil, err
+	}
+	if err := writeNew(prefix+".p12", p12, 0o600); err != nil {
+		return nil, err
+	}
+	err = st.PutCertificate(e.ctx, store.Certificate{
+		Serial:      issued.Cert.SerialNumber.Text(16),
+		Fingerprint: auth.Fingerprint(issued.Cert.Raw),
+		User:        acct.Name,
+		Subject:     issued.Cert.Subject.String(),
+		NotBefore:   issued.Cert.NotBefore,
+		NotAfter:    issued.Cert.NotAfter,
+		IssuedAt:    now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record certificate: %w", err)
+	}
+	return issued, nil
+}
+
+func updateAccount(e *env, st store.Store, name, what string, fn func(*store.Account) error) error {
+	err := st.UpdateAccount(e.ctx, name, fn)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no account named %q", name)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: %s\n", name, what)
+	return nil
+}
+
+func checkRolesExist(e *env, st store.Store, roles []string) error {
+	for _, r := range roles {
+		if _, err := st.Role(e.ctx, r); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no role named %q (create it with: gatehouse role set %s)", r, r)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newHasherHash(password string) (string, error) {
+	h, err := auth.NewHasher(auth.BcryptCost)
+	if err != nil {
+		return "", err
+	}
+	return h.Hash(password)
+}
+
+// readSecret reads one line from r, without its line ending.
+func readSecret(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read standard input: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("nothing was read from standard input")
+	}
+	return line, nil
+}
+
+func dedupe(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// optionalBool is a boolean flag that remembers whether it was given, so
+// "role set" changes only what the command line names.
+type optionalBool struct{ set, value bool }
+
+func (b *optionalBool) String() string { return fmt.Sprint(b.value) }
+func (b *optionalBool) Set(v string) error {
+	switch strings.ToLower(v) {
+	case "true", "1", "yes":
+		b.value = true
+	case "false", "0", "no":
+		b.value = false
+	default:
+		return fmt.Errorf("want true or false, got %q", v)
+	}
+	b.set = true
+	return nil
+}
+func (b *optionalBool) IsBoolFlag() bool { return true }

@@ -1,0 +1,255 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// CertStatus says whether a presented client certificate counts as a
+// factor, and if not, why not.
+type CertStatus int
+
+// The outcomes of certificate verification. Only CertValid adds a factor;
+// every other status is treated as if no certificate had been presented.
+const (
+	CertAbsent          CertStatus = iota // no certificate on the connection
+	CertValid                             // verified and bound to the account
+	CertUnknownIssuer                     // does not chain to a configured client CA
+	CertNotYetValid                       // chain verifies, but NotBefore is in the future
+	CertExpired                           // chain verifies, but NotAfter has passed
+	CertNoClientAuth                      // lacks the clientAuth extended key usage
+	CertRevoked                           // revoked by its issuer
+	CertInvalid                           // fails verification for another reason
+	CertOtherUser                         // verified, but issued to someone else
+	CertSessionMismatch                   // not the certificate this session signed in with
+)
+
+var certStatusNames = [...]string{
+	CertAbsent:          "absent",
+	CertValid:           "valid",
+	CertUnknownIssuer:   "unknown_issuer",
+	CertNotYetValid:     "not_yet_valid",
+	CertExpired:         "expired",
+	CertNoClientAuth:    "no_client_auth",
+	CertRevoked:         "revoked",
+	CertInvalid:         "invalid",
+	CertOtherUser:       "other_user",
+	CertSessionMismatch: "session_mismatch",
+}
+
+// String returns a stable machine name for the status, used in the audit
+// trail and logs.
+func (s CertStatus) String() string {
+	if int(s) < len(certStatusNames) {
+		return certStatusNames[s]
+	}
+	return fmt.Sprintf("CertStatus(%d)", int(s))
+}
+
+// CertInfo describes a certificate whose chain verified. Nothing in it is
+// read from a certificate before its chain to a client CA is verified.
+type CertInfo struct {
+	// Fingerprint is "sha256:<hex>" of the DER certificate.
+	Fingerprint string
+	Subject     string
+	CommonName  string
+	Emails      []string
+	NotBefore   time.Time
+	NotAfter    time.Time
+	// Serial is the serial number in lower-case hex.
+	Serial string
+}
+
+// CertResult is the outcome of verifying the certificate a connection
+// presented.
+type CertResult struct {
+	Status CertStatus
+	// Info is set when the chain verified, even when a later check (time,
+	// usage, binding) failed; it is nil otherwise.
+	Info *CertInfo
+	// Notice explains, in plain words for the user, why the certificate
+	// did not count. Empty for CertValid and CertAbsent.
+	Notice string
+}
+
+// Valid reports whether the certificate counts as a factor.
+func (r CertResult) Valid() bool { return r.Status == CertValid }
+
+// CertVerifier checks client certificates against a dedicated pool of
+// client CAs (never the system roots).
+type CertVerifier struct {
+	// Roots are the client CAs. A nil or empty pool verifies nothing.
+	Roots *x509.CertPool
+	// Revoked, when set, reports whether a certificate whose chain
+	// verified has been revoked.
+	Revoked func(*x509.Certificate) bool
+}
+
+// Fingerprint returns "sha256:<hex>" of a DER certificate.
+func Fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// dateLayout is how dates appear in notices: "3 May 2026".
+const dateLayout = "2 January 2006"
+
+// Verify checks the chain a connection presented (leaf first) at time
+// now: it must chain to a client CA, be valid now, carry the clientAuth
+// extended key usage and not be revoked. Binding to an account is checked
+// separately by BindTo, once the account is known.
+func (v *CertVerifier) Verify(chain []*x509.Certificate, now time.Time) CertResult {
+	if len(chain) == 0 || chain[0] == nil {
+		return CertResult{Status: CertAbsent}
+	}
+	leaf := chain[0]
+	if v == nil || v.Roots == nil {
+		return CertResult{Status: CertUnknownIssuer, Notice: noticeUnknownIssuer}
+	}
+	intermediates := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		if c != nil {
+			intermediates.AddCert(c)
+		}
+	}
+	opts := x509.VerifyOptions{
+		Roots:         v.Roots,
+		Intermediates: intermediates,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		// Verify the chain at a moment inside the leaf's own validity, so
+		// that an expired certificate from a trusted CA is reported as
+		// expired (with its date) rather than as untrusted. The leaf's
+		// dates are compared with now below, after the chain verified.
+		CurrentTime: clamp(now, leaf.NotBefore, leaf.NotAfter),
+	}
+	if _, err := leaf.Verify(opts); err != nil {
+		return chainFailure(err)
+	}
+	info := infoOf(leaf)
+	switch {
+	case now.Before(leaf.NotBefore):
+		return CertResult{Status: CertNotYetValid, Info: info,
+			Notice: fmt.Sprintf("your certificate is not valid until %s", leaf.NotBefore.UTC().Format(dateLayout))}
+	case now.After(leaf.NotAfter):
+		return CertResult{Status: CertExpired, Info: info,
+			Notice: fmt.Sprintf("your certificate expired on %s", leaf.NotAfter.UTC().Format(dateLayout))}
+	}
+	// x509.Verify accepts a leaf with no extended key usage at all as
+	// valid for any usage; a client certificate must say clientAuth.
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return CertResult{Status: CertNoClientAuth, Info: info,
+			Notice: "your certificate is not made for signing in (it lacks the client authentication usage)"}
+	}
+	if v.Revoked != nil && v.Revoked(leaf) {
+		return CertResult{Status: CertRevoked, Info: info, Notice: "your certificate has been revoked"}
+	}
+	return CertResult{Status: CertValid, Info: info}
+}
+
+const noticeUnknownIssuer = "your certificate was not issued by a certificate authority this portal trusts"
+
+func chainFailure(err error) CertResult {
+	var unknown x509.UnknownAuthorityError
+	if errors.As(err, &unknown) {
+		return CertResult{Status: CertUnknownIssuer, Notice: noticeUnknownIssuer}
+	}
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &invalid) {
+		switch invalid.Reason {
+		case x509.IncompatibleUsage:
+			return CertResult{Status: CertNoClientAuth,
+				Notice: "your certificate is not made for signing in (it lacks the client authentication usage)"}
+		case x509.Expired:
+			// The leaf is inside its own validity (see Verify), so an
+			// issuing CA has expired or is not yet valid.
+			return CertResult{Status: CertInvalid,
+				Notice: "your certificate's issuing authority is outside its validity period"}
+		}
+	}
+	return CertResult{Status: CertInvalid, Notice: "your certificate could not be verified"}
+}
+
+func clamp(t, lo, hi time.Time) time.Time {
+	if t.Before(lo) {
+		return lo
+	}
+	if t.After(hi) {
+		return hi
+	}
+	return t
+}
+
+func infoOf(c *x509.Certificate) *CertInfo {
+	return &CertInfo{
+		Fingerprint: Fingerprint(c.Raw),
+		Subject:     c.Subject.String(),
+		CommonName:  c.Subject.CommonName,
+		Emails:      slices.Clone(c.EmailAddresses),
+		NotBefore:   c.NotBefore,
+		NotAfter:    c.NotAfter,
+		Serial:      c.SerialNumber.Text(16),
+	}
+}
+
+// BoundTo checks that a verified certificate belongs to account: its
+// subject common name equals the account name, or one of its SAN email
+// addresses equals the account's email. A certificate that does not
+// belong to the account stops counting.
+func (r CertResult) BoundTo(account Account) CertResult {
+	if r.Status != CertValid {
+		return r
+	}
+	if CertMatchesAccount(r.Info.CommonName, r.Info.Emails, account.Name, account.Email) {
+		return r
+	}
+	who := r.Info.CommonName
+	if who == "" && len(r.Info.Emails) > 0 {
+		who = r.Info.Emails[0]
+	}
+	return CertResult{Status: CertOtherUser, Info: r.Info,
+		Notice: fmt.Sprintf("your certificate is issued to %q, not to this account", who)}
+}
+
+// CertMatchesAccount reports whether a certificate's common name or SAN
+// emails name the account. Emails compare case-insensitively; the common
+// name must equal the account name exactly. Empty values never match.
+func CertMatchesAccount(commonName string, emails []string, name, email string) bool {
+	if name != "" && commonName == name {
+		return true
+	}
+	if email == "" {
+		return false
+	}
+	for _, e := range emails {
+		if strings.EqualFold(e, email) {
+			return true
+		}
+	}
+	return false
+}
+
+// ForSession re-evaluates the certificate of a request made on an
+// existing session. A session that signed in with a certificate keeps its
+// certificate factor only while requests present that same certificate
+// (by fingerprint), still valid; a session that signed in without one
+// never gains it mid-session (that takes a new login and a new session).
+func (r CertResult) ForSession(sessionFingerprint string) CertResult {
+	if sessionFingerprint == "" {
+		return CertResult{Status: CertAbsent}
+	}
+	switch {
+	case r.Status == CertAbsent:
+		return CertResult{Status: CertSessionMismatch,
+			Notice: "this connection did not present the certificate you signed in with, so the roles that need it are withheld"}
+	case r.Info != nil && r.Info.Fingerprint != sessionFingerprint:
+		return CertResult{Status: CertSessionMismatch, Info: r.Info,
+			Notice: "this connection presented a different certificate from the one you signed in with, so the roles that need it are withheld"}
+	}
+	return r
+}

@@ -1,0 +1,109 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// BcryptCost is the work factor for new password hashes.
+const BcryptCost = 12
+
+// MaxPasswordBytes is bcrypt's input limit. bcrypt silently ignores bytes
+// past it, so longer passwords are refused outright rather than truncated.
+const MaxPasswordBytes = 72
+
+// Password errors, checked with errors.Is.
+var (
+	// ErrBadPassword means the password does not match, or the account
+	// does not exist: callers must not tell the two apart.
+	ErrBadPassword = errors.New("invalid username or password")
+	// ErrPasswordTooLong means the password is longer than bcrypt can
+	// check.
+	ErrPasswordTooLong = fmt.Errorf("password is longer than %d bytes", MaxPasswordBytes)
+)
+
+// Hasher hashes and checks passwords with bcrypt at a fixed cost.
+type Hasher struct {
+	cost int
+
+	dummyOnce sync.Once
+	dummy     []byte
+}
+
+// NewHasher returns a Hasher that hashes at cost (bcrypt.MinCost to
+// bcrypt.MaxCost).
+func NewHasher(cost int) (*Hasher, error) {
+	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
+		return nil, fmt.Errorf("bcrypt cost %d out of range %d..%d", cost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	return &Hasher{cost: cost}, nil
+}
+
+// Hash returns the bcrypt hash of password.
+func (h *Hasher) Hash(password string) (string, error) {
+	if len(password) > MaxPasswordBytes {
+		return "", ErrPasswordTooLong
+	}
+	b, err := bcrypt.GenerateFromPassword([]byte(password), h.cost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(b), nil
+}
+
+// Check compares password with hash. It returns ErrPasswordTooLong for
+// input bcrypt would truncate (a password set as its first 72 bytes must
+// not match the same bytes plus a suffix) and ErrBadPassword on mismatch.
+func (h *Hasher) Check(hash, password string) error {
+	if len(password) > MaxPasswordBytes {
+		return ErrPasswordTooLong
+	}
+	if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)); err != nil {
+		return ErrBadPassword
+	}
+	return nil
+}
+
+// CheckUnknown spends the time of one bcrypt comparison and returns
+// ErrBadPassword. Call it when the account does not exist, so that an
+// unknown user costs the same time as a wrong password and usernames
+// cannot be probed by timing.
+func (h *Hasher) CheckUnknown(password string) error {
+	h.dummyOnce.Do(func() {
+		// The dummy hash is made at the same cost as real ones; its
+		// password is irrelevant because nothing is ever compared equal.
+		h.dummy, _ = bcrypt.GenerateFromPassword([]byte("gatehouse dummy password"), h.cost)
+	})
+	if len(password) > MaxPasswordBytes {
+		password = password[:MaxPasswordBytes]
+	}
+	_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(password))
+	return ErrBadPassword
+}
+
+// MinPasswordLength is the least number of characters in a new password:
+// a password alone can open a session, so NIST SP 800-63B-4 asks for 15.
+const MinPasswordLength = 15
+
+// CheckNewPassword applies the rules for a password being set: at least
+// MinPasswordLength characters, at most MaxPasswordBytes bytes, and not
+// the username. There are no composition rules. The error is in plain
+// words for the user.
+func CheckNewPassword(password, username string) error {
+	switch {
+	case utf8.RuneCountInString(password) < MinPasswordLength:
+		return fmt.Errorf("the new password must be at least %d characters long", MinPasswordLength)
+	case len(password) > MaxPasswordBytes:
+		return fmt.Errorf("the new password must be at most %d bytes long (it is %d)", MaxPasswordBytes, len(password))
+	case !utf8.ValidString(password):
+		return errors.New("the new password is not valid text")
+	case strings.EqualFold(password, username):
+		return errors.New("the new password must not be your username")
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gatehouse/server"
+	"gatehouse/store"
+	"gatehouse/store/redisstore"
+)
+
+// errUsage reports a command line that could not be understood; the usage
+// text has already been printed.
+var errUsage = errors.New("invalid command line")
+
+// DefaultStore is used when --store is not given. The embedded store is
+// not available yet, so the default is a Redis server on this machine.
+const DefaultStore = "redis://127.0.0.1:6379/0"
+
+// options are the flags common to every command. Each can also be set as
+// the environment variable GATEHOUSE_<FLAG>, upper-cased with "-" as "_";
+// a flag on the command line wins over the environment.
+type options struct {
+	data        string
+	store       string
+	addr        string
+	tlsCert     string
+	tlsKey      string
+	clientCAs   stringList
+	sessionIdle time.Duration
+	sessionMax  time.Duration
+}
+
+// commonFlags lists the flags that the environment may set.
+var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "session-idle", "session-max"}
+
+func (o *options) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
+	fs.StringVar(&o.store, "store", DefaultStore, "store `URL`: redis://HOST:PORT/DB or rediss://…")
+	fs.StringVar(&o.addr, "addr", ":8443", "HTTPS listen `address`")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate `file` (PEM; default DATA/pki/server.crt)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key `file` (PEM; default DATA/pki/server.key)")
+	fs.Var(&o.clientCAs, "client-ca", "client CA certificate `file` (PEM; repeatable; default DATA/pki/ca.crt)")
+	fs.DurationVar(&o.sessionIdle, "session-idle", server.DefaultSessionIdle, "end a session after this long without activity")
+	fs.DurationVar(&o.sessionMax, "session-max", server.DefaultSessionMax, "end a session this long after sign-in")
+}
+
+// parse parses args into fs, allowing flags after positional arguments
+// ("user add alice --role employee"), then fills unset common flags from
+// the environment. It returns the positional arguments.
+func parse(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(e.stderr)
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, name := range commonFlags {
+		if set[name] || fs.Lookup(name) == nil {
+			continue
+		}
+		val := e.getenv(envName(name))
+		if val == "" {
+			continue
+		}
+		values := []string{val}
+		if _, ok := fs.Lookup(name).Value.(*stringList); ok {
+			values = strings.Split(val, ",")
+		}
+		for _, v := range values {
+			if err := fs.Set(name, strings.TrimSpace(v)); err != nil {
+				return nil, fmt.Errorf("environment %s: %w", envName(name), err)
+			}
+		}
+	}
+	return positional, nil
+}
+
+// envName is the environment variable for a flag: data → GATEHOUSE_DATA.
+func envName(flagName string) string {
+	return "GATEHOUSE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	if v == "" {
+		return errors.New("empty value")
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+// openStore opens the store named by --store.
+func openStore(e *env, o *options) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"):
+		s, err := redisstore.Open(e.ctx, o.store)
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", redactURL(o.store), err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB or rediss://…", redactURL(o.store))
+}
+
+// redactURL hides a password in a store URL before it is printed.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return u
+	}
+	if name, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		return scheme + "://" + name + ":xxxxx@" + host
+	}
+	return u
+}
+
+// layout names the files of a data directory. The layout is fixed so that
+// scripts can rely on it.
+type layout struct{ dir string }
+
+func (l layout) path(parts ...string) string {
+	return filepath.Join(append([]string{l.dir}, parts...)...)
+}
+func (l layout) caCert() string       { return l.path("pki", "ca.crt") }
+func (l layout) caKey() string        { return l.path("pki", "ca.key") }
+func (l layout) serverCert() string   { return l.path("pki", "server.crt") }
+func (l layout) serverKey() string    { return l.path("pki", "server.key") }
+func (l layout) sessionKey() string   { return l.path("session.key") }
+func (l layout) initialAdmin() string { return l.path("initial-admin.txt") }
+func (l layout) adminPrefix() string  { return l.path("initial-admin") }

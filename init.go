@@ -1,0 +1,191 @@
+package main
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gatehouse/auth"
+	"gatehouse/auth/ca"
+	"gatehouse/store"
+)
+
+// initialAdmin is the name of the first admin account.
+const initialAdmin = "admin"
+
+// builtinRoles exist after init: admin and helpdesk need a certificate,
+// employee needs nothing.
+var builtinRoles = []store.Role{
+	{Name: "admin", Description: "manage users, roles, certificates and sessions", RequireCertificate: true},
+	{Name: "employee", Description: "open internal apps"},
+	{Name: "helpdesk", Description: "reset passwords and TOTP, unlock accounts", RequireCertificate: true},
+}
+
+func cmdInit(e *env, args []string) error {
+	var o options
+	fs := flag.NewFlagSet("gatehouse init", flag.ContinueOnError)
+	o.register(fs)
+	if _, err := parse(e, fs, args); err != nil {
+		return err
+	}
+	st, err := openStore(e, &o)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return initDataDir(e, &o, st, time.Now())
+}
+
+// initialised reports whether the data directory already holds a CA.
+func initialised(l layout) bool {
+	_, err := os.Stat(l.caKey())
+	return err == nil
+}
+
+// initDataDir creates the data directory: the development CA, the server
+// certificate for localhost, the cookie signing key, the built-in roles,
+// and the first admin with a random password and a client certificate.
+// It refuses to touch a directory or store that is already set up.
+func initDataDir(e *env, o *options, st store.Store, now time.Time) error {
+	l := layout{o.data}
+	if initialised(l) {
+		return fmt.Errorf("%s is already initialised (found %s)", l.dir, l.caKey())
+	}
+	if _, err := st.Account(e.ctx, initialAdmin); err == nil {
+		return fmt.Errorf("the store already has an account %q; it was initialised with another data directory (use that one, or an empty store)", initialAdmin)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(l.dir, "pki"), 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+
+	authority, err := ca.New("Gatehouse development CA", now)
+	if err != nil {
+		return err
+	}
+	if err := writePair(l.caCert(), l.caKey(), authority.Cert, authority.Key); err != nil {
+		return err
+	}
+	srv, err := authority.IssueServer([]string{"localhost", "127.0.0.1", "::1"}, now)
+	if err != nil {
+		return err
+	}
+	if err := writePair(l.serverCert(), l.serverKey(), srv.Cert, srv.Key); err != nil {
+		return err
+	}
+	if err := writeNew(l.sessionKey(), []byte(hex.EncodeToString(randomBytes(32))+"\n"), 0o600); err != nil {
+		return err
+	}
+
+	for _, r := range builtinRoles {
+		if _, err := st.Role(e.ctx, r.Name); errors.Is(err, store.ErrNotFound) {
+			if err := st.PutRole(e.ctx, r); err != nil {
+				return fmt.Errorf("create role %s: %w", r.Name, err)
+			}
+		} else if err != nil {
+			return err
+		}
+	}
+
+	password := randomPassword()
+	hasher, err := auth.NewHasher(auth.BcryptCost)
+	if err != nil {
+		return err
+	}
+	hash, err := hasher.Hash(password)
+	if err != nil {
+		return err
+	}
+	admin := store.Account{
+		Name: initialAdmin, PasswordHash: hash, Roles: []string{"admin", "employee"},
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if err := st.CreateAccount(e.ctx, admin); err != nil {
+		return fmt.Errorf("create the first admin: %w", err)
+	}
+	p12Password := randomPassword()
+	if _, err := issueClientCert(e, st, authority, admin, l.adminPrefix(), p12Password, ca.ClientValidity, now); err != nil {
+		return err
+	}
+	creds := fmt.Sprintf("username: %s\npassword: %s\np12-password: %s\n", initialAdmin, password, p12Password)
+	if err := writeNew(l.initialAdmin(), []byte(creds), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, `Initialised %s
+  certificate authority:   %s
+  server certificate:      %s (localhost, 127.0.0.1, ::1)
+  first admin credentials: %s
+  admin's certificate:     %s.p12 (its import password is in the credentials file)
+`, l.dir, l.caCert(), l.serverCert(), l.initialAdmin(), l.adminPrefix())
+	return nil
+}
+
+// writePair writes a certificate (readable by all) and its private key
+// (owner only).
+func writePair(certPath, keyPath string, cert *x509.Certificate, key crypto.Signer) error {
+	keyPEM, err := ca.KeyPEM(key)
+	if err != nil {
+		return err
+	}
+	if err := writeNew(keyPath, keyPEM, 0o600); err != nil {
+		return err
+	}
+	return writeNew(certPath, ca.CertPEM(cert), 0o644)
+}
+
+// writeNew creates a file that must not exist yet, with mode perm.
+func writeNew(path string, data []byte, perm fs.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// passwordAlphabet leaves out characters that are easy to misread
+// (0/O, 1/l/I).
+const passwordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+// randomPassword returns 24 characters from passwordAlphabet (about 140
+// bits), comfortably above the 15-character minimum.
+func randomPassword() string {
+	b := make([]byte, 24)
+	for i := range b {
+		b[i] = passwordAlphabet[randIntn(len(passwordAlphabet))]
+	}
+	return string(b)
+}
+
+// randIntn returns a uniform random number in [0, n) without modulo bias.
+func randIntn(n int) int {
+	limit := 256 - 256%n
+	for {
+		var b [1]byte
+		rand.Read(b[:])
+		if int(b[0]) < limit {
+			return int(b[0]) % n
+		}
+	}
+}

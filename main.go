@@ -1,0 +1,90 @@
+// Command gatehouse is a login portal for internal web apps: it combines
+// an optional TLS client certificate, a password and an optional TOTP
+// code into one login decision, and answers internal apps' forward-auth
+// requests.
+//
+// Usage:
+//
+//	gatehouse serve                      run the portal (initialises DATA on first start)
+//	gatehouse init                       create the data directory
+//	gatehouse user add|list|passwd|roles|disable|enable …
+//	gatehouse role set|list …
+//	gatehouse cert issue|list …
+//
+// Every common flag can also be given as an environment variable
+// GATEHOUSE_<FLAG> (for example GATEHOUSE_DATA, GATEHOUSE_STORE).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gatehouse: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: gatehouse COMMAND [flags]
+
+commands:
+  serve                                   run the portal over HTTPS
+  init                                    create the data directory and the first admin
+  user add NAME --role R [--role R]… [--email E] [--password-stdin]
+  user list
+  user passwd NAME --password-stdin
+  user roles NAME --role R [--role R]…
+  user disable NAME | user enable NAME
+  role set NAME [--require-certificate[=false]] [--require-totp[=false]]
+  role list
+  cert issue NAME --out PREFIX [--p12-password-stdin] [--days N]
+  cert list [NAME]
+
+Run "gatehouse COMMAND -h" for the flags of a command.
+`
+
+// run is the whole program: main only supplies the process's arguments,
+// environment and standard streams, so tests can call run directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	e := &env{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return cmdServe(e, rest)
+	case "init":
+		return cmdInit(e, rest)
+	case "user", "role", "cert":
+		if len(rest) == 0 {
+			fmt.Fprint(stderr, usage)
+			return errUsage
+		}
+		return cmdAdmin(e, cmd+" "+rest[0], rest[1:])
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// env is what a command may use of the outside world.
+type env struct {
+	ctx    context.Context
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"gatehouse/auth"
+	"gatehouse/auth/ca"
+	"gatehouse/server"
+)
+
+// shutdownGrace is how long in-flight requests may take to finish after
+// SIGTERM.
+const shutdownGrace = 15 * time.Second
+
+func cmdServe(e *env, args []string) error {
+	var o options
+	fs := flag.NewFlagSet("gatehouse serve", flag.ContinueOnError)
+	o.register(fs)
+	if _, err := parse(e, fs, args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
+
+	st, err := openStore(e, &o)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	l := layout{o.data}
+	if !initialised(l) {
+		fmt.Fprintf(e.stdout, "First start: initialising %s\n", l.dir)
+		if err := initDataDir(e, &o, st, time.Now()); err != nil {
+			return fmt.Errorf("initialise %s: %w", l.dir, err)
+		}
+	}
+
+	certFile, keyFile := o.tlsCert, o.tlsKey
+	if certFile == "" && keyFile == "" {
+		certFile, keyFile = l.serverCert(), l.serverKey()
+	}
+	if certFile == "" || keyFile == "" {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	serverCert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("load server certificate: %w", err)
+	}
+	roots, err := loadClientCAs(o.clientCAs, l)
+	if err != nil {
+		return err
+	}
+	sessionKey, err := loadSessionKey(e, l)
+	if err != nil {
+		return err
+	}
+	hasher, err := auth.NewHasher(auth.BcryptCost)
+	if err != nil {
+		return err
+	}
+	handler, err := server.New(server.Config{
+		Store:       st,
+		Verifier:    &auth.CertVerifier{Roots: roots},
+		Hasher:      hasher,
+		SessionKey:  sessionKey,
+		SessionIdle: o.sessionIdle,
+		SessionMax:  o.sessionMax,
+		Logger:      logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.addr, err)
+	}
+	srv := server.HTTPServer(o.addr, handler, serverCert)
+	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	logger.Info("listening", "addr", ln.Addr().String(), "data", l.dir, "store", redactURL(o.store))
+	fmt.Fprintf(e.stdout, "Gatehouse is listening on https://%s/\n", displayAddr(ln.Addr()))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-e.ctx.Done():
+	}
+	logger.Info("shutting down", "grace", shutdownGrace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// displayAddr turns a listen address into one a browser can open.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// loadClientCAs builds the dedicated pool of client CAs: the --client-ca
+// files, or the built-in CA. The system roots are never included.
+func loadClientCAs(files []string, l layout) (*x509.CertPool, error) {
+	if len(files) == 0 {
+		files = []string{l.caCert()}
+	}
+	pool := x509.NewCertPool()
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read client CA: %w", err)
+		}
+		certs, err := ca.ParseCertsPEM(data)
+		if err != nil {
+			return nil, fmt.Errorf("client CA %s: %w", f, err)
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+	}
+	return pool, nil
+}
+
+// loadSessionKey reads the cookie signing key from GATEHOUSE_SESSION_KEY
+// (hex) or DATA/session.key. Every portal instance that shares a store
+// must use the same key.
+func loadSessionKey(e *env, l layout) ([]byte, error) {
+	text := e.getenv("GATEHOUSE_SESSION_KEY")
+	source := "GATEHOUSE_SESSION_KEY"
+	if text == "" {
+		b, err := os.ReadFile(l.sessionKey())
+		if err != nil {
+			return nil, fmt.Errorf("read session key: %w", err)
+		}
+		text, source = string(b), l.sessionKey()
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(text))
+	if err != nil || len(key) < server.MinSessionKeyBytes {
+		return nil, fmt.Errorf("session key in %s must be at least %d bytes of hex", source, server.MinSessionKeyBytes)
+	}
+	return key, nil
+}

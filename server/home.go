@@ -1,0 +1,78 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+)
+
+// requireVisit returns the request's complete session, or answers the
+// request itself: 401 JSON for scripts, a redirect to the login page (or
+// to the session's pending step) for people. It returns nil when it
+// answered.
+func (s *Server) requireVisit(w http.ResponseWriter, r *http.Request) *visit {
+	v, err := s.visit(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil
+	}
+	if v != nil && v.Complete() {
+		return v
+	}
+	if wantsJSON(r) {
+		e := &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "you are not signed in"}
+		if v != nil {
+			e.Code, e.Message = "incomplete", "finish signing in first: "+v.Decision.Next.String()
+		}
+		s.fail(w, r, e)
+		return nil
+	}
+	if v != nil {
+		http.Redirect(w, r, "/account/password", http.StatusSeeOther)
+		return nil
+	}
+	http.Redirect(w, r, "/login?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) handleHome() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := s.requireVisit(w, r)
+		if v == nil {
+			return
+		}
+		s.render(w, r, http.StatusOK, "home.html", page{Title: "Home", Visit: v})
+	})
+}
+
+func (s *Server) handleNotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "there is no page at this address"})
+	})
+}
+
+func (s *Server) handleStatic() http.Handler {
+	files := http.StripPrefix("/static/", http.FileServerFS(s.static))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleHealthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// handleReadyz reports whether the portal can serve logins: the store
+// must answer.
+func (s *Server) handleReadyz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.store.Ping(r.Context()); err != nil {
+			s.log.Error("readiness check", "err", err.Error())
+			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "the store is unreachable", "code": "unavailable"})
+			return
+		}
+		s.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}

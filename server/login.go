@@ -1,0 +1,227 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/sessions"
+
+	"gatehouse/auth"
+	"gatehouse/store"
+)
+
+// maxUsernameBytes bounds the username field.
+const maxUsernameBytes = 128
+
+// msgBadLogin is the one answer to a wrong password, an unknown user and
+// a disabled account, so none can be told apart.
+const msgBadLogin = "invalid username or password"
+
+// loginForm is the login page's content.
+type loginForm struct {
+	Username string
+	Return   string
+	// Cert describes the certificate this connection presented, so the
+	// user knows before signing in whether it will count.
+	Cert *auth.CertInfo
+}
+
+func (s *Server) handleLoginGet() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.visit(w, r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		rd := safeReturn(r.URL.Query().Get("rd"))
+		if v != nil && v.Complete() {
+			http.Redirect(w, r, orHome(rd), http.StatusSeeOther)
+			return
+		}
+		s.renderLogin(w, r, http.StatusOK, loginForm{Return: rd}, "")
+	})
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, f loginForm, msg string) {
+	if res := s.verifier.Verify(peerCertificates(r), s.now()); res.Info != nil {
+		f.Cert = res.Info
+	}
+	s.render(w, r, status, "login.html", page{Title: "Sign in", Error: msg, Data: f})
+}
+
+func (s *Server) handleLoginPost() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			s.fail(w, r, badForm(err))
+			return
+		}
+		username := strings.TrimSpace(r.PostForm.Get("username"))
+		password := r.PostForm.Get("password")
+		form := loginForm{Username: username, Return: safeReturn(r.PostForm.Get("rd"))}
+		switch {
+		case username == "" || password == "":
+			s.renderLogin(w, r, http.StatusBadRequest, form, "enter your username and password")
+			return
+		case len(username) > maxUsernameBytes:
+			s.renderLogin(w, r, http.StatusBadRequest, form, msgBadLogin)
+			return
+		case len(password) > auth.MaxPasswordBytes:
+			// Refused before any lookup, the same for every username.
+			s.renderLogin(w, r, http.StatusBadRequest, form, "passwords are at most 72 bytes long; this one is longer")
+			return
+		}
+
+		now := s.now()
+		acct, err := s.store.Account(r.Context(), username)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			s.hasher.CheckUnknown(password)
+			s.loginFailed(w, r, form, username, "unknown_user")
+			return
+		case err != nil:
+			s.fail(w, r, err)
+			return
+		}
+		if err := s.hasher.Check(acct.PasswordHash, password); err != nil {
+			s.loginFailed(w, r, form, username, "bad_password")
+			return
+		}
+		roles, err := s.rolesOf(r, acct)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		d := auth.Decide(auth.Input{
+			Account:    authAccount(acct),
+			Roles:      roles,
+			PasswordOK: true,
+			Cert:       s.verifier.Verify(peerCertificates(r), now),
+			Now:        now,
+		})
+		if !d.Allow {
+			s.loginFailed(w, r, form, username, d.AuditReason)
+			return
+		}
+		if err := s.startSession(w, r, acct, d); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.logLogin(r, acct.Name, "success", d)
+		switch d.Next {
+		case auth.StepChangePassword:
+			http.Redirect(w, r, "/account/password", http.StatusSeeOther)
+		default:
+			http.Redirect(w, r, orHome(form.Return), http.StatusSeeOther)
+		}
+	})
+}
+
+// loginFailed answers every failed login the same way; the reason goes
+// only to the log.
+func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, username, reason string) {
+	s.log.Info("login", "outcome", "failure", "user", username, "reason", reason, "client", clientAddr(r))
+	s.renderLogin(w, r, http.StatusUnauthorized, form, msgBadLogin)
+}
+
+func (s *Server) logLogin(r *http.Request, user, outcome string, d auth.Decision) {
+	attrs := []any{"outcome", outcome, "user", user, "reason", d.AuditReason,
+		"factors", strings.Join(d.Factors, "+"), "effective_roles", strings.Join(d.EffectiveRoles, ","),
+		"certificate", d.Cert.Status.String(), "client", clientAddr(r)}
+	if d.Cert.Info != nil {
+		attrs = append(attrs, "cert_fingerprint", d.Cert.Info.Fingerprint)
+	}
+	if len(d.Notices) > 0 {
+		attrs = append(attrs, "notices", strings.Join(d.Notices, "; "))
+	}
+	s.log.Info("login", attrs...)
+}
+
+// startSession ends any session the request carried and starts a new one
+// with a new ID, so an ID known before login is worthless after it (no
+// fixation).
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, acct store.Account, d auth.Decision) error {
+	if old, err := s.sessions.Get(r, SessionCookieName); err == nil && old.ID != "" {
+		if err := s.store.DeleteSession(r.Context(), old.ID); err != nil {
+			return err
+		}
+	}
+	now := s.now()
+	rec := store.Session{
+		User:       acct.Name,
+		Factors:    d.Factors,
+		ClientAddr: clientAddr(r),
+		CreatedAt:  now,
+		LastSeen:   now,
+		ExpiresAt:  now.Add(s.max),
+	}
+	if d.Cert.Valid() {
+		rec.CertFingerprint = d.Cert.Info.Fingerprint
+	}
+	sess := sessions.NewSession(s.sessions, SessionCookieName)
+	opts := s.sessions.options
+	sess.Options = &opts
+	sess.IsNew = true
+	sess.Values[recordKey{}] = rec
+	sess.Values[ttlKey{}] = s.ttl(rec, now)
+	return s.sessions.Save(r, w, sess)
+}
+
+func (s *Server) handleLogout() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := s.sessions.Get(r, SessionCookieName)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if sess.ID != "" {
+			if err := s.destroy(w, r, sess, "logout"); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+		if wantsJSON(r) {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	})
+}
+
+// safeReturn returns rd when it is a path on this portal, and "" for
+// anything that could leave it: absolute URLs, scheme-relative "//host",
+// backslash tricks, control characters.
+func safeReturn(rd string) string {
+	if rd == "" || len(rd) > 2048 || !strings.HasPrefix(rd, "/") {
+		return ""
+	}
+	if strings.HasPrefix(rd, "//") || strings.ContainsAny(rd, "\\\x00\r\n\t") {
+		return ""
+	}
+	for _, c := range rd {
+		if c < 0x20 || c == 0x7f {
+			return ""
+		}
+	}
+	u, err := url.Parse(rd)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+		return ""
+	}
+	return rd
+}
+
+func orHome(rd string) string {
+	if rd == "" {
+		return "/"
+	}
+	return rd
+}
+
+func badForm(err error) error {
+	var maxBytes *http.MaxBytesError
+	if errors.As(err, &maxBytes) {
+		return asError(err)
+	}
+	return &Error{Status: http.StatusBadRequest, Code: "bad_form", Message: "the form could not be read", Err: err}
+}

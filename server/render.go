@@ -1,0 +1,158 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"gatehouse/store"
+)
+
+// Error is an error with what the user should see: a status, a stable
+// machine code and plain words. The wrapped Err goes to the log only.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Code, e.Err)
+	}
+	return e.Code
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// errUnavailable is what the user sees when the store cannot be reached.
+var errUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
+	Message: "the sign-in service cannot reach its data store right now; nothing was changed, please try again shortly"}
+
+// asError turns any error into an *Error: store outages become 503, other
+// unknown errors a plain 500 with no detail.
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return &Error{Status: errUnavailable.Status, Code: errUnavailable.Code, Message: errUnavailable.Message, Err: err}
+	}
+	var maxBytes *http.MaxBytesError
+	if errors.As(err, &maxBytes) {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: fmt.Sprintf("the request is larger than %d bytes", maxBytes.Limit), Err: err}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "internal",
+		Message: "something went wrong on our side; it has been logged", Err: err}
+}
+
+// fail is the one error path: it logs the cause and answers with JSON for
+// API clients and an HTML page for people.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := asError(err)
+	level := s.log.Info
+	if e.Status >= 500 {
+		level = s.log.Error
+	}
+	attrs := []any{"status", e.Status, "code", e.Code, "method", r.Method, "path", r.URL.Path}
+	if e.Err != nil {
+		attrs = append(attrs, "err", e.Err.Error())
+	}
+	level("request failed", attrs...)
+	if e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	if wantsJSON(r) {
+		s.writeJSON(w, e.Status, map[string]string{"error": e.Message, "code": e.Code})
+		return
+	}
+	s.render(w, r, e.Status, "error.html", page{Title: http.StatusText(e.Status), Error: e.Message, Data: e})
+}
+
+// wantsJSON reports whether the client is a script: API and forward-auth
+// routes always answer JSON, other routes when asked for it.
+func wantsJSON(r *http.Request) bool {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/auth/") {
+		return true
+	}
+	accept := r.Header.Get("Accept")
+	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+// writeJSON encodes v into a buffer first, so an encoding error becomes a
+// clean 500 rather than half a body.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		s.log.Error("encode JSON", "err", err.Error())
+		http.Error(w, `{"error":"internal error","code":"internal"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// page is what every template receives.
+type page struct {
+	Title string
+	// Visit is the signed-in session, or nil.
+	Visit *visit
+	// Error is a message shown prominently, or empty.
+	Error string
+	// Data is the page's own content.
+	Data any
+}
+
+// parsePages parses each page template together with the shared layout.
+func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
+	names, err := fs.Glob(fsys, "*.html")
+	if err != nil {
+		return nil, err
+	}
+	pages := make(map[string]*template.Template)
+	for _, name := range names {
+		if name == "layout.html" {
+			continue
+		}
+		t, err := template.New(name).Funcs(templateFuncs).ParseFS(fsys, "layout.html", name)
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", name, err)
+		}
+		pages[name] = t
+	}
+	return pages, nil
+}
+
+var templateFuncs = template.FuncMap{
+	"join": strings.Join,
+}
+
+// render executes a page into a buffer, then writes it: a template error
+// becomes a clean 500 and the content type is never sniffed.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	t, ok := s.pages[name]
+	if !ok {
+		s.log.Error("unknown template", "name", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout.html", p); err != nil {
+		s.log.Error("render template", "name", name, "err", err.Error())
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}

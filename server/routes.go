@@ -1,0 +1,29 @@
+package server
+
+import "net/http"
+
+// addRoutes is the map of the portal: every URL, what it needs and which
+// handler serves it. The whole mux is wrapped once by s.secure (security
+// headers, cross-origin protection, body limits).
+//
+// Authentication is checked inside handlers through s.visit, which loads
+// the session and re-evaluates its roles for this very request.
+func (s *Server) addRoutes(mux *http.ServeMux) {
+	// Anonymous.
+	mux.Handle("GET /login", s.handleLoginGet())
+	mux.Handle("POST /login", s.handleLoginPost())
+	mux.Handle("GET /healthz", s.handleHealthz())
+	mux.Handle("GET /readyz", s.handleReadyz())
+	mux.Handle("GET /static/", s.handleStatic())
+
+	// Any session (an incomplete one is sent to its next step).
+	mux.Handle("POST /logout", s.handleLogout())
+	mux.Handle("GET /{$}", s.handleHome())
+	mux.Handle("GET /api/session", s.handleAPISession())
+
+	// Any session, including one that must change its password first.
+	mux.Handle("GET /account/password", s.handlePasswordGet())
+	mux.Handle("POST /account/password", s.handlePasswordPost())
+
+	mux.Handle("/", s.handleNotFound())
+}

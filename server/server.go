@@ -1,0 +1,110 @@
+// Package server is Gatehouse's HTTP side: it decodes requests, loads and
+// re-evaluates the session on every request, asks package auth to decide,
+// persists through package store and renders pages and JSON. New returns
+// the whole portal as one http.Handler; routes.go lists every route.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"gatehouse/auth"
+	"gatehouse/static"
+	"gatehouse/store"
+	"gatehouse/templates"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultSessionIdle = 30 * time.Minute
+	DefaultSessionMax  = 12 * time.Hour
+	// MinSessionKeyBytes is the least key material for signing cookies.
+	MinSessionKeyBytes = 32
+)
+
+// Config is everything the portal needs. Fields without a default must be
+// set; New rejects a Config that is incomplete or contradictory.
+type Config struct {
+	// Store keeps accounts, roles and sessions. Required.
+	Store store.Store
+	// Verifier checks client certificates against the client CAs. Required.
+	Verifier *auth.CertVerifier
+	// Hasher checks passwords. Required.
+	Hasher *auth.Hasher
+	// SessionKey signs the session cookie (at least 32 bytes). Required.
+	SessionKey []byte
+	// SessionIdle ends a session after this long without a request.
+	// Default DefaultSessionIdle.
+	SessionIdle time.Duration
+	// SessionMax ends a session this long after login, whatever its
+	// activity. Default DefaultSessionMax.
+	SessionMax time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives one structured event per line; never a secret.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the portal. Build it with New.
+type Server struct {
+	store    store.Store
+	verifier *auth.CertVerifier
+	hasher   *auth.Hasher
+	sessions *sessionStore
+	idle     time.Duration
+	max      time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+	pages    map[string]*template.Template
+	static   fs.FS
+}
+
+// New checks cfg and returns the portal's handler.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Store == nil || cfg.Verifier == nil || cfg.Hasher == nil {
+		return nil, errors.New("server config: Store, Verifier and Hasher are required")
+	}
+	if len(cfg.SessionKey) < MinSessionKeyBytes {
+		return nil, fmt.Errorf("server config: session key must be at least %d bytes", MinSessionKeyBytes)
+	}
+	if cfg.SessionIdle == 0 {
+		cfg.SessionIdle = DefaultSessionIdle
+	}
+	if cfg.SessionMax == 0 {
+		cfg.SessionMax = DefaultSessionMax
+	}
+	if cfg.SessionIdle < time.Minute || cfg.SessionMax < cfg.SessionIdle {
+		return nil, fmt.Errorf("server config: need 1m <= session idle (%v) <= session max (%v)", cfg.SessionIdle, cfg.SessionMax)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	pages, err := parsePages(templates.FS)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		store:    cfg.Store,
+		verifier: cfg.Verifier,
+		hasher:   cfg.Hasher,
+		sessions: newSessionStore(cfg.Store, cfg.SessionKey, cfg.SessionMax),
+		idle:     cfg.SessionIdle,
+		max:      cfg.SessionMax,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		pages:    pages,
+		static:   static.FS,
+	}
+	mux := http.NewServeMux()
+	s.addRoutes(mux)
+	return s.secure(mux), nil
+}

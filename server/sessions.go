@@ -1,0 +1,140 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/securecookie"
+	"github.com/gorilla/sessions"
+
+	"gatehouse/store"
+)
+
+// SessionCookieName is the session cookie. The __Host- prefix makes
+// browsers insist on Secure, Path=/ and no Domain, so a sibling host
+// cannot plant or overwrite it.
+const SessionCookieName = "__Host-gatehouse"
+
+// sessionIDBytes is the entropy of a session ID.
+const sessionIDBytes = 32
+
+// recordKey is the key in sessions.Session.Values under which the
+// server-side record (a store.Session) travels.
+type recordKey struct{}
+
+// sessionStore is a gorilla/sessions Store whose cookie holds only a
+// signed random ID; everything else lives in the store. It never adopts
+// an ID the server did not issue: an unknown or unsigned ID yields a new,
+// empty session whose ID is chosen at Save.
+type sessionStore struct {
+	codec   securecookie.Codec
+	records store.Store
+	options sessions.Options
+}
+
+var _ sessions.Store = (*sessionStore)(nil)
+
+func newSessionStore(records store.Store, hashKey []byte, maxAge time.Duration) *sessionStore {
+	codec := securecookie.New(hashKey, nil)
+	codec.MaxAge(int(maxAge / time.Second))
+	codec.SetSerializer(securecookie.JSONEncoder{})
+	return &sessionStore{
+		codec:   codec,
+		records: records,
+		options: sessions.Options{
+			Path:     "/",
+			Secure:   true,
+			HttpOnly: true,
+			SameSite: http.SameSiteLaxMode,
+			// MaxAge 0: a browser-session cookie. The server-side
+			// record carries the idle and absolute expiry.
+		},
+	}
+}
+
+// Get returns the session for this request, cached per request by
+// gorilla's registry.
+func (s *sessionStore) Get(r *http.Request, name string) (*sessions.Session, error) {
+	return sessions.GetRegistry(r).Get(s, name)
+}
+
+// New loads the session named by the request's cookie. A missing,
+// tampered or unknown cookie gives a new session with no ID; an
+// unreachable store gives an error (fail closed).
+func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, error) {
+	sess := sessions.NewSession(s, name)
+	opts := s.options
+	sess.Options = &opts
+	sess.IsNew = true
+	c, err := r.Cookie(name)
+	if err != nil {
+		return sess, nil
+	}
+	var id string
+	if err := s.codec.Decode(name, c.Value, &id); err != nil || id == "" {
+		return sess, nil
+	}
+	rec, err := s.records.Session(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return sess, nil
+	}
+	if err != nil {
+		return sess, err
+	}
+	sess.ID = id
+	sess.IsNew = false
+	sess.Values[recordKey{}] = rec
+	return sess, nil
+}
+
+// Save writes the record and the cookie. A session with negative MaxAge
+// is destroyed: its record is deleted and the cookie expired.
+func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	if sess.Options.MaxAge < 0 {
+		if sess.ID != "" {
+			if err := s.records.DeleteSession(r.Context(), sess.ID); err != nil {
+				return err
+			}
+		}
+		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", sess.Options))
+		return nil
+	}
+	rec, ok := sess.Values[recordKey{}].(store.Session)
+	if !ok {
+		return errors.New("save session: no record")
+	}
+	ttl, _ := sess.Values[ttlKey{}].(time.Duration)
+	if sess.ID == "" {
+		id, err := newSessionID()
+		if err != nil {
+			return err
+		}
+		sess.ID = id
+	}
+	rec.ID = sess.ID
+	if err := s.records.PutSession(r.Context(), rec, ttl); err != nil {
+		return err
+	}
+	sess.Values[recordKey{}] = rec
+	encoded, err := s.codec.Encode(sess.Name(), sess.ID)
+	if err != nil {
+		return fmt.Errorf("sign session cookie: %w", err)
+	}
+	http.SetCookie(w, sessions.NewCookie(sess.Name(), encoded, sess.Options))
+	return nil
+}
+
+// ttlKey carries, in Values, how long the store keeps the record.
+type ttlKey struct{}
+
+func newSessionID() (string, error) {
+	b := make([]byte, sessionIDBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("new session ID: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}

@@ -1,0 +1,327 @@
+// Package redisstore keeps Gatehouse's data in Redis through go-redis's
+// UniversalClient, so a single node, Sentinel and Cluster all work. It is
+// the backend for production and for several portal instances that share
+// one store.
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gatehouse/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Timeouts for talking to Redis. They are short so that an outage turns
+// into a quick, clear 503 instead of requests that hang.
+const (
+	dialTimeout  = 2 * time.Second
+	readTimeout  = time.Second
+	writeTimeout = time.Second
+)
+
+// keyPrefix starts every key Gatehouse writes, so that a Redis shared with
+// other software stays readable.
+const keyPrefix = "gatehouse:"
+
+// Store is a store.Store backed by Redis.
+type Store struct {
+	rdb redis.UniversalClient
+}
+
+// Open connects to the Redis server named by url (redis:// or rediss://)
+// and checks that it answers.
+func Open(ctx context.Context, url string) (*Store, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis URL: %w", err)
+	}
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:        []string{opt.Addr},
+		Username:     opt.Username,
+		Password:     opt.Password,
+		DB:           opt.DB,
+		TLSConfig:    opt.TLSConfig,
+		DialTimeout:  dialTimeout,
+		ReadTimeout:  readTimeout,
+		WriteTimeout: writeTimeout,
+	})
+	s := New(rdb)
+	if err := s.Ping(ctx); err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New returns a Store that uses an existing client.
+func New(rdb redis.UniversalClient) *Store {
+	return &Store{rdb: rdb}
+}
+
+// Close closes the Redis client.
+func (s *Store) Close() error { return s.rdb.Close() }
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return wrap("ping", err)
+	}
+	return nil
+}
+
+func accountKey(name string) string      { return keyPrefix + "account:" + name }
+func roleKey(name string) string         { return keyPrefix + "role:" + name }
+func sessionKey(id string) string        { return keyPrefix + "session:" + id }
+func userSessionsKey(name string) string { return keyPrefix + "user-sessions:" + name }
+func certKey(serial string) string       { return keyPrefix + "cert:" + serial }
+
+const (
+	accountsKey = keyPrefix + "accounts"
+	rolesKey    = keyPrefix + "roles"
+	certsKey    = keyPrefix + "certs"
+)
+
+// wrap turns a go-redis error into a store error: redis.Nil becomes
+// store.ErrNotFound, anything else store.ErrUnavailable.
+func wrap(op string, err error) error {
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+func getJSON[T any](ctx context.Context, rdb redis.Cmdable, op, key string) (T, error) {
+	var v T
+	b, err := rdb.Get(ctx, key).Bytes()
+	if err != nil {
+		return v, wrap(op, err)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("%s: decode %s: %w", op, key, err)
+	}
+	return v, nil
+}
+
+// getAll loads the JSON records listed in the set at indexKey.
+func getAll[T any](ctx context.Context, rdb redis.Cmdable, op, indexKey string, key func(string) string) ([]T, error) {
+	names, err := rdb.SMembers(ctx, indexKey).Result()
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	slices.Sort(names)
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = key(n)
+	}
+	vals, err := rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out := make([]T, 0, len(vals))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // removed between SMEMBERS and MGET
+		}
+		var t T
+		if err := json.Unmarshal([]byte(str), &t); err != nil {
+			return nil, fmt.Errorf("%s: decode %s: %w", op, keys[i], err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// Account returns the named account.
+func (s *Store) Account(ctx context.Context, name string) (store.Account, error) {
+	return getJSON[store.Account](ctx, s.rdb, "load account", accountKey(name))
+}
+
+// Accounts returns every account sorted by name.
+func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
+	return getAll[store.Account](ctx, s.rdb, "list accounts", accountsKey, accountKey)
+}
+
+// CreateAccount adds a new account; it fails with store.ErrExists when the
+// name is taken.
+func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode account: %w", err)
+	}
+	ok, err := s.rdb.SetNX(ctx, accountKey(a.Name), b, 0).Result()
+	if err != nil {
+		return wrap("create account", err)
+	}
+	if !ok {
+		return fmt.Errorf("create account %q: %w", a.Name, store.ErrExists)
+	}
+	if err := s.rdb.SAdd(ctx, accountsKey, a.Name).Err(); err != nil {
+		return wrap("index account", err)
+	}
+	return nil
+}
+
+// maxTxRetries bounds optimistic-locking retries under contention.
+const maxTxRetries = 20
+
+// UpdateAccount applies fn to the account under WATCH, so concurrent
+// updates never overwrite each other. An error from fn is returned as is.
+func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.Account) error) error {
+	key := accountKey(name)
+	for range maxTxRetries {
+		var done error // set when the outcome is final: a load or fn error
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			a, err := getJSON[store.Account](ctx, tx, "load account", key)
+			if err != nil {
+				done = err
+				return err
+			}
+			if err := fn(&a); err != nil {
+				done = err
+				return err
+			}
+			a.Name = name
+			b, err := json.Marshal(a)
+			if err != nil {
+				done = fmt.Errorf("encode account: %w", err)
+				return done
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, b, 0)
+				return nil
+			})
+			return err
+		}, key)
+		switch {
+		case done != nil:
+			return done
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		case err != nil:
+			return wrap("update account", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("update account %q: %w: too much contention", name, store.ErrUnavailable)
+}
+
+// Role returns the named role.
+func (s *Store) Role(ctx context.Context, name string) (store.Role, error) {
+	return getJSON[store.Role](ctx, s.rdb, "load role", roleKey(name))
+}
+
+// Roles returns every role sorted by name.
+func (s *Store) Roles(ctx context.Context) ([]store.Role, error) {
+	return getAll[store.Role](ctx, s.rdb, "list roles", rolesKey, roleKey)
+}
+
+// PutRole creates or replaces a role.
+func (s *Store) PutRole(ctx context.Context, r store.Role) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode role: %w", err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, roleKey(r.Name), b, 0)
+		p.SAdd(ctx, rolesKey, r.Name)
+		return nil
+	})
+	if err != nil {
+		return wrap("put role", err)
+	}
+	return nil
+}
+
+// PutCertificate records an issued certificate.
+func (s *Store) PutCertificate(ctx context.Context, c store.Certificate) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode certificate: %w", err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, certKey(c.Serial), b, 0)
+		p.SAdd(ctx, certsKey, c.Serial)
+		return nil
+	})
+	if err != nil {
+		return wrap("put certificate", err)
+	}
+	return nil
+}
+
+// Certificates returns the certificates issued to user (all when user is
+// empty), oldest first.
+func (s *Store) Certificates(ctx context.Context, user string) ([]store.Certificate, error) {
+	all, err := getAll[store.Certificate](ctx, s.rdb, "list certificates", certsKey, certKey)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, c := range all {
+		if user == "" || c.User == user {
+			out = append(out, c)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b store.Certificate) int { return a.IssuedAt.Compare(b.IssuedAt) })
+	return out, nil
+}
+
+// Session returns a live session.
+func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
+	return getJSON[store.Session](ctx, s.rdb, "load session", sessionKey(id))
+}
+
+// PutSession writes a session that Redis expires after ttl, and indexes
+// it under its user so that all of a user's sessions can be found.
+func (s *Store) PutSession(ctx context.Context, sess store.Session, ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("put session: ttl must be positive, got %v", ttl)
+	}
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("encode session: %w", err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, sessionKey(sess.ID), b, ttl)
+		if sess.User != "" {
+			p.SAdd(ctx, userSessionsKey(sess.User), sess.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return wrap("put session", err)
+	}
+	return nil
+}
+
+// DeleteSession removes a session.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	sess, err := s.Session(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, sessionKey(id))
+		p.SRem(ctx, userSessionsKey(sess.User), id)
+		return nil
+	})
+	if err != nil {
+		return wrap("delete session", err)
+	}
+	return nil
+}
