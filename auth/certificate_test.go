@@ -1,0 +1,205 @@
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testCA is a throwaway certificate authority made at run time.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+var serial int64
+
+func newTestCA(t testing.TB, name string, notBefore, notAfter time.Time, parent *testCA) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial++
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+		NotBefore: notBefore, NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
+	}
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key}
+}
+
+func (ca *testCA) issue(t testing.TB, tmpl *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial++
+	tmpl.SerialNumber = big.NewInt(serial)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return cert
+}
+
+func clientTemplate(cn string, notBefore, notAfter time.Time) *x509.Certificate {
+	return &x509.Certificate{
+		Subject:   pkix.Name{CommonName: cn},
+		NotBefore: notBefore, NotAfter: notAfter,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+}
+
+func TestCertVerifier_Verify(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	root := newTestCA(t, "root", now.Add(-year), now.Add(5*year), nil)
+	other := newTestCA(t, "other", now.Add(-year), now.Add(5*year), nil)
+	intermediate := newTestCA(t, "intermediate", now.Add(-year), now.Add(4*year), root)
+	expiredCA := newTestCA(t, "expired root", now.Add(-3*year), now.Add(-year/2), nil)
+
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	pool.AddCert(expiredCA.cert)
+
+	good := root.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
+	expiredLeaf := root.issue(t, clientTemplate("alice", now.Add(-year), time.Date(2026, 5, 3, 0, 0, 0, 0, time.UTC)))
+	future := root.issue(t, clientTemplate("alice", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), now.Add(year)))
+	noEKUTmpl := clientTemplate("alice", now.Add(-time.Hour), now.Add(year))
+	noEKUTmpl.ExtKeyUsage = nil
+	noEKU := root.issue(t, noEKUTmpl)
+	serverTmpl := clientTemplate("alice", now.Add(-time.Hour), now.Add(year))
+	serverTmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	serverOnly := root.issue(t, serverTmpl)
+	fromOther := other.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
+	viaIntermediate := intermediate.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
+	underExpiredCA := expiredCA.issue(t, clientTemplate("alice", now.Add(-2*year), now.Add(year)))
+
+	revokedSerial := good.SerialNumber
+	tests := []struct {
+		name    string
+		chain   []*x509.Certificate
+		revoked bool
+		want    CertStatus
+		notice  string
+		hasInfo bool
+	}{
+		{"no certificate", nil, false, CertAbsent, "", false},
+		{"valid leaf from a client CA", []*x509.Certificate{good}, false, CertValid, "", true},
+		{"valid leaf through a presented intermediate", []*x509.Certificate{viaIntermediate, intermediate.cert}, false, CertValid, "", true},
+		{"intermediate missing from the chain", []*x509.Certificate{viaIntermediate}, false, CertUnknownIssuer, "not issued by a certificate authority this portal trusts", false},
+		{"leaf from another CA", []*x509.Certificate{fromOther}, false, CertUnknownIssuer, "not issued by a certificate authority this portal trusts", false},
+		{"expired leaf says when", []*x509.Certificate{expiredLeaf}, false, CertExpired, "your certificate expired on 3 May 2026", true},
+		{"not yet valid leaf says when", []*x509.Certificate{future}, false, CertNotYetValid, "not valid until 1 June 2026", true},
+		{"leaf without any extended key usage", []*x509.Certificate{noEKU}, false, CertNoClientAuth, "not made for signing in", true},
+		{"leaf for servers only", []*x509.Certificate{serverOnly}, false, CertNoClientAuth, "not made for signing in", false},
+		{"revoked leaf", []*x509.Certificate{good}, true, CertRevoked, "revoked", true},
+		{"leaf under an expired CA", []*x509.Certificate{underExpiredCA}, false, CertInvalid, "issuing authority", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := &CertVerifier{Roots: pool}
+			if tc.revoked {
+				v.Revoked = func(c *x509.Certificate) bool { return c.SerialNumber.Cmp(revokedSerial) == 0 }
+			}
+			got := v.Verify(tc.chain, now)
+			if got.Status != tc.want {
+				t.Fatalf("status = %v, want %v (notice %q)", got.Status, tc.want, got.Notice)
+			}
+			if !strings.Contains(got.Notice, tc.notice) {
+				t.Errorf("notice = %q, want it to contain %q", got.Notice, tc.notice)
+			}
+			if (got.Info != nil) != tc.hasInfo {
+				t.Errorf("info = %v, want present=%v", got.Info, tc.hasInfo)
+			}
+			if got.Info != nil && !strings.HasPrefix(got.Info.Fingerprint, "sha256:") {
+				t.Errorf("fingerprint %q lacks sha256: prefix", got.Info.Fingerprint)
+			}
+		})
+	}
+}
+
+// TestCertVerifier_NoRootsVerifiesNothing checks that a verifier without
+// a pool never falls back to the system roots.
+func TestCertVerifier_NoRootsVerifiesNothing(t *testing.T) {
+	now := time.Now()
+	root := newTestCA(t, "root", now.Add(-time.Hour), now.Add(time.Hour*24), nil)
+	leaf := root.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
+	for _, v := range []*CertVerifier{nil, {}, {Roots: x509.NewCertPool()}} {
+		if got := v.Verify([]*x509.Certificate{leaf}, now); got.Valid() {
+			t.Errorf("verifier %+v accepted a certificate without roots", v)
+		}
+	}
+}
+
+func TestCertMatchesAccount(t *testing.T) {
+	tests := []struct {
+		name    string
+		cn      string
+		emails  []string
+		account string
+		email   string
+		want    bool
+	}{
+		{"common name equals account", "alice", nil, "alice", "", true},
+		{"common name differs in case", "Alice", nil, "alice", "", false},
+		{"SAN email matches ignoring case", "Alice L", []string{"ALICE@example.com"}, "alice", "alice@example.com", true},
+		{"SAN email of someone else", "x", []string{"bob@example.com"}, "alice", "alice@example.com", false},
+		{"empty account email never matches empty SAN", "", []string{""}, "alice", "", false},
+		{"empty common name never matches empty account", "", nil, "", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := CertMatchesAccount(tc.cn, tc.emails, tc.account, tc.email); got != tc.want {
+				t.Errorf("CertMatchesAccount = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzCertMatchesAccount(f *testing.F) {
+	f.Add("alice", "alice@example.com", "alice", "alice@example.com")
+	f.Add("", "", "", "")
+	f.Add("admin", "", "admin", "")
+	f.Fuzz(func(t *testing.T, cn, certEmail, name, email string) {
+		got := CertMatchesAccount(cn, []string{certEmail}, name, email)
+		want := (name != "" && cn == name) || (email != "" && strings.EqualFold(certEmail, email))
+		if got != want {
+			t.Fatalf("CertMatchesAccount(%q, %q, %q, %q) = %v, want %v", cn, certEmail, name, email, got, want)
+		}
+	})
+}
+
+func BenchmarkCertVerifier_Verify(b *testing.B) {
+	now := time.Now()
+	root := newTestCA(b, "root", now.Add(-time.Hour), now.Add(24*time.Hour), nil)
+	leaf := root.issue(b, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	v := &CertVerifier{Roots: pool}
+	chain := []*x509.Certificate{leaf}
+	for b.Loop() {
+		if !v.Verify(chain, now).Valid() {
+			b.Fatal("not valid")
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package auth
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestHasher_Check(t *testing.T) {
+	h, err := NewHasher(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact72 := strings.Repeat("a", 72)
+	hash, err := h.Hash(exact72)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Check(hash, exact72); err != nil {
+		t.Errorf("exact password refused: %v", err)
+	}
+	// bcrypt alone would accept this: it ignores bytes past 72.
+	if err := h.Check(hash, exact72+"suffix"); !errors.Is(err, ErrPasswordTooLong) {
+		t.Errorf("72 bytes plus a suffix: got %v, want ErrPasswordTooLong", err)
+	}
+	if err := h.Check(hash, "wrong"); !errors.Is(err, ErrBadPassword) {
+		t.Errorf("wrong password: got %v, want ErrBadPassword", err)
+	}
+	if _, err := h.Hash(exact72 + "x"); !errors.Is(err, ErrPasswordTooLong) {
+		t.Errorf("hashing 73 bytes: got %v, want ErrPasswordTooLong", err)
+	}
+	if err := h.CheckUnknown("anything"); !errors.Is(err, ErrBadPassword) {
+		t.Errorf("CheckUnknown: got %v, want ErrBadPassword", err)
+	}
+}
+
+func TestNewHasher_RejectsBadCost(t *testing.T) {
+	for _, cost := range []int{0, 3, 32} {
+		if _, err := NewHasher(cost); err == nil {
+			t.Errorf("NewHasher(%d) accepted", cost)
+		}
+	}
+}
+
+func TestCheckNewPassword(t *testing.T) {
+	tests := []struct {
+		name, password, user, errHas string
+	}{
+		{"fifteen characters is enough", "correct horse b", "alice", ""},
+		{"fourteen characters is too short", "correct horse ", "alice", "at least 15"},
+		{"multibyte characters count as characters", strings.Repeat("é", 15), "alice", ""},
+		{"more than 72 bytes is refused with the length", strings.Repeat("é", 37), "alice", "at most 72 bytes"},
+		{"the username is refused", "alice-in-wonderland", "alice-in-wonderland", "username"},
+		{"no composition rules", strings.Repeat("a", 20), "alice", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckNewPassword(tc.password, tc.user)
+			if tc.errHas == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.errHas)
+			}
+		})
+	}
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testEnv(vars map[string]string) *env {
+	return &env{ctx: context.Background(), getenv: func(k string) string { return vars[k] },
+		stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+}
+
+func TestParse_FlagsAfterArgumentsAndEnvironment(t *testing.T) {
+	var o options
+	var roles stringList
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	o.register(fs)
+	fs.Var(&roles, "role", "")
+	e := testEnv(map[string]string{
+		"GATEHOUSE_STORE":        "redis://env:6379/1",
+		"GATEHOUSE_DATA":         "/from/env",
+		"GATEHOUSE_CLIENT_CA":    "a.pem, b.pem",
+		"GATEHOUSE_SESSION_IDLE": "5m",
+		"GATEHOUSE_ROLE":         "admin", // not a common flag: must be ignored
+	})
+	pos, err := parse(e, fs, []string{"alice", "--role", "employee", "--data", "/from/flag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pos, []string{"alice"}) {
+		t.Errorf("positional = %q", pos)
+	}
+	if o.data != "/from/flag" {
+		t.Errorf("flag must win over environment: data = %q", o.data)
+	}
+	if o.store != "redis://env:6379/1" {
+		t.Errorf("store from environment = %q", o.store)
+	}
+	if !slices.Equal(o.clientCAs, stringList{"a.pem", "b.pem"}) {
+		t.Errorf("client CAs from environment = %q", o.clientCAs)
+	}
+	if o.sessionIdle != 5*time.Minute {
+		t.Errorf("session idle = %v", o.sessionIdle)
+	}
+	if !slices.Equal(roles, stringList{"employee"}) {
+		t.Errorf("roles = %q (GATEHOUSE_ROLE must not apply)", roles)
+	}
+}
+
+func TestRedactURL_HidesPassword(t *testing.T) {
+	tests := map[string]string{
+		"redis://user:secret@host:6379/0": "redis://user:xxxxx@host:6379/0",
+		"redis://:secret@host:6379":       "redis://:xxxxx@host:6379",
+		"redis://host:6379/0":             "redis://host:6379/0",
+	}
+	for in, want := range tests {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRun_UnknownCommandAndUsage(t *testing.T) {
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"gatehouse", "frobnicate"}, func(string) string { return "" }, nil, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "frobnicate") {
+		t.Errorf("unknown command: err = %v", err)
+	}
+	if !strings.Contains(stderr.String(), "usage: gatehouse") {
+		t.Errorf("usage not printed: %q", stderr.String())
+	}
+}
+
+func TestRandomPassword_LengthAndAlphabet(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		p := randomPassword()
+		if len(p) != 24 || strings.Trim(p, passwordAlphabet) != "" {
+			t.Fatalf("bad password %q", p)
+		}
+		if seen[p] {
+			t.Fatalf("repeated password %q", p)
+		}
+		seen[p] = true
+	}
+}
