@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"net/url"
 
 	"gatehouse/auth"
 	"gatehouse/store"
@@ -27,7 +28,7 @@ func (s *Server) visitAny(w http.ResponseWriter, r *http.Request) *visit {
 			s.fail(w, r, &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "you are not signed in"})
 			return nil
 		}
-		http.Redirect(w, r, "/login?rd="+r.URL.Path, http.StatusSeeOther)
+		http.Redirect(w, r, "/login?rd="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
 		return nil
 	}
 	return v

@@ -24,8 +24,8 @@ type loginForm struct {
 	Username string
 	Return   string
 	// Cert describes the certificate this connection presented, so the
-	// user knows before signing in whether it will count.
-	Cert *auth.CertInfo
+	// user knows before signing in whether it can count.
+	Cert auth.CertResult
 }
 
 func (s *Server) handleLoginGet() http.Handler {
@@ -45,9 +45,7 @@ func (s *Server) handleLoginGet() http.Handler {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, f loginForm, msg string) {
-	if res := s.verifier.Verify(peerCertificates(r), s.now()); res.Info != nil {
-		f.Cert = res.Info
-	}
+	f.Cert = s.verifier.Verify(peerCertificates(r), s.now())
 	s.render(w, r, status, "login.html", page{Title: "Sign in", Error: msg, Data: f})
 }
 

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"time"
 
 	"gatehouse/store"
 )
@@ -134,7 +135,28 @@ func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
 }
 
 var templateFuncs = template.FuncMap{
-	"join": strings.Join,
+	"join":     strings.Join,
+	"duration": humanDuration,
+}
+
+// humanDuration writes a duration the way a person would: "30 minutes",
+// "12 hours", "1 hour 30 minutes".
+func humanDuration(d time.Duration) string {
+	d = d.Round(time.Minute)
+	h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+	unit := func(n int, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	switch {
+	case h == 0:
+		return unit(m, "minute")
+	case m == 0:
+		return unit(h, "hour")
+	}
+	return unit(h, "hour") + " " + unit(m, "minute")
 }
 
 // render executes a page into a buffer, then writes it: a template error

@@ -27,6 +27,8 @@ type visit struct {
 	Record   store.Session
 	Account  store.Account
 	Decision auth.Decision
+	// Idle is how long the session survives without a request.
+	Idle time.Duration
 }
 
 // FactorsText lists the factors that count for this request.
@@ -89,7 +91,7 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 			return nil, fmt.Errorf("refresh session: %w", err)
 		}
 	}
-	return &visit{session: sess, Record: rec, Account: acct, Decision: d}, nil
+	return &visit{session: sess, Record: rec, Account: acct, Decision: d, Idle: s.idle}, nil
 }
 
 // ttl is how long the store keeps a record: until the idle timeout or the
