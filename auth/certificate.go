@@ -26,7 +26,8 @@ const (
 	CertNoClientAuth                      // lacks the clientAuth extended key usage
 	CertRevoked                           // revoked by its issuer
 	CertInvalid                           // fails verification for another reason
-	CertOtherUser                         // verified, but issued to someone else
+	CertOtherUser                         // verified, but bound to another account
+	CertUnbound                           // verified, but bound to no account
 	CertSessionMismatch                   // not the certificate this session signed in with
 )
 
@@ -40,6 +41,7 @@ var certStatusNames = [...]string{
 	CertRevoked:         "revoked",
 	CertInvalid:         "invalid",
 	CertOtherUser:       "other_user",
+	CertUnbound:         "unbound",
 	CertSessionMismatch: "session_mismatch",
 }
 
@@ -57,11 +59,14 @@ func (s CertStatus) String() string {
 type CertInfo struct {
 	// Fingerprint is "sha256:<hex>" of the DER certificate.
 	Fingerprint string
-	Subject     string
-	CommonName  string
-	Emails      []string
-	NotBefore   time.Time
-	NotAfter    time.Time
+	// KeyPin is "sha256:<hex>" of the certificate's SubjectPublicKeyInfo:
+	// it stays the same when a certificate is renewed with the same key.
+	KeyPin     string
+	Subject    string
+	CommonName string
+	Emails     []string
+	NotBefore  time.Time
+	NotAfter   time.Time
 	// Serial is the serial number in lower-case hex.
 	Serial string
 }
@@ -188,6 +193,7 @@ func clamp(t, lo, hi time.Time) time.Time {
 func infoOf(c *x509.Certificate) *CertInfo {
 	return &CertInfo{
 		Fingerprint: Fingerprint(c.Raw),
+		KeyPin:      Fingerprint(c.RawSubjectPublicKeyInfo),
 		Subject:     c.Subject.String(),
 		CommonName:  c.Subject.CommonName,
 		Emails:      slices.Clone(c.EmailAddresses),
@@ -197,23 +203,44 @@ func infoOf(c *x509.Certificate) *CertInfo {
 	}
 }
 
-// BoundTo checks that a verified certificate belongs to account: its
-// subject common name equals the account name, or one of its SAN email
-// addresses equals the account's email. A certificate that does not
-// belong to the account stops counting.
-func (r CertResult) BoundTo(account Account) CertResult {
+// BoundTo checks that a verified certificate belongs to account (see
+// CertBoundTo). A certificate that does not stops counting: owner, the
+// account the caller found the certificate bound to ("" for none), says
+// whether it belongs to someone else or to nobody.
+func (r CertResult) BoundTo(account Account, owner string) CertResult {
 	if r.Status != CertValid {
 		return r
 	}
-	if CertMatchesAccount(r.Info.CommonName, r.Info.Emails, account.Name, account.Email) {
+	if CertBoundTo(r.Info, account) {
 		return r
 	}
-	who := r.Info.CommonName
-	if who == "" && len(r.Info.Emails) > 0 {
-		who = r.Info.Emails[0]
+	if owner != "" && owner != account.Name {
+		return CertResult{Status: CertOtherUser, Info: r.Info,
+			Notice: fmt.Sprintf("your certificate (issued to %q) belongs to another account, not to this one", certName(r.Info))}
 	}
-	return CertResult{Status: CertOtherUser, Info: r.Info,
-		Notice: fmt.Sprintf("your certificate is issued to %q, not to this account", who)}
+	return CertResult{Status: CertUnbound, Info: r.Info,
+		Notice: fmt.Sprintf("your certificate (issued to %q) is not linked to this account", certName(r.Info))}
+}
+
+func certName(info *CertInfo) string {
+	if info.CommonName != "" || len(info.Emails) == 0 {
+		return info.CommonName
+	}
+	return info.Emails[0]
+}
+
+// CertBoundTo reports whether a verified certificate belongs to account:
+// its fingerprint or public key is pinned on the account, its subject
+// common name equals the account name, or one of its SAN email addresses
+// equals the account's email.
+func CertBoundTo(info *CertInfo, account Account) bool {
+	if info == nil {
+		return false
+	}
+	if slices.Contains(account.PinnedFingerprints, info.Fingerprint) || slices.Contains(account.PinnedKeys, info.KeyPin) {
+		return true
+	}
+	return CertMatchesAccount(info.CommonName, info.Emails, account.Name, account.Email)
 }
 
 // CertMatchesAccount reports whether a certificate's common name or SAN

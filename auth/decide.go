@@ -22,6 +22,11 @@ type Account struct {
 	Disabled           bool
 	MustChangePassword bool
 	TOTPEnrolled       bool
+	// PinnedFingerprints and PinnedKeys ("sha256:<hex>" of a certificate,
+	// or of its public key) bind certificates to the account beyond the
+	// name and email match.
+	PinnedFingerprints []string
+	PinnedKeys         []string
 }
 
 // Role is a role and the factors a login must present for it to take
@@ -71,6 +76,9 @@ type Input struct {
 	// Cert is the verified certificate of this login or request; Decide
 	// checks that it is bound to the account.
 	Cert CertResult
+	// CertOwner is the account the caller found Cert bound to, or "" when
+	// it is bound to none; it only changes what the user is told.
+	CertOwner string
 	// TOTPOK is true when a TOTP code was verified.
 	TOTPOK bool
 	// Now is the time of the decision.
@@ -116,7 +124,7 @@ func Decide(in Input) Decision {
 	}
 
 	d := Decision{Allow: true, Factors: []string{FactorPassword}}
-	d.Cert = in.Cert.BoundTo(in.Account)
+	d.Cert = in.Cert.BoundTo(in.Account, in.CertOwner)
 	if d.Cert.Valid() {
 		d.Factors = append(d.Factors, FactorCertificate)
 	} else if d.Cert.Notice != "" {

@@ -44,9 +44,27 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name:      "certificate bound to someone else counts as absent",
-			in:        Input{Account: Account{Name: "bob", Roles: []string{"employee"}}, Roles: builtinRoles, PasswordOK: true, Cert: validCert("alice")},
+			in:        Input{Account: Account{Name: "bob", Roles: []string{"employee"}}, Roles: builtinRoles, PasswordOK: true, Cert: validCert("alice"), CertOwner: "alice"},
 			want:      Decision{Allow: true, Factors: []string{"password"}, EffectiveRoles: []string{"employee"}, AuditReason: "ok_certificate_other_user"},
-			noticeHas: []string{`issued to "alice", not to this account`},
+			noticeHas: []string{`issued to "alice") belongs to another account`},
+		},
+		{
+			name:      "certificate bound to nobody counts as absent",
+			in:        Input{Account: Account{Name: "bob", Roles: []string{"admin"}}, Roles: builtinRoles, PasswordOK: true, Cert: validCert("stranger")},
+			want:      Decision{Allow: true, Factors: []string{"password"}, AuditReason: "ok_certificate_unbound"},
+			noticeHas: []string{`issued to "stranger") is not linked to this account`, "admin access needs your certificate"},
+		},
+		{
+			name: "certificate pinned by fingerprint counts whatever its names",
+			in: Input{Account: Account{Name: "bob", Roles: []string{"admin"}, PinnedFingerprints: []string{"sha256:00"}}, Roles: builtinRoles, PasswordOK: true,
+				Cert: validCert("laptop-17")},
+			want: Decision{Allow: true, Factors: []string{"password", "certificate"}, EffectiveRoles: []string{"admin"}, AuditReason: "ok"},
+		},
+		{
+			name: "renewed certificate with a pinned key counts",
+			in: Input{Account: Account{Name: "bob", Roles: []string{"admin"}, PinnedKeys: []string{"sha256:key"}}, Roles: builtinRoles, PasswordOK: true,
+				Cert: CertResult{Status: CertValid, Info: &CertInfo{CommonName: "laptop-17", Fingerprint: "sha256:renewed", KeyPin: "sha256:key"}}},
+			want: Decision{Allow: true, Factors: []string{"password", "certificate"}, EffectiveRoles: []string{"admin"}, AuditReason: "ok"},
 		},
 		{
 			name: "expired certificate gives reduced access with the reason",
