@@ -268,6 +268,9 @@ func CertMatchesAccount(commonName string, emails []string, name, email string) 
 // never gains it mid-session (that takes a new login and a new session).
 func (r CertResult) ForSession(sessionFingerprint string) CertResult {
 	if sessionFingerprint == "" {
+		if r.Status != CertAbsent && !r.Valid() {
+			return r // keep telling the user why their certificate does not count
+		}
 		return CertResult{Status: CertAbsent}
 	}
 	switch {

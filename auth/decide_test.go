@@ -141,6 +141,13 @@ func TestDecide(t *testing.T) {
 			noticeHas: []string{"different certificate"},
 		},
 		{
+			name: "session that signed in without a certificate keeps explaining a failing one",
+			in: Input{Account: admin, Roles: builtinRoles, PasswordOK: true,
+				Cert: CertResult{Status: CertUnknownIssuer, Notice: "your certificate was not issued by a certificate authority this portal trusts"}.ForSession("")},
+			want:      Decision{Allow: true, Factors: []string{"password"}, EffectiveRoles: []string{"employee"}, AuditReason: "ok_certificate_unknown_issuer"},
+			noticeHas: []string{"not issued by a certificate authority this portal trusts", "admin access needs your certificate"},
+		},
+		{
 			name: "session that signed in without a certificate does not gain one mid-session",
 			in: Input{Account: admin, Roles: builtinRoles, PasswordOK: true,
 				Cert: validCert("alice").ForSession("")},

@@ -5,6 +5,7 @@ package storetest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Redis is a redis-server process that belongs to one test. The test can
@@ -52,6 +55,7 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
 	if url := os.Getenv("GATEHOUSE_TEST_REDIS"); url != "" {
 		r := &Redis{URL: url, t: t, external: true}
+		r.flush()
 		return r
 	}
 	bin, err := exec.LookPath("redis-server")
@@ -78,6 +82,20 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
+}
+
+// flush empties the external test database so each test starts clean.
+func (r *Redis) flush() {
+	r.t.Helper()
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		r.t.Fatalf("GATEHOUSE_TEST_REDIS: %v", err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	if err := c.FlushDB(context.Background()).Err(); err != nil {
+		r.t.Fatalf("flush GATEHOUSE_TEST_REDIS: %v", err)
+	}
 }
 
 // External reports whether the server came from GATEHOUSE_TEST_REDIS.
