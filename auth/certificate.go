@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -91,9 +92,13 @@ func (r CertResult) Valid() bool { return r.Status == CertValid }
 type CertVerifier struct {
 	// Roots are the client CAs. A nil or empty pool verifies nothing.
 	Roots *x509.CertPool
-	// Revoked, when set, reports whether a certificate whose chain
-	// verified has been revoked.
-	Revoked func(*x509.Certificate) bool
+	// CRLs, when set, returns the current revocation lists; it is called
+	// on every verification so that a reloader can swap the set.
+	CRLs func() *CRLSet
+	// Revoked, when set, reports whether a certificate (by fingerprint)
+	// was revoked through Gatehouse itself. An error fails closed: the
+	// certificate does not count.
+	Revoked func(ctx context.Context, fingerprint string) (bool, error)
 }
 
 // Fingerprint returns "sha256:<hex>" of a DER certificate.
@@ -109,7 +114,7 @@ const dateLayout = "2 January 2006"
 // now: it must chain to a client CA, be valid now, carry the clientAuth
 // extended key usage and not be revoked. Binding to an account is checked
 // separately by BindTo, once the account is known.
-func (v *CertVerifier) Verify(chain []*x509.Certificate, now time.Time) CertResult {
+func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, now time.Time) CertResult {
 	if len(chain) == 0 || chain[0] == nil {
 		return CertResult{Status: CertAbsent}
 	}
@@ -133,9 +138,11 @@ func (v *CertVerifier) Verify(chain []*x509.Certificate, now time.Time) CertResu
 		// dates are compared with now below, after the chain verified.
 		CurrentTime: clamp(now, leaf.NotBefore, leaf.NotAfter),
 	}
-	if _, err := leaf.Verify(opts); err != nil {
+	chains, err := leaf.Verify(opts)
+	if err != nil {
 		return chainFailure(err)
 	}
+	issuer := chains[0][min(1, len(chains[0])-1)]
 	info := infoOf(leaf)
 	switch {
 	case now.Before(leaf.NotBefore):
@@ -151,11 +158,29 @@ func (v *CertVerifier) Verify(chain []*x509.Certificate, now time.Time) CertResu
 		return CertResult{Status: CertNoClientAuth, Info: info,
 			Notice: "your certificate is not made for signing in (it lacks the client authentication usage)"}
 	}
-	if v.Revoked != nil && v.Revoked(leaf) {
-		return CertResult{Status: CertRevoked, Info: info, Notice: "your certificate has been revoked"}
+	if v.CRLs != nil {
+		switch v.CRLs().check(leaf, issuer, now) {
+		case crlRevoked:
+			return CertResult{Status: CertRevoked, Info: info, Notice: noticeRevoked}
+		case crlStale:
+			return CertResult{Status: CertInvalid, Info: info,
+				Notice: "the revocation list of your certificate's issuer is out of date, so the certificate cannot be trusted right now"}
+		}
+	}
+	if v.Revoked != nil {
+		revoked, err := v.Revoked(ctx, info.Fingerprint)
+		if err != nil {
+			return CertResult{Status: CertInvalid, Info: info,
+				Notice: "whether your certificate was revoked could not be checked right now"}
+		}
+		if revoked {
+			return CertResult{Status: CertRevoked, Info: info, Notice: noticeRevoked}
+		}
 	}
 	return CertResult{Status: CertValid, Info: info}
 }
+
+const noticeRevoked = "your certificate has been revoked"
 
 const noticeUnknownIssuer = "your certificate was not issued by a certificate authority this portal trusts"
 

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -30,7 +31,7 @@ func newTestCA(t testing.TB, name string, notBefore, notAfter time.Time, parent 
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
 		NotBefore: notBefore, NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
 	}
 	signer, signerKey := tmpl, key
 	if parent != nil {
@@ -94,7 +95,6 @@ func TestCertVerifier_Verify(t *testing.T) {
 	viaIntermediate := intermediate.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
 	underExpiredCA := expiredCA.issue(t, clientTemplate("alice", now.Add(-2*year), now.Add(year)))
 
-	revokedSerial := good.SerialNumber
 	tests := []struct {
 		name    string
 		chain   []*x509.Certificate
@@ -119,9 +119,9 @@ func TestCertVerifier_Verify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v := &CertVerifier{Roots: pool}
 			if tc.revoked {
-				v.Revoked = func(c *x509.Certificate) bool { return c.SerialNumber.Cmp(revokedSerial) == 0 }
+				v.Revoked = func(_ context.Context, fp string) (bool, error) { return fp == Fingerprint(good.Raw), nil }
 			}
-			got := v.Verify(tc.chain, now)
+			got := v.Verify(t.Context(), tc.chain, now)
 			if got.Status != tc.want {
 				t.Fatalf("status = %v, want %v (notice %q)", got.Status, tc.want, got.Notice)
 			}
@@ -145,7 +145,7 @@ func TestCertVerifier_NoRootsVerifiesNothing(t *testing.T) {
 	root := newTestCA(t, "root", now.Add(-time.Hour), now.Add(time.Hour*24), nil)
 	leaf := root.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
 	for _, v := range []*CertVerifier{nil, {}, {Roots: x509.NewCertPool()}} {
-		if got := v.Verify([]*x509.Certificate{leaf}, now); got.Valid() {
+		if got := v.Verify(t.Context(), []*x509.Certificate{leaf}, now); got.Valid() {
 			t.Errorf("verifier %+v accepted a certificate without roots", v)
 		}
 	}
@@ -198,7 +198,7 @@ func BenchmarkCertVerifier_Verify(b *testing.B) {
 	v := &CertVerifier{Roots: pool}
 	chain := []*x509.Certificate{leaf}
 	for b.Loop() {
-		if !v.Verify(chain, now).Valid() {
+		if !v.Verify(b.Context(), chain, now).Valid() {
 			b.Fatal("not valid")
 		}
 	}

@@ -45,7 +45,7 @@ func (s *Server) handleLoginGet() http.Handler {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, f loginForm, msg string) {
-	f.Cert = s.verifier.Verify(peerCertificates(r), s.now())
+	f.Cert = s.verifier.Verify(r.Context(), peerCertificates(r), s.now())
 	s.render(w, r, status, "login.html", page{Title: "Sign in", Error: msg, Data: f})
 }
 
@@ -95,7 +95,7 @@ func (s *Server) handleLoginPost() http.Handler {
 			Account:    authAccount(acct),
 			Roles:      roles,
 			PasswordOK: true,
-			Cert:       s.verifier.Verify(peerCertificates(r), now),
+			Cert:       s.verifier.Verify(r.Context(), peerCertificates(r), now),
 			Now:        now,
 		})
 		if !d.Allow {

@@ -71,7 +71,7 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert := s.verifier.Verify(peerCertificates(r), now).ForSession(rec.CertFingerprint)
+	cert := s.verifier.Verify(r.Context(), peerCertificates(r), now).ForSession(rec.CertFingerprint)
 	d := auth.Decide(auth.Input{
 		Account:    authAccount(acct),
 		Roles:      roles,
