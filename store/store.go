@@ -34,7 +34,12 @@ type Account struct {
 	Disabled     bool     `json:"disabled,omitempty"`
 	// MustChangePassword is set for temporary passwords: the next login
 	// must choose a new one before anything else.
-	MustChangePassword bool      `json:"must_change_password,omitempty"`
+	MustChangePassword bool `json:"must_change_password,omitempty"`
+	// PinnedFingerprints ("sha256:<hex>" of a certificate) and PinnedKeys
+	// ("sha256:<hex>" of its SubjectPublicKeyInfo) bind certificates to
+	// the account whatever names they carry.
+	PinnedFingerprints []string  `json:"pinned_fingerprints,omitempty"`
+	PinnedKeys         []string  `json:"pinned_keys,omitempty"`
 	CreatedAt          time.Time `json:"created_at"`
 	UpdatedAt          time.Time `json:"updated_at"`
 }
@@ -59,6 +64,42 @@ type Certificate struct {
 	NotBefore   time.Time `json:"not_before"`
 	NotAfter    time.Time `json:"not_after"`
 	IssuedAt    time.Time `json:"issued_at"`
+	// RevokedAt is set once the certificate is revoked; it never counts
+	// again.
+	RevokedAt    time.Time `json:"revoked_at,omitzero"`
+	RevokeReason string    `json:"revoke_reason,omitempty"`
+}
+
+// AuditEvent is one entry of the audit trail: a login, or an action on
+// an account, role, certificate or session. It never holds a secret.
+type AuditEvent struct {
+	// ID orders events; the store assigns it.
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+	// Action is what happened: "login", "certificate.revoke", ...
+	Action string `json:"action"`
+	// Outcome is "success", "failure" or "warning".
+	Outcome string `json:"outcome"`
+	// Actor is who did it (the account signing in, or an admin); Target
+	// is whom or what it was done to.
+	Actor        string   `json:"actor,omitempty"`
+	ActorFactors []string `json:"actor_factors,omitempty"`
+	Target       string   `json:"target,omitempty"`
+	// Reason is a machine-readable outcome or the reason an operator gave.
+	Reason          string   `json:"reason,omitempty"`
+	CertFingerprint string   `json:"cert_fingerprint,omitempty"`
+	CertStatus      string   `json:"cert_status,omitempty"`
+	Notices         []string `json:"notices,omitempty"`
+	ClientAddr      string   `json:"client_addr,omitempty"`
+}
+
+// AuditQuery selects audit events, newest first.
+type AuditQuery struct {
+	// Before, when set, returns only events older than this ID (the
+	// previous page's last ID).
+	Before string
+	// Limit bounds the number of events (default and maximum 1000).
+	Limit int
 }
 
 // Session is the server-side record behind a session cookie. The cookie
@@ -99,11 +140,26 @@ type Store interface {
 	// PutRole creates or replaces a role.
 	PutRole(ctx context.Context, r Role) error
 
+	// DeleteRole removes a role; accounts that name it no longer get it.
+	// Deleting a missing role is not an error.
+	DeleteRole(ctx context.Context, name string) error
+
 	// PutCertificate records an issued certificate.
 	PutCertificate(ctx context.Context, c Certificate) error
 	// Certificates returns the certificates issued to user, or to everyone
 	// when user is empty, oldest first.
 	Certificates(ctx context.Context, user string) ([]Certificate, error)
+
+	// RevokeCertificate marks the certificate with that fingerprint
+	// revoked and returns its record, or ErrNotFound.
+	RevokeCertificate(ctx context.Context, fingerprint string, at time.Time, reason string) (Certificate, error)
+	// IsRevoked reports whether a certificate fingerprint was revoked.
+	IsRevoked(ctx context.Context, fingerprint string) (bool, error)
+
+	// AppendAudit adds an event to the audit trail.
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// Audit returns audit events, newest first.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 
 	// Session returns the session with that ID or ErrNotFound; an expired
 	// session is not found.

@@ -52,6 +52,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		DialTimeout:  dialTimeout,
 		ReadTimeout:  readTimeout,
 		WriteTimeout: writeTimeout,
+		// Few retries: during an outage a request should fail in about
+		// a second, not queue behind many reconnect attempts.
+		MaxRetries:    1,
+		DialerRetries: 1,
 	})
 	s := New(rdb)
 	if err := s.Ping(ctx); err != nil {
@@ -87,6 +91,8 @@ const (
 	accountsKey = keyPrefix + "accounts"
 	rolesKey    = keyPrefix + "roles"
 	certsKey    = keyPrefix + "certs"
+	revokedKey  = keyPrefix + "revoked"
+	auditKey    = keyPrefix + "audit"
 )
 
 // wrap turns a go-redis error into a store error: redis.Nil becomes
@@ -154,23 +160,42 @@ func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
 }
 
 // CreateAccount adds a new account; it fails with store.ErrExists when the
-// name is taken.
+// name is taken. The record and its index entry are written together.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode account: %w", err)
 	}
-	ok, err := s.rdb.SetNX(ctx, accountKey(a.Name), b, 0).Result()
-	if err != nil {
-		return wrap("create account", err)
+	key := accountKey(a.Name)
+	for range maxTxRetries {
+		var exists bool
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			n, err := tx.Exists(ctx, key).Result()
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				exists = true
+				return nil
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, b, 0)
+				p.SAdd(ctx, accountsKey, a.Name)
+				return nil
+			})
+			return err
+		}, key)
+		switch {
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		case err != nil:
+			return wrap("create account", err)
+		case exists:
+			return fmt.Errorf("create account %q: %w", a.Name, store.ErrExists)
+		}
+		return nil
 	}
-	if !ok {
-		return fmt.Errorf("create account %q: %w", a.Name, store.ErrExists)
-	}
-	if err := s.rdb.SAdd(ctx, accountsKey, a.Name).Err(); err != nil {
-		return wrap("index account", err)
-	}
-	return nil
+	return fmt.Errorf("create account %q: %w: too much contention", a.Name, store.ErrUnavailable)
 }
 
 // maxTxRetries bounds optimistic-locking retries under contention.
@@ -296,7 +321,13 @@ func (s *Store) PutSession(ctx context.Context, sess store.Session, ttl time.Dur
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, sessionKey(sess.ID), b, ttl)
 		if sess.User != "" {
-			p.SAdd(ctx, userSessionsKey(sess.User), sess.ID)
+			// The index lives as long as its longest-lived session (NX
+			// sets a first expiry, GT only ever extends it), so it does
+			// not outgrow the sessions Redis expires by itself.
+			idx := userSessionsKey(sess.User)
+			p.SAdd(ctx, idx, sess.ID)
+			p.ExpireNX(ctx, idx, ttl)
+			p.ExpireGT(ctx, idx, ttl)
 		}
 		return nil
 	})
@@ -324,4 +355,102 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		return wrap("delete session", err)
 	}
 	return nil
+}
+
+// DeleteRole removes a role.
+func (s *Store) DeleteRole(ctx context.Context, name string) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, roleKey(name))
+		p.SRem(ctx, rolesKey, name)
+		return nil
+	})
+	if err != nil {
+		return wrap("delete role", err)
+	}
+	return nil
+}
+
+// RevokeCertificate marks an issued certificate revoked. The fingerprint
+// goes into a set that IsRevoked reads on every request presenting a
+// certificate, so revocation takes effect at once on every instance.
+func (s *Store) RevokeCertificate(ctx context.Context, fingerprint string, at time.Time, reason string) (store.Certificate, error) {
+	all, err := s.Certificates(ctx, "")
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	for _, c := range all {
+		if c.Fingerprint != fingerprint {
+			continue
+		}
+		if c.RevokedAt.IsZero() {
+			c.RevokedAt, c.RevokeReason = at, reason
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			return store.Certificate{}, fmt.Errorf("encode certificate: %w", err)
+		}
+		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, certKey(c.Serial), b, 0)
+			p.SAdd(ctx, revokedKey, fingerprint)
+			return nil
+		})
+		if err != nil {
+			return store.Certificate{}, wrap("revoke certificate", err)
+		}
+		return c, nil
+	}
+	return store.Certificate{}, fmt.Errorf("revoke certificate %s: %w", fingerprint, store.ErrNotFound)
+}
+
+// IsRevoked reports whether a fingerprint was revoked.
+func (s *Store) IsRevoked(ctx context.Context, fingerprint string) (bool, error) {
+	ok, err := s.rdb.SIsMember(ctx, revokedKey, fingerprint).Result()
+	if err != nil {
+		return false, wrap("check revocation", err)
+	}
+	return ok, nil
+}
+
+// maxAuditPage bounds one page of the audit trail.
+const maxAuditPage = 1000
+
+// AppendAudit adds an event to the audit stream. Redis assigns the ID,
+// which orders events across portal instances.
+func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
+	e.ID = ""
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode audit event: %w", err)
+	}
+	if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: auditKey, Values: []any{"e", b}}).Err(); err != nil {
+		return wrap("append audit event", err)
+	}
+	return nil
+}
+
+// Audit returns events newest first, a page at a time.
+func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
+	limit := q.Limit
+	if limit <= 0 || limit > maxAuditPage {
+		limit = maxAuditPage
+	}
+	end := "+"
+	if q.Before != "" {
+		end = "(" + q.Before
+	}
+	msgs, err := s.rdb.XRevRangeN(ctx, auditKey, end, "-", int64(limit)).Result()
+	if err != nil {
+		return nil, wrap("read audit trail", err)
+	}
+	out := make([]store.AuditEvent, 0, len(msgs))
+	for _, m := range msgs {
+		raw, _ := m.Values["e"].(string)
+		var e store.AuditEvent
+		if err := json.Unmarshal([]byte(raw), &e); err != nil {
+			return nil, fmt.Errorf("decode audit event %s: %w", m.ID, err)
+		}
+		e.ID = m.ID
+		out = append(out, e)
+	}
+	return out, nil
 }

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// returnCases are return URLs (the login form's rd) and whether they are
+// kept. Only paths on the portal are; anything a browser could resolve to
+// another host is dropped.
+var returnCases = []struct {
+	rd   string
+	keep bool
+}{
+	{"/", true},
+	{"/a?b=c", true},
+	{"/x#y", true},
+	{"/account/password", true},
+	{"//evil.com", false},
+	{"/\\evil.com", false},
+	{"https://evil.com", false},
+	{"http:evil", false},
+	{"javascript:alert(1)", false},
+	{"/%2F%2Fevil.com", false},
+	{"\t//evil", false},
+	{"", false},
+	{" /x", false},
+	{"/a\nb", false},
+	{"/a\rb", false},
+	{"/\t/evil.com", false},
+	{"/\x00", false},
+	{"\\\\evil.com", false},
+	{"evil.com", false},
+	{"///evil.com", false},
+}
+
+func TestReturnURL_OnlyLocalPaths(t *testing.T) {
+	t.Parallel()
+	for _, tc := range returnCases {
+		want := ""
+		if tc.keep {
+			want = tc.rd
+		}
+		if got := safeReturn(tc.rd); got != want {
+			t.Errorf("safeReturn(%q) = %q, want %q", tc.rd, got, want)
+		}
+	}
+}
+
+func FuzzSafeReturn(f *testing.F) {
+	for _, tc := range returnCases {
+		f.Add(tc.rd)
+	}
+	f.Fuzz(func(t *testing.T, rd string) {
+		got := safeReturn(rd)
+		if got == "" {
+			return
+		}
+		if !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") || strings.HasPrefix(got, "/\\") {
+			t.Fatalf("safeReturn(%q) = %q: not a local path", rd, got)
+		}
+		u, err := url.Parse(got)
+		if err != nil {
+			t.Fatalf("safeReturn(%q) = %q, which does not parse: %v", rd, got, err)
+		}
+		if u.Scheme != "" || u.Host != "" || u.User != nil {
+			t.Fatalf("safeReturn(%q) = %q: scheme %q host %q user %v", rd, got, u.Scheme, u.Host, u.User)
+		}
+	})
+}

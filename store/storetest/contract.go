@@ -1,0 +1,625 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"gatehouse/store"
+)
+
+// sessionExpiryWait bounds how long the expiry check polls for a session
+// stored with a one-second ttl to disappear. It is a limit on polling,
+// not a timing assertion: the check passes as soon as the session is gone.
+const sessionExpiryWait = 5 * time.Second
+
+// Run is the contract every store.Store backend must pass. Each subtest
+// calls open for a fresh, empty store of its own; open registers whatever
+// cleanup the store needs with t.Cleanup. The subtests run one after the
+// other, so open may reuse one backing service as long as it empties it.
+//
+// Times are compared with time.Time.Equal (go-cmp does so by itself), so a
+// backend may drop the monotonic clock reading and the location.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		test func(t *testing.T, s store.Store)
+	}{
+		{"Account/MissingIsNotFound", testAccountMissing},
+		{"Account/CreateThenReadRoundTrips", testAccountRoundTrip},
+		{"Account/CreateTwiceIsErrExists", testAccountCreateTwice},
+		{"Accounts/EmptyStoreHasNone", testAccountsEmpty},
+		{"Accounts/SortedByName", testAccountsSorted},
+		{"UpdateAccount/AppliesFn", testUpdateAccountApplies},
+		{"UpdateAccount/FnErrorReturnedUnchangedAndNothingWritten", testUpdateAccountFnError},
+		{"UpdateAccount/MissingIsNotFound", testUpdateAccountMissing},
+		{"UpdateAccount/ConcurrentUpdatesAreNotLost", testUpdateAccountConcurrent},
+		{"Role/MissingIsNotFound", testRoleMissing},
+		{"Role/PutThenReadRoundTrips", testRoleRoundTrip},
+		{"PutRole/Replaces", testPutRoleReplaces},
+		{"Roles/SortedByName", testRolesSorted},
+		{"Certificates/EmptyStoreHasNone", testCertificatesEmpty},
+		{"Certificates/FilteredByUserOldestFirst", testCertificatesFiltered},
+		{"Session/MissingIsNotFound", testSessionMissing},
+		{"Session/PutThenReadRoundTrips", testSessionRoundTrip},
+		{"PutSession/Replaces", testPutSessionReplaces},
+		{"PutSession/NonPositiveTTLIsError", testPutSessionBadTTL},
+		{"DeleteSession/MissingIsNoError", testDeleteSessionMissing},
+		{"DeleteSession/ThenNotFound", testDeleteSession},
+		{"Session/ExpiresAfterTTL", testSessionExpires},
+		{"Ping/Answers", testPing},
+		{"DeleteRole/RemovesAndMissingIsNoError", testDeleteRole},
+		{"RevokeCertificate/MarksAndIsRevoked", testRevokeCertificate},
+		{"RevokeCertificate/UnknownIsNotFound", testRevokeUnknown},
+		{"Audit/NewestFirstPaged", testAuditPaged},
+		{"Account/PinsRoundTrip", testAccountPins},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			tc.test(t, s)
+		})
+	}
+}
+
+// when is a fixed time with a non-UTC zone and sub-second precision, so
+// that backends must keep the instant, not just the wall clock in UTC.
+var when = time.Date(2026, 5, 3, 14, 15, 16, 123456789, time.FixedZone("CEST", 2*60*60))
+
+func sampleAccount(name string) store.Account {
+	return store.Account{
+		Name:               name,
+		Email:              name + "@example.com",
+		PasswordHash:       "$2a$04$abcdefghijklmnopqrstuuJ9cQ1YkQ6u0n6Wm8u3nK2m0M6o7eN9e",
+		Roles:              []string{"employee", "helpdesk"},
+		Disabled:           true,
+		MustChangePassword: true,
+		PinnedFingerprints: []string{"sha256:" + fmt.Sprintf("%064x", 7)},
+		PinnedKeys:         []string{"sha256:" + fmt.Sprintf("%064x", 8)},
+		CreatedAt:          when,
+		UpdatedAt:          when.Add(time.Hour),
+	}
+}
+
+func sampleSession(id, user string) store.Session {
+	return store.Session{
+		ID:              id,
+		User:            user,
+		Factors:         []string{"password", "certificate"},
+		CertFingerprint: "sha256:" + fmt.Sprintf("%064x", 42),
+		ClientAddr:      "192.0.2.7",
+		CreatedAt:       when,
+		LastSeen:        when.Add(time.Minute),
+		ExpiresAt:       when.Add(12 * time.Hour),
+	}
+}
+
+func mustCreateAccount(t *testing.T, s store.Store, a store.Account) {
+	t.Helper()
+	if err := s.CreateAccount(t.Context(), a); err != nil {
+		t.Fatalf("CreateAccount(%q): %v", a.Name, err)
+	}
+}
+
+func mustAccount(t *testing.T, s store.Store, name string) store.Account {
+	t.Helper()
+	a, err := s.Account(t.Context(), name)
+	if err != nil {
+		t.Fatalf("Account(%q): %v", name, err)
+	}
+	return a
+}
+
+func names[T any](items []T, name func(T) string) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = name(it)
+	}
+	return out
+}
+
+func testAccountMissing(t *testing.T, s store.Store) {
+	_, err := s.Account(t.Context(), "nobody")
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Account(missing) error = %v, want store.ErrNotFound", err)
+	}
+}
+
+func testAccountRoundTrip(t *testing.T, s store.Store) {
+	want := sampleAccount("alice")
+	mustCreateAccount(t, s, want)
+	got := mustAccount(t, s, "alice")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Account after CreateAccount (-want +got):\n%s", diff)
+	}
+}
+
+func testAccountCreateTwice(t *testing.T, s store.Store) {
+	first := sampleAccount("alice")
+	mustCreateAccount(t, s, first)
+	second := sampleAccount("alice")
+	second.Email = "other@example.com"
+	if err := s.CreateAccount(t.Context(), second); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second CreateAccount error = %v, want store.ErrExists", err)
+	}
+	if diff := cmp.Diff(first, mustAccount(t, s, "alice")); diff != "" {
+		t.Errorf("the failed CreateAccount changed the account (-want +got):\n%s", diff)
+	}
+}
+
+func testAccountsEmpty(t *testing.T, s store.Store) {
+	got, err := s.Accounts(t.Context())
+	if err != nil {
+		t.Fatalf("Accounts: %v", err)
+	}
+	if len(got) != 0 {
+		t.Errorf("Accounts of an empty store = %v, want none", got)
+	}
+}
+
+func testAccountsSorted(t *testing.T, s store.Store) {
+	for _, n := range []string{"mallory", "alice", "zoe", "bob", "Carol"} {
+		mustCreateAccount(t, s, sampleAccount(n))
+	}
+	got, err := s.Accounts(t.Context())
+	if err != nil {
+		t.Fatalf("Accounts: %v", err)
+	}
+	want := []string{"Carol", "alice", "bob", "mallory", "zoe"} // byte order
+	if diff := cmp.Diff(want, names(got, func(a store.Account) string { return a.Name })); diff != "" {
+		t.Errorf("Accounts names (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(sampleAccount("bob"), got[2]); diff != "" {
+		t.Errorf("Accounts()[2] (-want +got):\n%s", diff)
+	}
+}
+
+func testUpdateAccountApplies(t *testing.T, s store.Store) {
+	mustCreateAccount(t, s, sampleAccount("alice"))
+	later := when.Add(48 * time.Hour)
+	err := s.UpdateAccount(t.Context(), "alice", func(a *store.Account) error {
+		a.Roles = append(a.Roles, "admin")
+		a.Disabled = false
+		a.MustChangePassword = false
+		a.PasswordHash = "new hash"
+		a.UpdatedAt = later
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateAccount: %v", err)
+	}
+	want := sampleAccount("alice")
+	want.Roles = []string{"employee", "helpdesk", "admin"}
+	want.Disabled = false
+	want.MustChangePassword = false
+	want.PasswordHash = "new hash"
+	want.UpdatedAt = later
+	if diff := cmp.Diff(want, mustAccount(t, s, "alice")); diff != "" {
+		t.Errorf("Account after UpdateAccount (-want +got):\n%s", diff)
+	}
+}
+
+func testUpdateAccountFnError(t *testing.T, s store.Store) {
+	before := sampleAccount("alice")
+	mustCreateAccount(t, s, before)
+	errRefused := errors.New("refused by fn")
+	err := s.UpdateAccount(t.Context(), "alice", func(a *store.Account) error {
+		a.Email = "changed@example.com"
+		a.Roles = nil
+		return errRefused
+	})
+	if err != errRefused {
+		t.Errorf("UpdateAccount error = %v, want fn's error returned unchanged", err)
+	}
+	if diff := cmp.Diff(before, mustAccount(t, s, "alice")); diff != "" {
+		t.Errorf("UpdateAccount wrote despite fn's error (-want +got):\n%s", diff)
+	}
+}
+
+func testUpdateAccountMissing(t *testing.T, s store.Store) {
+	called := false
+	err := s.UpdateAccount(t.Context(), "nobody", func(a *store.Account) error {
+		called = true
+		return nil
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdateAccount(missing) error = %v, want store.ErrNotFound", err)
+	}
+	if called {
+		t.Error("UpdateAccount(missing) called fn")
+	}
+	if _, err := s.Account(t.Context(), "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after UpdateAccount(missing), Account error = %v, want store.ErrNotFound", err)
+	}
+}
+
+func testUpdateAccountConcurrent(t *testing.T, s store.Store) {
+	const writers = 20
+	a := sampleAccount("alice")
+	a.Roles = nil
+	mustCreateAccount(t, s, a)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			role := fmt.Sprintf("role-%02d", i)
+			errs <- s.UpdateAccount(context.Background(), "alice", func(a *store.Account) error {
+				a.Roles = append(a.Roles, role)
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent UpdateAccount: %v", err)
+		}
+	}
+	got := mustAccount(t, s, "alice").Roles
+	slices.Sort(got)
+	var want []string
+	for i := range writers {
+		want = append(want, fmt.Sprintf("role-%02d", i))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("roles after %d concurrent updates, one role each (-want +got):\n%s", writers, diff)
+	}
+}
+
+func testRoleMissing(t *testing.T, s store.Store) {
+	if _, err := s.Role(t.Context(), "nothing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Role(missing) error = %v, want store.ErrNotFound", err)
+	}
+}
+
+func testRoleRoundTrip(t *testing.T, s store.Store) {
+	want := store.Role{Name: "admin", Description: "runs the portal", RequireCertificate: true, RequireTOTP: true}
+	if err := s.PutRole(t.Context(), want); err != nil {
+		t.Fatalf("PutRole: %v", err)
+	}
+	got, err := s.Role(t.Context(), "admin")
+	if err != nil {
+		t.Fatalf("Role: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Role after PutRole (-want +got):\n%s", diff)
+	}
+}
+
+func testPutRoleReplaces(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.PutRole(ctx, store.Role{Name: "admin", Description: "old", RequireCertificate: true, RequireTOTP: true}); err != nil {
+		t.Fatalf("PutRole: %v", err)
+	}
+	want := store.Role{Name: "admin", RequireCertificate: false}
+	if err := s.PutRole(ctx, want); err != nil {
+		t.Fatalf("PutRole again: %v", err)
+	}
+	got, err := s.Role(ctx, "admin")
+	if err != nil {
+		t.Fatalf("Role: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Role after replacing PutRole (-want +got):\n%s", diff)
+	}
+	all, err := s.Roles(ctx)
+	if err != nil {
+		t.Fatalf("Roles: %v", err)
+	}
+	if diff := cmp.Diff([]store.Role{want}, all); diff != "" {
+		t.Errorf("Roles after putting one role twice (-want +got):\n%s", diff)
+	}
+}
+
+func testRolesSorted(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if got, err := s.Roles(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("Roles of an empty store = %v, %v; want none, nil", got, err)
+	}
+	var want []store.Role
+	for _, n := range []string{"helpdesk", "admin", "employee"} {
+		r := store.Role{Name: n, Description: "the " + n + " role", RequireCertificate: n != "employee"}
+		if err := s.PutRole(ctx, r); err != nil {
+			t.Fatalf("PutRole(%q): %v", n, err)
+		}
+		want = append(want, r)
+	}
+	slices.SortFunc(want, func(a, b store.Role) int { return strings.Compare(a.Name, b.Name) })
+	got, err := s.Roles(ctx)
+	if err != nil {
+		t.Fatalf("Roles: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Roles (-want +got):\n%s", diff)
+	}
+}
+
+func testCertificatesEmpty(t *testing.T, s store.Store) {
+	for _, user := range []string{"", "alice"} {
+		got, err := s.Certificates(t.Context(), user)
+		if err != nil {
+			t.Fatalf("Certificates(%q): %v", user, err)
+		}
+		if len(got) != 0 {
+			t.Errorf("Certificates(%q) of an empty store = %v, want none", user, got)
+		}
+	}
+}
+
+func testCertificatesFiltered(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	cert := func(serial, user string, issued time.Duration) store.Certificate {
+		return store.Certificate{
+			Serial:      serial,
+			Fingerprint: "sha256:" + fmt.Sprintf("%064s", serial),
+			User:        user,
+			Subject:     "CN=" + user + ",O=Gatehouse",
+			NotBefore:   when.Add(issued - 5*time.Minute),
+			NotAfter:    when.Add(issued + 365*24*time.Hour),
+			IssuedAt:    when.Add(issued),
+		}
+	}
+	// Serials sort in the opposite order from issue times, so a backend
+	// that returns them by key order fails.
+	certs := []store.Certificate{
+		cert("0a", "alice", 3*time.Hour),
+		cert("0b", "bob", 2*time.Hour),
+		cert("0c", "alice", time.Hour),
+		cert("0d", "alice", 2*time.Hour+time.Second),
+		cert("0e", "bob", 0),
+	}
+	for _, c := range certs {
+		if err := s.PutCertificate(ctx, c); err != nil {
+			t.Fatalf("PutCertificate(%s): %v", c.Serial, err)
+		}
+	}
+	for _, tc := range []struct {
+		user string
+		want []store.Certificate
+	}{
+		{"", []store.Certificate{certs[4], certs[2], certs[1], certs[3], certs[0]}},
+		{"alice", []store.Certificate{certs[2], certs[3], certs[0]}},
+		{"bob", []store.Certificate{certs[4], certs[1]}},
+		{"carol", nil},
+	} {
+		got, err := s.Certificates(ctx, tc.user)
+		if err != nil {
+			t.Fatalf("Certificates(%q): %v", tc.user, err)
+		}
+		if len(tc.want) == 0 && len(got) == 0 {
+			continue
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("Certificates(%q) (-want +got):\n%s", tc.user, diff)
+		}
+	}
+}
+
+func testSessionMissing(t *testing.T, s store.Store) {
+	if _, err := s.Session(t.Context(), "no-such-session"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Session(missing) error = %v, want store.ErrNotFound", err)
+	}
+}
+
+func testSessionRoundTrip(t *testing.T, s store.Store) {
+	want := sampleSession("s1", "alice")
+	if err := s.PutSession(t.Context(), want, time.Hour); err != nil {
+		t.Fatalf("PutSession: %v", err)
+	}
+	got, err := s.Session(t.Context(), "s1")
+	if err != nil {
+		t.Fatalf("Session: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Session after PutSession (-want +got):\n%s", diff)
+	}
+}
+
+func testPutSessionReplaces(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.PutSession(ctx, sampleSession("s1", "alice"), time.Hour); err != nil {
+		t.Fatalf("PutSession: %v", err)
+	}
+	want := sampleSession("s1", "alice")
+	want.LastSeen = when.Add(20 * time.Minute)
+	want.Factors = []string{"password"}
+	want.CertFingerprint = ""
+	if err := s.PutSession(ctx, want, time.Hour); err != nil {
+		t.Fatalf("PutSession again: %v", err)
+	}
+	got, err := s.Session(ctx, "s1")
+	if err != nil {
+		t.Fatalf("Session: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Session after replacing PutSession (-want +got):\n%s", diff)
+	}
+}
+
+func testPutSessionBadTTL(t *testing.T, s store.Store) {
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		id := fmt.Sprintf("ttl%d", ttl)
+		if err := s.PutSession(t.Context(), sampleSession(id, "alice"), ttl); err == nil {
+			t.Errorf("PutSession with ttl %v succeeded, want an error", ttl)
+		}
+		if _, err := s.Session(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("after PutSession with ttl %v, Session error = %v, want store.ErrNotFound", ttl, err)
+		}
+	}
+}
+
+func testDeleteSessionMissing(t *testing.T, s store.Store) {
+	if err := s.DeleteSession(t.Context(), "no-such-session"); err != nil {
+		t.Fatalf("DeleteSession(missing) = %v, want nil", err)
+	}
+}
+
+func testDeleteSession(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, id := range []string{"s1", "s2"} {
+		if err := s.PutSession(ctx, sampleSession(id, "alice"), time.Hour); err != nil {
+			t.Fatalf("PutSession(%s): %v", id, err)
+		}
+	}
+	if err := s.DeleteSession(ctx, "s1"); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	if _, err := s.Session(ctx, "s1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Session after DeleteSession error = %v, want store.ErrNotFound", err)
+	}
+	if _, err := s.Session(ctx, "s2"); err != nil {
+		t.Errorf("deleting s1 affected s2 of the same user: %v", err)
+	}
+	if err := s.DeleteSession(ctx, "s1"); err != nil {
+		t.Errorf("DeleteSession twice = %v, want nil", err)
+	}
+}
+
+func testSessionExpires(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.PutSession(ctx, sampleSession("short", "alice"), time.Second); err != nil {
+		t.Fatalf("PutSession: %v", err)
+	}
+	if err := s.PutSession(ctx, sampleSession("long", "alice"), time.Hour); err != nil {
+		t.Fatalf("PutSession: %v", err)
+	}
+	deadline := time.Now().Add(sessionExpiryWait)
+	for {
+		_, err := s.Session(ctx, "short")
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Session while waiting for expiry: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session stored with a ttl of 1s is still there after %v", sessionExpiryWait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := s.Session(ctx, "long"); err != nil {
+		t.Errorf("session with a ttl of 1h: %v", err)
+	}
+}
+
+func testPing(t *testing.T, s store.Store) {
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+func testDeleteRole(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, r := range []store.Role{{Name: "a"}, {Name: "b", RequireTOTP: true}} {
+		if err := s.PutRole(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteRole(ctx, "a"); err != nil {
+		t.Fatalf("DeleteRole: %v", err)
+	}
+	if _, err := s.Role(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("deleted role: err = %v, want ErrNotFound", err)
+	}
+	roles, err := s.Roles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(roles, func(r store.Role) string { return r.Name }); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("roles after delete = %q", got)
+	}
+	if err := s.DeleteRole(ctx, "never-existed"); err != nil {
+		t.Errorf("DeleteRole of a missing role: %v", err)
+	}
+}
+
+func testRevokeCertificate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	fp := "sha256:" + fmt.Sprintf("%064x", 99)
+	other := "sha256:" + fmt.Sprintf("%064x", 98)
+	for _, c := range []store.Certificate{
+		{Serial: "63", Fingerprint: fp, User: "alice", IssuedAt: when},
+		{Serial: "62", Fingerprint: other, User: "alice", IssuedAt: when.Add(time.Second)},
+	} {
+		if err := s.PutCertificate(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if revoked, err := s.IsRevoked(ctx, fp); err != nil || revoked {
+		t.Fatalf("before revocation: IsRevoked = %v, %v", revoked, err)
+	}
+	got, err := s.RevokeCertificate(ctx, fp, when.Add(time.Hour), "laptop lost")
+	if err != nil {
+		t.Fatalf("RevokeCertificate: %v", err)
+	}
+	if got.Serial != "63" || !got.RevokedAt.Equal(when.Add(time.Hour)) || got.RevokeReason != "laptop lost" {
+		t.Errorf("revoked record = %+v", got)
+	}
+	if revoked, err := s.IsRevoked(ctx, fp); err != nil || !revoked {
+		t.Errorf("after revocation: IsRevoked = %v, %v", revoked, err)
+	}
+	if revoked, err := s.IsRevoked(ctx, other); err != nil || revoked {
+		t.Errorf("other certificate: IsRevoked = %v, %v", revoked, err)
+	}
+	// Revoking again keeps the first time and reason.
+	again, err := s.RevokeCertificate(ctx, fp, when.Add(2*time.Hour), "again")
+	if err != nil || !again.RevokedAt.Equal(when.Add(time.Hour)) || again.RevokeReason != "laptop lost" {
+		t.Errorf("second revocation = %+v, %v", again, err)
+	}
+	list, err := s.Certificates(ctx, "alice")
+	if err != nil || len(list) != 2 || list[0].RevokedAt.IsZero() || !list[1].RevokedAt.IsZero() {
+		t.Errorf("Certificates after revocation = %+v, %v", list, err)
+	}
+}
+
+func testRevokeUnknown(t *testing.T, s store.Store) {
+	_, err := s.RevokeCertificate(t.Context(), "sha256:"+fmt.Sprintf("%064x", 1), when, "x")
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("err = %v, want ErrNotFound", err)
+	}
+}
+
+func testAuditPaged(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for i := range 5 {
+		e := store.AuditEvent{Time: when.Add(time.Duration(i) * time.Second), Action: "login", Outcome: "success",
+			Actor: fmt.Sprintf("user%d", i), ActorFactors: []string{"password"}, ClientAddr: "192.0.2.1", Notices: []string{"n"}}
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatalf("AppendAudit: %v", err)
+		}
+	}
+	page1, err := s.Audit(ctx, store.AuditQuery{Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(page1, func(e store.AuditEvent) string { return e.Actor }); !slices.Equal(got, []string{"user4", "user3", "user2"}) {
+		t.Fatalf("page 1 = %q, want newest first", got)
+	}
+	if page1[0].ID == "" || !page1[0].Time.Equal(when.Add(4*time.Second)) || page1[0].ClientAddr != "192.0.2.1" {
+		t.Errorf("event = %+v", page1[0])
+	}
+	page2, err := s.Audit(ctx, store.AuditQuery{Before: page1[2].ID, Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(page2, func(e store.AuditEvent) string { return e.Actor }); !slices.Equal(got, []string{"user1", "user0"}) {
+		t.Fatalf("page 2 = %q", got)
+	}
+}
+
+func testAccountPins(t *testing.T, s store.Store) {
+	a := sampleAccount("pinned")
+	mustCreateAccount(t, s, a)
+	got := mustAccount(t, s, "pinned")
+	if !slices.Equal(got.PinnedFingerprints, a.PinnedFingerprints) || !slices.Equal(got.PinnedKeys, a.PinnedKeys) {
+		t.Errorf("pins = %q %q, want %q %q", got.PinnedFingerprints, got.PinnedKeys, a.PinnedFingerprints, a.PinnedKeys)
+	}
+}
