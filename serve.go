@@ -41,7 +41,6 @@ func cmdServe(e *env, args []string) error {
 
 	l := layout{o.data}
 	if !initialised(l) {
-		fmt.Fprintf(e.stdout, "First start: initialising %s\n", l.dir)
 		if err := initDataDir(e, &o, st, time.Now()); err != nil {
 			return fmt.Errorf("initialise %s: %w", l.dir, err)
 		}
