@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +39,10 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		out                 string
 		days                int
 		requireCert, reqOTP optionalBool
+		reason              string
+		pinCert, pinFP      string
+		pinKey              string
+		limit               int
 	)
 	fs := flag.NewFlagSet("gatehouse "+cmd, flag.ContinueOnError)
 	o.register(fs)
@@ -57,7 +62,15 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		fs.StringVar(&out, "out", "", "output `prefix`: writes PREFIX.crt, PREFIX.key and PREFIX.p12")
 		fs.BoolVar(&p12PasswordStdin, "p12-password-stdin", false, "read the .p12 import password from standard input instead of generating one")
 		fs.IntVar(&days, "days", int(ca.ClientValidity/(24*time.Hour)), "validity in days")
-	case "user list", "user disable", "user enable", "role list", "cert list":
+	case "cert revoke":
+		fs.StringVar(&reason, "reason", "", "why the certificate is revoked (kept with the record)")
+	case "user pin":
+		fs.StringVar(&pinCert, "cert", "", "pin the public key of this certificate `file` (PEM): renewals with the same key keep working")
+		fs.StringVar(&pinFP, "fingerprint", "", "pin one certificate by `sha256:HEX` fingerprint")
+		fs.StringVar(&pinKey, "key-pin", "", "pin a public key by `sha256:HEX` of its SubjectPublicKeyInfo")
+	case "audit":
+		fs.IntVar(&limit, "limit", 50, "how many events, newest first")
+	case "user list", "user disable", "user enable", "role list", "role delete", "cert list", "user unpin":
 	default:
 		return fmt.Errorf("unknown command %q (see gatehouse help)", cmd)
 	}
@@ -65,7 +78,7 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 	if err != nil {
 		return err
 	}
-	want := map[string]int{"user list": 0, "role list": 0}
+	want := map[string]int{"user list": 0, "role list": 0, "audit": 0, "user unpin": 2}
 	n, fixed := want[cmd]
 	if !fixed {
 		n = 1
@@ -128,6 +141,45 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		})
 	case "role set":
 		return roleSet(e, st, pos[0], requireCert, reqOTP)
+	case "role delete":
+		if _, err := st.Role(ctx, pos[0]); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no role named %q", pos[0])
+		} else if err != nil {
+			return err
+		}
+		if err := st.DeleteRole(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "deleted role %s; accounts that held it lose it on their next request\n", pos[0])
+		return nil
+	case "user pin":
+		return userPin(e, st, pos[0], pinCert, pinFP, pinKey, now)
+	case "user unpin":
+		pin := pos[1]
+		return updateAccount(e, st, pos[0], "unpinned "+pin, func(a *store.Account) error {
+			n := len(a.PinnedFingerprints) + len(a.PinnedKeys)
+			a.PinnedFingerprints = slices.DeleteFunc(a.PinnedFingerprints, func(p string) bool { return p == pin })
+			a.PinnedKeys = slices.DeleteFunc(a.PinnedKeys, func(p string) bool { return p == pin })
+			if n == len(a.PinnedFingerprints)+len(a.PinnedKeys) {
+				return fmt.Errorf("%s has no pin %s", a.Name, pin)
+			}
+			a.UpdatedAt = now
+			return nil
+		})
+	case "cert revoke":
+		return certRevoke(e, st, pos[0], reason, now)
+	case "audit":
+		events, err := st.Audit(ctx, store.AuditQuery{Limit: limit})
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(e.stdout)
+		for _, ev := range events {
+			if err := enc.Encode(ev); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "role list":
 		rs, err := st.Roles(ctx)
 		if err != nil {
@@ -151,9 +203,16 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USER\tSERIAL\tNOT AFTER\tFINGERPRINT")
+		fmt.Fprintln(tw, "USER\tSERIAL\tNOT AFTER\tSTATUS\tFINGERPRINT")
 		for _, c := range certs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.User, c.Serial, c.NotAfter.UTC().Format(time.DateOnly), c.Fingerprint)
+			status := "valid"
+			switch {
+			case !c.RevokedAt.IsZero():
+				status = "revoked " + c.RevokedAt.UTC().Format(time.DateOnly)
+			case now.After(c.NotAfter):
+				status = "expired"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.User, c.Serial, c.NotAfter.UTC().Format(time.DateOnly), status, c.Fingerprint)
 		}
 		return tw.Flush()
 	}
@@ -330,6 +389,83 @@ func issueClientCert(e *env, st store.Store, authority *ca.CA, acct store.Accoun
 		return nil, fmt.Errorf("record certificate: %w", err)
 	}
 	return issued, nil
+}
+
+// fingerprintPattern is what a pin or fingerprint looks like.
+var fingerprintPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// certRevoke revokes a certificate issued by the built-in CA, named by
+// its serial (hex) or its fingerprint. It takes effect on the next
+// request of every session that uses the certificate.
+func certRevoke(e *env, st store.Store, id, reason string, now time.Time) error {
+	id = strings.ToLower(strings.TrimSpace(id))
+	certs, err := st.Certificates(e.ctx, "")
+	if err != nil {
+		return err
+	}
+	fp := ""
+	for _, c := range certs {
+		if c.Fingerprint == id || c.Fingerprint == "sha256:"+id || strings.TrimLeft(c.Serial, "0") == strings.TrimLeft(strings.ReplaceAll(id, ":", ""), "0") {
+			fp = c.Fingerprint
+			break
+		}
+	}
+	if fp == "" {
+		return fmt.Errorf("no certificate issued by this portal has serial or fingerprint %q (see gatehouse cert list)", id)
+	}
+	c, err := st.RevokeCertificate(e.ctx, fp, now, reason)
+	if err != nil {
+		return err
+	}
+	err = st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: "certificate.revoke", Outcome: "success",
+		Actor: "cli", Target: c.User, Reason: reason, CertFingerprint: c.Fingerprint})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "revoked certificate %s of %s (%s)\n", c.Serial, c.User, c.Fingerprint)
+	return nil
+}
+
+// userPin binds a certificate to an account by fingerprint or public key,
+// for certificates whose names do not match the account (an enterprise
+// PKI's device certificates, say).
+func userPin(e *env, st store.Store, name, certFile, fp, keyPin string, now time.Time) error {
+	given := 0
+	for _, v := range []string{certFile, fp, keyPin} {
+		if v != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return errors.New("give exactly one of --cert FILE, --fingerprint sha256:HEX or --key-pin sha256:HEX")
+	}
+	if certFile != "" {
+		data, err := os.ReadFile(certFile)
+		if err != nil {
+			return err
+		}
+		cert, err := ca.ParseCertPEM(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", certFile, err)
+		}
+		keyPin = auth.Fingerprint(cert.RawSubjectPublicKeyInfo)
+	}
+	fp, keyPin = strings.ToLower(fp), strings.ToLower(keyPin)
+	for _, v := range []string{fp, keyPin} {
+		if v != "" && !fingerprintPattern.MatchString(v) {
+			return fmt.Errorf("%q is not of the form sha256:<64 hex digits>", v)
+		}
+	}
+	return updateAccount(e, st, name, "pinned "+fp+keyPin, func(a *store.Account) error {
+		if fp != "" && !slices.Contains(a.PinnedFingerprints, fp) {
+			a.PinnedFingerprints = append(a.PinnedFingerprints, fp)
+		}
+		if keyPin != "" && !slices.Contains(a.PinnedKeys, keyPin) {
+			a.PinnedKeys = append(a.PinnedKeys, keyPin)
+		}
+		a.UpdatedAt = now
+		return nil
+	})
 }
 
 func updateAccount(e *env, st store.Store, name, what string, fn func(*store.Account) error) error {

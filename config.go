@@ -31,12 +31,14 @@ type options struct {
 	tlsCert     string
 	tlsKey      string
 	clientCAs   stringList
+	crls        stringList
+	crlRefresh  time.Duration
 	sessionIdle time.Duration
 	sessionMax  time.Duration
 }
 
 // commonFlags lists the flags that the environment may set.
-var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "session-idle", "session-max"}
+var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "crl", "crl-refresh", "session-idle", "session-max"}
 
 func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
@@ -45,6 +47,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate `file` (PEM; default DATA/pki/server.crt)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key `file` (PEM; default DATA/pki/server.key)")
 	fs.Var(&o.clientCAs, "client-ca", "client CA certificate `file` (PEM; repeatable; default DATA/pki/ca.crt)")
+	fs.Var(&o.crls, "crl", "certificate revocation list `file` (PEM or DER, signed by a client CA; repeatable; reloaded when it changes)")
+	fs.DurationVar(&o.crlRefresh, "crl-refresh", time.Minute, "how often to look for changed CRL files")
 	fs.DurationVar(&o.sessionIdle, "session-idle", server.DefaultSessionIdle, "end a session after this long without activity")
 	fs.DurationVar(&o.sessionMax, "session-max", server.DefaultSessionMax, "end a session this long after sign-in")
 }

@@ -7,9 +7,10 @@
 //
 //	gatehouse serve                      run the portal (initialises DATA on first start)
 //	gatehouse init                       create the data directory
-//	gatehouse user add|list|passwd|roles|disable|enable …
-//	gatehouse role set|list …
-//	gatehouse cert issue|list …
+//	gatehouse user add|list|passwd|roles|disable|enable|pin|unpin …
+//	gatehouse role set|list|delete …
+//	gatehouse cert issue|revoke|list …
+//	gatehouse audit
 //
 // Every common flag can also be given as an environment variable
 // GATEHOUSE_<FLAG> (for example GATEHOUSE_DATA, GATEHOUSE_STORE).
@@ -45,9 +46,14 @@ commands:
   user roles NAME --role R [--role R]…
   user disable NAME | user enable NAME
   role set NAME [--require-certificate[=false]] [--require-totp[=false]]
+  user pin NAME (--cert FILE | --fingerprint sha256:HEX | --key-pin sha256:HEX)
+  user unpin NAME PIN
   role list
+  role delete NAME
   cert issue NAME --out PREFIX [--p12-password-stdin] [--days N]
+  cert revoke SERIAL_OR_FINGERPRINT [--reason TEXT]
   cert list [NAME]
+  audit [--limit N]                       the newest audit events, as JSON lines
 
 Run "gatehouse COMMAND -h" for the flags of a command.
 `
@@ -66,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdServe(e, rest)
 	case "init":
 		return cmdInit(e, rest)
+	case "audit":
+		return cmdAdmin(e, "audit", rest)
 	case "user", "role", "cert":
 		if len(rest) == 0 {
 			fmt.Fprint(stderr, usage)

@@ -57,10 +57,15 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("load server certificate: %w", err)
 	}
-	roots, err := loadClientCAs(o.clientCAs, l)
+	roots, caCerts, err := loadClientCAs(o.clientCAs, l)
 	if err != nil {
 		return err
 	}
+	crls, err := newCRLWatcher(o.crls, caCerts, logger)
+	if err != nil {
+		return err
+	}
+	go crls.watch(e.ctx, o.crlRefresh)
 	sessionKey, err := loadSessionKey(e, l)
 	if err != nil {
 		return err
@@ -71,7 +76,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	handler, err := server.New(server.Config{
 		Store:       st,
-		Verifier:    &auth.CertVerifier{Roots: roots},
+		Verifier:    &auth.CertVerifier{Roots: roots, CRLs: crls.current, Revoked: st.IsRevoked},
 		Hasher:      hasher,
 		SessionKey:  sessionKey,
 		SessionIdle: o.sessionIdle,
@@ -123,26 +128,32 @@ func displayAddr(a net.Addr) string {
 }
 
 // loadClientCAs builds the dedicated pool of client CAs: the --client-ca
-// files, or the built-in CA. The system roots are never included.
-func loadClientCAs(files []string, l layout) (*x509.CertPool, error) {
+// files, or the built-in CA. The system roots are never included. It also
+// returns the CA certificates, against which CRL signatures are checked.
+func loadClientCAs(files []string, l layout) (*x509.CertPool, []*x509.Certificate, error) {
 	if len(files) == 0 {
 		files = []string{l.caCert()}
 	}
 	pool := x509.NewCertPool()
+	var all []*x509.Certificate
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("read client CA: %w", err)
+			return nil, nil, fmt.Errorf("read client CA: %w", err)
 		}
 		certs, err := ca.ParseCertsPEM(data)
 		if err != nil {
-			return nil, fmt.Errorf("client CA %s: %w", f, err)
+			return nil, nil, fmt.Errorf("client CA %s: %w", f, err)
 		}
 		for _, c := range certs {
+			if !c.IsCA {
+				return nil, nil, fmt.Errorf("client CA %s: %q is not a CA certificate", f, c.Subject)
+			}
 			pool.AddCert(c)
+			all = append(all, c)
 		}
 	}
-	return pool, nil
+	return pool, all, nil
 }
 
 // loadSessionKey reads the cookie signing key from GATEHOUSE_SESSION_KEY

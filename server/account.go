@@ -64,7 +64,11 @@ func (s *Server) handlePasswordPost() http.Handler {
 			s.render(w, r, status, "password.html", page{Title: "Change password", Visit: v, Error: msg, Data: f})
 		}
 		if err := s.hasher.Check(v.Account.PasswordHash, current); err != nil {
-			s.log.Info("password change", "outcome", "failure", "user", v.Account.Name, "reason", "bad_current_password")
+			if err := s.audit(r, store.AuditEvent{Action: "account.password", Outcome: "failure", Actor: v.Account.Name,
+				ActorFactors: v.Decision.Factors, Target: v.Account.Name, Reason: "bad_current_password"}); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 			again(http.StatusUnauthorized, "your current password is not right")
 			return
 		}
@@ -106,7 +110,11 @@ func (s *Server) handlePasswordPost() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		s.log.Info("password change", "outcome", "success", "user", v.Account.Name)
+		if err := s.audit(r, store.AuditEvent{Action: "account.password", Outcome: "success", Actor: v.Account.Name,
+			ActorFactors: v.Decision.Factors, Target: v.Account.Name}); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		http.Redirect(w, r, "/account/password?done", http.StatusSeeOther)
 	})
 }

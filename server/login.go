@@ -91,22 +91,34 @@ func (s *Server) handleLoginPost() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		d := auth.Decide(auth.Input{
+		in := auth.Input{
 			Account:    authAccount(acct),
 			Roles:      roles,
 			PasswordOK: true,
 			Cert:       s.verifier.Verify(r.Context(), peerCertificates(r), now),
 			Now:        now,
-		})
+		}
+		if in.Cert.Valid() && !auth.CertBoundTo(in.Cert.Info, in.Account) {
+			// Only to tell "someone else's certificate" from "nobody's":
+			// the answer never adds privilege.
+			if in.CertOwner, err = s.certOwner(r, in.Cert.Info); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+		d := auth.Decide(in)
 		if !d.Allow {
 			s.loginFailed(w, r, form, username, d.AuditReason)
+			return
+		}
+		if err := s.audit(r, loginEvent(acct.Name, d)); err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		if err := s.startSession(w, r, acct, d); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		s.logLogin(r, acct.Name, "success", d)
 		switch d.Next {
 		case auth.StepChangePassword:
 			http.Redirect(w, r, "/account/password", http.StatusSeeOther)
@@ -117,23 +129,45 @@ func (s *Server) handleLoginPost() http.Handler {
 }
 
 // loginFailed answers every failed login the same way; the reason goes
-// only to the log.
+// only to the audit trail and the log.
 func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, username, reason string) {
-	s.log.Info("login", "outcome", "failure", "user", username, "reason", reason, "client", clientAddr(r))
+	err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: username, Reason: reason})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	s.renderLogin(w, r, http.StatusUnauthorized, form, msgBadLogin)
 }
 
-func (s *Server) logLogin(r *http.Request, user, outcome string, d auth.Decision) {
-	attrs := []any{"outcome", outcome, "user", user, "reason", d.AuditReason,
-		"factors", strings.Join(d.Factors, "+"), "effective_roles", strings.Join(d.EffectiveRoles, ","),
-		"certificate", d.Cert.Status.String(), "client", clientAddr(r)}
+// loginEvent describes a successful login for the audit trail. A
+// certificate bound to another account is a warning: someone may be
+// using a colleague's device or certificate.
+func loginEvent(user string, d auth.Decision) store.AuditEvent {
+	e := store.AuditEvent{Action: "login", Outcome: "success", Actor: user, ActorFactors: d.Factors,
+		Reason: d.AuditReason, CertStatus: d.Cert.Status.String(), Notices: d.Notices}
 	if d.Cert.Info != nil {
-		attrs = append(attrs, "cert_fingerprint", d.Cert.Info.Fingerprint)
+		e.CertFingerprint = d.Cert.Info.Fingerprint
 	}
-	if len(d.Notices) > 0 {
-		attrs = append(attrs, "notices", strings.Join(d.Notices, "; "))
+	if d.Cert.Status == auth.CertOtherUser {
+		e.Outcome = "warning"
 	}
-	s.log.Info("login", attrs...)
+	return e
+}
+
+// certOwner returns the account a verified certificate is bound to, or
+// "" when none. It reads every account, so it runs only at login and only
+// when the certificate does not belong to the account signing in.
+func (s *Server) certOwner(r *http.Request, info *auth.CertInfo) (string, error) {
+	accts, err := s.store.Accounts(r.Context())
+	if err != nil {
+		return "", err
+	}
+	for _, a := range accts {
+		if auth.CertBoundTo(info, authAccount(a)) {
+			return a.Name, nil
+		}
+	}
+	return "", nil
 }
 
 // startSession ends any session the request carried and starts a new one

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -177,4 +178,33 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
+}
+
+// audit records an event in the store's audit trail and in the log. The
+// time and client address are filled in here. An event that cannot be
+// recorded is an error: the caller fails rather than act unrecorded.
+func (s *Server) audit(r *http.Request, e store.AuditEvent) error {
+	e.Time = s.now().UTC()
+	e.ClientAddr = clientAddr(r)
+	attrs := []any{"action", e.Action, "outcome", e.Outcome, "actor", e.Actor, "client", e.ClientAddr}
+	for _, kv := range [][2]string{{"target", e.Target}, {"reason", e.Reason}, {"cert_status", e.CertStatus}, {"cert_fingerprint", e.CertFingerprint}} {
+		if kv[1] != "" {
+			attrs = append(attrs, kv[0], kv[1])
+		}
+	}
+	if len(e.ActorFactors) > 0 {
+		attrs = append(attrs, "factors", strings.Join(e.ActorFactors, "+"))
+	}
+	if len(e.Notices) > 0 {
+		attrs = append(attrs, "notices", strings.Join(e.Notices, "; "))
+	}
+	level := slog.LevelInfo
+	if e.Outcome == "warning" {
+		level = slog.LevelWarn
+	}
+	s.log.Log(r.Context(), level, "audit", attrs...)
+	if err := s.store.AppendAudit(r.Context(), e); err != nil {
+		return fmt.Errorf("record audit event: %w", err)
+	}
+	return nil
 }

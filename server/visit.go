@@ -136,6 +136,8 @@ func authAccount(a store.Account) auth.Account {
 		Roles:              a.Roles,
 		Disabled:           a.Disabled,
 		MustChangePassword: a.MustChangePassword,
+		PinnedFingerprints: a.PinnedFingerprints,
+		PinnedKeys:         a.PinnedKeys,
 	}
 }
 
