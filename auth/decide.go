@@ -14,6 +14,10 @@ const (
 	FactorTOTP        = "totp"
 )
 
+// CertRenewalWarning is how long before its expiry a certificate that
+// still counts starts to come with a reminder to renew it.
+const CertRenewalWarning = 14 * 24 * time.Hour
+
 // Account is what the decision needs to know about the person signing in.
 type Account struct {
 	Name               string
@@ -127,6 +131,9 @@ func Decide(in Input) Decision {
 	d.Cert = in.Cert.BoundTo(in.Account, in.CertOwner)
 	if d.Cert.Valid() {
 		d.Factors = append(d.Factors, FactorCertificate)
+		if end := d.Cert.Info.NotAfter; !in.Now.IsZero() && end.Sub(in.Now) < CertRenewalWarning {
+			d.Notices = append(d.Notices, fmt.Sprintf("your certificate expires on %s; get a new one before then to keep the roles that need it", end.UTC().Format(dateLayout)))
+		}
 	} else if d.Cert.Notice != "" {
 		d.Notices = append(d.Notices, d.Cert.Notice)
 	}

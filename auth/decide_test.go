@@ -15,14 +15,17 @@ var builtinRoles = []Role{
 	{Name: "helpdesk", RequireCertificate: true},
 }
 
+// decideNow is the time of every decision in TestDecide.
+var decideNow = time.Date(2026, 5, 3, 12, 0, 0, 0, time.UTC)
+
 func validCert(cn string) CertResult {
-	return CertResult{Status: CertValid, Info: &CertInfo{CommonName: cn, Fingerprint: "sha256:00"}}
+	return CertResult{Status: CertValid, Info: &CertInfo{CommonName: cn, Fingerprint: "sha256:00", NotAfter: decideNow.Add(365 * 24 * time.Hour)}}
 }
 
 // TestDecide covers every row of SPEC's decision table and the ways a
 // factor can fail.
 func TestDecide(t *testing.T) {
-	now := time.Date(2026, 5, 3, 12, 0, 0, 0, time.UTC)
+	now := decideNow
 	admin := Account{Name: "alice", Roles: []string{"admin", "employee"}}
 	tests := []struct {
 		name string
@@ -63,7 +66,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "renewed certificate with a pinned key counts",
 			in: Input{Account: Account{Name: "bob", Roles: []string{"admin"}, PinnedKeys: []string{"sha256:key"}}, Roles: builtinRoles, PasswordOK: true,
-				Cert: CertResult{Status: CertValid, Info: &CertInfo{CommonName: "laptop-17", Fingerprint: "sha256:renewed", KeyPin: "sha256:key"}}},
+				Cert: CertResult{Status: CertValid, Info: &CertInfo{CommonName: "laptop-17", Fingerprint: "sha256:renewed", KeyPin: "sha256:key", NotAfter: decideNow.Add(15 * 24 * time.Hour)}}},
 			want: Decision{Allow: true, Factors: []string{"password", "certificate"}, EffectiveRoles: []string{"admin"}, AuditReason: "ok"},
 		},
 		{
@@ -72,6 +75,13 @@ func TestDecide(t *testing.T) {
 				Cert: CertResult{Status: CertExpired, Info: &CertInfo{CommonName: "alice"}, Notice: "your certificate expired on 3 May 2026"}},
 			want:      Decision{Allow: true, Factors: []string{"password"}, AuditReason: "ok_certificate_expired"},
 			noticeHas: []string{"expired on 3 May 2026", "admin access needs your certificate"},
+		},
+		{
+			name: "certificate about to expire still counts, with a reminder",
+			in: Input{Account: admin, Roles: builtinRoles, PasswordOK: true,
+				Cert: CertResult{Status: CertValid, Info: &CertInfo{CommonName: "alice", NotAfter: decideNow.Add(13 * 24 * time.Hour)}}},
+			want:      Decision{Allow: true, Factors: []string{"password", "certificate"}, EffectiveRoles: []string{"admin", "employee"}, AuditReason: "ok"},
+			noticeHas: []string{"your certificate expires on 16 May 2026"},
 		},
 		{
 			name: "wrong password denies whatever the certificate",
@@ -123,7 +133,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "certificate matched by SAN email",
 			in: Input{Account: Account{Name: "alice", Email: "Alice@Example.com", Roles: []string{"admin"}}, Roles: builtinRoles, PasswordOK: true,
-				Cert: CertResult{Status: CertValid, Info: &CertInfo{CommonName: "Alice Liddell", Emails: []string{"alice@example.com"}}}},
+				Cert: CertResult{Status: CertValid, Info: &CertInfo{CommonName: "Alice Liddell", Emails: []string{"alice@example.com"}, NotAfter: decideNow.Add(30 * 24 * time.Hour)}}},
 			want: Decision{Allow: true, Factors: []string{"password", "certificate"}, EffectiveRoles: []string{"admin"}, AuditReason: "ok"},
 		},
 		{
