@@ -38,10 +38,17 @@ type Account struct {
 	// PinnedFingerprints ("sha256:<hex>" of a certificate) and PinnedKeys
 	// ("sha256:<hex>" of its SubjectPublicKeyInfo) bind certificates to
 	// the account whatever names they carry.
-	PinnedFingerprints []string  `json:"pinned_fingerprints,omitempty"`
-	PinnedKeys         []string  `json:"pinned_keys,omitempty"`
-	CreatedAt          time.Time `json:"created_at"`
-	UpdatedAt          time.Time `json:"updated_at"`
+	PinnedFingerprints []string `json:"pinned_fingerprints,omitempty"`
+	PinnedKeys         []string `json:"pinned_keys,omitempty"`
+	// TOTPSecret is the enrolled TOTP secret, sealed (encrypted) by the
+	// caller; empty when TOTP is not enrolled. TOTPPending is a secret
+	// being enrolled, not yet confirmed with a code.
+	TOTPSecret  string `json:"totp_secret,omitempty"`
+	TOTPPending string `json:"totp_pending,omitempty"`
+	// RecoveryCodes are keyed hashes of the unused recovery codes.
+	RecoveryCodes []string  `json:"recovery_codes,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // Role is a named set of privileges and the factors a login must present
@@ -160,6 +167,26 @@ type Store interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	// Audit returns audit events, newest first.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+
+	// UseTOTPStep records that a TOTP code of time step step was accepted
+	// for user, and reports whether this was the first use; the mark is
+	// kept for ttl (longer than the skew window). This is the replay
+	// guard, shared by every portal instance.
+	UseTOTPStep(ctx context.Context, user string, step int64, ttl time.Duration) (bool, error)
+
+	// AddFailure counts one more consecutive failure under key (for
+	// example "totp:alice") and returns the new count; the count is
+	// forgotten after ttl without failures.
+	AddFailure(ctx context.Context, key string, ttl time.Duration) (int, error)
+	// Failures returns the current count under key (0 when none).
+	Failures(ctx context.Context, key string) (int, error)
+	// ResetFailures forgets the count under key.
+	ResetFailures(ctx context.Context, key string) error
+
+	// SetMetaOnce stores value under name unless a value is there, and
+	// returns the value in force. Used for facts about the store itself,
+	// such as the check that the TOTP key is the one it was sealed with.
+	SetMetaOnce(ctx context.Context, name, value string) (string, error)
 
 	// Session returns the session with that ID or ErrNotFound; an expired
 	// session is not found.

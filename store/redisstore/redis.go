@@ -454,3 +454,64 @@ func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEve
 	}
 	return out, nil
 }
+
+func totpStepKey(user string, step int64) string {
+	return fmt.Sprintf("%stotp-used:%s:%d", keyPrefix, user, step)
+}
+func failureKey(key string) string { return keyPrefix + "failures:" + key }
+func metaKey(name string) string   { return keyPrefix + "meta:" + name }
+
+// UseTOTPStep marks a step used with SET NX, atomic across instances.
+func (s *Store) UseTOTPStep(ctx context.Context, user string, step int64, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, totpStepKey(user, step), 1, ttl).Result()
+	if err != nil {
+		return false, wrap("mark TOTP step", err)
+	}
+	return ok, nil
+}
+
+// AddFailure increments the counter and renews its expiry.
+func (s *Store) AddFailure(ctx context.Context, key string, ttl time.Duration) (int, error) {
+	var incr *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		incr = p.Incr(ctx, failureKey(key))
+		p.Expire(ctx, failureKey(key), ttl)
+		return nil
+	})
+	if err != nil {
+		return 0, wrap("count failure", err)
+	}
+	return int(incr.Val()), nil
+}
+
+// Failures returns the counter, 0 when absent.
+func (s *Store) Failures(ctx context.Context, key string) (int, error) {
+	n, err := s.rdb.Get(ctx, failureKey(key)).Int()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, wrap("read failures", err)
+	}
+	return n, nil
+}
+
+// ResetFailures deletes the counter.
+func (s *Store) ResetFailures(ctx context.Context, key string) error {
+	if err := s.rdb.Del(ctx, failureKey(key)).Err(); err != nil {
+		return wrap("reset failures", err)
+	}
+	return nil
+}
+
+// SetMetaOnce stores a value unless one exists and returns the one kept.
+func (s *Store) SetMetaOnce(ctx context.Context, name, value string) (string, error) {
+	if err := s.rdb.SetNX(ctx, metaKey(name), value, 0).Err(); err != nil {
+		return "", wrap("set meta", err)
+	}
+	v, err := s.rdb.Get(ctx, metaKey(name)).Result()
+	if err != nil {
+		return "", wrap("read meta", err)
+	}
+	return v, nil
+}

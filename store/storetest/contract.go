@@ -61,6 +61,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevokeCertificate/UnknownIsNotFound", testRevokeUnknown},
 		{"Audit/NewestFirstPaged", testAuditPaged},
 		{"Account/PinsRoundTrip", testAccountPins},
+		{"UseTOTPStep/FirstUseOnlyAndExpires", testUseTOTPStep},
+		{"Failures/CountResetAndExpire", testFailures},
+		{"SetMetaOnce/KeepsFirstValue", testSetMetaOnce},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -83,6 +86,9 @@ func sampleAccount(name string) store.Account {
 		MustChangePassword: true,
 		PinnedFingerprints: []string{"sha256:" + fmt.Sprintf("%064x", 7)},
 		PinnedKeys:         []string{"sha256:" + fmt.Sprintf("%064x", 8)},
+		TOTPSecret:         "v1:sealed-secret",
+		TOTPPending:        "v1:sealed-pending",
+		RecoveryCodes:      []string{"hash1", "hash2"},
 		CreatedAt:          when,
 		UpdatedAt:          when.Add(time.Hour),
 	}
@@ -621,5 +627,78 @@ func testAccountPins(t *testing.T, s store.Store) {
 	got := mustAccount(t, s, "pinned")
 	if !slices.Equal(got.PinnedFingerprints, a.PinnedFingerprints) || !slices.Equal(got.PinnedKeys, a.PinnedKeys) {
 		t.Errorf("pins = %q %q, want %q %q", got.PinnedFingerprints, got.PinnedKeys, a.PinnedFingerprints, a.PinnedKeys)
+	}
+}
+
+// pollUntil polls cond every 50ms until it is true or the limit passes.
+func pollUntil(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cond()
+}
+
+func testUseTOTPStep(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	first, err := s.UseTOTPStep(ctx, "alice", 1000, time.Second)
+	if err != nil || !first {
+		t.Fatalf("first use = %v, %v", first, err)
+	}
+	again, err := s.UseTOTPStep(ctx, "alice", 1000, time.Second)
+	if err != nil || again {
+		t.Fatalf("second use = %v, %v; want false (replay)", again, err)
+	}
+	if other, err := s.UseTOTPStep(ctx, "bob", 1000, time.Second); err != nil || !other {
+		t.Errorf("another user's same step = %v, %v", other, err)
+	}
+	if next, err := s.UseTOTPStep(ctx, "alice", 1001, time.Second); err != nil || !next {
+		t.Errorf("next step = %v, %v", next, err)
+	}
+	if !pollUntil(sessionExpiryWait, func() bool {
+		ok, err := s.UseTOTPStep(ctx, "alice", 1000, time.Second)
+		return err == nil && ok
+	}) {
+		t.Error("the mark never expired")
+	}
+}
+
+func testFailures(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if n, err := s.Failures(ctx, "totp:alice"); err != nil || n != 0 {
+		t.Fatalf("no failures yet = %d, %v", n, err)
+	}
+	for want := 1; want <= 3; want++ {
+		if n, err := s.AddFailure(ctx, "totp:alice", time.Hour); err != nil || n != want {
+			t.Fatalf("AddFailure = %d, %v; want %d", n, err, want)
+		}
+	}
+	if n, _ := s.Failures(ctx, "totp:bob"); n != 0 {
+		t.Errorf("bob's count = %d", n)
+	}
+	if err := s.ResetFailures(ctx, "totp:alice"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Failures(ctx, "totp:alice"); err != nil || n != 0 {
+		t.Errorf("after reset = %d, %v", n, err)
+	}
+	if _, err := s.AddFailure(ctx, "short", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !pollUntil(sessionExpiryWait, func() bool { n, err := s.Failures(ctx, "short"); return err == nil && n == 0 }) {
+		t.Error("failure count never expired")
+	}
+}
+
+func testSetMetaOnce(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if v, err := s.SetMetaOnce(ctx, "check", "first"); err != nil || v != "first" {
+		t.Fatalf("first = %q, %v", v, err)
+	}
+	if v, err := s.SetMetaOnce(ctx, "check", "second"); err != nil || v != "first" {
+		t.Fatalf("second = %q, %v; want the first value kept", v, err)
 	}
 }
