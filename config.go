@@ -154,5 +154,6 @@ func (l layout) caKey() string        { return l.path("pki", "ca.key") }
 func (l layout) serverCert() string   { return l.path("pki", "server.crt") }
 func (l layout) serverKey() string    { return l.path("pki", "server.key") }
 func (l layout) sessionKey() string   { return l.path("session.key") }
+func (l layout) totpKey() string      { return l.path("totp.key") }
 func (l layout) initialAdmin() string { return l.path("initial-admin.txt") }
 func (l layout) adminPrefix() string  { return l.path("initial-admin") }

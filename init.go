@@ -85,6 +85,9 @@ func initDataDir(e *env, o *options, st store.Store, now time.Time) error {
 	if err := writeNew(l.sessionKey(), []byte(hex.EncodeToString(randomBytes(32))+"\n"), 0o600); err != nil {
 		return err
 	}
+	if err := writeNew(l.totpKey(), []byte(hex.EncodeToString(randomBytes(auth.SecretKeyBytes))+"\n"), 0o600); err != nil {
+		return err
+	}
 
 	for _, r := range builtinRoles {
 		if _, err := st.Role(e.ctx, r.Name); errors.Is(err, store.ErrNotFound) {

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"gatehouse/store"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,6 +74,14 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	totpKey, err := loadTOTPKey(e, l)
+	if err != nil {
+		return err
+	}
+	sealer, err := checkTOTPKey(e, st, totpKey, l)
+	if err != nil {
+		return err
+	}
 	hasher, err := auth.NewHasher(auth.BcryptCost)
 	if err != nil {
 		return err
@@ -79,6 +91,8 @@ func cmdServe(e *env, args []string) error {
 		Verifier:    &auth.CertVerifier{Roots: roots, CRLs: crls.current, Revoked: st.IsRevoked},
 		Hasher:      hasher,
 		SessionKey:  sessionKey,
+		Sealer:      sealer,
+		RecoveryKey: recoveryKey(totpKey),
 		SessionIdle: o.sessionIdle,
 		SessionMax:  o.sessionMax,
 		Logger:      logger,
@@ -174,4 +188,58 @@ func loadSessionKey(e *env, l layout) ([]byte, error) {
 		return nil, fmt.Errorf("session key in %s must be at least %d bytes of hex", source, server.MinSessionKeyBytes)
 	}
 	return key, nil
+}
+
+// loadTOTPKey reads the key that encrypts TOTP secrets from
+// GATEHOUSE_TOTP_KEY (hex) or DATA/totp.key. A data directory made before
+// TOTP existed gets a new key file.
+func loadTOTPKey(e *env, l layout) ([]byte, error) {
+	text, source := e.getenv("GATEHOUSE_TOTP_KEY"), "GATEHOUSE_TOTP_KEY"
+	if text == "" {
+		source = l.totpKey()
+		b, err := os.ReadFile(l.totpKey())
+		if errors.Is(err, fs.ErrNotExist) {
+			text = hex.EncodeToString(randomBytes(auth.SecretKeyBytes))
+			if err := writeNew(l.totpKey(), []byte(text+"\n"), 0o600); err != nil {
+				return nil, err
+			}
+		} else if err != nil {
+			return nil, fmt.Errorf("read TOTP key: %w", err)
+		} else {
+			text = string(b)
+		}
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(text))
+	if err != nil || len(key) != auth.SecretKeyBytes {
+		return nil, fmt.Errorf("TOTP key in %s must be %d bytes of hex", source, auth.SecretKeyBytes)
+	}
+	return key, nil
+}
+
+// totpKeyCheck is sealed with the TOTP key and kept in the store the
+// first time a portal starts, so that a later start with another key is
+// refused with a clear message instead of producing wrong codes.
+const totpKeyCheck = "gatehouse TOTP key check"
+
+func checkTOTPKey(e *env, st store.Store, key []byte, l layout) (*auth.Sealer, error) {
+	sealer, err := auth.NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	kept, err := st.SetMetaOnce(e.ctx, "totp-key-check", sealer.Seal([]byte(totpKeyCheck), "key-check"))
+	if err != nil {
+		return nil, err
+	}
+	if plain, err := sealer.Open(kept, "key-check"); err != nil || string(plain) != totpKeyCheck {
+		return nil, fmt.Errorf("the TOTP key (%s or GATEHOUSE_TOTP_KEY) is not the one this store's TOTP secrets were encrypted with; restore the original key file, or nobody enrolled in TOTP can sign in", l.totpKey())
+	}
+	return sealer, nil
+}
+
+// recoveryKey derives the key for recovery-code hashes from the TOTP key,
+// so there is one secret to keep, not two.
+func recoveryKey(totpKey []byte) []byte {
+	m := hmac.New(sha256.New, totpKey)
+	m.Write([]byte("gatehouse recovery codes"))
+	return m.Sum(nil)
 }

@@ -160,3 +160,12 @@ func TestSealer(t *testing.T) {
 		t.Error("short key accepted")
 	}
 }
+
+func TestFailureDelay(t *testing.T) {
+	tests := map[int]time.Duration{0: 0, 4: 0, 5: time.Second, 6: 2 * time.Second, 10: 32 * time.Second, 15: MaxFailureDelay, 99: MaxFailureDelay, 1 << 30: MaxFailureDelay}
+	for n, want := range tests {
+		if got := FailureDelay(n); got != want {
+			t.Errorf("FailureDelay(%d) = %v, want %v", n, got, want)
+		}
+	}
+}

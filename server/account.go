@@ -23,6 +23,11 @@ func (s *Server) visitAny(w http.ResponseWriter, r *http.Request) *visit {
 		s.fail(w, r, err)
 		return nil
 	}
+	if v != nil && v.Decision.Next == auth.StepTOTP {
+		// Half signed in: the TOTP step comes before anything else.
+		http.Redirect(w, r, "/login/totp", http.StatusSeeOther)
+		return nil
+	}
 	if v == nil {
 		if wantsJSON(r) {
 			s.fail(w, r, &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "you are not signed in"})
@@ -106,7 +111,7 @@ func (s *Server) handlePasswordPost() http.Handler {
 		v.Account.MustChangePassword = false
 		v.Decision.Next = auth.StepNone
 		// A privilege change: continue on a fresh session ID.
-		if err := s.startSession(w, r, v.Account, v.Decision); err != nil {
+		if err := s.startSession(w, r, v.Account, v.Decision, &v.Record); err != nil {
 			s.fail(w, r, err)
 			return
 		}

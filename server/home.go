@@ -1,6 +1,7 @@
 package server
 
 import (
+	"gatehouse/auth"
 	"net/http"
 	"net/url"
 )
@@ -24,6 +25,10 @@ func (s *Server) requireVisit(w http.ResponseWriter, r *http.Request) *visit {
 			e.Code, e.Message = "incomplete", "finish signing in first: "+v.Decision.Next.String()
 		}
 		s.fail(w, r, e)
+		return nil
+	}
+	if v != nil && v.Decision.Next == auth.StepTOTP {
+		http.Redirect(w, r, "/login/totp?rd="+url.QueryEscape(safeReturn(r.URL.RequestURI())), http.StatusSeeOther)
 		return nil
 	}
 	if v != nil {

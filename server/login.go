@@ -115,11 +115,13 @@ func (s *Server) handleLoginPost() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.startSession(w, r, acct, d); err != nil {
+		if err := s.startSession(w, r, acct, d, nil); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		switch d.Next {
+		case auth.StepTOTP:
+			http.Redirect(w, r, "/login/totp?rd="+url.QueryEscape(form.Return), http.StatusSeeOther)
 		case auth.StepChangePassword:
 			http.Redirect(w, r, "/account/password", http.StatusSeeOther)
 		default:
@@ -148,8 +150,11 @@ func loginEvent(user string, d auth.Decision) store.AuditEvent {
 	if d.Cert.Info != nil {
 		e.CertFingerprint = d.Cert.Info.Fingerprint
 	}
-	if d.Cert.Status == auth.CertOtherUser {
+	switch {
+	case d.Cert.Status == auth.CertOtherUser:
 		e.Outcome = "warning"
+	case d.Next == auth.StepTOTP:
+		e.Outcome = "pending"
 	}
 	return e
 }
@@ -172,8 +177,10 @@ func (s *Server) certOwner(r *http.Request, info *auth.CertInfo) (string, error)
 
 // startSession ends any session the request carried and starts a new one
 // with a new ID, so an ID known before login is worthless after it (no
-// fixation).
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, acct store.Account, d auth.Decision) error {
+// fixation). It is also called at every privilege change; then since is
+// the session being replaced, whose creation time and absolute end carry
+// over. A session waiting at the TOTP step lives only totpStepLifetime.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, acct store.Account, d auth.Decision, since *store.Session) error {
 	if old, err := s.sessions.Get(r, SessionCookieName); err == nil && old.ID != "" {
 		if err := s.store.DeleteSession(r.Context(), old.ID); err != nil {
 			return err
@@ -187,6 +194,12 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, acct store
 		CreatedAt:  now,
 		LastSeen:   now,
 		ExpiresAt:  now.Add(s.max),
+	}
+	switch {
+	case since != nil:
+		rec.CreatedAt, rec.ExpiresAt = since.CreatedAt, since.ExpiresAt
+	case d.Next == auth.StepTOTP:
+		rec.ExpiresAt = now.Add(totpStepLifetime)
 	}
 	if d.Cert.Valid() {
 		rec.CertFingerprint = d.Cert.Info.Fingerprint

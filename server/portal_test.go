@@ -79,6 +79,9 @@ type portal struct {
 	url    *url.URL
 	hasher *auth.Hasher
 	logs   *lockedBuffer
+	// sealer and recoveryKey are the portal's TOTP keys.
+	sealer      *auth.Sealer
+	recoveryKey []byte
 
 	// AdminCert is a client certificate for "admin" (CN "admin").
 	AdminCert tls.Certificate
@@ -125,13 +128,23 @@ func newPortal(t *testing.T, redisArgs ...string) *portal {
 		}
 	})
 
+	totpKey := make([]byte, auth.SecretKeyBytes)
+	rand.Read(totpKey)
+	sealer, err := auth.NewSealer(totpKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recoveryKey := make([]byte, 32)
+	rand.Read(recoveryKey)
 	handler, err := server.New(server.Config{
-		Store:      st,
-		Verifier:   &auth.CertVerifier{Roots: roots},
-		Hasher:     hasher,
-		SessionKey: key,
-		Now:        clk.Now,
-		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Sealer:      sealer,
+		RecoveryKey: recoveryKey,
+		Store:       st,
+		Verifier:    &auth.CertVerifier{Roots: roots},
+		Hasher:      hasher,
+		SessionKey:  key,
+		Now:         clk.Now,
+		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -150,7 +163,7 @@ func newPortal(t *testing.T, redisArgs ...string) *portal {
 		t.Fatal(err)
 	}
 
-	p := &portal{t: t, redis: r, store: st, ca: authority, key: key, clock: clk, srv: srv, url: u, hasher: hasher, logs: logs}
+	p := &portal{t: t, redis: r, store: st, ca: authority, key: key, clock: clk, srv: srv, url: u, hasher: hasher, logs: logs, sealer: sealer, recoveryKey: recoveryKey}
 
 	ctx := t.Context()
 	for _, role := range []store.Role{

@@ -16,10 +16,24 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /readyz", s.handleReadyz())
 	mux.Handle("GET /static/", s.handleStatic())
 
+	// A sign-in waiting at the TOTP step.
+	mux.Handle("GET /login/totp", s.handleTOTPStepGet())
+	mux.Handle("POST /login/totp", s.handleTOTPStepPost())
+
 	// Any session (an incomplete one is sent to its next step).
 	mux.Handle("POST /logout", s.handleLogout())
 	mux.Handle("GET /{$}", s.handleHome())
 	mux.Handle("GET /api/session", s.handleAPISession())
+
+	// TOTP enrollment and removal (removal asks for the password again).
+	mux.Handle("GET /account/totp", s.handleTOTPPage())
+	mux.Handle("POST /account/totp", s.handleTOTPStart())
+	mux.Handle("GET /account/totp/qr.png", s.handleTOTPQR())
+	mux.Handle("POST /account/totp/confirm", s.handleTOTPConfirm())
+	mux.Handle("POST /account/totp/remove", s.handleTOTPRemove())
+	mux.Handle("POST /api/account/totp", s.handleTOTPStart())
+	mux.Handle("POST /api/account/totp/confirm", s.handleTOTPConfirm())
+	mux.Handle("DELETE /api/account/totp", s.handleTOTPRemove())
 
 	// Any session, including one that must change its password first.
 	mux.Handle("GET /account/password", s.handlePasswordGet())

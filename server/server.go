@@ -38,6 +38,12 @@ type Config struct {
 	Hasher *auth.Hasher
 	// SessionKey signs the session cookie (at least 32 bytes). Required.
 	SessionKey []byte
+	// Sealer encrypts TOTP secrets at rest. Required.
+	Sealer *auth.Sealer
+	// RecoveryKey keys the hashes of TOTP recovery codes (at least 32
+	// bytes), so a store dump alone cannot be searched for codes.
+	// Required.
+	RecoveryKey []byte
 	// SessionIdle ends a session after this long without a request.
 	// Default DefaultSessionIdle.
 	SessionIdle time.Duration
@@ -53,22 +59,27 @@ type Config struct {
 
 // Server is the portal. Build it with New.
 type Server struct {
-	store    store.Store
-	verifier *auth.CertVerifier
-	hasher   *auth.Hasher
-	sessions *sessionStore
-	idle     time.Duration
-	max      time.Duration
-	now      func() time.Time
-	log      *slog.Logger
-	pages    map[string]*template.Template
-	static   fs.FS
+	store       store.Store
+	verifier    *auth.CertVerifier
+	hasher      *auth.Hasher
+	sessions    *sessionStore
+	sealer      *auth.Sealer
+	recoveryKey []byte
+	idle        time.Duration
+	max         time.Duration
+	now         func() time.Time
+	log         *slog.Logger
+	pages       map[string]*template.Template
+	static      fs.FS
 }
 
 // New checks cfg and returns the portal's handler.
 func New(cfg Config) (http.Handler, error) {
 	if cfg.Store == nil || cfg.Verifier == nil || cfg.Hasher == nil {
 		return nil, errors.New("server config: Store, Verifier and Hasher are required")
+	}
+	if cfg.Sealer == nil || len(cfg.RecoveryKey) < MinSessionKeyBytes {
+		return nil, fmt.Errorf("server config: Sealer and a recovery key of at least %d bytes are required", MinSessionKeyBytes)
 	}
 	if len(cfg.SessionKey) < MinSessionKeyBytes {
 		return nil, fmt.Errorf("server config: session key must be at least %d bytes", MinSessionKeyBytes)
@@ -93,16 +104,18 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s := &Server{
-		store:    cfg.Store,
-		verifier: cfg.Verifier,
-		hasher:   cfg.Hasher,
-		sessions: newSessionStore(cfg.Store, cfg.SessionKey, cfg.SessionMax),
-		idle:     cfg.SessionIdle,
-		max:      cfg.SessionMax,
-		now:      cfg.Now,
-		log:      cfg.Logger,
-		pages:    pages,
-		static:   static.FS,
+		store:       cfg.Store,
+		verifier:    cfg.Verifier,
+		hasher:      cfg.Hasher,
+		sessions:    newSessionStore(cfg.Store, cfg.SessionKey, cfg.SessionMax),
+		sealer:      cfg.Sealer,
+		recoveryKey: cfg.RecoveryKey,
+		idle:        cfg.SessionIdle,
+		max:         cfg.SessionMax,
+		now:         cfg.Now,
+		log:         cfg.Logger,
+		pages:       pages,
+		static:      static.FS,
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)

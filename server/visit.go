@@ -138,6 +138,7 @@ func authAccount(a store.Account) auth.Account {
 		MustChangePassword: a.MustChangePassword,
 		PinnedFingerprints: a.PinnedFingerprints,
 		PinnedKeys:         a.PinnedKeys,
+		TOTPEnrolled:       a.TOTPSecret != "",
 	}
 }
 

@@ -85,7 +85,8 @@ type AuditEvent struct {
 	Time time.Time `json:"time"`
 	// Action is what happened: "login", "certificate.revoke", ...
 	Action string `json:"action"`
-	// Outcome is "success", "failure" or "warning".
+	// Outcome is "success", "failure", "warning" or "pending" (a sign-in
+	// waiting at its TOTP step).
 	Outcome string `json:"outcome"`
 	// Actor is who did it (the account signing in, or an admin); Target
 	// is whom or what it was done to.
