@@ -70,7 +70,7 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		fs.StringVar(&pinKey, "key-pin", "", "pin a public key by `sha256:HEX` of its SubjectPublicKeyInfo")
 	case "audit":
 		fs.IntVar(&limit, "limit", 50, "how many events, newest first")
-	case "user list", "user disable", "user enable", "role list", "role delete", "cert list", "user unpin":
+	case "user list", "user disable", "user enable", "user unlock", "role list", "role delete", "cert list", "user unpin":
 	default:
 		return fmt.Errorf("unknown command %q (see gatehouse help)", cmd)
 	}
@@ -141,6 +141,22 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		})
 	case "role set":
 		return roleSet(e, st, pos[0], requireCert, reqOTP)
+	case "user unlock":
+		if _, err := st.Account(ctx, pos[0]); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no account named %q", pos[0])
+		} else if err != nil {
+			return err
+		}
+		for _, key := range []string{"totp:" + pos[0], "hold:totp:" + pos[0]} {
+			if err := st.ResetFailures(ctx, key); err != nil {
+				return err
+			}
+		}
+		if err := st.AppendAudit(ctx, store.AuditEvent{Time: now.UTC(), Action: "account.unlock", Outcome: "success", Actor: "cli", Target: pos[0]}); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: unlocked (failed-attempt counters cleared)\n", pos[0])
+		return nil
 	case "role delete":
 		if _, err := st.Role(ctx, pos[0]); errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no role named %q", pos[0])
@@ -271,7 +287,7 @@ func userList(e *env, st store.Store) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USER\tROLES\tEMAIL\tSTATUS")
+	fmt.Fprintln(tw, "USER\tROLES\tEMAIL\tTOTP\tSTATUS")
 	for _, a := range accts {
 		status := "active"
 		switch {
@@ -280,7 +296,21 @@ func userList(e *env, st store.Store) error {
 		case a.MustChangePassword:
 			status = "must change password"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, strings.Join(a.Roles, ","), orDash(a.Email), status)
+		n, err := st.Failures(e.ctx, "totp:"+a.Name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case n >= auth.MaxConsecutiveFailures:
+			status += ", TOTP locked (gatehouse user unlock " + a.Name + ")"
+		case n >= auth.FreeFailures:
+			status += fmt.Sprintf(", %d wrong TOTP codes in a row", n)
+		}
+		totp := "no"
+		if a.TOTPSecret != "" {
+			totp = fmt.Sprintf("yes (%d recovery codes)", len(a.RecoveryCodes))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, strings.Join(a.Roles, ","), orDash(a.Email), totp, status)
 	}
 	return tw.Flush()
 }

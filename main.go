@@ -45,6 +45,7 @@ commands:
   user passwd NAME --password-stdin
   user roles NAME --role R [--role R]…
   user disable NAME | user enable NAME
+  user unlock NAME                        clear failed-attempt counters (TOTP lock)
   role set NAME [--require-certificate[=false]] [--require-totp[=false]]
   user pin NAME (--cert FILE | --fingerprint sha256:HEX | --key-pin sha256:HEX)
   user unpin NAME PIN
