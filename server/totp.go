@@ -417,6 +417,7 @@ func (s *Server) handleTOTPConfirm() http.Handler {
 			return
 		}
 		v.Account.TOTPSecret, v.Account.TOTPPending = "set", ""
+		v.Decision = d
 		s.render(w, r, http.StatusOK, "totp.html", page{Title: "Two-step sign-in", Visit: v,
 			Data: totpPage{Enrolled: true, RecoveryLeft: len(codes), RecoveryCodes: codes}})
 	})
