@@ -118,10 +118,14 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		if err != nil {
 			return err
 		}
-		return updateAccount(e, st, pos[0], "password changed", func(a *store.Account) error {
+		err = updateAccount(e, st, pos[0], "password changed", func(a *store.Account) error {
 			a.PasswordHash, a.MustChangePassword, a.UpdatedAt = hash, false, now
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		return endSessions(e, st, pos[0], "account.password.set", now)
 	case "user roles":
 		if len(roles) == 0 {
 			return errors.New("give at least one --role")
@@ -135,10 +139,14 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		})
 	case "user disable", "user enable":
 		disable := cmd == "user disable"
-		return updateAccount(e, st, pos[0], strings.TrimPrefix(cmd, "user ")+"d", func(a *store.Account) error {
+		err := updateAccount(e, st, pos[0], strings.TrimPrefix(cmd, "user ")+"d", func(a *store.Account) error {
 			a.Disabled, a.UpdatedAt = disable, now
 			return nil
 		})
+		if err != nil || !disable {
+			return err
+		}
+		return endSessions(e, st, pos[0], "account.disable", now)
 	case "role set":
 		return roleSet(e, st, pos[0], requireCert, reqOTP)
 	case "user unlock":
@@ -162,6 +170,25 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 			return fmt.Errorf("no role named %q", pos[0])
 		} else if err != nil {
 			return err
+		}
+		// Take the role off every account first, so that a role created
+		// later under the same name is not silently held by them.
+		accts, err := st.Accounts(ctx)
+		if err != nil {
+			return err
+		}
+		for _, a := range accts {
+			if !slices.Contains(a.Roles, pos[0]) {
+				continue
+			}
+			err := st.UpdateAccount(ctx, a.Name, func(a *store.Account) error {
+				a.Roles = slices.DeleteFunc(a.Roles, func(r string) bool { return r == pos[0] })
+				a.UpdatedAt = now
+				return nil
+			})
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
 		}
 		if err := st.DeleteRole(ctx, pos[0]); err != nil {
 			return err
@@ -419,6 +446,20 @@ func issueClientCert(e *env, st store.Store, authority *ca.CA, acct store.Accoun
 		return nil, fmt.Errorf("record certificate: %w", err)
 	}
 	return issued, nil
+}
+
+// endSessions ends every session of user after an account change that
+// must not leave anyone signed in on the old terms, and records it.
+func endSessions(e *env, st store.Store, user, action string, now time.Time) error {
+	n, err := st.DeleteUserSessions(e.ctx, user)
+	if err != nil {
+		return err
+	}
+	if err := st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: action, Outcome: "success", Actor: "cli", Target: user}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: %d session(s) ended\n", user, n)
+	return nil
 }
 
 // fingerprintPattern is what a pin or fingerprint looks like.

@@ -115,7 +115,7 @@ func (s *Server) handleLoginPost() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.startSession(w, r, acct, d, nil); err != nil {
+		if err := s.startSessionOwned(w, r, acct, d, nil, in.CertOwner); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -181,6 +181,16 @@ func (s *Server) certOwner(r *http.Request, info *auth.CertInfo) (string, error)
 // the session being replaced, whose creation time and absolute end carry
 // over. A session waiting at the TOTP step lives only totpStepLifetime.
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, acct store.Account, d auth.Decision, since *store.Session) error {
+	owner := ""
+	if since != nil {
+		owner = since.OtherCertOwner
+	}
+	return s.startSessionOwned(w, r, acct, d, since, owner)
+}
+
+// startSessionOwned is startSession for a login that found the presented
+// certificate bound to another account, owner.
+func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct store.Account, d auth.Decision, since *store.Session, owner string) error {
 	if old, err := s.sessions.Get(r, SessionCookieName); err == nil && old.ID != "" {
 		if err := s.store.DeleteSession(r.Context(), old.ID); err != nil {
 			return err
@@ -201,8 +211,11 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, acct store
 	case d.Next == auth.StepTOTP:
 		rec.ExpiresAt = now.Add(totpStepLifetime)
 	}
-	if d.Cert.Valid() {
+	switch {
+	case d.Cert.Valid():
 		rec.CertFingerprint = d.Cert.Info.Fingerprint
+	case d.Cert.Status == auth.CertOtherUser && owner != "":
+		rec.OtherCertFingerprint, rec.OtherCertOwner = d.Cert.Info.Fingerprint, owner
 	}
 	sess := sessions.NewSession(s.sessions, SessionCookieName)
 	opts := s.sessions.options

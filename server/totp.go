@@ -97,7 +97,7 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.startSession(w, r, v.Account, d, nil); err != nil {
+		if err := s.startSessionOwned(w, r, v.Account, d, nil, v.Record.OtherCertOwner); err != nil {
 			s.fail(w, r, err)
 			return
 		}

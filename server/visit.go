@@ -71,7 +71,17 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert := s.verifier.Verify(r.Context(), peerCertificates(r), now).ForSession(rec.CertFingerprint)
+	// Bind before comparing with the session, so a password-only session
+	// keeps telling the user whose certificate this device presents.
+	cert := s.verifier.Verify(r.Context(), peerCertificates(r), now)
+	if cert.Valid() {
+		owner := ""
+		if cert.Info.Fingerprint == rec.OtherCertFingerprint {
+			owner = rec.OtherCertOwner
+		}
+		cert = cert.BoundTo(authAccount(acct), owner)
+	}
+	cert = cert.ForSession(rec.CertFingerprint)
 	d := auth.Decide(auth.Input{
 		Account:    authAccount(acct),
 		Roles:      roles,

@@ -120,10 +120,15 @@ type Session struct {
 	// CertFingerprint is "sha256:<hex>" of the certificate the login
 	// presented, when it counted. Requests that do not present the same
 	// certificate lose the roles that need it.
-	CertFingerprint string    `json:"cert_fingerprint,omitempty"`
-	ClientAddr      string    `json:"client_addr,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
-	LastSeen        time.Time `json:"last_seen"`
+	CertFingerprint string `json:"cert_fingerprint,omitempty"`
+	// OtherCertFingerprint and OtherCertOwner remember a verified
+	// certificate the login presented that belongs to another account,
+	// so later requests can keep saying whose it is without a lookup.
+	OtherCertFingerprint string    `json:"other_cert_fingerprint,omitempty"`
+	OtherCertOwner       string    `json:"other_cert_owner,omitempty"`
+	ClientAddr           string    `json:"client_addr,omitempty"`
+	CreatedAt            time.Time `json:"created_at"`
+	LastSeen             time.Time `json:"last_seen"`
 	// ExpiresAt is the absolute end of the session, whatever its activity.
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -198,6 +203,9 @@ type Store interface {
 	// DeleteSession removes a session; deleting a missing one is not an
 	// error.
 	DeleteSession(ctx context.Context, id string) error
+	// DeleteUserSessions removes every session of user and returns how
+	// many there were.
+	DeleteUserSessions(ctx context.Context, user string) (int, error)
 
 	// Ping reports whether the backing service is reachable.
 	Ping(ctx context.Context) error

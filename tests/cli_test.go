@@ -3,12 +3,15 @@ package tests
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"software.sslmate.com/src/go-pkcs12"
@@ -138,4 +141,81 @@ func TestServe_InitialisesEmptyDataDirOnFirstStart(t *testing.T) {
 	if s := c.session(t); !slices.Contains(s.EffectiveRoles, "admin") {
 		t.Errorf("the first admin's effective_roles = %q, want admin among them", s.EffectiveRoles)
 	}
+}
+
+// auditEvent is one line of "gatehouse audit": the fields the tests look
+// at, decoded independently of the portal's own types.
+type auditEvent struct {
+	ID              string    `json:"id"`
+	Time            time.Time `json:"time"`
+	Action          string    `json:"action"`
+	Outcome         string    `json:"outcome"`
+	Actor           string    `json:"actor"`
+	ActorFactors    []string  `json:"actor_factors"`
+	Target          string    `json:"target"`
+	Reason          string    `json:"reason"`
+	CertFingerprint string    `json:"cert_fingerprint"`
+	CertStatus      string    `json:"cert_status"`
+	Notices         []string  `json:"notices"`
+}
+
+// audit runs "gatehouse audit --limit N" and returns the events, newest
+// first, and the raw output (to search for what must never be in it).
+func (p *portal) audit(t *testing.T, limit int) ([]auditEvent, string) {
+	t.Helper()
+	out := p.cli(t, "", "audit", "--limit", strconv.Itoa(limit))
+	var events []auditEvent
+	for line := range strings.Lines(out) {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var e auditEvent
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("gatehouse audit printed a line that is not JSON: %v\n%s", err, line)
+		}
+		events = append(events, e)
+	}
+	return events, out
+}
+
+// certRow is one line of "gatehouse cert list".
+type certRow struct {
+	User, Serial, NotAfter, Status, Fingerprint string
+}
+
+// certList runs "gatehouse cert list [NAME]" and parses its table:
+// USER SERIAL NOT-AFTER STATUS… FINGERPRINT, where the status may be
+// more than one word ("revoked 2026-05-03").
+func (p *portal) certList(t *testing.T, args ...string) []certRow {
+	t.Helper()
+	out := p.cli(t, "", append([]string{"cert", "list"}, args...)...)
+	var rows []certRow
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if i == 0 {
+			if len(f) == 0 || f[0] != "USER" {
+				t.Fatalf("cert list printed no header line:\n%s", out)
+			}
+			continue
+		}
+		if len(f) < 5 {
+			t.Fatalf("cert list line %q has fewer than 5 columns:\n%s", line, out)
+		}
+		rows = append(rows, certRow{User: f[0], Serial: f[1], NotAfter: f[2],
+			Status: strings.Join(f[3:len(f)-1], " "), Fingerprint: f[len(f)-1]})
+	}
+	return rows
+}
+
+// certRowOf returns the cert list row with that fingerprint.
+func (p *portal) certRowOf(t *testing.T, fingerprint string) certRow {
+	t.Helper()
+	rows := p.certList(t)
+	for _, r := range rows {
+		if r.Fingerprint == fingerprint {
+			return r
+		}
+	}
+	t.Fatalf("cert list has no certificate %s: %+v", fingerprint, rows)
+	return certRow{}
 }

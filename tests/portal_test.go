@@ -68,11 +68,27 @@ var externalRedis sync.Mutex
 // stops everything when the test ends.
 func startPortal(t *testing.T) *portal {
 	t.Helper()
+	p := initPortal(t)
+	p.start(t)
+	return p
+}
+
+// initPortal is the first half of startPortal: a Redis and a data
+// directory made by "gatehouse init", but no server yet, so that a test
+// can make files from the portal's CA (a CRL, say) before p.start.
+func initPortal(t *testing.T) *portal {
+	t.Helper()
 	p := newPortal(t)
 	p.cli(t, "", "init")
-	p.serve(t)
-	p.readAdminCredentials(t)
 	return p
+}
+
+// start is the second half of startPortal: "gatehouse serve" with extra
+// serve flags, then the first admin's credentials.
+func (p *portal) start(t *testing.T, serveFlags ...string) {
+	t.Helper()
+	p.serve(t, serveFlags...)
+	p.readAdminCredentials(t)
 }
 
 // newPortal prepares a portal's Redis and directories without running
@@ -149,14 +165,16 @@ func childEnv() []string {
 	return env
 }
 
-// serve starts "gatehouse serve" and waits until it is ready.
-func (p *portal) serve(t *testing.T) {
+// serve starts "gatehouse serve --addr ADDR FLAGS…" and waits until it
+// is ready.
+func (p *portal) serve(t *testing.T, flags ...string) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		p.Addr = addr
 		p.URL = "https://" + net.JoinHostPort("localhost", strconv.Itoa(port(addr)))
-		srv := startProcess(t, p.command(context.Background(), "serve", "--addr", addr), p.logDir, fmt.Sprintf("serve-%d", attempt))
+		args := append([]string{"serve", "--addr", addr}, flags...)
+		srv := startProcess(t, p.command(context.Background(), args...), p.logDir, fmt.Sprintf("serve-%d", attempt))
 		err := p.waitReady(t, srv)
 		if err == nil {
 			p.server = srv

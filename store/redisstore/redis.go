@@ -515,3 +515,36 @@ func (s *Store) SetMetaOnce(ctx context.Context, name, value string) (string, er
 	}
 	return v, nil
 }
+
+// DeleteUserSessions removes every session in the user's index.
+func (s *Store) DeleteUserSessions(ctx context.Context, user string) (int, error) {
+	ids, err := s.rdb.SMembers(ctx, userSessionsKey(user)).Result()
+	if err != nil {
+		return 0, wrap("list user sessions", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = sessionKey(id)
+	}
+	var del *redis.IntCmd
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.Del(ctx, keys...)
+		p.SRem(ctx, userSessionsKey(user), toAny(ids)...)
+		return nil
+	})
+	if err != nil {
+		return 0, wrap("delete user sessions", err)
+	}
+	return int(del.Val()), nil
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}

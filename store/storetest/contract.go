@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UseTOTPStep/FirstUseOnlyAndExpires", testUseTOTPStep},
 		{"Failures/CountResetAndExpire", testFailures},
 		{"SetMetaOnce/KeepsFirstValue", testSetMetaOnce},
+		{"DeleteUserSessions/OnlyThatUser", testDeleteUserSessions},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -700,5 +701,29 @@ func testSetMetaOnce(t *testing.T, s store.Store) {
 	}
 	if v, err := s.SetMetaOnce(ctx, "check", "second"); err != nil || v != "first" {
 		t.Fatalf("second = %q, %v; want the first value kept", v, err)
+	}
+}
+
+func testDeleteUserSessions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, sess := range []store.Session{sampleSession("a1", "alice"), sampleSession("a2", "alice"), sampleSession("b1", "bob")} {
+		if err := s.PutSession(ctx, sess, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.DeleteUserSessions(ctx, "alice")
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteUserSessions = %d, %v; want 2", n, err)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		if _, err := s.Session(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("session %s survived: %v", id, err)
+		}
+	}
+	if _, err := s.Session(ctx, "b1"); err != nil {
+		t.Errorf("bob's session was removed: %v", err)
+	}
+	if n, err := s.DeleteUserSessions(ctx, "nobody"); err != nil || n != 0 {
+		t.Errorf("no sessions: %d, %v", n, err)
 	}
 }
