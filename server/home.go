@@ -22,7 +22,10 @@ func (s *Server) requireVisit(w http.ResponseWriter, r *http.Request) *visit {
 	if wantsJSON(r) {
 		e := &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "you are not signed in"}
 		if v != nil {
-			e.Code, e.Message = "incomplete", "finish signing in first: "+v.Decision.Next.String()
+			e.Code, e.Message = "incomplete", "finish signing in first: change your password at /account/password"
+			if v.Decision.Next == auth.StepTOTP {
+				e.Message = "finish signing in first: enter your TOTP code at /login/totp"
+			}
 		}
 		s.fail(w, r, e)
 		return nil

@@ -92,8 +92,9 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 		if v.Account.MustChangePassword {
 			d.Next = auth.StepChangePassword
 		}
-		if err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "success", Actor: v.Account.Name,
-			ActorFactors: d.Factors, Reason: "ok_" + how, CertStatus: d.Cert.Status.String(), Notices: d.Notices}); err != nil {
+		ev := loginEvent(v.Account.Name, d)
+		ev.Reason = "ok_" + how
+		if err := s.audit(r, ev); err != nil {
 			s.fail(w, r, err)
 			return
 		}
