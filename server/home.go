@@ -3,7 +3,6 @@ package server
 import (
 	"gatehouse/auth"
 	"net/http"
-	"net/url"
 )
 
 // requireVisit returns the request's complete session, or answers the
@@ -31,14 +30,14 @@ func (s *Server) requireVisit(w http.ResponseWriter, r *http.Request) *visit {
 		return nil
 	}
 	if v != nil && v.Decision.Next == auth.StepTOTP {
-		http.Redirect(w, r, "/login/totp?rd="+url.QueryEscape(safeReturn(r.URL.RequestURI())), http.StatusSeeOther)
+		http.Redirect(w, r, withReturn("/login/totp", safeReturn(r.URL.RequestURI())), http.StatusSeeOther)
 		return nil
 	}
 	if v != nil {
 		http.Redirect(w, r, "/account/password", http.StatusSeeOther)
 		return nil
 	}
-	http.Redirect(w, r, "/login?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+	http.Redirect(w, r, withReturn("/login", safeReturn(r.URL.RequestURI())), http.StatusSeeOther)
 	return nil
 }
 

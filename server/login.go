@@ -121,7 +121,7 @@ func (s *Server) handleLoginPost() http.Handler {
 		}
 		switch d.Next {
 		case auth.StepTOTP:
-			http.Redirect(w, r, "/login/totp?rd="+url.QueryEscape(form.Return), http.StatusSeeOther)
+			http.Redirect(w, r, withReturn("/login/totp", form.Return), http.StatusSeeOther)
 		case auth.StepChangePassword:
 			http.Redirect(w, r, "/account/password", http.StatusSeeOther)
 		default:
@@ -267,6 +267,14 @@ func safeReturn(rd string) string {
 		return ""
 	}
 	return rd
+}
+
+// withReturn adds ?rd= to path when there is somewhere to return to.
+func withReturn(path, rd string) string {
+	if rd == "" {
+		return path
+	}
+	return path + "?rd=" + url.QueryEscape(rd)
 }
 
 func orHome(rd string) string {
