@@ -101,13 +101,40 @@ type AuditEvent struct {
 	ClientAddr      string   `json:"client_addr,omitempty"`
 }
 
-// AuditQuery selects audit events, newest first.
+// AuditQuery selects audit events, newest first. Empty fields select
+// everything.
 type AuditQuery struct {
 	// Before, when set, returns only events older than this ID (the
 	// previous page's last ID).
 	Before string
 	// Limit bounds the number of events (default and maximum 1000).
 	Limit int
+	// User matches events whose actor or target is this account.
+	User string
+	// Actor and Action match those fields exactly.
+	Actor  string
+	Action string
+	// Since and Until bound the event time (inclusive, exclusive).
+	Since time.Time
+	Until time.Time
+}
+
+// Matches reports whether e passes the query's filters (not Before or
+// Limit).
+func (q AuditQuery) Matches(e AuditEvent) bool {
+	switch {
+	case q.User != "" && e.Actor != q.User && e.Target != q.User:
+		return false
+	case q.Actor != "" && e.Actor != q.Actor:
+		return false
+	case q.Action != "" && e.Action != q.Action:
+		return false
+	case !q.Since.IsZero() && e.Time.Before(q.Since):
+		return false
+	case !q.Until.IsZero() && !e.Time.Before(q.Until):
+		return false
+	}
+	return true
 }
 
 // Session is the server-side record behind a session cookie. The cookie
@@ -145,6 +172,9 @@ type Store interface {
 	CreateAccount(ctx context.Context, a Account) error
 	// UpdateAccount applies fn to the named account atomically.
 	UpdateAccount(ctx context.Context, name string, fn func(*Account) error) error
+	// DeleteAccount removes an account or returns ErrNotFound. Its
+	// sessions are not touched: callers end them first.
+	DeleteAccount(ctx context.Context, name string) error
 
 	// Role returns the named role or ErrNotFound.
 	Role(ctx context.Context, name string) (Role, error)
@@ -203,6 +233,8 @@ type Store interface {
 	// DeleteSession removes a session; deleting a missing one is not an
 	// error.
 	DeleteSession(ctx context.Context, id string) error
+	// Sessions returns the live sessions of user, oldest first.
+	Sessions(ctx context.Context, user string) ([]Session, error)
 	// DeleteUserSessions removes every session of user and returns how
 	// many there were.
 	DeleteUserSessions(ctx context.Context, user string) (int, error)

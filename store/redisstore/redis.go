@@ -438,22 +438,44 @@ func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEve
 	if q.Before != "" {
 		end = "(" + q.Before
 	}
-	msgs, err := s.rdb.XRevRangeN(ctx, auditKey, end, "-", int64(limit)).Result()
-	if err != nil {
-		return nil, wrap("read audit trail", err)
-	}
-	out := make([]store.AuditEvent, 0, len(msgs))
-	for _, m := range msgs {
-		raw, _ := m.Values["e"].(string)
-		var e store.AuditEvent
-		if err := json.Unmarshal([]byte(raw), &e); err != nil {
-			return nil, fmt.Errorf("decode audit event %s: %w", m.ID, err)
+	// Read backwards in batches, filtering, until the page is full or
+	// maxAuditScan events were looked at (a bound on one request's work;
+	// the caller pages on with the last ID it got).
+	out := make([]store.AuditEvent, 0, min(limit, 100))
+	scanned := 0
+	for scanned < maxAuditScan && len(out) < limit {
+		msgs, err := s.rdb.XRevRangeN(ctx, auditKey, end, "-", auditBatch).Result()
+		if err != nil {
+			return nil, wrap("read audit trail", err)
 		}
-		e.ID = m.ID
-		out = append(out, e)
+		for _, m := range msgs {
+			raw, _ := m.Values["e"].(string)
+			var e store.AuditEvent
+			if err := json.Unmarshal([]byte(raw), &e); err != nil {
+				return nil, fmt.Errorf("decode audit event %s: %w", m.ID, err)
+			}
+			e.ID = m.ID
+			if q.Matches(e) {
+				out = append(out, e)
+				if len(out) == limit {
+					break
+				}
+			}
+		}
+		scanned += len(msgs)
+		if len(msgs) < auditBatch {
+			break
+		}
+		end = "(" + msgs[len(msgs)-1].ID
 	}
 	return out, nil
 }
+
+// Bounds on reading the audit stream for one query.
+const (
+	auditBatch   = 500
+	maxAuditScan = 100_000
+)
 
 func totpStepKey(user string, step int64) string {
 	return fmt.Sprintf("%stotp-used:%s:%d", keyPrefix, user, step)
@@ -547,4 +569,60 @@ func toAny(s []string) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// DeleteAccount removes the account record and its index entry.
+func (s *Store) DeleteAccount(ctx context.Context, name string) error {
+	var del *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.Del(ctx, accountKey(name))
+		p.SRem(ctx, accountsKey, name)
+		return nil
+	})
+	if err != nil {
+		return wrap("delete account", err)
+	}
+	if del.Val() == 0 {
+		return fmt.Errorf("delete account %q: %w", name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Sessions returns the user's live sessions; IDs in the index whose
+// session expired are dropped from it on the way.
+func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, error) {
+	ids, err := s.rdb.SMembers(ctx, userSessionsKey(user)).Result()
+	if err != nil {
+		return nil, wrap("list user sessions", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = sessionKey(id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, wrap("list user sessions", err)
+	}
+	var out []store.Session
+	var dead []any
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			dead = append(dead, ids[i])
+			continue
+		}
+		var sess store.Session
+		if err := json.Unmarshal([]byte(str), &sess); err != nil {
+			return nil, fmt.Errorf("decode session: %w", err)
+		}
+		out = append(out, sess)
+	}
+	if len(dead) > 0 {
+		s.rdb.SRem(ctx, userSessionsKey(user), dead...) // best effort
+	}
+	slices.SortFunc(out, func(a, b store.Session) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
 }

@@ -65,6 +65,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Failures/CountResetAndExpire", testFailures},
 		{"SetMetaOnce/KeepsFirstValue", testSetMetaOnce},
 		{"DeleteUserSessions/OnlyThatUser", testDeleteUserSessions},
+		{"DeleteAccount/RemovesAndMissingIsNotFound", testDeleteAccount},
+		{"Sessions/OfOneUserOldestFirst", testSessionsOfUser},
+		{"Audit/Filters", testAuditFilters},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -725,5 +728,90 @@ func testDeleteUserSessions(t *testing.T, s store.Store) {
 	}
 	if n, err := s.DeleteUserSessions(ctx, "nobody"); err != nil || n != 0 {
 		t.Errorf("no sessions: %d, %v", n, err)
+	}
+}
+
+func testDeleteAccount(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateAccount(t, s, sampleAccount("alice"))
+	mustCreateAccount(t, s, sampleAccount("bob"))
+	if err := s.DeleteAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Account(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("deleted account: %v", err)
+	}
+	accts, _ := s.Accounts(ctx)
+	if got := names(accts, func(a store.Account) string { return a.Name }); !slices.Equal(got, []string{"bob"}) {
+		t.Errorf("accounts = %q", got)
+	}
+	if err := s.DeleteAccount(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+	// The name can be used again.
+	mustCreateAccount(t, s, sampleAccount("alice"))
+}
+
+func testSessionsOfUser(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a1, a2, b1 := sampleSession("a1", "alice"), sampleSession("a2", "alice"), sampleSession("b1", "bob")
+	a1.CreatedAt = when.Add(time.Hour)
+	for _, sess := range []store.Session{a1, a2, b1} {
+		if err := s.PutSession(ctx, sess, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Sessions(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := names(got, func(x store.Session) string { return x.ID }); !slices.Equal(ids, []string{"a2", "a1"}) {
+		t.Errorf("alice's sessions = %q, want oldest first", ids)
+	}
+	if err := s.DeleteSession(ctx, "a2"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Sessions(ctx, "alice")
+	if len(got) != 1 {
+		t.Errorf("after delete: %d sessions", len(got))
+	}
+	if none, err := s.Sessions(ctx, "nobody"); err != nil || len(none) != 0 {
+		t.Errorf("nobody's sessions = %v, %v", none, err)
+	}
+}
+
+func testAuditFilters(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	events := []store.AuditEvent{
+		{Time: when, Action: "login", Outcome: "success", Actor: "alice"},
+		{Time: when.Add(time.Minute), Action: "helpdesk.reset_password", Outcome: "success", Actor: "hd", Target: "alice", Reason: "T-1"},
+		{Time: when.Add(2 * time.Minute), Action: "login", Outcome: "failure", Actor: "bob"},
+		{Time: when.Add(3 * time.Minute), Action: "login", Outcome: "success", Actor: "alice"},
+	}
+	for _, e := range events {
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		q    store.AuditQuery
+		want []string // actions+actors newest first
+	}{
+		{"by user as actor or target", store.AuditQuery{User: "alice"}, []string{"login/alice", "helpdesk.reset_password/hd", "login/alice"}},
+		{"by actor", store.AuditQuery{Actor: "hd"}, []string{"helpdesk.reset_password/hd"}},
+		{"by action", store.AuditQuery{Action: "login"}, []string{"login/alice", "login/bob", "login/alice"}},
+		{"by time", store.AuditQuery{Since: when.Add(time.Minute), Until: when.Add(3 * time.Minute)}, []string{"login/bob", "helpdesk.reset_password/hd"}},
+		{"limit applies after filtering", store.AuditQuery{Action: "login", Limit: 1}, []string{"login/alice"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Audit(ctx, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids := names(got, func(e store.AuditEvent) string { return e.Action + "/" + e.Actor }); !slices.Equal(ids, tc.want) {
+				t.Errorf("got %q, want %q", ids, tc.want)
+			}
+		})
 	}
 }
