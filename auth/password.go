@@ -92,8 +92,10 @@ const MinPasswordLength = 15
 
 // CheckNewPassword applies the rules for a password being set: at least
 // MinPasswordLength characters, at most MaxPasswordBytes bytes, and not
-// the username. There are no composition rules. The error is in plain
-// words for the user.
+// the username, not on the blocklist of common and breached passwords,
+// not a repeated pattern or a run of consecutive characters. There are no
+// composition rules (NIST SP 800-63B). The error is in plain words for
+// the user.
 func CheckNewPassword(password, username string) error {
 	switch {
 	case utf8.RuneCountInString(password) < MinPasswordLength:
@@ -104,6 +106,9 @@ func CheckNewPassword(password, username string) error {
 		return errors.New("the new password is not valid text")
 	case strings.EqualFold(password, username):
 		return errors.New("the new password must not be your username")
+	}
+	if why := weakReason(password, username); why != "" {
+		return errors.New(why)
 	}
 	return nil
 }

@@ -48,10 +48,20 @@ func TestCheckNewPassword(t *testing.T) {
 	}{
 		{"fifteen characters is enough", "correct horse b", "alice", ""},
 		{"fourteen characters is too short", "correct horse ", "alice", "at least 15"},
-		{"multibyte characters count as characters", strings.Repeat("é", 15), "alice", ""},
+		{"multibyte characters count as characters", "naïve café über", "alice", ""},
 		{"more than 72 bytes is refused with the length", strings.Repeat("é", 37), "alice", "at most 72 bytes"},
 		{"the username is refused", "alice-in-wonderland", "alice-in-wonderland", "username"},
-		{"no composition rules", strings.Repeat("a", 20), "alice", ""},
+		{"no composition rules", "mountain river lantern", "alice", ""},
+		{"a common long password is refused", "passwordpassword", "alice", "common or breached"},
+		{"the blocklist ignores case and spaces", "Correct Horse Battery Staple", "alice", "common or breached"},
+		{"one character repeated is refused", strings.Repeat("a", 20), "alice", "repeats a short pattern"},
+		{"a short unit repeated is refused", "abc1abc1abc1abc1", "alice", "repeats a short pattern"},
+		{"a listed run of digits is refused", "123456789012345", "alice", "common or breached"},
+		{"an unlisted run of digits is refused", "34567890123456789", "alice", "consecutive"},
+		{"a run of letters is refused", "bcdefghijklmnopq", "alice", "consecutive"},
+		{"a descending run is refused", "zyxwvutsrqponmlk", "alice", "consecutive"},
+		{"mostly the username is refused", "alicealice2026!", "alice", "mostly your username"},
+		{"the username inside a long phrase is fine", "alice likes quiet mountain lakes", "alice", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
