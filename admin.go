@@ -19,14 +19,6 @@ import (
 	"gatehouse/store"
 )
 
-// accountName is what a username may look like: lower-case letters,
-// digits and . _ - so that it is unambiguous in certificates, headers and
-// logs.
-var accountName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
-// roleName is what a role name may look like.
-var roleName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
-
 // cmdAdmin runs the account, role and certificate commands. They work on
 // the store directly, so they work while a server runs on the same store.
 func cmdAdmin(e *env, cmd string, args []string) error {
@@ -263,8 +255,8 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 }
 
 func userAdd(e *env, st store.Store, name string, roles []string, email string, passwordStdin bool, now time.Time) error {
-	if !accountName.MatchString(name) {
-		return fmt.Errorf("account name %q: use 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	if err := auth.CheckAccountName(name); err != nil {
+		return err
 	}
 	if len(roles) == 0 {
 		return errors.New("give at least one --role (for example --role employee)")
@@ -272,8 +264,10 @@ func userAdd(e *env, st store.Store, name string, roles []string, email string, 
 	if err := checkRolesExist(e, st, roles); err != nil {
 		return err
 	}
-	if email != "" && (!strings.Contains(email, "@") || strings.ContainsAny(email, " \t\r\n<>,")) {
-		return fmt.Errorf("email %q does not look like an address", email)
+	if email != "" {
+		if err := auth.CheckEmail(email); err != nil {
+			return err
+		}
 	}
 	password, temporary := "", !passwordStdin
 	if passwordStdin {
@@ -343,8 +337,8 @@ func userList(e *env, st store.Store) error {
 }
 
 func roleSet(e *env, st store.Store, name string, requireCert, requireTOTP optionalBool) error {
-	if !roleName.MatchString(name) {
-		return fmt.Errorf("role name %q: use 1-64 lower-case letters, digits, '_' or '-', starting with a letter", name)
+	if err := auth.CheckRoleName(name); err != nil {
+		return err
 	}
 	r, err := st.Role(e.ctx, name)
 	created := errors.Is(err, store.ErrNotFound)
