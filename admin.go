@@ -279,7 +279,7 @@ func userAdd(e *env, st store.Store, name string, roles []string, email string, 
 			return err
 		}
 	} else {
-		password = randomPassword()
+		password = auth.RandomPassword()
 	}
 	hash, err := newHasherHash(password)
 	if err != nil {
@@ -396,7 +396,7 @@ func certIssue(e *env, o *options, st store.Store, name, out string, p12Stdin bo
 			return err
 		}
 	} else {
-		password = randomPassword()
+		password = auth.RandomPassword()
 	}
 	issued, err := issueClientCert(e, st, authority, acct, out, password, time.Duration(days)*24*time.Hour, now)
 	if err != nil {

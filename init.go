@@ -99,7 +99,7 @@ func initDataDir(e *env, o *options, st store.Store, now time.Time) error {
 		}
 	}
 
-	password := randomPassword()
+	password := auth.RandomPassword()
 	hasher, err := auth.NewHasher(auth.BcryptCost)
 	if err != nil {
 		return err
@@ -115,7 +115,7 @@ func initDataDir(e *env, o *options, st store.Store, now time.Time) error {
 	if err := st.CreateAccount(e.ctx, admin); err != nil {
 		return fmt.Errorf("create the first admin: %w", err)
 	}
-	p12Password := randomPassword()
+	p12Password := auth.RandomPassword()
 	if _, err := issueClientCert(e, st, authority, admin, l.adminPrefix(), p12Password, ca.ClientValidity, now); err != nil {
 		return err
 	}
@@ -165,30 +165,4 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
 	return b
-}
-
-// passwordAlphabet leaves out characters that are easy to misread
-// (0/O, 1/l/I).
-const passwordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-// randomPassword returns 24 characters from passwordAlphabet (about 140
-// bits), comfortably above the 15-character minimum.
-func randomPassword() string {
-	b := make([]byte, 24)
-	for i := range b {
-		b[i] = passwordAlphabet[randIntn(len(passwordAlphabet))]
-	}
-	return string(b)
-}
-
-// randIntn returns a uniform random number in [0, n) without modulo bias.
-func randIntn(n int) int {
-	limit := 256 - 256%n
-	for {
-		var b [1]byte
-		rand.Read(b[:])
-		if int(b[0]) < limit {
-			return int(b[0]) % n
-		}
-	}
 }

@@ -76,17 +76,3 @@ func TestRun_UnknownCommandAndUsage(t *testing.T) {
 		t.Errorf("usage not printed: %q", stderr.String())
 	}
 }
-
-func TestRandomPassword_LengthAndAlphabet(t *testing.T) {
-	seen := map[string]bool{}
-	for range 100 {
-		p := randomPassword()
-		if len(p) != 24 || strings.Trim(p, passwordAlphabet) != "" {
-			t.Fatalf("bad password %q", p)
-		}
-		if seen[p] {
-			t.Fatalf("repeated password %q", p)
-		}
-		seen[p] = true
-	}
-}

@@ -40,3 +40,18 @@ func CheckEmail(email string) error {
 	}
 	return nil
 }
+
+// passwordAlphabet leaves out characters that are easy to misread
+// (0/O, 1/l/I).
+const passwordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+// RandomPassword returns 24 characters from passwordAlphabet (about 140
+// bits): for first admins and temporary passwords, comfortably above the
+// 15-character minimum.
+func RandomPassword() string {
+	b := make([]byte, 24)
+	for i := range b {
+		b[i] = passwordAlphabet[randIndex(len(passwordAlphabet))]
+	}
+	return string(b)
+}

@@ -169,3 +169,17 @@ func TestFailureDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestRandomPassword_LengthAndAlphabet(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		p := RandomPassword()
+		if len(p) != 24 || strings.Trim(p, passwordAlphabet) != "" || seen[p] {
+			t.Fatalf("bad or repeated password %q", p)
+		}
+		seen[p] = true
+		if err := CheckNewPassword(p, "alice"); err != nil {
+			t.Fatalf("a random password fails the rules: %v", err)
+		}
+	}
+}

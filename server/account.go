@@ -50,76 +50,85 @@ func (s *Server) handlePasswordGet() http.Handler {
 	})
 }
 
-// handlePasswordPost changes the signed-in user's password. The current
+// changePassword sets the signed-in user's password. The current
 // password is required, so a session left open on a shared screen cannot
-// be turned into a stolen account. The session gets a new ID afterwards.
+// be turned into a stolen account. Every other session of the account
+// ends; this one continues on a new ID.
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v *visit, current, next, confirm string) error {
+	if err := s.hasher.Check(v.Account.PasswordHash, current); err != nil {
+		ev := actorEvent(v, "account.password", v.Account.Name, "bad_current_password")
+		ev.Outcome = "failure"
+		if err := s.audit(r, ev); err != nil {
+			return err
+		}
+		return &Error{Status: http.StatusUnauthorized, Code: "bad_password", Message: "your current password is not right"}
+	}
+	if err := auth.CheckNewPassword(next, v.Account.Name); err != nil {
+		return invalid("weak_password", err)
+	}
+	if next != confirm {
+		return &Error{Status: http.StatusBadRequest, Code: "mismatch", Message: "the two new passwords do not match"}
+	}
+	if next == current {
+		return &Error{Status: http.StatusBadRequest, Code: "unchanged", Message: "the new password must differ from the current one"}
+	}
+	hash, err := s.hasher.Hash(next)
+	if err != nil {
+		return err
+	}
+	err = s.store.UpdateAccount(r.Context(), v.Account.Name, func(a *store.Account) error {
+		a.PasswordHash = hash
+		a.MustChangePassword = false
+		a.UpdatedAt = s.now()
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Status: http.StatusNotFound, Code: "no_account", Message: "your account no longer exists"}
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.endSessions(r, v.Account.Name); err != nil {
+		return err
+	}
+	v.Account.MustChangePassword = false
+	v.Decision.Next = auth.StepNone
+	// A privilege change: continue on a fresh session ID.
+	if err := s.startSession(w, r, v.Account, v.Decision, &v.Record); err != nil {
+		return err
+	}
+	return s.audit(r, actorEvent(v, "account.password", v.Account.Name, ""))
+}
+
 func (s *Server) handlePasswordPost() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v := s.visitAny(w, r)
 		if v == nil {
 			return
 		}
-		if err := r.ParseForm(); err != nil {
-			s.fail(w, r, badForm(err))
-			return
+		var in struct {
+			Current string `json:"current"`
+			New     string `json:"new"`
+			Confirm string `json:"confirm"`
 		}
-		current, next, confirm := r.PostForm.Get("current"), r.PostForm.Get("new"), r.PostForm.Get("confirm")
-		f := passwordForm{Must: v.Account.MustChangePassword}
-		again := func(status int, msg string) {
-			s.render(w, r, status, "password.html", page{Title: "Change password", Visit: v, Error: msg, Data: f})
-		}
-		if err := s.hasher.Check(v.Account.PasswordHash, current); err != nil {
-			if err := s.audit(r, store.AuditEvent{Action: "account.password", Outcome: "failure", Actor: v.Account.Name,
-				ActorFactors: v.Decision.Factors, Target: v.Account.Name, Reason: "bad_current_password"}); err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			again(http.StatusUnauthorized, "your current password is not right")
-			return
-		}
-		if err := auth.CheckNewPassword(next, v.Account.Name); err != nil {
-			again(http.StatusBadRequest, err.Error())
-			return
-		}
-		if next != confirm {
-			again(http.StatusBadRequest, "the two new passwords do not match")
-			return
-		}
-		if next == current {
-			again(http.StatusBadRequest, "the new password must differ from the current one")
-			return
-		}
-		hash, err := s.hasher.Hash(next)
-		if err != nil {
+		if err := decodeInput(r, &in); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		err = s.store.UpdateAccount(r.Context(), v.Account.Name, func(a *store.Account) error {
-			a.PasswordHash = hash
-			a.MustChangePassword = false
-			a.UpdatedAt = s.now()
-			return nil
-		})
-		if errors.Is(err, store.ErrNotFound) {
-			s.fail(w, r, &Error{Status: http.StatusNotFound, Code: "no_account", Message: "your account no longer exists"})
-			return
+		if wantsJSON(r) && in.Confirm == "" {
+			in.Confirm = in.New // scripts send the new password once
 		}
-		if err != nil {
+		err := s.changePassword(w, r, v, in.Current, in.New, in.Confirm)
+		switch e := asError(err); {
+		case err == nil && wantsJSON(r):
+			w.WriteHeader(http.StatusNoContent)
+		case err == nil:
+			http.Redirect(w, r, "/account/password?done", http.StatusSeeOther)
+		case wantsJSON(r) || e.Status >= 500:
 			s.fail(w, r, err)
-			return
+		default:
+			f := passwordForm{Must: v.Account.MustChangePassword}
+			s.render(w, r, e.Status, "password.html", page{Title: "Change password", Visit: v, Error: e.Message, Data: f})
 		}
-		v.Account.MustChangePassword = false
-		v.Decision.Next = auth.StepNone
-		// A privilege change: continue on a fresh session ID.
-		if err := s.startSession(w, r, v.Account, v.Decision, &v.Record); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if err := s.audit(r, store.AuditEvent{Action: "account.password", Outcome: "success", Actor: v.Account.Name,
-			ActorFactors: v.Decision.Factors, Target: v.Account.Name}); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		http.Redirect(w, r, "/account/password?done", http.StatusSeeOther)
 	})
 }

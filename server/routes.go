@@ -38,6 +38,36 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	// Any session, including one that must change its password first.
 	mux.Handle("GET /account/password", s.handlePasswordGet())
 	mux.Handle("POST /account/password", s.handlePasswordPost())
+	mux.Handle("POST /api/account/password", s.handlePasswordPost())
+
+	// Admin console API: the effective role admin (its certificate, by
+	// default) on this request.
+	admin := func(h func(http.ResponseWriter, *http.Request, *visit)) http.Handler {
+		return s.requireRole(h, roleAdmin)
+	}
+	mux.Handle("GET /api/admin/users", admin(s.apiAdminUsers))
+	mux.Handle("POST /api/admin/users", admin(s.apiAdminCreateUser))
+	mux.Handle("GET /api/admin/users/{name}", admin(s.apiAdminUser))
+	mux.Handle("PATCH /api/admin/users/{name}", admin(s.apiAdminUpdateUser))
+	mux.Handle("DELETE /api/admin/users/{name}", admin(s.apiAdminDeleteUser))
+	mux.Handle("DELETE /api/admin/users/{name}/sessions", admin(s.apiAdminRevokeSessions))
+	mux.Handle("DELETE /api/admin/users/{name}/sessions/{handle}", admin(s.apiAdminRevokeSessions))
+	mux.Handle("GET /api/admin/roles", admin(s.apiAdminRoles))
+	mux.Handle("GET /api/admin/roles/{name}", admin(s.apiAdminRole))
+	mux.Handle("PUT /api/admin/roles/{name}", admin(s.apiAdminPutRole))
+	mux.Handle("DELETE /api/admin/roles/{name}", admin(s.apiAdminDeleteRole))
+	mux.Handle("GET /api/admin/certificates", admin(s.apiAdminCertificates))
+	mux.Handle("POST /api/admin/certificates/{id}/revoke", admin(s.apiAdminRevokeCertificate))
+	mux.Handle("GET /api/admin/sessions", admin(s.apiAdminSessions))
+	mux.Handle("GET /api/admin/audit", admin(s.apiAdminAudit))
+
+	// Help-desk API: the effective role helpdesk, or admin. Targets holding
+	// admin or helpdesk are refused unless the actor is an admin.
+	helpdesk := func(h func(http.ResponseWriter, *http.Request, *visit)) http.Handler {
+		return s.requireRole(h, roleHelpdesk, roleAdmin)
+	}
+	mux.Handle("GET /api/helpdesk/users", helpdesk(s.apiHelpdeskUsers))
+	mux.Handle("POST /api/helpdesk/users/{name}/{action}", helpdesk(s.apiHelpdeskAction))
 
 	mux.Handle("/", s.handleNotFound())
 }

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"net/http"
+
+	"gatehouse/auth"
+	"gatehouse/store"
+)
+
+// The help desk's operations: reset a password, reset TOTP, unlock. Each
+// needs a reason, never applies to oneself, applies to accounts holding
+// admin or helpdesk only when the actor is an admin for this request,
+// ends the target's sessions and lands in the audit trail.
+
+// helpdeskAction is one of the help desk's operations on a target.
+type helpdeskAction func(r *http.Request, target store.Account) (result map[string]any, err error)
+
+// runHelpdesk checks the reason and the boundaries, runs act, ends the
+// target's sessions and records the event.
+func (s *Server) runHelpdesk(r *http.Request, v *visit, name, reason, action string, act helpdeskAction) (map[string]any, error) {
+	reason, err := checkReason(reason)
+	if err != nil {
+		return nil, err
+	}
+	target, err := s.loadTarget(r, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHelpdeskTarget(v, target); err != nil {
+		ev := actorEvent(v, action, name, reason)
+		ev.Outcome = "failure"
+		if aerr := s.audit(r, ev); aerr != nil {
+			return nil, aerr
+		}
+		return nil, err
+	}
+	out, err := act(r, target)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.endSessions(r, name); err != nil {
+		return nil, err
+	}
+	return out, s.audit(r, actorEvent(v, action, name, reason))
+}
+
+// resetPassword gives the target a one-time temporary password that must
+// be changed at the next sign-in, before anything else.
+func (s *Server) resetPassword(r *http.Request, target store.Account) (map[string]any, error) {
+	temporary := auth.RandomPassword()
+	hash, err := s.hasher.Hash(temporary)
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.UpdateAccount(r.Context(), target.Name, func(a *store.Account) error {
+		a.PasswordHash, a.MustChangePassword, a.UpdatedAt = hash, true, s.now()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"temporary_password": temporary}, nil
+}
+
+// resetTOTP removes the target's TOTP enrollment; its recovery codes go
+// with it.
+func (s *Server) resetTOTP(r *http.Request, target store.Account) (map[string]any, error) {
+	err := s.store.UpdateAccount(r.Context(), target.Name, func(a *store.Account) error {
+		a.TOTPSecret, a.TOTPPending, a.RecoveryCodes, a.UpdatedAt = "", "", nil, s.now()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"totp_enrolled": false}, s.unlockCounters(r, target.Name)
+}
+
+// unlock clears the target's failed-attempt counters.
+func (s *Server) unlock(r *http.Request, target store.Account) (map[string]any, error) {
+	return map[string]any{"unlocked": true}, s.unlockCounters(r, target.Name)
+}
+
+// failureKeys are the throttle counters of an account.
+func failureKeys(user string) []string {
+	return []string{"totp:" + user, "hold:totp:" + user}
+}
+
+func (s *Server) unlockCounters(r *http.Request, user string) error {
+	for _, k := range failureKeys(user) {
+		if err := s.store.ResetFailures(r.Context(), k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// helpdeskOps maps the routes' action names to operations and audit
+// actions.
+func (s *Server) helpdeskOps() map[string]struct {
+	audit string
+	act   helpdeskAction
+} {
+	return map[string]struct {
+		audit string
+		act   helpdeskAction
+	}{
+		"reset-password": {"helpdesk.reset_password", s.resetPassword},
+		"reset-totp":     {"helpdesk.reset_totp", s.resetTOTP},
+		"unlock":         {"helpdesk.unlock", s.unlock},
+	}
+}
+
+func (s *Server) apiHelpdeskUsers(w http.ResponseWriter, r *http.Request, v *visit) {
+	users, err := s.findUsers(r, r.URL.Query().Get("q"), "")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"users": users})
+}
+
+// apiHelpdeskAction serves POST /api/helpdesk/users/{name}/{action}.
+func (s *Server) apiHelpdeskAction(w http.ResponseWriter, r *http.Request, v *visit) {
+	op, ok := s.helpdeskOps()[r.PathValue("action")]
+	if !ok {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "there is no such help-desk action"})
+		return
+	}
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeInput(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out, err := s.runHelpdesk(r, v, r.PathValue("name"), in.Reason, op.audit, op.act)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
