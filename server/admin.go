@@ -193,6 +193,7 @@ func (s *Server) updateUser(r *http.Request, v *visit, name string, ch userChang
 	}
 	var what []string
 	err = s.store.UpdateAccount(r.Context(), name, func(a *store.Account) error {
+		what = what[:0] // the store may run this again on a conflicting write
 		if ch.Email != nil && *ch.Email != a.Email {
 			a.Email = *ch.Email
 			what = append(what, "email")
@@ -205,7 +206,9 @@ func (s *Server) updateUser(r *http.Request, v *visit, name string, ch userChang
 			a.Disabled = *ch.Disabled
 			what = append(what, map[bool]string{true: "disabled", false: "enabled"}[a.Disabled])
 		}
-		a.UpdatedAt = s.now()
+		if len(what) > 0 {
+			a.UpdatedAt = s.now()
+		}
 		target = *a
 		return nil
 	})

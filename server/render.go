@@ -138,6 +138,15 @@ func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
 var templateFuncs = template.FuncMap{
 	"join":     strings.Join,
 	"duration": humanDuration,
+	"when":     humanTime,
+}
+
+// humanTime writes an instant in UTC to the minute, or a dash for none.
+func humanTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // humanDuration writes a duration the way a person would: "30 minutes",

@@ -61,6 +61,23 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/admin/sessions", admin(s.apiAdminSessions))
 	mux.Handle("GET /api/admin/audit", admin(s.apiAdminAudit))
 
+	// Admin console pages: the same operations and rules as the API.
+	mux.Handle("GET /admin", admin(s.pageAdminUsers))
+	mux.Handle("POST /admin/users", admin(s.formCreateUser))
+	mux.Handle("GET /admin/users/{name}", admin(s.pageAdminUser))
+	mux.Handle("POST /admin/users/{name}", admin(s.formUpdateUser))
+	mux.Handle("POST /admin/users/{name}/disable", admin(s.formSetDisabled(true)))
+	mux.Handle("POST /admin/users/{name}/enable", admin(s.formSetDisabled(false)))
+	mux.Handle("POST /admin/users/{name}/delete", admin(s.formDeleteUser))
+	mux.Handle("POST /admin/users/{name}/sessions/revoke", admin(s.formRevokeSessions))
+	mux.Handle("GET /admin/roles", admin(s.pageAdminRoles))
+	mux.Handle("POST /admin/roles", admin(s.formPutRole))
+	mux.Handle("POST /admin/roles/{name}/delete", admin(s.formDeleteRole))
+	mux.Handle("GET /admin/sessions", admin(s.pageAdminSessions))
+	mux.Handle("GET /admin/certificates", admin(s.pageAdminCertificates))
+	mux.Handle("POST /admin/certificates/{id}/revoke", admin(s.formRevokeCertificate))
+	mux.Handle("GET /admin/audit", admin(s.pageAdminAudit))
+
 	// Help-desk API: the effective role helpdesk, or admin. Targets holding
 	// admin or helpdesk are refused unless the actor is an admin.
 	helpdesk := func(h func(http.ResponseWriter, *http.Request, *visit)) http.Handler {
@@ -68,6 +85,9 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	}
 	mux.Handle("GET /api/helpdesk/users", helpdesk(s.apiHelpdeskUsers))
 	mux.Handle("POST /api/helpdesk/users/{name}/{action}", helpdesk(s.apiHelpdeskAction))
+	mux.Handle("GET /helpdesk", helpdesk(s.pageHelpdesk))
+	mux.Handle("GET /helpdesk/users/{name}", helpdesk(s.pageHelpdeskUser))
+	mux.Handle("POST /helpdesk/users/{name}/{action}", helpdesk(s.formHelpdeskAction))
 
 	mux.Handle("/", s.handleNotFound())
 }

@@ -171,3 +171,6 @@ func clientAddr(r *http.Request) string {
 	}
 	return host
 }
+
+// Has reports whether role is in effect for this request.
+func (v *visit) Has(role string) bool { return slices.Contains(v.Decision.EffectiveRoles, role) }
