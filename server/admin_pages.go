@@ -29,19 +29,19 @@ type Console struct {
 // doneMessages are the confirmations a redirect may ask a page to show,
 // by key: a page never echoes text from the query string.
 var doneMessages = map[string]string{
-	"created":          "The account was created.",
-	"updated":          "The account was changed. Its sessions were ended, so the change applies at once.",
-	"disabled":         "The account was disabled and its sessions ended.",
-	"enabled":          "The account was enabled again. Its owner signs in afresh.",
-	"deleted":          "The account was deleted and its sessions ended.",
-	"unchanged":        "Nothing was changed.",
-	"sessions":         "The sessions were ended.",
-	"session":          "The session was ended.",
-	"role":             "The role was saved. Live sessions are re-evaluated on their next request.",
-	"role-deleted":     "The role was deleted and taken off every account.",
-	"revoked":          "The certificate was revoked. Sessions that relied on it lost the roles that need it.",
-	"unlocked":         "The account was unlocked and its sessions ended.",
-	"totp-reset":       "Two-step sign-in was removed from the account, its recovery codes are void and its sessions ended.",
+	"created":      "The account was created.",
+	"updated":      "The account was changed. Its sessions were ended, so the change applies at once.",
+	"disabled":     "The account was disabled and its sessions ended.",
+	"enabled":      "The account was enabled again. Its owner signs in afresh.",
+	"deleted":      "The account was deleted and its sessions ended.",
+	"unchanged":    "Nothing was changed.",
+	"sessions":     "The sessions were ended.",
+	"session":      "The session was ended.",
+	"role":         "The role was saved. Live sessions are re-evaluated on their next request.",
+	"role-deleted": "The role was deleted and taken off every account.",
+	"revoked":      "The certificate was revoked. Sessions that relied on it lost the roles that need it.",
+	"unlocked":     "The account was unlocked and its sessions ended.",
+	"totp-reset":   "Two-step sign-in was removed from the account, its recovery codes are void and its sessions ended.",
 }
 
 func (s *Server) console(r *http.Request, v *visit, section string) Console {
