@@ -199,6 +199,7 @@ func TestConsolePages_AdminManagesAccountsRolesSessionsAndAudit(t *testing.T) {
 		}
 	}
 	wantPage(t, admin.get(t, "/admin/audit?since=yesterday"), http.StatusBadRequest, "since must be a date")
+	p.wantLogsFree(t, temp, danaPassword, p.AdminPassword, admin.cookieValue(t), danaLaptop.cookieValue(t))
 }
 
 func TestConsolePages_HelpDeskAndBoundaries(t *testing.T) {
@@ -260,4 +261,5 @@ func TestConsolePages_HelpDeskAndBoundaries(t *testing.T) {
 	// Anonymous visitors are sent to sign in, and come back here.
 	anon := p.client(t, nil)
 	wantRedirect(t, anon.get(t, "/admin/roles"), "/login?rd=%2Fadmin%2Froles")
+	p.wantLogsFree(t, temp, danaPassword, "a long passphrase for hank, 2026", p.AdminPassword, hank.cookieValue(t), phone.cookieValue(t))
 }

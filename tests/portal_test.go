@@ -369,3 +369,15 @@ func (pr *process) output() string {
 	stderr, _ := os.ReadFile(pr.stderr)
 	return fmt.Sprintf("--- stdout ---\n%s--- stderr ---\n%s", stdout, stderr)
 }
+
+// wantLogsFree checks that the running server's log holds none of the
+// secrets (passwords, codes, cookie values) a test used.
+func (p *portal) wantLogsFree(t *testing.T, secrets ...string) {
+	t.Helper()
+	logs := p.server.output()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(logs, s) {
+			t.Errorf("the server log contains a secret (%d bytes, starting %.3q)", len(s), s)
+		}
+	}
+}
