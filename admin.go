@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -147,7 +148,7 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		} else if err != nil {
 			return err
 		}
-		for _, key := range []string{"totp:" + pos[0], "hold:totp:" + pos[0]} {
+		for _, key := range auth.AccountCounters(pos[0]) {
 			if err := st.ResetFailures(ctx, key); err != nil {
 				return err
 			}
@@ -317,15 +318,17 @@ func userList(e *env, st store.Store) error {
 		case a.MustChangePassword:
 			status = "must change password"
 		}
-		n, err := st.Failures(e.ctx, "totp:"+a.Name)
-		if err != nil {
-			return err
-		}
-		switch {
-		case n >= auth.MaxConsecutiveFailures:
-			status += ", TOTP locked (gatehouse user unlock " + a.Name + ")"
-		case n >= auth.FreeFailures:
-			status += fmt.Sprintf(", %d wrong TOTP codes in a row", n)
+		for _, c := range []struct{ factor, what string }{{auth.CounterPassword, "password"}, {auth.CounterTOTP, "TOTP"}} {
+			n, err := st.Failures(e.ctx, auth.FailureCounter(c.factor, a.Name))
+			if err != nil {
+				return err
+			}
+			switch {
+			case n >= auth.MaxConsecutiveFailures:
+				status += ", " + c.what + " locked (gatehouse user unlock " + a.Name + ")"
+			case n >= auth.FreeFailures:
+				status += fmt.Sprintf(", %d wrong %s attempts in a row", n, c.what)
+			}
 		}
 		totp := "no"
 		if a.TOTPSecret != "" {
@@ -561,7 +564,7 @@ func newHasherHash(password string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return h.Hash(password)
+	return h.Hash(context.Background(), password)
 }
 
 // readSecret reads one line from r, without its line ending.

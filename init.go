@@ -104,7 +104,7 @@ func initDataDir(e *env, o *options, st store.Store, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	hash, err := hasher.Hash(password)
+	hash, err := hasher.Hash(e.ctx, password)
 	if err != nil {
 		return err
 	}

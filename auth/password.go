@@ -1,10 +1,13 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -25,30 +28,67 @@ var (
 	// ErrPasswordTooLong means the password is longer than bcrypt can
 	// check.
 	ErrPasswordTooLong = fmt.Errorf("password is longer than %d bytes", MaxPasswordBytes)
+	// ErrBusy means every bcrypt slot stayed taken for BcryptQueueWait:
+	// the caller should answer "busy, try again" rather than queue
+	// without bound.
+	ErrBusy = errors.New("too many password checks at once")
 )
 
-// Hasher hashes and checks passwords with bcrypt at a fixed cost.
+// BcryptQueueWait is how long a password check waits for a free bcrypt
+// slot. A flood of logins then costs its senders 503s, not everyone else
+// their CPU: bcrypt never runs on more goroutines than there are cores.
+const BcryptQueueWait = 3 * time.Second
+
+// Hasher hashes and checks passwords with bcrypt at a fixed cost, at
+// most one computation per core at a time.
 type Hasher struct {
-	cost int
+	cost      int
+	slots     chan struct{}
+	queueWait time.Duration
 
 	dummyOnce sync.Once
 	dummy     []byte
 }
 
 // NewHasher returns a Hasher that hashes at cost (bcrypt.MinCost to
-// bcrypt.MaxCost).
+// bcrypt.MaxCost) with one bcrypt slot per core (GOMAXPROCS).
 func NewHasher(cost int) (*Hasher, error) {
 	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("bcrypt cost %d out of range %d..%d", cost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	return &Hasher{cost: cost}, nil
+	return &Hasher{cost: cost, slots: make(chan struct{}, runtime.GOMAXPROCS(0)), queueWait: BcryptQueueWait}, nil
+}
+
+// acquire takes a bcrypt slot, waiting at most h.queueWait, and returns
+// the function that gives it back.
+func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case h.slots <- struct{}{}:
+		return func() { <-h.slots }, nil
+	default:
+	}
+	t := time.NewTimer(h.queueWait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return func() { <-h.slots }, nil
+	case <-t.C:
+		return nil, ErrBusy
+	case <-ctx.Done():
+		return nil, ErrBusy
+	}
 }
 
 // Hash returns the bcrypt hash of password.
-func (h *Hasher) Hash(password string) (string, error) {
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if len(password) > MaxPasswordBytes {
 		return "", ErrPasswordTooLong
 	}
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	b, err := bcrypt.GenerateFromPassword([]byte(password), h.cost)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
@@ -58,11 +98,17 @@ func (h *Hasher) Hash(password string) (string, error) {
 
 // Check compares password with hash. It returns ErrPasswordTooLong for
 // input bcrypt would truncate (a password set as its first 72 bytes must
-// not match the same bytes plus a suffix) and ErrBadPassword on mismatch.
-func (h *Hasher) Check(hash, password string) error {
+// not match the same bytes plus a suffix), ErrBusy when no bcrypt slot
+// came free in time, and ErrBadPassword on mismatch.
+func (h *Hasher) Check(ctx context.Context, hash, password string) error {
 	if len(password) > MaxPasswordBytes {
 		return ErrPasswordTooLong
 	}
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)); err != nil {
 		return ErrBadPassword
 	}
@@ -72,8 +118,9 @@ func (h *Hasher) Check(hash, password string) error {
 // CheckUnknown spends the time of one bcrypt comparison and returns
 // ErrBadPassword. Call it when the account does not exist, so that an
 // unknown user costs the same time as a wrong password and usernames
-// cannot be probed by timing.
-func (h *Hasher) CheckUnknown(password string) error {
+// cannot be probed by timing. It takes a bcrypt slot like Check, so it
+// also answers ErrBusy the same way.
+func (h *Hasher) CheckUnknown(ctx context.Context, password string) error {
 	h.dummyOnce.Do(func() {
 		// The dummy hash is made at the same cost as real ones; its
 		// password is irrelevant because nothing is ever compared equal.
@@ -82,6 +129,11 @@ func (h *Hasher) CheckUnknown(password string) error {
 	if len(password) > MaxPasswordBytes {
 		password = password[:MaxPasswordBytes]
 	}
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(password))
 	return ErrBadPassword
 }

@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHasher_Check(t *testing.T) {
@@ -12,24 +14,24 @@ func TestHasher_Check(t *testing.T) {
 		t.Fatal(err)
 	}
 	exact72 := strings.Repeat("a", 72)
-	hash, err := h.Hash(exact72)
+	hash, err := h.Hash(t.Context(), exact72)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Check(hash, exact72); err != nil {
+	if err := h.Check(t.Context(), hash, exact72); err != nil {
 		t.Errorf("exact password refused: %v", err)
 	}
 	// bcrypt alone would accept this: it ignores bytes past 72.
-	if err := h.Check(hash, exact72+"suffix"); !errors.Is(err, ErrPasswordTooLong) {
+	if err := h.Check(t.Context(), hash, exact72+"suffix"); !errors.Is(err, ErrPasswordTooLong) {
 		t.Errorf("72 bytes plus a suffix: got %v, want ErrPasswordTooLong", err)
 	}
-	if err := h.Check(hash, "wrong"); !errors.Is(err, ErrBadPassword) {
+	if err := h.Check(t.Context(), hash, "wrong"); !errors.Is(err, ErrBadPassword) {
 		t.Errorf("wrong password: got %v, want ErrBadPassword", err)
 	}
-	if _, err := h.Hash(exact72 + "x"); !errors.Is(err, ErrPasswordTooLong) {
+	if _, err := h.Hash(t.Context(), exact72+"x"); !errors.Is(err, ErrPasswordTooLong) {
 		t.Errorf("hashing 73 bytes: got %v, want ErrPasswordTooLong", err)
 	}
-	if err := h.CheckUnknown("anything"); !errors.Is(err, ErrBadPassword) {
+	if err := h.CheckUnknown(t.Context(), "anything"); !errors.Is(err, ErrBadPassword) {
 		t.Errorf("CheckUnknown: got %v, want ErrBadPassword", err)
 	}
 }
@@ -76,5 +78,47 @@ func TestCheckNewPassword(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.errHas)
 			}
 		})
+	}
+}
+
+// A check that cannot get a bcrypt slot within the queue wait gives up
+// with ErrBusy instead of waiting without bound; once a slot is free,
+// checks run again.
+func TestHasher_BoundedConcurrency(t *testing.T) {
+	h, err := NewHasher(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := h.Hash(t.Context(), "a long passphrase for tests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.queueWait = 20 * time.Millisecond
+	var releases []func()
+	for range cap(h.slots) {
+		release, err := h.acquire(t.Context())
+		if err != nil {
+			t.Fatalf("taking a free slot: %v", err)
+		}
+		releases = append(releases, release)
+	}
+	if err := h.Check(t.Context(), hash, "a long passphrase for tests"); !errors.Is(err, ErrBusy) {
+		t.Errorf("Check with every slot taken: got %v, want ErrBusy", err)
+	}
+	if err := h.CheckUnknown(t.Context(), "x"); !errors.Is(err, ErrBusy) {
+		t.Errorf("CheckUnknown with every slot taken: got %v, want ErrBusy", err)
+	}
+	if _, err := h.Hash(t.Context(), "x"); !errors.Is(err, ErrBusy) {
+		t.Errorf("Hash with every slot taken: got %v, want ErrBusy", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	h.queueWait = time.Hour
+	if err := h.Check(ctx, hash, "x"); !errors.Is(err, ErrBusy) {
+		t.Errorf("Check with a cancelled request: got %v, want ErrBusy", err)
+	}
+	releases[0]()
+	if err := h.Check(t.Context(), hash, "a long passphrase for tests"); err != nil {
+		t.Errorf("Check after a slot was freed: %v", err)
 	}
 }

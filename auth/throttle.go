@@ -17,16 +17,57 @@ const (
 	FailureMemory = 24 * time.Hour
 )
 
-// FailureDelay is how long the next attempt must wait after n
-// consecutive failures: nothing before FreeFailures, then doubling from
-// one second up to MaxFailureDelay.
-func FailureDelay(n int) time.Duration {
-	if n < FreeFailures {
+// Limits on failed sign-ins from one client address, whatever the
+// account: they slow down password spraying across many accounts. They
+// never lock (many employees may share one office address), and they are
+// looser than the per-account limits for the same reason.
+const (
+	AddressFreeFailures  = 30
+	AddressMaxDelay      = 5 * time.Minute
+	AddressFailureMemory = time.Hour
+)
+
+// FailureDelay is how long the next attempt on an account must wait
+// after n consecutive failures: nothing before FreeFailures, then
+// doubling from one second up to MaxFailureDelay.
+func FailureDelay(n int) time.Duration { return backoff(n, FreeFailures, MaxFailureDelay) }
+
+// AddressFailureDelay is FailureDelay for a client address.
+func AddressFailureDelay(n int) time.Duration {
+	return backoff(n, AddressFreeFailures, AddressMaxDelay)
+}
+
+func backoff(n, free int, limit time.Duration) time.Duration {
+	if n < free {
 		return 0
 	}
-	shift := n - FreeFailures
+	shift := n - free
 	if shift > 20 {
-		return MaxFailureDelay
+		return limit
 	}
-	return min(time.Second<<shift, MaxFailureDelay)
+	return min(time.Second<<shift, limit)
+}
+
+// Factors counted by the per-account throttle.
+const (
+	CounterPassword = "password"
+	CounterTOTP     = "totp"
+)
+
+// FailureCounter names the count of consecutive failures of factor
+// (CounterPassword, CounterTOTP) for user; HoldCounter names the marker
+// that makes the next attempt wait.
+func FailureCounter(factor, user string) string { return factor + ":" + user }
+
+// HoldCounter names the marker of a running delay on counter.
+func HoldCounter(counter string) string { return "hold:" + counter }
+
+// AccountCounters are every counter an unlock clears for user.
+func AccountCounters(user string) []string {
+	var out []string
+	for _, f := range []string{CounterPassword, CounterTOTP} {
+		c := FailureCounter(f, user)
+		out = append(out, c, HoldCounter(c))
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"gatehouse/auth"
 	"gatehouse/store"
@@ -55,13 +56,16 @@ func (s *Server) handlePasswordGet() http.Handler {
 // be turned into a stolen account. Every other session of the account
 // ends; this one continues on a new ID.
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v *visit, current, next, confirm string) error {
-	if err := s.hasher.Check(v.Account.PasswordHash, current); err != nil {
-		ev := actorEvent(v, "account.password", v.Account.Name, "bad_current_password")
-		ev.Outcome = "failure"
-		if err := s.audit(r, ev); err != nil {
-			return err
+	if err := s.recheckPassword(r, v, current); err != nil {
+		if e := asError(err); e.Code == "bad_password" {
+			ev := actorEvent(v, "account.password", v.Account.Name, "bad_current_password")
+			ev.Outcome = "failure"
+			if err := s.audit(r, ev); err != nil {
+				return err
+			}
+			e.Message = "your current password is not right"
 		}
-		return &Error{Status: http.StatusUnauthorized, Code: "bad_password", Message: "your current password is not right"}
+		return err
 	}
 	if err := auth.CheckNewPassword(next, v.Account.Name); err != nil {
 		return invalid("weak_password", err)
@@ -72,7 +76,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v *visit
 	if next == current {
 		return &Error{Status: http.StatusBadRequest, Code: "unchanged", Message: "the new password must differ from the current one"}
 	}
-	hash, err := s.hasher.Hash(next)
+	hash, err := s.hasher.Hash(r.Context(), next)
 	if err != nil {
 		return err
 	}
@@ -127,8 +131,33 @@ func (s *Server) handlePasswordPost() http.Handler {
 		case wantsJSON(r) || e.Status >= 500:
 			s.fail(w, r, err)
 		default:
+			if e.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+			}
 			f := passwordForm{Must: v.Account.MustChangePassword}
 			s.render(w, r, e.Status, "password.html", page{Title: "Change password", Visit: v, Error: e.Message, Data: f})
 		}
 	})
+}
+
+// recheckPassword asks a signed-in user for their password again before
+// a sensitive change. Wrong answers count against the account's password
+// throttle like failed sign-ins, so a session left open cannot be used to
+// guess the password.
+func (s *Server) recheckPassword(r *http.Request, v *visit, password string) error {
+	th := accountThrottle(auth.CounterPassword, v.Account.Name)
+	if err := s.check(r.Context(), th); err != nil {
+		return err
+	}
+	err := s.hasher.Check(r.Context(), v.Account.PasswordHash, password)
+	switch {
+	case errors.Is(err, auth.ErrBadPassword) || errors.Is(err, auth.ErrPasswordTooLong):
+		if err := s.failed(r.Context(), th); err != nil {
+			return err
+		}
+		return &Error{Status: http.StatusUnauthorized, Code: "bad_password", Message: "your password is not right"}
+	case err != nil:
+		return err
+	}
+	return s.succeeded(r.Context(), th)
 }

@@ -31,6 +31,7 @@ type userJSON struct {
 	MustChangePassword bool      `json:"must_change_password"`
 	TOTPEnrolled       bool      `json:"totp_enrolled"`
 	RecoveryCodesLeft  int       `json:"recovery_codes_left"`
+	PasswordFailures   int       `json:"password_failures"`
 	TOTPFailures       int       `json:"totp_failures"`
 	Locked             bool      `json:"locked"`
 	PinnedFingerprints []string  `json:"pinned_fingerprints"`
@@ -40,14 +41,19 @@ type userJSON struct {
 }
 
 func (s *Server) userView(r *http.Request, a store.Account) (userJSON, error) {
-	n, err := s.store.Failures(r.Context(), "totp:"+a.Name)
+	pw, err := s.store.Failures(r.Context(), auth.FailureCounter(auth.CounterPassword, a.Name))
+	if err != nil {
+		return userJSON{}, err
+	}
+	totp, err := s.store.Failures(r.Context(), auth.FailureCounter(auth.CounterTOTP, a.Name))
 	if err != nil {
 		return userJSON{}, err
 	}
 	return userJSON{
 		Name: a.Name, Email: a.Email, Roles: nonNil(a.Roles), Disabled: a.Disabled,
 		MustChangePassword: a.MustChangePassword, TOTPEnrolled: a.TOTPSecret != "",
-		RecoveryCodesLeft: len(a.RecoveryCodes), TOTPFailures: n, Locked: n >= auth.MaxConsecutiveFailures,
+		RecoveryCodesLeft: len(a.RecoveryCodes), PasswordFailures: pw, TOTPFailures: totp,
+		Locked:             max(pw, totp) >= auth.MaxConsecutiveFailures,
 		PinnedFingerprints: nonNil(a.PinnedFingerprints), PinnedKeys: nonNil(a.PinnedKeys),
 		CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
 	}, nil
@@ -146,7 +152,7 @@ func (s *Server) createUser(r *http.Request, v *visit, in newUser) (store.Accoun
 	} else if err := auth.CheckNewPassword(password, in.Name); err != nil {
 		return store.Account{}, "", invalid("weak_password", err)
 	}
-	hash, err := s.hasher.Hash(password)
+	hash, err := s.hasher.Hash(r.Context(), password)
 	if err != nil {
 		return store.Account{}, "", err
 	}

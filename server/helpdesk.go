@@ -48,7 +48,7 @@ func (s *Server) runHelpdesk(r *http.Request, v *visit, name, reason, action str
 // be changed at the next sign-in, before anything else.
 func (s *Server) resetPassword(r *http.Request, target store.Account) (map[string]any, error) {
 	temporary := auth.RandomPassword()
-	hash, err := s.hasher.Hash(temporary)
+	hash, err := s.hasher.Hash(r.Context(), temporary)
 	if err != nil {
 		return nil, err
 	}
@@ -80,13 +80,8 @@ func (s *Server) unlock(r *http.Request, target store.Account) (map[string]any, 
 	return map[string]any{"unlocked": true}, s.unlockCounters(r, target.Name)
 }
 
-// failureKeys are the throttle counters of an account.
-func failureKeys(user string) []string {
-	return []string{"totp:" + user, "hold:totp:" + user}
-}
-
 func (s *Server) unlockCounters(r *http.Request, user string) error {
-	for _, k := range failureKeys(user) {
+	for _, k := range auth.AccountCounters(user) {
 		if err := s.store.ResetFailures(r.Context(), k); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gorilla/sessions"
@@ -71,19 +72,41 @@ func (s *Server) handleLoginPost() http.Handler {
 			return
 		}
 
+		// The throttles are checked before the account is looked up or
+		// bcrypt runs: a throttled guess costs the portal nothing, and
+		// learns nothing, not even whether the password was right.
+		for _, th := range []throttle{addressThrottle(r), accountThrottle(auth.CounterPassword, username)} {
+			if err := s.check(r.Context(), th); err != nil {
+				s.loginRefused(w, r, form, username, err)
+				return
+			}
+		}
+
 		now := s.now()
 		acct, err := s.store.Account(r.Context(), username)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			s.hasher.CheckUnknown(password)
-			s.loginFailed(w, r, form, username, "unknown_user")
+			// Compare against a dummy hash so that an unknown user costs
+			// the same time as a wrong password.
+			if err := s.hasher.CheckUnknown(r.Context(), password); errors.Is(err, auth.ErrBadPassword) {
+				s.loginFailed(w, r, form, username, "unknown_user")
+			} else {
+				s.fail(w, r, err)
+			}
 			return
 		case err != nil:
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.hasher.Check(acct.PasswordHash, password); err != nil {
+		if err := s.hasher.Check(r.Context(), acct.PasswordHash, password); errors.Is(err, auth.ErrBadPassword) {
 			s.loginFailed(w, r, form, username, "bad_password")
+			return
+		} else if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if err := s.succeeded(r.Context(), accountThrottle(auth.CounterPassword, username)); err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		roles, err := s.rolesOf(r, acct)
@@ -132,13 +155,45 @@ func (s *Server) handleLoginPost() http.Handler {
 
 // loginFailed answers every failed login the same way; the reason goes
 // only to the audit trail and the log.
+// Each failure counts against the account (known or not) and the client
+// address.
 func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, username, reason string) {
+	for _, th := range []throttle{addressThrottle(r), accountThrottle(auth.CounterPassword, username)} {
+		if err := s.failed(r.Context(), th); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: username, Reason: reason})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.renderLogin(w, r, http.StatusUnauthorized, form, msgBadLogin)
+}
+
+// loginRefused answers a login refused by a throttle: 429 with
+// Retry-After while a delay runs, 403 once the account is locked. Known
+// and unknown usernames are throttled alike, so this tells nothing about
+// whether the account exists.
+func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, form loginForm, username string, err error) {
+	e := asError(err)
+	if e.Status != http.StatusTooManyRequests && e.Status != http.StatusForbidden {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: username, Reason: e.Code}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	msg := e.Message
+	if e.Code == "locked" {
+		msg = "sign-in to this account is " + msg
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	s.renderLogin(w, r, e.Status, form, msg)
 }
 
 // loginEvent describes a successful login for the audit trail. A

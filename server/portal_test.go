@@ -189,7 +189,7 @@ func newPortal(t *testing.T, redisArgs ...string) *portal {
 // addAccount creates an account with a bcrypt hash of password.
 func (p *portal) addAccount(name, password string, roles ...string) {
 	p.t.Helper()
-	hash, err := p.hasher.Hash(password)
+	hash, err := p.hasher.Hash(p.t.Context(), password)
 	if err != nil {
 		p.t.Fatalf("hash password of %s: %v", name, err)
 	}

@@ -9,9 +9,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"gatehouse/auth"
 	"gatehouse/store"
 )
 
@@ -21,7 +23,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
-	Err     error
+	// RetryAfter, when not 0, is sent as Retry-After (seconds).
+	RetryAfter int
+	Err        error
 }
 
 func (e *Error) Error() string {
@@ -43,6 +47,10 @@ func asError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, auth.ErrBusy) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "busy", RetryAfter: 2,
+			Message: "too many sign-ins are being checked right now; nothing was changed, please try again in a few seconds", Err: err}
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return &Error{Status: errUnavailable.Status, Code: errUnavailable.Code, Message: errUnavailable.Message, Err: err}
@@ -69,7 +77,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		attrs = append(attrs, "err", e.Err.Error())
 	}
 	level("request failed", attrs...)
-	if e.Status == http.StatusServiceUnavailable {
+	switch {
+	case e.RetryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	case e.Status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
 	}
 	if wantsJSON(r) {

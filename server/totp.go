@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,9 +77,8 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 		if err != nil {
 			var e *Error
 			if errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusTooManyRequests || e.Status == http.StatusForbidden) {
-				if e.Status == http.StatusTooManyRequests {
-					w.Header().Set("Retry-After", e.Code[len("throttled:"):])
-					e.Code = "throttled"
+				if e.RetryAfter > 0 {
+					w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 				}
 				again(e.Status, e.Message)
 				return
@@ -112,25 +112,16 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 
 // checkSecondFactor verifies a TOTP code or a recovery code for acct,
 // under the per-account throttle, and returns "totp" or "recovery_code".
-// Wrong codes come back as *Error with status 401, 429 (wait; Code holds
-// "throttled:<seconds>") or 403 (locked until the help desk unlocks).
+// Wrong codes come back as *Error with status 401, 429 (wait
+// RetryAfter seconds) or 403 (locked until the help desk unlocks).
 func (s *Server) checkSecondFactor(r *http.Request, acct store.Account, code string) (string, error) {
 	ctx := r.Context()
-	key := "totp:" + acct.Name
-	n, err := s.store.Failures(ctx, key)
-	if err != nil {
+	th := accountThrottle(auth.CounterTOTP, acct.Name)
+	if err := s.check(ctx, th); err != nil {
+		if e := asError(err); e.Code == "locked" {
+			e.Message = "your codes are " + e.Message
+		}
 		return "", err
-	}
-	if n >= auth.MaxConsecutiveFailures {
-		return "", &Error{Status: http.StatusForbidden, Code: "locked",
-			Message: "your codes are locked after too many wrong attempts; the help desk can unlock them"}
-	}
-	if held, err := s.store.Failures(ctx, "hold:"+key); err != nil {
-		return "", err
-	} else if held > 0 {
-		wait := int(auth.FailureDelay(n).Seconds())
-		return "", &Error{Status: http.StatusTooManyRequests, Code: fmt.Sprintf("throttled:%d", wait),
-			Message: fmt.Sprintf("too many wrong codes; wait %d seconds before the next try", wait)}
 	}
 	code = strings.TrimSpace(code)
 	if code == "" || len(code) > 64 {
@@ -139,14 +130,8 @@ func (s *Server) checkSecondFactor(r *http.Request, acct store.Account, code str
 
 	how, err := s.matchCode(r, acct, code)
 	if errors.Is(err, auth.ErrBadTOTP) || errors.Is(err, errCodeReplayed) {
-		n, ferr := s.store.AddFailure(ctx, key, auth.FailureMemory)
-		if ferr != nil {
+		if ferr := s.failed(ctx, th); ferr != nil {
 			return "", ferr
-		}
-		if d := auth.FailureDelay(n); d > 0 {
-			if _, ferr := s.store.AddFailure(ctx, "hold:"+key, d); ferr != nil {
-				return "", ferr
-			}
 		}
 		if aerr := s.audit(r, store.AuditEvent{Action: "login.totp", Outcome: "failure", Actor: acct.Name,
 			Reason: map[bool]string{true: "code_replayed", false: "bad_code"}[errors.Is(err, errCodeReplayed)]}); aerr != nil {
@@ -161,13 +146,7 @@ func (s *Server) checkSecondFactor(r *http.Request, acct store.Account, code str
 	if err != nil {
 		return "", err
 	}
-	if err := s.store.ResetFailures(ctx, key); err != nil {
-		return "", err
-	}
-	if err := s.store.ResetFailures(ctx, "hold:"+key); err != nil {
-		return "", err
-	}
-	return how, nil
+	return how, s.succeeded(ctx, th)
 }
 
 // errCodeReplayed means a valid TOTP code was already used.
@@ -439,16 +418,26 @@ func (s *Server) handleTOTPRemove() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.hasher.Check(v.Account.PasswordHash, in.Password); err != nil {
-			if aerr := s.audit(r, store.AuditEvent{Action: "account.totp.remove", Outcome: "failure", Actor: v.Account.Name,
-				ActorFactors: v.Decision.Factors, Target: v.Account.Name, Reason: "bad_password"}); aerr != nil {
-				s.fail(w, r, aerr)
+		if err := s.recheckPassword(r, v, in.Password); err != nil {
+			e := asError(err)
+			if e.Status >= 500 {
+				s.fail(w, r, err)
 				return
 			}
-			e := &Error{Status: http.StatusUnauthorized, Code: "bad_password", Message: "your password is not right; TOTP is still on"}
+			if e.Code == "bad_password" {
+				if aerr := s.audit(r, store.AuditEvent{Action: "account.totp.remove", Outcome: "failure", Actor: v.Account.Name,
+					ActorFactors: v.Decision.Factors, Target: v.Account.Name, Reason: "bad_password"}); aerr != nil {
+					s.fail(w, r, aerr)
+					return
+				}
+				e.Message = "your password is not right; TOTP is still on"
+			}
 			if wantsJSON(r) {
 				s.fail(w, r, e)
 				return
+			}
+			if e.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 			}
 			p, _ := s.totpPageData(v.Account)
 			s.render(w, r, e.Status, "totp.html", page{Title: "Two-step sign-in", Visit: v, Error: e.Message, Data: p})

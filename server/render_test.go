@@ -1,8 +1,12 @@
 package server
 
 import (
+	"fmt"
+	"net/http"
 	"testing"
 	"time"
+
+	"gatehouse/auth"
 )
 
 func TestHumanDuration(t *testing.T) {
@@ -19,5 +23,14 @@ func TestHumanDuration(t *testing.T) {
 		if got := humanDuration(d); got != want {
 			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// A password check that found no free bcrypt slot is a 503 with a short
+// Retry-After and plain words, never a wrong-password answer.
+func TestAsError_BusyIs503(t *testing.T) {
+	e := asError(fmt.Errorf("check password: %w", auth.ErrBusy))
+	if e.Status != http.StatusServiceUnavailable || e.Code != "busy" || e.RetryAfter < 1 || e.Message == "" {
+		t.Errorf("asError(ErrBusy) = %+v, want 503 busy with Retry-After and a message", e)
 	}
 }

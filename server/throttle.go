@@ -1,0 +1,107 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"gatehouse/auth"
+)
+
+// throttle counts consecutive failures under one store key and makes the
+// next attempt wait once there were too many. The counts live in the
+// store, so every portal instance sharing it sees the same ones.
+type throttle struct {
+	counter string
+	delay   func(n int) time.Duration
+	memory  time.Duration
+	// lockAt, when not 0, locks after that many failures until unlocked.
+	lockAt int
+	// what names the attempts in messages: "sign-ins", "codes".
+	what string
+}
+
+// accountThrottle limits consecutive failures of one factor of one
+// account (an unknown username is counted the same way, so a throttle
+// never tells whether an account exists).
+func accountThrottle(factor, user string) throttle {
+	what := map[string]string{auth.CounterPassword: "failed sign-ins", auth.CounterTOTP: "wrong codes"}[factor]
+	return throttle{counter: auth.FailureCounter(factor, user), delay: auth.FailureDelay,
+		memory: auth.FailureMemory, lockAt: auth.MaxConsecutiveFailures, what: what}
+}
+
+// addressThrottle limits failed sign-ins from the request's client
+// address, whatever the account.
+func addressThrottle(r *http.Request) throttle {
+	return throttle{counter: "addr:" + addressKey(clientAddr(r)), delay: auth.AddressFailureDelay,
+		memory: auth.AddressFailureMemory, what: "failed sign-ins from your network"}
+}
+
+// addressKey is the unit the address throttle counts: the address for
+// IPv4, its /64 network for IPv6 (one client usually holds a whole /64).
+func addressKey(addr string) string {
+	ip := net.ParseIP(addr)
+	if ip == nil || ip.To4() != nil {
+		return addr
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// check refuses an attempt while the throttle holds: 429 with
+// Retry-After during a delay, 403 once locked. It runs before any
+// password or code is looked at.
+func (s *Server) check(ctx context.Context, th throttle) error {
+	n, err := s.store.Failures(ctx, th.counter)
+	if err != nil {
+		return err
+	}
+	if th.lockAt > 0 && n >= th.lockAt {
+		return &Error{Status: http.StatusForbidden, Code: "locked",
+			Message: fmt.Sprintf("locked after %d %s in a row; the help desk can unlock it", n, th.what)}
+	}
+	held, err := s.store.Failures(ctx, auth.HoldCounter(th.counter))
+	if err != nil {
+		return err
+	}
+	if held == 0 {
+		return nil
+	}
+	wait := max(1, int(th.delay(n).Seconds()))
+	return &Error{Status: http.StatusTooManyRequests, Code: "throttled", RetryAfter: wait,
+		Message: fmt.Sprintf("too many %s; wait %s before the next try", th.what, humanSeconds(wait))}
+}
+
+// failed counts one more failure and starts the delay it calls for.
+func (s *Server) failed(ctx context.Context, th throttle) error {
+	n, err := s.store.AddFailure(ctx, th.counter, th.memory)
+	if err != nil {
+		return err
+	}
+	if d := th.delay(n); d > 0 {
+		if _, err := s.store.AddFailure(ctx, auth.HoldCounter(th.counter), d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// succeeded clears the count: failures must be consecutive to add up.
+func (s *Server) succeeded(ctx context.Context, th throttle) error {
+	if err := s.store.ResetFailures(ctx, th.counter); err != nil {
+		return err
+	}
+	return s.store.ResetFailures(ctx, auth.HoldCounter(th.counter))
+}
+
+// humanSeconds writes a wait the way a person reads it.
+func humanSeconds(n int) string {
+	switch {
+	case n == 1:
+		return "1 second"
+	case n < 120:
+		return fmt.Sprintf("%d seconds", n)
+	}
+	return humanDuration(time.Duration(n) * time.Second)
+}

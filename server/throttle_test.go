@@ -1,0 +1,141 @@
+package server_test
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gatehouse/auth"
+)
+
+// failLogin posts a wrong password for user and wants the generic 401.
+func failLogin(t *testing.T, p *portal, user string) response {
+	t.Helper()
+	r := p.browser().post("/login", url.Values{"username": {user}, "password": {"not the password at all"}})
+	wantStatus(t, "wrong password for "+user, r, http.StatusUnauthorized)
+	return r
+}
+
+// wantThrottled checks a login refused by a delay: 429, a Retry-After of
+// at least a second, a plain message, no session.
+func wantThrottled(t *testing.T, what string, r response, text string) {
+	t.Helper()
+	wantStatus(t, what, r, http.StatusTooManyRequests)
+	if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 {
+		t.Errorf("%s: Retry-After = %q, want a number of seconds", what, r.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(r.Alert(), text) {
+		t.Errorf("%s: message %q, want one containing %q", what, r.Alert(), text)
+	}
+	if c := r.Header.Values("Set-Cookie"); len(c) != 0 {
+		t.Errorf("%s: a throttled login set cookies %q", what, c)
+	}
+}
+
+func TestLogin_ThrottledPerAccountBeforePasswordCheck(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+
+	for range auth.FreeFailures {
+		failLogin(t, p, "bob")
+		failLogin(t, p, "nobody-0") // an unknown user is counted alike
+	}
+	// The right password during the delay is refused without being
+	// looked at: the answer cannot tell a right guess from a wrong one.
+	right := p.browser().post("/login", url.Values{"username": {"bob"}, "password": {"a long passphrase for bob, 2026"}})
+	wantThrottled(t, "right password while throttled", right, "too many failed sign-ins")
+	unknown := p.browser().post("/login", url.Values{"username": {"nobody-0"}, "password": {"whatever it is"}})
+	wantThrottled(t, "unknown user while throttled", unknown, "too many failed sign-ins")
+	if right.Alert() != unknown.Alert() {
+		t.Errorf("throttled known user says %q, unknown user %q; want the same", right.Alert(), unknown.Alert())
+	}
+
+	// Other accounts from the same address are not held by bob's count.
+	p.addAccount("carol", "a long passphrase for carol, 2026", "employee")
+	if r := p.browser().login("carol", "a long passphrase for carol, 2026"); r.Status != http.StatusSeeOther {
+		t.Fatalf("carol's login while bob is throttled: status %d, want 303", r.Status)
+	}
+
+	// The help desk's unlock clears the count at once.
+	admin := p.browser(p.AdminCert)
+	admin.login("admin", adminPassword)
+	r := admin.post("/helpdesk/users/bob/unlock", url.Values{"reason": {"T-9 locked out"}})
+	wantStatus(t, "unlock bob", r, http.StatusSeeOther)
+	if r := p.browser().login("bob", "a long passphrase for bob, 2026"); r.Status != http.StatusSeeOther {
+		t.Fatalf("bob's login after unlock: status %d, want 303; %s", r.Status, r.Alert())
+	}
+	n, err := p.store.Failures(t.Context(), auth.FailureCounter(auth.CounterPassword, "bob"))
+	if err != nil || n != 0 {
+		t.Errorf("bob's failure count after a successful login = %d (%v), want 0", n, err)
+	}
+}
+
+func TestLogin_LockedAfterMaxConsecutiveFailures(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	// 99 earlier failures, as if spread over the last day.
+	for _, user := range []string{"bob", "nobody"} {
+		for range auth.MaxConsecutiveFailures - 1 {
+			if _, err := p.store.AddFailure(t.Context(), auth.FailureCounter(auth.CounterPassword, user), auth.FailureMemory); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	failLogin(t, p, "bob") // the 100th
+	failLogin(t, p, "nobody")
+	p.store.ResetFailures(t.Context(), auth.HoldCounter(auth.FailureCounter(auth.CounterPassword, "bob")))
+	p.store.ResetFailures(t.Context(), auth.HoldCounter(auth.FailureCounter(auth.CounterPassword, "nobody")))
+
+	right := p.browser().post("/login", url.Values{"username": {"bob"}, "password": {"a long passphrase for bob, 2026"}})
+	wantStatus(t, "right password once locked", right, http.StatusForbidden)
+	if !strings.Contains(right.Alert(), "locked") || !strings.Contains(right.Alert(), "help desk") {
+		t.Errorf("locked account says %q, want it to say it is locked and who can unlock it", right.Alert())
+	}
+	unknown := p.browser().post("/login", url.Values{"username": {"nobody"}, "password": {"whatever it is"}})
+	if unknown.Status != right.Status || unknown.Alert() != right.Alert() {
+		t.Errorf("locked unknown user: %d %q; locked bob: %d %q; want the same", unknown.Status, unknown.Alert(), right.Status, right.Alert())
+	}
+
+	// The JSON API shows the lock to the help desk, and unlock lifts it.
+	admin := p.browser(p.AdminCert)
+	admin.login("admin", adminPassword)
+	u := admin.get("/api/admin/users/bob").JSON(t)
+	if !strings.Contains(string(u["user"]), `"locked":true`) || !strings.Contains(string(u["user"]), `"password_failures":100`) {
+		t.Errorf("admin API user = %s, want locked with 100 password failures", u["user"])
+	}
+	wantStatus(t, "unlock", admin.post("/api/helpdesk/users/bob/unlock", url.Values{"reason": {"T-10"}}), http.StatusOK)
+	if r := p.browser().login("bob", "a long passphrase for bob, 2026"); r.Status != http.StatusSeeOther {
+		t.Fatalf("bob's login after unlock: status %d, want 303; %s", r.Status, r.Alert())
+	}
+}
+
+func TestLogin_ThrottledPerClientAddress(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	// Password spraying: one wrong guess each on many accounts.
+	for i := range auth.AddressFreeFailures {
+		failLogin(t, p, "user"+strconv.Itoa(i))
+	}
+	r := p.browser().post("/login", url.Values{"username": {"bob"}, "password": {"a long passphrase for bob, 2026"}})
+	wantThrottled(t, "login from a spraying address", r, "from your network")
+}
+
+func TestAccount_PasswordRecheckIsThrottled(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	b := p.browser()
+	b.login("bob", "a long passphrase for bob, 2026")
+	form := url.Values{"current": {"guess"}, "new": {"another long passphrase, 2026"}, "confirm": {"another long passphrase, 2026"}}
+	for range auth.FreeFailures {
+		wantStatus(t, "wrong current password", b.post("/account/password", form), http.StatusUnauthorized)
+	}
+	form.Set("current", "a long passphrase for bob, 2026")
+	r := b.post("/account/password", form)
+	wantThrottled(t, "right current password while throttled", r, "too many failed sign-ins")
+}
