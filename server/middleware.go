@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"net/http"
 	"strings"
 )
@@ -35,6 +36,31 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			h.Set("Cache-Control", "no-store")
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		if !hostMatchesSNI(r) {
+			s.fail(w, r, &Error{Status: http.StatusMisdirectedRequest, Code: "misdirected",
+				Message: "this request names a different host than the one its connection was made to; open the portal at its own address"})
+			return
+		}
 		inner.ServeHTTP(w, r)
 	})
+}
+
+// hostMatchesSNI reports whether the Host header names the host the TLS
+// connection was opened for (its SNI). A connection to one name must not
+// carry requests for another: that is how requests are smuggled past
+// virtual-host rules and certificate checks. Without SNI (a client that
+// connected to an IP address) the Host must be an IP address too.
+func hostMatchesSNI(r *http.Request) bool {
+	if r.TLS == nil {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if r.TLS.ServerName == "" {
+		return net.ParseIP(host) != nil
+	}
+	return strings.EqualFold(host, strings.TrimSuffix(r.TLS.ServerName, "."))
 }
