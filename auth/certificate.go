@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -269,7 +268,8 @@ func CertBoundTo(info *CertInfo, account Account) bool {
 }
 
 // CertMatchesAccount reports whether a certificate's common name or SAN
-// emails name the account. Emails compare case-insensitively; the common
+// emails name the account. Emails compare ignoring ASCII case only (not
+// Unicode folding, under which the Kelvin sign equals "k"); the common
 // name must equal the account name exactly. Empty values never match.
 func CertMatchesAccount(commonName string, emails []string, name, email string) bool {
 	if name != "" && commonName == name {
@@ -279,11 +279,32 @@ func CertMatchesAccount(commonName string, emails []string, name, email string) 
 		return false
 	}
 	for _, e := range emails {
-		if strings.EqualFold(e, email) {
+		if asciiEqualFold(e, email) {
 			return true
 		}
 	}
 	return false
+}
+
+// asciiEqualFold reports whether a and b are equal ignoring the case of
+// ASCII letters.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // ForSession re-evaluates the certificate of a request made on an

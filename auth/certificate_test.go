@@ -176,17 +176,39 @@ func TestCertMatchesAccount(t *testing.T) {
 	}
 }
 
+// FuzzCertMatchesAccount checks the rule that binds a certificate to an
+// account: the common name equals the account name exactly, or a SAN
+// email equals the account's email up to the case of ASCII letters.
+// Nothing else matches: not prefixes, not empty values, not Unicode case
+// folding (under which the Kelvin sign U+212A equals "k").
 func FuzzCertMatchesAccount(f *testing.F) {
-	f.Add("alice", "alice@example.com", "alice", "alice@example.com")
-	f.Add("", "", "", "")
-	f.Add("admin", "", "admin", "")
-	f.Fuzz(func(t *testing.T, cn, certEmail, name, email string) {
-		got := CertMatchesAccount(cn, []string{certEmail}, name, email)
-		want := (name != "" && cn == name) || (email != "" && strings.EqualFold(certEmail, email))
+	f.Add("alice", "alice@example.com", "", "alice", "alice@example.com")
+	f.Add("", "", "", "", "")
+	f.Add("admin", "", "", "admin", "")
+	f.Add("Admin", "", "", "admin", "")
+	f.Add("", "Alice@Example.COM", "", "alice", "alice@example.com")
+	f.Add("", "alice@example.com.evil", "", "alice", "alice@example.com")
+	f.Add("", "Kate@example.com", "", "kate", "kate@example.com")
+	f.Add("admin ", "x@y", "ALICE@example.com", "admin", "alice@example.com")
+	f.Fuzz(func(t *testing.T, cn, e1, e2, name, email string) {
+		got := CertMatchesAccount(cn, []string{e1, e2}, name, email)
+		want := (name != "" && cn == name) ||
+			(email != "" && (lowerASCII(e1) == lowerASCII(email) || lowerASCII(e2) == lowerASCII(email)))
 		if got != want {
-			t.Fatalf("CertMatchesAccount(%q, %q, %q, %q) = %v, want %v", cn, certEmail, name, email, got, want)
+			t.Fatalf("CertMatchesAccount(cn %q, emails %q %q, account %q <%q>) = %v, want %v", cn, e1, e2, name, email, got, want)
 		}
 	})
+}
+
+// lowerASCII lowers ASCII letters only.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func BenchmarkCertVerifier_Verify(b *testing.B) {

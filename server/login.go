@@ -318,7 +318,8 @@ func safeReturn(rd string) string {
 		}
 	}
 	u, err := url.Parse(rd)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") ||
+		strings.HasPrefix(u.Path, "//") || strings.ContainsAny(u.Path, "\\\x00") {
 		return ""
 	}
 	return rd

@@ -33,6 +33,17 @@ var returnCases = []struct {
 	{"\\\\evil.com", false},
 	{"evil.com", false},
 	{"///evil.com", false},
+	{"/%5Cevil.com", false},
+	{"/%5cevil.com", false},
+	{"/%2f%2fevil.com", false},
+	{"HTTPS://evil.com", false},
+	{"https:evil.com", false},
+	{"//user@evil.com", false},
+	{"/\\evil.com", false},
+	{"data:text/html,x", false},
+	{"/%00", false},
+	{"/a/b?next=//evil.com", true},
+	{"/@evil.com", true},
 }
 
 func TestReturnURL_OnlyLocalPaths(t *testing.T) {
@@ -66,6 +77,12 @@ func FuzzSafeReturn(f *testing.F) {
 		}
 		if u.Scheme != "" || u.Host != "" || u.User != nil {
 			t.Fatalf("safeReturn(%q) = %q: scheme %q host %q user %v", rd, got, u.Scheme, u.Host, u.User)
+		}
+		// Resolved the way a browser resolves a Location header, it
+		// stays on the portal.
+		base, _ := url.Parse("https://portal.example/login")
+		if r := base.ResolveReference(u); r.Host != "portal.example" || r.Scheme != "https" {
+			t.Fatalf("safeReturn(%q) = %q, which leads to %s", rd, got, r)
 		}
 	})
 }
