@@ -77,6 +77,7 @@ func (s *Server) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.store.Ping(r.Context()); err != nil {
 			s.log.Error("readiness check", "err", err.Error())
+			w.Header().Set("Retry-After", "5")
 			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "the store is unreachable", "code": "unavailable"})
 			return
 		}

@@ -76,9 +76,9 @@ func startPortal(t *testing.T) *portal {
 // initPortal is the first half of startPortal: a Redis and a data
 // directory made by "gatehouse init", but no server yet, so that a test
 // can make files from the portal's CA (a CRL, say) before p.start.
-func initPortal(t *testing.T) *portal {
+func initPortal(t *testing.T, redisArgs ...string) *portal {
 	t.Helper()
-	p := newPortal(t)
+	p := newPortal(t, redisArgs...)
 	p.cli(t, "", "init")
 	return p
 }
@@ -93,9 +93,9 @@ func (p *portal) start(t *testing.T, serveFlags ...string) {
 
 // newPortal prepares a portal's Redis and directories without running
 // any gatehouse command.
-func newPortal(t *testing.T) *portal {
+func newPortal(t *testing.T, redisArgs ...string) *portal {
 	t.Helper()
-	r := storetest.StartRedis(t)
+	r := storetest.StartRedis(t, redisArgs...)
 	if r.External() {
 		// Held until this test's cleanups have stopped its server.
 		externalRedis.Lock()
