@@ -33,6 +33,7 @@ func (p *portal) adminCert(t *testing.T) tls.Certificate {
 // --out PREFIX" writes them.
 func loadCert(t *testing.T, prefix string) tls.Certificate {
 	t.Helper()
+	noteKeyFile(t, prefix+".key")
 	cert, err := tls.LoadX509KeyPair(prefix+".crt", prefix+".key")
 	if err != nil {
 		t.Fatalf("load client certificate %s: %v", prefix, err)

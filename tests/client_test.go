@@ -141,6 +141,12 @@ func send(t *testing.T, hc *http.Client, req *http.Request) response {
 	if err != nil {
 		t.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
+	for _, c := range resp.Cookies() {
+		noteSecret(c.Value)
+	}
+	for _, c := range req.Cookies() {
+		noteSecret(c.Value)
+	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: string(body), SetCookies: resp.Cookies()}
 }
 
@@ -150,6 +156,7 @@ func (c *client) newRequest(t *testing.T, method, path string, form url.Values) 
 	t.Helper()
 	var body io.Reader
 	if form != nil {
+		noteFormSecrets(form)
 		body = strings.NewReader(form.Encode())
 	}
 	req, err := http.NewRequestWithContext(t.Context(), method, c.p.URL+path, body)

@@ -144,6 +144,9 @@ func (p *portal) cli(t *testing.T, stdin string, args ...string) string {
 	defer cancel()
 	cmd := p.command(ctx, args...)
 	var stdout, stderr bytes.Buffer
+	for _, line := range strings.Split(stdin, "\n") {
+		noteSecret(strings.TrimSpace(line)) // passwords given on stdin
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -174,7 +177,16 @@ func (p *portal) serve(t *testing.T, flags ...string) {
 		p.Addr = addr
 		p.URL = "https://" + net.JoinHostPort("localhost", strconv.Itoa(port(addr)))
 		args := append([]string{"serve", "--addr", addr}, flags...)
-		srv := startProcess(t, p.command(context.Background(), args...), p.logDir, fmt.Sprintf("serve-%d", attempt))
+		name := fmt.Sprintf("serve-%d", attempt)
+		var srv *process
+		// Registered before the process's own cleanup, so it runs after
+		// the server has stopped and written its last line.
+		t.Cleanup(func() {
+			if srv != nil {
+				wantNoSecretsInLog(t, "gatehouse "+name, srv.output())
+			}
+		})
+		srv = startProcess(t, p.command(context.Background(), args...), p.logDir, name)
 		err := p.waitReady(t, srv)
 		if err == nil {
 			p.server = srv
@@ -243,6 +255,8 @@ func (p *portal) readAdminCredentials(t *testing.T) {
 		t.Fatalf("initial-admin.txt: username %q, want admin", creds["username"])
 	}
 	p.AdminPassword, p.AdminP12Password = creds["password"], creds["p12-password"]
+	noteSecret(p.AdminPassword)
+	noteSecret(p.AdminP12Password)
 	if p.AdminPassword == "" || p.AdminP12Password == "" {
 		t.Fatalf("initial-admin.txt lacks a password or p12-password line: %v", creds)
 	}
