@@ -139,3 +139,29 @@ func TestAccount_PasswordRecheckIsThrottled(t *testing.T) {
 	r := b.post("/account/password", form)
 	wantThrottled(t, "right current password while throttled", r, "too many failed sign-ins")
 }
+
+// An unknown user costs one bcrypt comparison, like a wrong password (a
+// dummy hash, so the two take the same time); a throttled login costs
+// none: it is refused before bcrypt runs.
+func TestLogin_BcryptRunsForUnknownUsersAndNotWhenThrottled(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	runs := func(what string, want uint64, f func()) {
+		t.Helper()
+		before := p.hasher.Runs()
+		f()
+		if got := p.hasher.Runs() - before; got != want {
+			t.Errorf("%s ran bcrypt %d times, want %d", what, got, want)
+		}
+	}
+	runs("a wrong password", 1, func() { failLogin(t, p, "bob") })
+	runs("an unknown user", 1, func() { failLogin(t, p, "nobody") })
+	for range auth.FreeFailures - 1 { // the first was above
+		failLogin(t, p, "bob")
+	}
+	runs("a throttled login", 0, func() {
+		r := p.browser().post("/login", url.Values{"username": {"bob"}, "password": {"a long passphrase for bob, 2026"}})
+		wantStatus(t, "throttled login", r, http.StatusTooManyRequests)
+	})
+}
