@@ -9,7 +9,6 @@ import (
 	"time"
 )
 
-
 // wantUnavailable checks a clean 503: the status, Retry-After, the
 // portal's own words (JSON or a page) and no internals.
 func wantUnavailable(t *testing.T, what string, r response) {
