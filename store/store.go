@@ -60,6 +60,17 @@ type Role struct {
 	RequireTOTP        bool   `json:"require_totp"`
 }
 
+// App is an internal web application that relies on the portal for
+// sign-in (forward auth). A request for it is allowed when the session's
+// effective roles include one of Roles.
+type App struct {
+	Name string `json:"name"`
+	// URL is the app's base URL, "https://host[:port]/path/": requests
+	// whose URL starts with it belong to the app.
+	URL   string   `json:"url"`
+	Roles []string `json:"roles"`
+}
+
 // Certificate records a client certificate issued by the built-in CA.
 type Certificate struct {
 	// Serial is the certificate's serial number in lower-case hex.
@@ -175,6 +186,15 @@ type Store interface {
 	// DeleteAccount removes an account or returns ErrNotFound. Its
 	// sessions are not touched: callers end them first.
 	DeleteAccount(ctx context.Context, name string) error
+
+	// App returns the named app or ErrNotFound.
+	App(ctx context.Context, name string) (App, error)
+	// Apps returns every app, sorted by name.
+	Apps(ctx context.Context) ([]App, error)
+	// PutApp creates or replaces an app.
+	PutApp(ctx context.Context, a App) error
+	// DeleteApp removes an app; missing is no error.
+	DeleteApp(ctx context.Context, name string) error
 
 	// Role returns the named role or ErrNotFound.
 	Role(ctx context.Context, name string) (Role, error)

@@ -83,6 +83,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 func accountKey(name string) string      { return keyPrefix + "account:" + name }
 func roleKey(name string) string         { return keyPrefix + "role:" + name }
+func appKey(name string) string          { return keyPrefix + "app:" + name }
 func sessionKey(id string) string        { return keyPrefix + "session:" + id }
 func userSessionsKey(name string) string { return keyPrefix + "user-sessions:" + name }
 func certKey(serial string) string       { return keyPrefix + "cert:" + serial }
@@ -90,6 +91,7 @@ func certKey(serial string) string       { return keyPrefix + "cert:" + serial }
 const (
 	accountsKey = keyPrefix + "accounts"
 	rolesKey    = keyPrefix + "roles"
+	appsKey     = keyPrefix + "apps"
 	certsKey    = keyPrefix + "certs"
 	revokedKey  = keyPrefix + "revoked"
 	auditKey    = keyPrefix + "audit"
@@ -265,6 +267,46 @@ func (s *Store) PutRole(ctx context.Context, r store.Role) error {
 	})
 	if err != nil {
 		return wrap("put role", err)
+	}
+	return nil
+}
+
+// App returns the named app.
+func (s *Store) App(ctx context.Context, name string) (store.App, error) {
+	return getJSON[store.App](ctx, s.rdb, "load app", appKey(name))
+}
+
+// Apps returns every app sorted by name.
+func (s *Store) Apps(ctx context.Context) ([]store.App, error) {
+	return getAll[store.App](ctx, s.rdb, "list apps", appsKey, appKey)
+}
+
+// PutApp creates or replaces an app.
+func (s *Store) PutApp(ctx context.Context, a store.App) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode app: %w", err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, appKey(a.Name), b, 0)
+		p.SAdd(ctx, appsKey, a.Name)
+		return nil
+	})
+	if err != nil {
+		return wrap("put app", err)
+	}
+	return nil
+}
+
+// DeleteApp removes an app.
+func (s *Store) DeleteApp(ctx context.Context, name string) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, appKey(name))
+		p.SRem(ctx, appsKey, name)
+		return nil
+	})
+	if err != nil {
+		return wrap("delete app", err)
 	}
 	return nil
 }

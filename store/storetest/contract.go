@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Role/PutThenReadRoundTrips", testRoleRoundTrip},
 		{"PutRole/Replaces", testPutRoleReplaces},
 		{"Roles/SortedByName", testRolesSorted},
+		{"Apps/PutReadReplaceListDelete", testApps},
 		{"Certificates/EmptyStoreHasNone", testCertificatesEmpty},
 		{"Certificates/FilteredByUserOldestFirst", testCertificatesFiltered},
 		{"Session/MissingIsNotFound", testSessionMissing},
@@ -813,5 +814,49 @@ func testAuditFilters(t *testing.T, s store.Store) {
 				t.Errorf("got %q, want %q", ids, tc.want)
 			}
 		})
+	}
+}
+
+func testApps(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.App(ctx, "wiki"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("App(missing) error = %v, want store.ErrNotFound", err)
+	}
+	if got, err := s.Apps(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("Apps of an empty store = %v, %v; want none", got, err)
+	}
+	wiki := store.App{Name: "wiki", URL: "https://wiki.example.com/", Roles: []string{"employee"}}
+	ops := store.App{Name: "ops", URL: "https://ops.example.com:8443/console/", Roles: []string{"admin", "helpdesk"}}
+	for _, a := range []store.App{wiki, ops} {
+		if err := s.PutApp(ctx, a); err != nil {
+			t.Fatalf("PutApp(%s): %v", a.Name, err)
+		}
+	}
+	got, err := s.App(ctx, "ops")
+	if err != nil {
+		t.Fatalf("App: %v", err)
+	}
+	if diff := cmp.Diff(ops, got); diff != "" {
+		t.Errorf("App after PutApp (-want +got):\n%s", diff)
+	}
+	wiki.Roles = []string{"employee", "contractor"}
+	if err := s.PutApp(ctx, wiki); err != nil {
+		t.Fatalf("PutApp again: %v", err)
+	}
+	all, err := s.Apps(ctx)
+	if err != nil {
+		t.Fatalf("Apps: %v", err)
+	}
+	if diff := cmp.Diff([]store.App{ops, wiki}, all); diff != "" {
+		t.Errorf("Apps, sorted by name (-want +got):\n%s", diff)
+	}
+	if err := s.DeleteApp(ctx, "ops"); err != nil {
+		t.Fatalf("DeleteApp: %v", err)
+	}
+	if err := s.DeleteApp(ctx, "ops"); err != nil {
+		t.Fatalf("DeleteApp(missing): %v", err)
+	}
+	if _, err := s.App(ctx, "ops"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("App after DeleteApp error = %v, want store.ErrNotFound", err)
 	}
 }
