@@ -35,10 +35,12 @@ type options struct {
 	crlRefresh  time.Duration
 	sessionIdle time.Duration
 	sessionMax  time.Duration
+	cookieDom   string
+	proxies     stringList
 }
 
 // commonFlags lists the flags that the environment may set.
-var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "crl", "crl-refresh", "session-idle", "session-max"}
+var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy"}
 
 func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
@@ -51,6 +53,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.crlRefresh, "crl-refresh", time.Minute, "how often to look for changed CRL files")
 	fs.DurationVar(&o.sessionIdle, "session-idle", server.DefaultSessionIdle, "end a session after this long without activity")
 	fs.DurationVar(&o.sessionMax, "session-max", server.DefaultSessionMax, "end a session this long after sign-in")
+	fs.StringVar(&o.cookieDom, "cookie-domain", "", "share the session cookie with sibling hosts under this `domain` (for apps behind forward auth)")
+	fs.Var(&o.proxies, "trusted-proxy", "accept X-Client-Cert and X-Forwarded-For only from this `CIDR` (repeatable)")
 }
 
 // parse parses args into fs, allowing flags after positional arguments

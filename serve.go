@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -86,16 +87,22 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := parsePrefixes(o.proxies)
+	if err != nil {
+		return err
+	}
 	handler, err := server.New(server.Config{
-		Store:       st,
-		Verifier:    &auth.CertVerifier{Roots: roots, CRLs: crls.current, Revoked: st.IsRevoked},
-		Hasher:      hasher,
-		SessionKey:  sessionKey,
-		Sealer:      sealer,
-		RecoveryKey: recoveryKey(totpKey),
-		SessionIdle: o.sessionIdle,
-		SessionMax:  o.sessionMax,
-		Logger:      logger,
+		Store:          st,
+		Verifier:       &auth.CertVerifier{Roots: roots, CRLs: crls.current, Revoked: st.IsRevoked},
+		Hasher:         hasher,
+		SessionKey:     sessionKey,
+		Sealer:         sealer,
+		RecoveryKey:    recoveryKey(totpKey),
+		SessionIdle:    o.sessionIdle,
+		SessionMax:     o.sessionMax,
+		CookieDomain:   o.cookieDom,
+		TrustedProxies: proxies,
+		Logger:         logger,
 	})
 	if err != nil {
 		return err
@@ -242,4 +249,21 @@ func recoveryKey(totpKey []byte) []byte {
 	m := hmac.New(sha256.New, totpKey)
 	m.Write([]byte("gatehouse recovery codes"))
 	return m.Sum(nil)
+}
+
+// parsePrefixes parses --trusted-proxy values: CIDRs, or single addresses.
+func parsePrefixes(values []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range values {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxy %q: not an address or CIDR (such as 10.0.0.5 or 10.0.0.0/24)", v)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -40,6 +40,8 @@ var doneMessages = map[string]string{
 	"role":         "The role was saved. Live sessions are re-evaluated on their next request.",
 	"role-deleted": "The role was deleted and taken off every account.",
 	"revoked":      "The certificate was revoked. Sessions that relied on it lost the roles that need it.",
+	"app":          "The app was saved. /auth/verify uses it from the next request.",
+	"app-deleted":  "The app was deleted: its addresses are refused from now on.",
 	"unlocked":     "The account was unlocked and its sessions ended.",
 	"totp-reset":   "Two-step sign-in was removed from the account, its recovery codes are void and its sessions ended.",
 }

@@ -47,7 +47,12 @@ func (s *Server) handleHome() http.Handler {
 		if v == nil {
 			return
 		}
-		s.render(w, r, http.StatusOK, "home.html", page{Title: "Home", Visit: v})
+		apps, err := s.appsFor(r, v)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.render(w, r, http.StatusOK, "home.html", page{Title: "Home", Visit: v, Data: apps})
 	})
 }
 

@@ -36,7 +36,7 @@ func (s *Server) handleLoginGet() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		rd := safeReturn(r.URL.Query().Get("rd"))
+		rd := s.returnTo(r, r.URL.Query().Get("rd"))
 		if v != nil && v.Complete() {
 			http.Redirect(w, r, orHome(rd), http.StatusSeeOther)
 			return
@@ -46,7 +46,8 @@ func (s *Server) handleLoginGet() http.Handler {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, f loginForm, msg string) {
-	f.Cert = s.verifier.Verify(r.Context(), peerCertificates(r), s.now())
+	allowFormRedirect(w, f.Return)
+	f.Cert = s.verifier.Verify(r.Context(), s.peerCertificates(r), s.now())
 	s.render(w, r, status, "login.html", page{Title: "Sign in", Error: msg, Data: f})
 }
 
@@ -58,7 +59,7 @@ func (s *Server) handleLoginPost() http.Handler {
 		}
 		username := strings.TrimSpace(r.PostForm.Get("username"))
 		password := r.PostForm.Get("password")
-		form := loginForm{Username: username, Return: safeReturn(r.PostForm.Get("rd"))}
+		form := loginForm{Username: username, Return: s.returnTo(r, r.PostForm.Get("rd"))}
 		switch {
 		case username == "" || password == "":
 			s.renderLogin(w, r, http.StatusBadRequest, form, "enter your username and password")
@@ -75,7 +76,7 @@ func (s *Server) handleLoginPost() http.Handler {
 		// The throttles are checked before the account is looked up or
 		// bcrypt runs: a throttled guess costs the portal nothing, and
 		// learns nothing, not even whether the password was right.
-		for _, th := range []throttle{addressThrottle(r), accountThrottle(auth.CounterPassword, username)} {
+		for _, th := range []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, username)} {
 			if err := s.check(r.Context(), th); err != nil {
 				s.loginRefused(w, r, form, username, err)
 				return
@@ -118,7 +119,7 @@ func (s *Server) handleLoginPost() http.Handler {
 			Account:    authAccount(acct),
 			Roles:      roles,
 			PasswordOK: true,
-			Cert:       s.verifier.Verify(r.Context(), peerCertificates(r), now),
+			Cert:       s.verifier.Verify(r.Context(), s.peerCertificates(r), now),
 			Now:        now,
 		}
 		if in.Cert.Valid() && !auth.CertBoundTo(in.Cert.Info, in.Account) {
@@ -158,7 +159,7 @@ func (s *Server) handleLoginPost() http.Handler {
 // Each failure counts against the account (known or not) and the client
 // address.
 func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, username, reason string) {
-	for _, th := range []throttle{addressThrottle(r), accountThrottle(auth.CounterPassword, username)} {
+	for _, th := range []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, username)} {
 		if err := s.failed(r.Context(), th); err != nil {
 			s.fail(w, r, err)
 			return
@@ -246,7 +247,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, acct store
 // startSessionOwned is startSession for a login that found the presented
 // certificate bound to another account, owner.
 func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct store.Account, d auth.Decision, since *store.Session, owner string) error {
-	if old, err := s.sessions.Get(r, SessionCookieName); err == nil && old.ID != "" {
+	if old, err := s.sessions.Get(r, s.cookieName); err == nil && old.ID != "" {
 		if err := s.store.DeleteSession(r.Context(), old.ID); err != nil {
 			return err
 		}
@@ -255,7 +256,7 @@ func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct 
 	rec := store.Session{
 		User:       acct.Name,
 		Factors:    d.Factors,
-		ClientAddr: clientAddr(r),
+		ClientAddr: s.clientAddr(r),
 		CreatedAt:  now,
 		LastSeen:   now,
 		ExpiresAt:  now.Add(s.max),
@@ -272,7 +273,7 @@ func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct 
 	case d.Cert.Status == auth.CertOtherUser && owner != "":
 		rec.OtherCertFingerprint, rec.OtherCertOwner = d.Cert.Info.Fingerprint, owner
 	}
-	sess := sessions.NewSession(s.sessions, SessionCookieName)
+	sess := sessions.NewSession(s.sessions, s.cookieName)
 	opts := s.sessions.options
 	sess.Options = &opts
 	sess.IsNew = true
@@ -283,7 +284,7 @@ func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct 
 
 func (s *Server) handleLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := s.sessions.Get(r, SessionCookieName)
+		sess, err := s.sessions.Get(r, s.cookieName)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -346,4 +347,19 @@ func badForm(err error) error {
 		return asError(err)
 	}
 	return &Error{Status: http.StatusBadRequest, Code: "bad_form", Message: "the form could not be read", Err: err}
+}
+
+// allowFormRedirect lets the page's form lead on to rd when rd is a
+// registered app on another origin: browsers apply the CSP form-action of
+// the page to the redirect that answers the form.
+func allowFormRedirect(w http.ResponseWriter, rd string) {
+	u, err := url.Parse(rd)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return
+	}
+	if strings.Trim(strings.ToLower(u.Host), "abcdefghijklmnopqrstuvwxyz0123456789.-:[]") != "" {
+		return
+	}
+	csp := strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action 'self' https://"+u.Host, 1)
+	w.Header().Set("Content-Security-Policy", csp)
 }

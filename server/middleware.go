@@ -36,7 +36,7 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			h.Set("Cache-Control", "no-store")
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-		if !hostMatchesSNI(r) {
+		if !s.fromTrustedProxy(r) && !hostMatchesSNI(r) {
 			s.fail(w, r, &Error{Status: http.StatusMisdirectedRequest, Code: "misdirected",
 				Message: "this request names a different host than the one its connection was made to; open the portal at its own address"})
 			return

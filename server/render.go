@@ -205,7 +205,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 // recorded is an error: the caller fails rather than act unrecorded.
 func (s *Server) audit(r *http.Request, e store.AuditEvent) error {
 	e.Time = s.now().UTC()
-	e.ClientAddr = clientAddr(r)
+	e.ClientAddr = s.clientAddr(r)
 	attrs := []any{"action", e.Action, "outcome", e.Outcome, "actor", e.Actor, "client", e.ClientAddr}
 	for _, kv := range [][2]string{{"target", e.Target}, {"reason", e.Reason}, {"cert_status", e.CertStatus}, {"cert_fingerprint", e.CertFingerprint}} {
 		if kv[1] != "" {

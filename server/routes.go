@@ -16,6 +16,10 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /readyz", s.handleReadyz())
 	mux.Handle("GET /static/", s.handleStatic())
 
+	// Forward auth for internal apps (nginx auth_request, Caddy
+	// forward_auth, Traefik forwardAuth): the session, if any, decides.
+	mux.Handle("GET /auth/verify", s.handleVerify())
+
 	// A sign-in waiting at the TOTP step.
 	mux.Handle("GET /login/totp", s.handleTOTPStepGet())
 	mux.Handle("POST /login/totp", s.handleTOTPStepPost())
@@ -60,6 +64,10 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/admin/certificates/{id}/revoke", admin(s.apiAdminRevokeCertificate))
 	mux.Handle("GET /api/admin/sessions", admin(s.apiAdminSessions))
 	mux.Handle("GET /api/admin/audit", admin(s.apiAdminAudit))
+	mux.Handle("GET /api/admin/apps", admin(s.apiAdminApps))
+	mux.Handle("GET /api/admin/apps/{name}", admin(s.apiAdminApp))
+	mux.Handle("PUT /api/admin/apps/{name}", admin(s.apiAdminPutApp))
+	mux.Handle("DELETE /api/admin/apps/{name}", admin(s.apiAdminDeleteApp))
 
 	// Admin console pages: the same operations and rules as the API.
 	mux.Handle("GET /admin", admin(s.pageAdminUsers))
@@ -77,6 +85,9 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /admin/certificates", admin(s.pageAdminCertificates))
 	mux.Handle("POST /admin/certificates/{id}/revoke", admin(s.formRevokeCertificate))
 	mux.Handle("GET /admin/audit", admin(s.pageAdminAudit))
+	mux.Handle("GET /admin/apps", admin(s.pageAdminApps))
+	mux.Handle("POST /admin/apps", admin(s.formPutApp))
+	mux.Handle("POST /admin/apps/{name}/delete", admin(s.formDeleteApp))
 
 	// Help-desk API: the effective role helpdesk, or admin. Targets holding
 	// admin or helpdesk are refused unless the actor is an admin.

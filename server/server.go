@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"gatehouse/auth"
@@ -50,6 +51,16 @@ type Config struct {
 	// SessionMax ends a session this long after login, whatever its
 	// activity. Default DefaultSessionMax.
 	SessionMax time.Duration
+	// CookieDomain, when set, shares the session cookie with every host
+	// under it (apps on sibling hosts that ask /auth/verify). The cookie
+	// is then "__Secure-gatehouse" with that Domain instead of the
+	// host-only "__Host-gatehouse".
+	CookieDomain string
+	// TrustedProxies are the addresses of TLS-terminating proxies. Only
+	// requests from them may carry the client's certificate in
+	// X-Client-Cert and the client's address in X-Forwarded-For; from
+	// anyone else those headers are ignored.
+	TrustedProxies []netip.Prefix
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives one structured event per line; never a secret.
@@ -71,6 +82,8 @@ type Server struct {
 	log         *slog.Logger
 	pages       map[string]*template.Template
 	static      fs.FS
+	cookieName  string
+	proxies     []netip.Prefix
 }
 
 // New checks cfg and returns the portal's handler.
@@ -99,6 +112,13 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cookieName := SessionCookieName
+	if cfg.CookieDomain != "" {
+		if err := checkCookieDomain(cfg.CookieDomain); err != nil {
+			return nil, err
+		}
+		cookieName = DomainCookieName
+	}
 	pages, err := parsePages(templates.FS)
 	if err != nil {
 		return nil, err
@@ -107,7 +127,7 @@ func New(cfg Config) (http.Handler, error) {
 		store:       cfg.Store,
 		verifier:    cfg.Verifier,
 		hasher:      cfg.Hasher,
-		sessions:    newSessionStore(cfg.Store, cfg.SessionKey, cfg.SessionMax),
+		sessions:    newSessionStore(cfg.Store, cfg.SessionKey, cfg.SessionMax, cfg.CookieDomain),
 		sealer:      cfg.Sealer,
 		recoveryKey: cfg.RecoveryKey,
 		idle:        cfg.SessionIdle,
@@ -116,6 +136,8 @@ func New(cfg Config) (http.Handler, error) {
 		log:         cfg.Logger,
 		pages:       pages,
 		static:      static.FS,
+		cookieName:  cookieName,
+		proxies:     cfg.TrustedProxies,
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -18,6 +19,27 @@ import (
 // browsers insist on Secure, Path=/ and no Domain, so a sibling host
 // cannot plant or overwrite it.
 const SessionCookieName = "__Host-gatehouse"
+
+// DomainCookieName is the session cookie when it is shared with sibling
+// hosts (Config.CookieDomain). Browsers insist on Secure for the
+// __Secure- prefix; the Domain attribute is what __Host- forbids.
+const DomainCookieName = "__Secure-gatehouse"
+
+// checkCookieDomain accepts a plain DNS domain with at least two labels
+// ("example.com"): a cookie for a whole public suffix would reach other
+// companies' hosts.
+func checkCookieDomain(d string) error {
+	labels := strings.Split(d, ".")
+	if len(labels) < 2 || len(d) > 253 {
+		return fmt.Errorf("cookie domain %q: give a domain such as example.com (at least two labels, no leading dot)", d)
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || strings.Trim(strings.ToLower(l), "abcdefghijklmnopqrstuvwxyz0123456789-") != "" || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
+			return fmt.Errorf("cookie domain %q: %q is not a DNS label", d, l)
+		}
+	}
+	return nil
+}
 
 // sessionIDBytes is the entropy of a session ID.
 const sessionIDBytes = 32
@@ -38,7 +60,7 @@ type sessionStore struct {
 
 var _ sessions.Store = (*sessionStore)(nil)
 
-func newSessionStore(records store.Store, hashKey []byte, maxAge time.Duration) *sessionStore {
+func newSessionStore(records store.Store, hashKey []byte, maxAge time.Duration, domain string) *sessionStore {
 	codec := securecookie.New(hashKey, nil)
 	codec.MaxAge(int(maxAge / time.Second))
 	codec.SetSerializer(securecookie.JSONEncoder{})
@@ -47,6 +69,7 @@ func newSessionStore(records store.Store, hashKey []byte, maxAge time.Duration) 
 		records: records,
 		options: sessions.Options{
 			Path:     "/",
+			Domain:   strings.ToLower(domain),
 			Secure:   true,
 			HttpOnly: true,
 			SameSite: http.SameSiteLaxMode,

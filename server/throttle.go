@@ -34,8 +34,8 @@ func accountThrottle(factor, user string) throttle {
 
 // addressThrottle limits failed sign-ins from the request's client
 // address, whatever the account.
-func addressThrottle(r *http.Request) throttle {
-	return throttle{counter: "addr:" + addressKey(clientAddr(r)), delay: auth.AddressFailureDelay,
+func (s *Server) addressThrottle(r *http.Request) throttle {
+	return throttle{counter: "addr:" + addressKey(s.clientAddr(r)), delay: auth.AddressFailureDelay,
 		memory: auth.AddressFailureMemory, what: "failed sign-ins from your network"}
 }
 

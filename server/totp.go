@@ -51,7 +51,8 @@ func (s *Server) handleTOTPStepGet() http.Handler {
 		if v == nil {
 			return
 		}
-		f := totpForm{Return: safeReturn(r.URL.Query().Get("rd"))}
+		f := totpForm{Return: s.returnTo(r, r.URL.Query().Get("rd"))}
+		allowFormRedirect(w, f.Return)
 		s.render(w, r, http.StatusOK, "login_totp.html", page{Title: "Enter your code", Data: f})
 	})
 }
@@ -69,8 +70,9 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 			s.fail(w, r, badForm(err))
 			return
 		}
-		f := totpForm{Return: safeReturn(r.PostForm.Get("rd"))}
+		f := totpForm{Return: s.returnTo(r, r.PostForm.Get("rd"))}
 		again := func(status int, msg string) {
+			allowFormRedirect(w, f.Return)
 			s.render(w, r, status, "login_totp.html", page{Title: "Enter your code", Error: msg, Data: f})
 		}
 		how, err := s.checkSecondFactor(r, v.Account, r.PostForm.Get("code"))

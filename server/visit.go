@@ -2,11 +2,14 @@ package server
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -48,7 +51,7 @@ func (v *visit) Complete() bool {
 // expired or disallowed session is destroyed. Store failures are errors:
 // the caller fails closed.
 func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
-	sess, err := s.sessions.Get(r, SessionCookieName)
+	sess, err := s.sessions.Get(r, s.cookieName)
 	if err != nil {
 		return nil, fmt.Errorf("load session: %w", err)
 	}
@@ -73,7 +76,7 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	}
 	// Bind before comparing with the session, so a password-only session
 	// keeps telling the user whose certificate this device presents.
-	cert := s.verifier.Verify(r.Context(), peerCertificates(r), now)
+	cert := s.verifier.Verify(r.Context(), s.peerCertificates(r), now)
 	if cert.Valid() {
 		owner := ""
 		if cert.Info.Fingerprint == rec.OtherCertFingerprint {
@@ -152,24 +155,100 @@ func authAccount(a store.Account) auth.Account {
 	}
 }
 
-// peerCertificates returns the certificate chain the TLS client
-// presented, leaf first. It is verified by the caller on every request:
-// Go restores it on session resumption without re-running any
-// verification callback.
-func peerCertificates(r *http.Request) []*x509.Certificate {
+// peerCertificates returns the certificate chain the client presented,
+// leaf first: from the TLS handshake, or, for a request from a trusted
+// proxy, from its X-Client-Cert header (and then never the handshake's:
+// that is the proxy's own). It is verified by the caller on every
+// request: Go restores a handshake certificate on session resumption
+// without re-running any verification callback.
+func (s *Server) peerCertificates(r *http.Request) []*x509.Certificate {
+	if s.fromTrustedProxy(r) {
+		return s.forwardedCertificate(r)
+	}
 	if r.TLS == nil {
 		return nil
 	}
 	return r.TLS.PeerCertificates
 }
 
-// clientAddr is the client's IP address, for logs and session records.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// maxForwardedCertBytes bounds the X-Client-Cert header.
+const maxForwardedCertBytes = 16 << 10
+
+// forwardedCertificate parses X-Client-Cert as nginx's
+// $ssl_client_escaped_cert writes it: a URL-escaped PEM certificate. A
+// header that does not parse counts as no certificate.
+func (s *Server) forwardedCertificate(r *http.Request) []*x509.Certificate {
+	h := r.Header.Get("X-Client-Cert")
+	if h == "" || len(h) > maxForwardedCertBytes {
+		return nil
 	}
-	return host
+	text, err := url.QueryUnescape(h)
+	if err != nil {
+		s.log.Info("X-Client-Cert from a trusted proxy is not URL-escaped PEM", "err", err.Error())
+		return nil
+	}
+	var chain []*x509.Certificate
+	for rest := []byte(text); ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			s.log.Info("X-Client-Cert from a trusted proxy does not parse", "err", err.Error())
+			return nil
+		}
+		chain = append(chain, c)
+	}
+	return chain
+}
+
+// fromTrustedProxy reports whether the request's connection comes from a
+// configured trusted proxy.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	if len(s.proxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range s.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAddr is the client's IP address, for logs, throttles and session
+// records: the connection's peer, or, behind trusted proxies, the last
+// address in X-Forwarded-For that is not itself a trusted proxy.
+func (s *Server) clientAddr(r *http.Request) string {
+	peer := r.RemoteAddr
+	if ap, err := netip.ParseAddrPort(peer); err == nil {
+		peer = ap.Addr().Unmap().String()
+	}
+	if !s.fromTrustedProxy(r) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return peer // a malformed list: trust nothing in it
+		}
+		a = a.Unmap()
+		if !slices.ContainsFunc(s.proxies, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			return a.String()
+		}
+	}
+	return peer
 }
 
 // Has reports whether role is in effect for this request.

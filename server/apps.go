@@ -1,0 +1,298 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"gatehouse/auth"
+	"gatehouse/store"
+)
+
+// Apps are the internal web applications behind forward auth. An app is
+// a base URL and the roles that may open it; /auth/verify finds the app
+// of the URL a proxy asks about, and the login page returns only to the
+// portal itself or to a registered app.
+
+// appURL checks and normalises an app's base URL: https, a host, an
+// optional port, a path ending in "/", nothing else (no user info, query
+// or fragment). The host is lower-cased and a default port dropped.
+func appURL(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
+		return "", errors.New(`the URL must look like "https://app.example.com/" (https, a host, an optional port and path)`)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return "", errors.New("the URL must not carry a user, a query or a fragment")
+	}
+	if strings.ContainsAny(u.Path, "\\\x00") || strings.Contains(u.Path, "//") {
+		return "", errors.New("the URL's path has characters an app URL cannot have")
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "" || strings.ContainsAny(host, "*%") {
+		return "", errors.New("the URL needs a plain host name")
+	}
+	port := u.Port()
+	if port == "443" {
+		port = ""
+	}
+	u.Host = host
+	if port != "" {
+		u.Host = net.JoinHostPort(host, port)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+// appFor returns the app whose base URL the absolute URL raw falls under
+// (the longest base URL when several do), or false.
+func appFor(apps []store.App, raw string) (store.App, bool) {
+	target, ok := normalTarget(raw)
+	if !ok {
+		return store.App{}, false
+	}
+	var best store.App
+	found := false
+	for _, a := range apps {
+		if strings.HasPrefix(target, a.URL) && (!found || len(a.URL) > len(best.URL)) {
+			best, found = a, true
+		}
+	}
+	return best, found
+}
+
+// normalTarget puts an absolute URL in the form of appURL (scheme, host
+// and default port normalised, path as given) for prefix matching, or
+// reports false for anything that is not a plain https URL.
+func normalTarget(raw string) (string, bool) {
+	if len(raw) > 4096 || strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Opaque != "" {
+		return "", false
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if host == "" {
+		return "", false
+	}
+	if port == "443" {
+		port = ""
+	}
+	u.Host = host
+	if port != "" {
+		u.Host = net.JoinHostPort(host, port)
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	// Compare on the decoded path, so that an encoded "/" or ".." cannot
+	// step out of an app's path, and refuse dot segments outright.
+	if slices.Contains(strings.Split(u.Path, "/"), "..") || strings.Contains(u.Path, "//") {
+		return "", false
+	}
+	return u.Scheme + "://" + u.Host + u.Path, true
+}
+
+// returnTo is the return URL (rd) a login may send the user on to: a path
+// on the portal (safeReturn), or an https URL under a registered app. It
+// is "" for anything else, which sends the user home.
+func (s *Server) returnTo(r *http.Request, rd string) string {
+	if local := safeReturn(rd); local != "" || rd == "" || strings.HasPrefix(rd, "/") {
+		return local
+	}
+	apps, err := s.store.Apps(r.Context())
+	if err != nil {
+		s.log.Error("list apps for a return URL", "err", err.Error())
+		return ""
+	}
+	if _, ok := appFor(apps, rd); ok {
+		return rd
+	}
+	return ""
+}
+
+// appJSON is an app in the admin API.
+type appJSON struct {
+	Name  string   `json:"name"`
+	URL   string   `json:"url"`
+	Roles []string `json:"roles"`
+}
+
+// putApp creates or replaces an app.
+func (s *Server) putApp(r *http.Request, v *visit, in appJSON) (store.App, bool, error) {
+	if err := auth.CheckRoleName(in.Name); err != nil {
+		return store.App{}, false, invalid("bad_name", errors.New(strings.Replace(err.Error(), "role", "app", 1)))
+	}
+	u, err := appURL(in.URL)
+	if err != nil {
+		return store.App{}, false, invalid("bad_url", err)
+	}
+	roles, err := s.checkRoles(r, in.Roles)
+	if err != nil {
+		if e := asError(err); e.Code == "no_roles" {
+			e.Message = "give the app at least one role that may open it"
+		}
+		return store.App{}, false, err
+	}
+	apps, err := s.store.Apps(r.Context())
+	if err != nil {
+		return store.App{}, false, err
+	}
+	created := true
+	for _, a := range apps {
+		if a.Name == in.Name {
+			created = false
+		} else if a.URL == u {
+			return store.App{}, false, &Error{Status: http.StatusConflict, Code: "url_taken",
+				Message: fmt.Sprintf("the app %s already has the URL %s", a.Name, u)}
+		}
+	}
+	app := store.App{Name: in.Name, URL: u, Roles: roles}
+	if err := s.store.PutApp(r.Context(), app); err != nil {
+		return app, false, err
+	}
+	ev := actorEvent(v, "admin.app.put", in.Name, fmt.Sprintf("url %s roles %s", u, strings.Join(roles, ",")))
+	return app, created, s.audit(r, ev)
+}
+
+// deleteApp removes an app: /auth/verify then denies its URLs.
+func (s *Server) deleteApp(r *http.Request, v *visit, name string) error {
+	if _, err := s.store.App(r.Context(), name); errors.Is(err, store.ErrNotFound) {
+		return &Error{Status: http.StatusNotFound, Code: "no_such_app", Message: fmt.Sprintf("there is no app named %q", name)}
+	} else if err != nil {
+		return err
+	}
+	if err := s.store.DeleteApp(r.Context(), name); err != nil {
+		return err
+	}
+	return s.audit(r, actorEvent(v, "admin.app.delete", name, ""))
+}
+
+// appsFor lists the apps v's effective roles may open.
+func (s *Server) appsFor(r *http.Request, v *visit) ([]store.App, error) {
+	apps, err := s.store.Apps(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(apps, func(a store.App) bool { return !mayOpen(v, a) }), nil
+}
+
+// mayOpen reports whether v's effective roles include one of a's roles.
+func mayOpen(v *visit, a store.App) bool {
+	return slices.ContainsFunc(a.Roles, v.Has)
+}
+
+func appView(a store.App) appJSON {
+	return appJSON{Name: a.Name, URL: a.URL, Roles: nonNil(a.Roles)}
+}
+
+func (s *Server) apiAdminApps(w http.ResponseWriter, r *http.Request, v *visit) {
+	apps, err := s.store.Apps(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := []appJSON{}
+	for _, a := range apps {
+		out = append(out, appView(a))
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"apps": out})
+}
+
+func (s *Server) apiAdminApp(w http.ResponseWriter, r *http.Request, v *visit) {
+	a, err := s.store.App(r.Context(), r.PathValue("name"))
+	if errors.Is(err, store.ErrNotFound) {
+		err = &Error{Status: http.StatusNotFound, Code: "no_such_app", Message: fmt.Sprintf("there is no app named %q", r.PathValue("name"))}
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, appView(a))
+}
+
+func (s *Server) apiAdminPutApp(w http.ResponseWriter, r *http.Request, v *visit) {
+	var in appJSON
+	if err := decodeInput(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if in.Name != "" && in.Name != r.PathValue("name") {
+		s.fail(w, r, &Error{Status: http.StatusBadRequest, Code: "name_mismatch", Message: "the name in the body differs from the one in the URL"})
+		return
+	}
+	in.Name = r.PathValue("name")
+	a, created, err := s.putApp(r, v, in)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	s.writeJSON(w, status, appView(a))
+}
+
+func (s *Server) apiAdminDeleteApp(w http.ResponseWriter, r *http.Request, v *visit) {
+	if err := s.deleteApp(r, v, r.PathValue("name")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// appsPage is the content of /admin/apps.
+type appsPage struct {
+	Console
+	Apps  []store.App
+	Roles []roleChoice
+	New   appJSON
+}
+
+func (s *Server) showApps(w http.ResponseWriter, r *http.Request, v *visit, status int, msg string) {
+	d := appsPage{Console: s.console(r, v, "apps")}
+	var err error
+	if d.Apps, err = s.store.Apps(r.Context()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if r.Method == http.MethodPost {
+		d.New = appJSON{Name: r.PostFormValue("name"), URL: r.PostFormValue("url"), Roles: r.PostForm["roles"]}
+	}
+	checked := d.New.Roles
+	if r.Method != http.MethodPost {
+		checked = []string{"employee"}
+	}
+	if d.Roles, err = s.roleChoices(r, checked); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.render(w, r, status, "admin_apps.html", page{Title: "Apps", Visit: v, Error: msg, Data: d})
+}
+
+func (s *Server) pageAdminApps(w http.ResponseWriter, r *http.Request, v *visit) {
+	s.showApps(w, r, v, http.StatusOK, "")
+}
+
+func (s *Server) formPutApp(w http.ResponseWriter, r *http.Request, v *visit) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	in := appJSON{Name: strings.TrimSpace(r.PostFormValue("name")), URL: r.PostFormValue("url"), Roles: r.PostForm["roles"]}
+	_, _, err := s.putApp(r, v, in)
+	s.afterForm(w, r, v, err, "/admin/apps", "app", s.showApps)
+}
+
+func (s *Server) formDeleteApp(w http.ResponseWriter, r *http.Request, v *visit) {
+	err := s.deleteApp(r, v, r.PathValue("name"))
+	s.afterForm(w, r, v, err, "/admin/apps", "app-deleted", s.showApps)
+}
