@@ -92,6 +92,13 @@ type portal struct {
 // newPortal starts a portal for t. redisArgs go to redis-server.
 func newPortal(t *testing.T, redisArgs ...string) *portal {
 	t.Helper()
+	return newPortalWith(t, nil, redisArgs...)
+}
+
+// newPortalWith is newPortal with configure applied to the server's
+// Config before the server is made.
+func newPortalWith(t *testing.T, configure func(*server.Config), redisArgs ...string) *portal {
+	t.Helper()
 	if os.Getenv("GATEHOUSE_TEST_REDIS") != "" {
 		// Lock before StartRedis, which empties the shared server.
 		externalRedis.Lock()
@@ -136,7 +143,7 @@ func newPortal(t *testing.T, redisArgs ...string) *portal {
 	}
 	recoveryKey := make([]byte, 32)
 	rand.Read(recoveryKey)
-	handler, err := server.New(server.Config{
+	cfg := server.Config{
 		Sealer:      sealer,
 		RecoveryKey: recoveryKey,
 		Store:       st,
@@ -145,7 +152,11 @@ func newPortal(t *testing.T, redisArgs ...string) *portal {
 		SessionKey:  key,
 		Now:         clk.Now,
 		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	handler, err := server.New(cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

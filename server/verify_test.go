@@ -1,0 +1,238 @@
+package server_test
+
+import (
+	"encoding/pem"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+
+	"gatehouse/server"
+	"gatehouse/store"
+)
+
+const bobPassword = "a long passphrase for bob, 2026"
+
+// withApps registers the wiki (employee) and ops (admin) apps.
+func withApps(t *testing.T, p *portal) {
+	t.Helper()
+	for _, a := range []store.App{
+		{Name: "wiki", URL: "https://wiki.example.com/", Roles: []string{"employee"}},
+		{Name: "ops", URL: "https://ops.example.com:8443/console/", Roles: []string{"admin"}},
+	} {
+		if err := p.store.PutApp(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// verify asks /auth/verify about original as a proxy would; header adds
+// to the request.
+func (b *browser) verify(original string, header ...http.Header) response {
+	b.t.Helper()
+	h := http.Header{"X-Original-Url": {original}}
+	for _, x := range header {
+		for k, v := range x {
+			h[k] = v
+		}
+	}
+	return b.get("/auth/verify", h)
+}
+
+func wantVerified(t *testing.T, what string, r response, user, roles, factors string) {
+	t.Helper()
+	wantStatus(t, what, r, http.StatusOK)
+	for k, want := range map[string]string{"Remote-User": user, "Remote-Roles": roles, "Remote-Factors": factors} {
+		if got := r.Header.Get(k); got != want {
+			t.Errorf("%s: %s = %q, want %q", what, k, got, want)
+		}
+	}
+}
+
+func TestVerify_AnswersForRegisteredApps(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	withApps(t, p)
+	p.addAccount("bob", bobPassword, "employee")
+	if err := p.store.UpdateAccount(t.Context(), "bob", func(a *store.Account) error { a.Email = "bob@example.com"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+
+	anon := p.browser()
+	r := anon.verify("https://wiki.example.com/page?x=1")
+	wantStatus(t, "anonymous", r, http.StatusUnauthorized)
+	loc, err := url.Parse(r.Header.Get("Location"))
+	if err != nil || loc.Scheme != "https" || loc.Path != "/login" || loc.Query().Get("rd") != "https://wiki.example.com/page?x=1" {
+		t.Errorf("anonymous: Location = %q, want the portal's /login with rd = the original URL", r.Header.Get("Location"))
+	}
+	if r := anon.get("/auth/verify?redirect=true", http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"wiki.example.com"}, "X-Forwarded-Uri": {"/a"}}); r.Status != http.StatusFound ||
+		!strings.Contains(r.Header.Get("Location"), "rd=https%3A%2F%2Fwiki.example.com%2Fa") {
+		t.Errorf("anonymous with redirect=true and X-Forwarded-*: %d Location %q, want 302 to the login page returning to https://wiki.example.com/a", r.Status, r.Header.Get("Location"))
+	}
+	wantStatus(t, "no original URL", anon.get("/auth/verify"), http.StatusBadRequest)
+
+	bob := p.browser()
+	bob.login("bob", bobPassword)
+	r = bob.verify("https://wiki.example.com/page", http.Header{"Remote-User": {"admin"}, "Remote-Roles": {"admin"}})
+	wantVerified(t, "bob on the wiki (forging Remote-User)", r, "bob", "employee", "password")
+	if got := r.Header.Get("Remote-Email"); got != "bob@example.com" {
+		t.Errorf("Remote-Email = %q, want bob@example.com", got)
+	}
+	wantVerified(t, "bob on the wiki, host in capitals and port 443", bob.verify("https://WIKI.example.com:443/"), "bob", "employee", "password")
+	r = bob.verify("https://ops.example.com:8443/console/")
+	wantStatus(t, "bob on ops", r, http.StatusForbidden)
+	if !strings.Contains(r.Body, "ops") || !strings.Contains(r.Body, "admin") {
+		t.Errorf("bob on ops: %s, want a reason naming the app and the role", r.Body)
+	}
+	for _, u := range []string{
+		"https://evil.example.com/",
+		"https://wiki.example.com.evil.net/",
+		"https://ops.example.com:8443/consolex",
+		"https://ops.example.com/console/",
+		"http://wiki.example.com/",
+		"https://wiki.example.com/a/../../x",
+		"https://wiki.example.com\\@evil.net/",
+	} {
+		if r := bob.verify(u); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "unknown_app") {
+			t.Errorf("verify %q: %d %s, want 403 unknown_app", u, r.Status, r.Body)
+		}
+	}
+
+	// The admin: ops needs the certificate.
+	phone := p.browser()
+	phone.login("admin", adminPassword)
+	r = phone.verify("https://ops.example.com:8443/console/x")
+	wantStatus(t, "admin without certificate on ops", r, http.StatusForbidden)
+	if !strings.Contains(r.Body, "certificate") {
+		t.Errorf("admin without certificate on ops: %s, want the reason to name the certificate", r.Body)
+	}
+	laptop := p.browser(p.AdminCert)
+	laptop.login("admin", adminPassword)
+	wantVerified(t, "admin with certificate on ops", laptop.verify("https://ops.example.com:8443/console/x"), "admin", "admin,employee", "password,certificate")
+
+	// The laptop's cookie replayed without the certificate is worth no
+	// more than a password-only session.
+	thief := p.browser()
+	thief.setCookie(laptop.cookie())
+	wantStatus(t, "stolen cookie on ops", thief.verify("https://ops.example.com:8443/console/x"), http.StatusForbidden)
+	wantVerified(t, "stolen cookie on the wiki", thief.verify("https://wiki.example.com/"), "admin", "employee", "password")
+
+	// Deleting the app closes it at once.
+	if err := p.store.DeleteApp(t.Context(), "wiki"); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, "bob on the deleted wiki", bob.verify("https://wiki.example.com/"), http.StatusForbidden)
+}
+
+// escapedPEM is a certificate as nginx's $ssl_client_escaped_cert
+// writes it.
+func escapedPEM(p *portal) string {
+	return url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.AdminLeaf.Raw})))
+}
+
+func TestTrustedProxy_ForwardedCertificateAndAddress(t *testing.T) {
+	t.Parallel()
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+
+	t.Run("from a trusted proxy", func(t *testing.T) {
+		t.Parallel()
+		p := newPortalWith(t, func(c *server.Config) { c.TrustedProxies = loopback })
+		withApps(t, p)
+		forwarded := http.Header{"X-Client-Cert": {escapedPEM(p)}, "X-Forwarded-For": {"203.0.113.7, 198.51.100.9"}}
+		nginx := p.browser() // the proxy's own connection has no client certificate
+		r := nginx.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwarded)
+		wantStatus(t, "login through the proxy", r, http.StatusSeeOther)
+		wantVerified(t, "verify with the forwarded certificate", nginx.verify("https://ops.example.com:8443/console/", forwarded), "admin", "admin,employee", "password,certificate")
+		rec := p.session(nginx.sessionID())
+		if rec.ClientAddr != "198.51.100.9" {
+			t.Errorf("session client address = %q, want 198.51.100.9 (the last hop before the proxy)", rec.ClientAddr)
+		}
+		// Without the header the request has no certificate, even though
+		// this connection presents one: that would be the proxy's own.
+		withHandshake := p.browser(p.AdminCert)
+		withHandshake.setCookie(nginx.cookie())
+		wantStatus(t, "handshake certificate from the proxy", withHandshake.verify("https://ops.example.com:8443/console/"), http.StatusForbidden)
+		// Garbage in the header counts as no certificate.
+		wantStatus(t, "a header that is not PEM", nginx.verify("https://ops.example.com:8443/console/", http.Header{"X-Client-Cert": {"%%%not-pem"}}), http.StatusForbidden)
+		// The proxy checks Host against SNI itself.
+		req := nginx.newRequest(http.MethodGet, "/healthz", nil)
+		req.Host = "portal.example.com"
+		if r := nginx.do(req); r.Status != http.StatusOK {
+			t.Errorf("Host differing from SNI from a trusted proxy: %d, want 200", r.Status)
+		}
+	})
+
+	t.Run("from anyone else", func(t *testing.T) {
+		t.Parallel()
+		p := newPortal(t) // no trusted proxies
+		withApps(t, p)
+		forwarded := http.Header{"X-Client-Cert": {escapedPEM(p)}, "X-Forwarded-For": {"203.0.113.7"}}
+		client := p.browser()
+		r := client.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwarded)
+		wantStatus(t, "login with a forged X-Client-Cert", r, http.StatusSeeOther)
+		r = client.verify("https://ops.example.com:8443/console/", forwarded)
+		wantStatus(t, "verify with a forged X-Client-Cert", r, http.StatusForbidden)
+		if rec := p.session(client.sessionID()); rec.ClientAddr != "127.0.0.1" || len(rec.Factors) != 1 {
+			t.Errorf("session = %+v, want client address 127.0.0.1 and the password factor only", rec)
+		}
+		req := client.newRequest(http.MethodGet, "/healthz", nil)
+		req.Host = "portal.example.com"
+		if r := client.do(req); r.Status != http.StatusMisdirectedRequest {
+			t.Errorf("Host differing from SNI from a client: %d, want 421", r.Status)
+		}
+	})
+}
+
+func TestCookieDomain_SharedCookie(t *testing.T) {
+	t.Parallel()
+	p := newPortalWith(t, func(c *server.Config) { c.CookieDomain = "Example.com" })
+	b := p.browser()
+	r := b.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}})
+	wantStatus(t, "login", r, http.StatusSeeOther)
+	sc := r.Header.Get("Set-Cookie")
+	for _, want := range []string{server.DomainCookieName + "=", "Domain=example.com", "Secure", "HttpOnly", "SameSite=Lax"} {
+		if !strings.Contains(sc, want) {
+			t.Errorf("Set-Cookie = %q, want it to contain %q", sc, want)
+		}
+	}
+	if strings.Contains(sc, server.SessionCookieName) {
+		t.Errorf("Set-Cookie = %q: a __Host- cookie cannot carry a Domain", sc)
+	}
+
+	for _, bad := range []string{"com", ".example.com", "exa mple.com", "example..com", "-x.com"} {
+		_, err := server.New(server.Config{CookieDomain: bad})
+		if err == nil || !strings.Contains(err.Error(), "cookie domain") && !strings.Contains(err.Error(), "required") {
+			t.Errorf("server.New with cookie domain %q: %v, want it refused", bad, err)
+		}
+	}
+}
+
+func TestLogin_ReturnsOnlyToThePortalOrRegisteredApps(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	withApps(t, p)
+	for rd, want := range map[string]string{
+		"https://wiki.example.com/page?x=1":    "https://wiki.example.com/page?x=1",
+		"https://ops.example.com:8443/console/": "https://ops.example.com:8443/console/",
+		"https://evil.example/":                 "/",
+		"https://wiki.example.com.evil.net/":    "/",
+		"http://wiki.example.com/":              "/",
+		"https://user@wiki.example.com/":        "/",
+		"/account/totp":                         "/account/totp",
+	} {
+		b := p.browser()
+		page := b.get("/login?rd=" + url.QueryEscape(rd))
+		if want != "/" && !strings.HasPrefix(want, "/") {
+			u, _ := url.Parse(want)
+			if csp := page.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://"+u.Host+";") {
+				t.Errorf("login page for rd %q: CSP %q, want form-action to allow https://%s", rd, csp, u.Host)
+			}
+		}
+		r := b.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}, "rd": {rd}})
+		wantStatus(t, "login with rd "+rd, r, http.StatusSeeOther)
+		if got := r.Header.Get("Location"); got != want {
+			t.Errorf("login with rd %q: Location %q, want %q", rd, got, want)
+		}
+	}
+}
