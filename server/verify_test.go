@@ -213,7 +213,7 @@ func TestLogin_ReturnsOnlyToThePortalOrRegisteredApps(t *testing.T) {
 	p := newPortal(t)
 	withApps(t, p)
 	for rd, want := range map[string]string{
-		"https://wiki.example.com/page?x=1":    "https://wiki.example.com/page?x=1",
+		"https://wiki.example.com/page?x=1":     "https://wiki.example.com/page?x=1",
 		"https://ops.example.com:8443/console/": "https://ops.example.com:8443/console/",
 		"https://evil.example/":                 "/",
 		"https://wiki.example.com.evil.net/":    "/",
