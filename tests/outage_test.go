@@ -55,8 +55,17 @@ func TestStoreOutage_FailsClosedAndRecovers(t *testing.T) {
 	wantRedirect(t, admin.login(t, "admin", p.AdminPassword), "/")
 	bob := p.client(t, nil)
 	wantRedirect(t, bob.login(t, "bob", bobPassword), "/")
+	verify := func(c *client) response {
+		req := c.newRequest(t, http.MethodGet, "/auth/verify", nil)
+		req.Header.Set("X-Original-URL", "https://wiki.gatehouse.test/")
+		return send(t, c.jar, req)
+	}
+	wantStatus(t, admin.jsonRequest(t, http.MethodPut, "/api/admin/apps/wiki", map[string]any{"url": "https://wiki.gatehouse.test/", "roles": []string{"employee"}}), http.StatusCreated)
+	wantStatus(t, verify(bob), http.StatusOK)
 
 	p.Redis.Stop()
+
+	wantUnavailable(t, "GET /auth/verify (bob)", verify(bob))
 
 	wantUnavailable(t, "GET /readyz", bob.get(t, "/readyz"))
 	wantStatus(t, bob.get(t, "/healthz"), http.StatusOK) // the process itself is alive
@@ -85,6 +94,7 @@ func TestStoreOutage_FailsClosedAndRecovers(t *testing.T) {
 		t.Errorf("the admin's session after the outage: %+v, want admin in effect", s)
 	}
 	wantRedirect(t, p.client(t, nil).login(t, "bob", bobPassword), "/")
+	wantStatus(t, verify(bob), http.StatusOK)
 	if s := bob.session(t); s.User != "bob" {
 		t.Errorf("bob's session after the outage: %+v", s)
 	}
