@@ -147,6 +147,18 @@ func TestConsolePages_AdminManagesAccountsRolesSessionsAndAudit(t *testing.T) {
 	}
 	wantRedirect(t, admin.post(t, "/admin/roles", url.Values{"name": {"employee"}}), "/admin/roles?done=role")
 
+	// Apps: added from the console, listed on the home page of those who
+	// may open them.
+	wantPage(t, admin.post(t, "/admin/apps", url.Values{"name": {"wiki"}, "url": {"http://wiki.example.com/"}, "roles": {"employee"}}), http.StatusBadRequest, "https")
+	r = admin.post(t, "/admin/apps", url.Values{"name": {"wiki"}, "url": {"https://Wiki.example.com"}, "roles": {"auditors"}})
+	wantRedirect(t, r, "/admin/apps?done=app")
+	wantPage(t, admin.follow(t, r), http.StatusOK, "https://wiki.example.com/", "auditors")
+	wantPage(t, dana.get(t, "/"), http.StatusOK, `href="https://wiki.example.com/"`)
+	if r := admin.get(t, "/"); strings.Contains(r.Body, `href="https://wiki.example.com/"`) {
+		t.Error("the admin's home page lists an app only auditors may open")
+	}
+	wantRedirect(t, admin.post(t, "/admin/apps/wiki/delete", url.Values{}), "/admin/apps?done=app-deleted")
+
 	// Certificates: listed, revoked only with a reason.
 	danaLaptop := p.issuedCert(t, "dana")
 	wantRedirect(t, danaLaptop.login(t, "dana", danaPassword), "/")
