@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -36,33 +37,84 @@ type Store struct {
 	rdb redis.UniversalClient
 }
 
-// Open connects to the Redis server named by url (redis:// or rediss://)
-// and checks that it answers.
+// Open connects to the Redis named by url and checks that it answers:
+//
+//	redis://[user:password@]host:port/db          one server
+//	rediss://…                                     the same over TLS
+//	redis+sentinel://[user:password@]sentinel:port/db?master_name=NAME&addr=sentinel2:port…
+//	rediss+sentinel://…                            Sentinel, TLS to the servers
+//
+// With Sentinel, the client asks the sentinels for the current master and
+// follows failovers.
 func Open(ctx context.Context, url string) (*Store, error) {
-	opt, err := redis.ParseURL(url)
+	opts, err := parseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("parse redis URL: %w", err)
+		return nil, err
 	}
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        []string{opt.Addr},
-		Username:     opt.Username,
-		Password:     opt.Password,
-		DB:           opt.DB,
-		TLSConfig:    opt.TLSConfig,
-		DialTimeout:  dialTimeout,
-		ReadTimeout:  readTimeout,
-		WriteTimeout: writeTimeout,
-		// Few retries: during an outage a request should fail in about
-		// a second, not queue behind many reconnect attempts.
-		MaxRetries:    1,
-		DialerRetries: 1,
-	})
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = dialTimeout, readTimeout, writeTimeout
+	// Few retries: during an outage a request should fail in about a
+	// second, not queue behind many reconnect attempts.
+	opts.MaxRetries, opts.DialerRetries = 1, 1
+	rdb := redis.NewUniversalClient(opts)
 	s := New(rdb)
 	if err := s.Ping(ctx); err != nil {
 		rdb.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// parseURL turns a store URL into client options.
+func parseURL(url string) (*redis.UniversalOptions, error) {
+	if rest, ok := strings.CutPrefix(url, "redis+sentinel://"); ok {
+		return parseSentinelURL("redis://" + rest)
+	}
+	if rest, ok := strings.CutPrefix(url, "rediss+sentinel://"); ok {
+		return parseSentinelURL("rediss://" + rest)
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis URL: %w", err)
+	}
+	return &redis.UniversalOptions{Addrs: []string{opt.Addr}, Username: opt.Username, Password: opt.Password,
+		DB: opt.DB, TLSConfig: opt.TLSConfig}, nil
+}
+
+func parseSentinelURL(url string) (*redis.UniversalOptions, error) {
+	fo, err := redis.ParseFailoverURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis+sentinel URL: %w", err)
+	}
+	if fo.MasterName == "" {
+		return nil, errors.New("parse redis+sentinel URL: name the master with ?master_name=NAME")
+	}
+	return &redis.UniversalOptions{Addrs: fo.SentinelAddrs, MasterName: fo.MasterName,
+		Username: fo.Username, Password: fo.Password, SentinelUsername: fo.SentinelUsername,
+		SentinelPassword: fo.SentinelPassword, DB: fo.DB, TLSConfig: fo.TLSConfig}, nil
+}
+
+// Persistence reports whether Redis keeps its data across a restart
+// (append-only file or RDB snapshots), with the setting it found. When
+// Redis does not let us read its configuration (CONFIG is often disabled
+// by managed services), it falls back to INFO, which tells only about the
+// append-only file.
+func (s *Store) Persistence(ctx context.Context) (bool, string, error) {
+	cfg, err := s.rdb.ConfigGet(ctx, "appendonly").Result()
+	if err == nil {
+		saves, serr := s.rdb.ConfigGet(ctx, "save").Result()
+		if serr == nil {
+			aof, save := cfg["appendonly"], strings.TrimSpace(saves["save"])
+			return aof == "yes" || save != "", fmt.Sprintf("appendonly %s, save %q", aof, save), nil
+		}
+	}
+	info, ierr := s.rdb.Info(ctx, "persistence").Result()
+	if ierr != nil {
+		return false, "", wrap("read persistence settings", ierr)
+	}
+	if strings.Contains(info, "aof_enabled:1") {
+		return true, "aof_enabled:1", nil
+	}
+	return false, "aof_enabled:0 (CONFIG is not available, so RDB snapshots could not be checked)", nil
 }
 
 // New returns a Store that uses an existing client.

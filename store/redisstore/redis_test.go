@@ -3,6 +3,12 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +90,92 @@ func pollPing(ctx context.Context, s *redisstore.Store, wait time.Duration) erro
 			return err
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRedisStore_PersistenceIsReported(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want bool
+	}{
+		{"nothing kept", nil, false},
+		{"append-only file", []string{"--appendonly", "yes"}, true},
+		{"RDB snapshots", []string{"--save", "60 1"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if os.Getenv("GATEHOUSE_TEST_REDIS") != "" {
+				t.Skip("GATEHOUSE_TEST_REDIS is set: this test must start Redis with its own settings")
+			}
+			r := storetest.StartRedis(t, tc.args...)
+			s, err := redisstore.Open(t.Context(), r.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ok, detail, err := s.Persistence(t.Context())
+			if err != nil || ok != tc.want || detail == "" {
+				t.Errorf("Persistence = %v, %q, %v; want %v with a detail", ok, detail, err, tc.want)
+			}
+		})
+	}
+}
+
+// A redis+sentinel:// URL finds the master through a real Sentinel.
+func TestRedisStore_Sentinel(t *testing.T) {
+	if os.Getenv("GATEHOUSE_TEST_REDIS") != "" {
+		t.Skip("GATEHOUSE_TEST_REDIS is set: this test must start its own Redis and Sentinel")
+	}
+	master := storetest.StartRedis(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	host, masterPort, _ := net.SplitHostPort(master.Addr)
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor gatehouse %s %s 1\n", port, dir, host, masterPort)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		storetest.NeedService(t, "redis-server is not installed")
+	}
+	cmd := exec.Command(bin, conf, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sentinel: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	url := fmt.Sprintf("redis+sentinel://127.0.0.1:%d/0?master_name=gatehouse", port)
+	var s *redisstore.Store
+	deadline := time.Now().Add(reconnectWait)
+	for {
+		if s, err = redisstore.Open(t.Context(), url); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Open(%s): %v", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer s.Close()
+	if err := s.PutRole(t.Context(), store.Role{Name: "employee"}); err != nil {
+		t.Fatalf("PutRole through Sentinel: %v", err)
+	}
+	// The write reached the master the sentinel names.
+	direct, err := redisstore.Open(t.Context(), master.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	if _, err := direct.Role(t.Context(), "employee"); err != nil {
+		t.Errorf("the role written through Sentinel is not on the master: %v", err)
+	}
+	if _, err := redisstore.Open(t.Context(), fmt.Sprintf("redis+sentinel://127.0.0.1:%d/0", port)); err == nil || !strings.Contains(err.Error(), "master_name") {
+		t.Errorf("a sentinel URL without master_name: %v, want an error naming master_name", err)
 	}
 }
