@@ -120,14 +120,15 @@ func (l *stringList) Set(v string) error {
 // openStore opens the store named by --store.
 func openStore(e *env, o *options) (store.Store, error) {
 	switch {
-	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"):
+	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"),
+		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"):
 		s, err := redisstore.Open(e.ctx, o.store)
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", redactURL(o.store), err)
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB or rediss://…", redactURL(o.store))
+	return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://… or redis+sentinel://…", redactURL(o.store))
 }
 
 // redactURL hides a password in a store URL before it is printed.

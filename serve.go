@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"gatehouse/store"
+	"gatehouse/store/redisstore"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -43,6 +44,7 @@ func cmdServe(e *env, args []string) error {
 		return err
 	}
 	defer st.Close()
+	warnings := storeWarnings(e.ctx, st, logger)
 
 	l := layout{o.data}
 	if !initialised(l) {
@@ -102,6 +104,7 @@ func cmdServe(e *env, args []string) error {
 		SessionMax:     o.sessionMax,
 		CookieDomain:   o.cookieDom,
 		TrustedProxies: proxies,
+		Warnings:       warnings,
 		Logger:         logger,
 	})
 	if err != nil {
@@ -266,4 +269,25 @@ func parsePrefixes(values []string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// storeWarnings checks the store for settings an operator must hear
+// about, logs each loudly and returns them for /readyz: today, a Redis
+// that keeps nothing on disk, where a restart would lose every account.
+func storeWarnings(ctx context.Context, st store.Store, logger *slog.Logger) []string {
+	rs, ok := st.(*redisstore.Store)
+	if !ok {
+		return nil
+	}
+	kept, detail, err := rs.Persistence(ctx)
+	switch {
+	case err != nil:
+		logger.Warn("could not read Redis's persistence settings", "err", err.Error())
+		return []string{"could not tell whether Redis keeps its data on disk"}
+	case !kept:
+		msg := "Redis keeps nothing on disk (" + detail + "): a Redis restart loses every account, role and certificate record; turn on appendonly yes"
+		logger.Warn("REDIS HAS NO PERSISTENCE", "detail", detail, "advice", "set appendonly yes (or save) on the Redis server")
+		return []string{msg}
+	}
+	return nil
 }

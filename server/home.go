@@ -86,6 +86,10 @@ func (s *Server) handleReadyz() http.Handler {
 			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "the store is unreachable", "code": "unavailable"})
 			return
 		}
-		s.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		out := map[string]any{"status": "ready"}
+		if len(s.warnings) > 0 {
+			out["warnings"] = s.warnings
+		}
+		s.writeJSON(w, http.StatusOK, out)
 	})
 }

@@ -61,6 +61,9 @@ type Config struct {
 	// X-Client-Cert and the client's address in X-Forwarded-For; from
 	// anyone else those headers are ignored.
 	TrustedProxies []netip.Prefix
+	// Warnings are problems found at start that an operator must fix
+	// (a store that keeps nothing on disk); /readyz lists them.
+	Warnings []string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives one structured event per line; never a secret.
@@ -84,6 +87,7 @@ type Server struct {
 	static      fs.FS
 	cookieName  string
 	proxies     []netip.Prefix
+	warnings    []string
 }
 
 // New checks cfg and returns the portal's handler.
@@ -138,6 +142,7 @@ func New(cfg Config) (http.Handler, error) {
 		static:      static.FS,
 		cookieName:  cookieName,
 		proxies:     cfg.TrustedProxies,
+		warnings:    cfg.Warnings,
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
