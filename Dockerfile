@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# Gatehouse: a static binary on a distroless base, running as a non-root
+# user. Build: docker build -t gatehouse .
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+# CGO off: a static binary that needs no C library at run time.
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/gatehouse . \
+ && mkdir -p /out/data
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/gatehouse /usr/local/bin/gatehouse
+# The data directory (keys, certificates, the embedded store) belongs to
+# the unprivileged user; mount a volume here to keep it.
+COPY --from=build --chown=65532:65532 /out/data /data
+USER 65532:65532
+ENV GATEHOUSE_DATA=/data \
+    GATEHOUSE_ADDR=:8443
+EXPOSE 8443
+VOLUME ["/data"]
+ENTRYPOINT ["/usr/local/bin/gatehouse"]
+CMD ["serve"]
