@@ -1,0 +1,706 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"text/template"
+	"time"
+
+	"gatehouse/auth/ca"
+	"gatehouse/store/storetest"
+)
+
+// Forward auth through a real nginx: the portal at
+// https://portal.gatehouse.test:PORT, nginx in front of a test app as
+// https://app.gatehouse.test:N (the wiki, for employees),
+// https://ops.gatehouse.test:N (for admins) and
+// https://other.gatehouse.test:N (protected, but never registered), all
+// sharing the session cookie through --cookie-domain gatehouse.test. The
+// nginx configuration is the one docs/forward-auth.md shows.
+//
+// Every client here is a browser, not the proxy: it connects from
+// 127.0.0.2, and only 127.0.0.1 (nginx) is a trusted proxy.
+
+// nginxDomain is the domain every host of this test lives under: the
+// clients resolve any name under it to 127.0.0.1.
+const nginxDomain = "gatehouse.test"
+
+// domainCookie is the session cookie's name with --cookie-domain: the
+// __Secure- prefix, since __Host- forbids a Domain attribute.
+const domainCookie = "__Secure-gatehouse"
+
+// browserAddr is the source address of every client connection: not the
+// trusted proxy.
+var browserAddr = net.ParseIP("127.0.0.2")
+
+func TestNginx_ForwardAuthWithCookieDomainAndForwardedCertificate(t *testing.T) {
+	t.Parallel()
+	nginxBin := nginxBinary(t)
+	p := initPortal(t)
+	pki := p.builtinCA(t)
+	dir := t.TempDir()
+
+	// The portal's certificate names portal.gatehouse.test, and localhost
+	// for the harness's readiness check.
+	portalCert, portalKey := writeServerCertFiles(t, pki, dir, "portal", "portal."+nginxDomain, "localhost")
+	p.start(t, "--tls-cert", portalCert, "--tls-key", portalKey,
+		"--cookie-domain", nginxDomain, "--trusted-proxy", "127.0.0.1/32")
+	portalURL := "https://" + net.JoinHostPort("portal."+nginxDomain, strconv.Itoa(port(p.Addr)))
+
+	app := startEchoApp(t)
+	n := startNginx(t, nginxBin, nginxSite{
+		Portal:     p,
+		PortalName: "portal." + nginxDomain,
+		CA:         filepath.Join(p.Data, "pki", "ca.crt"),
+		App:        app.Listener.Addr().String(),
+		Hosts:      []string{"app." + nginxDomain, "ops." + nginxDomain, "other." + nginxDomain},
+		certCA:     pki,
+	})
+	wikiURL := n.url("app") + "/"
+	opsURL := n.url("ops") + "/"
+
+	pool, err := p.caPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminCert := p.adminCert(t)
+	adminPEM := ca.CertPEM(leafOf(t, adminCert))
+
+	// The admin, with the certificate, registers the two apps.
+	laptop := newSiteClient(t, pool, &adminCert)
+	wantRedirect(t, laptop.post(t, portalURL+"/login", loginForm("admin", p.AdminPassword)), "/")
+	for name, a := range map[string]appJSONBody{
+		"wiki": {URL: wikiURL, Roles: []string{"employee"}},
+		"ops":  {URL: opsURL, Roles: []string{"admin"}},
+	} {
+		r := laptop.putJSON(t, portalURL+"/api/admin/apps/"+name, a)
+		wantStatus(t, r, http.StatusCreated)
+	}
+
+	p.cli(t, danaPassword+"\n", "user", "add", "dana", "--role", "employee", "--email", "dana@example.com", "--password-stdin")
+	dana := newSiteClient(t, pool, nil)
+	// An original URL whose query needs escaping inside rd.
+	page := n.url("app") + "/some/page?x=1&y=a%20b"
+
+	t.Run("AnonymousIsSentToTheLoginPageWithTheOriginalURL", func(t *testing.T) {
+		hits := app.hits.Load()
+		r := dana.get(t, page)
+		wantStatus(t, r, http.StatusFound)
+		if want := portalURL + "/login?rd=" + url.QueryEscape(page); r.location() != want {
+			t.Errorf("Location = %q, want %q", r.location(), want)
+		}
+		app.wantNoHitsSince(t, hits)
+	})
+
+	t.Run("SignInReturnsToTheAppWhichSeesTheUser", func(t *testing.T) {
+		form := loginForm("dana", danaPassword)
+		form.Set("rd", page)
+		r := dana.post(t, portalURL+"/login", form)
+		wantRedirect(t, r, page)
+		c := cookieNamed(r.SetCookies, domainCookie)
+		if c == nil || c.Domain != nginxDomain || !c.Secure || !c.HttpOnly {
+			t.Fatalf("login set %+v, want a Secure, HttpOnly %s cookie for Domain=%s", c, domainCookie, nginxDomain)
+		}
+		if dana.cookie(t, page) == "" {
+			t.Fatalf("the browser would not send %s to %s", domainCookie, page)
+		}
+
+		r = dana.get(t, page)
+		wantStatus(t, r, http.StatusOK)
+		saw := decodeEcho(t, r)
+		if saw.URI != "/some/page?x=1&y=a%20b" {
+			t.Errorf("the app was asked for %q, want /some/page?x=1&y=a%%20b", saw.URI)
+		}
+		saw.want(t, "Remote-User", "dana")
+		saw.want(t, "Remote-Email", "dana@example.com")
+		saw.want(t, "Remote-Roles", "employee")
+		saw.want(t, "Remote-Factors", "password")
+
+		// A form posted to the app is let through too: nginx asks
+		// GET /auth/verify whatever the method.
+		r = dana.post(t, wikiURL+"form", url.Values{"title": {"Minutes"}})
+		wantStatus(t, r, http.StatusOK)
+		saw = decodeEcho(t, r)
+		if saw.Method != http.MethodPost || saw.URI != "/form" {
+			t.Errorf("the app got %s %s, want POST /form", saw.Method, saw.URI)
+		}
+		saw.want(t, "Remote-User", "dana")
+	})
+
+	t.Run("ClientRemoteHeadersNeverReachTheApp", func(t *testing.T) {
+		forged := http.Header{
+			"Remote-User":    {"admin"},
+			"Remote-Roles":   {"admin"},
+			"Remote-Email":   {"admin@example.com"},
+			"Remote-Factors": {"password,certificate"},
+			"Remote_user":    {"admin"}, // nginx drops names with "_"
+			"X-Client-Cert":  {url.QueryEscape(string(adminPEM))},
+		}
+		r := dana.getWith(t, wikiURL, forged)
+		wantStatus(t, r, http.StatusOK)
+		saw := decodeEcho(t, r)
+		saw.want(t, "Remote-User", "dana")
+		saw.want(t, "Remote-Email", "dana@example.com")
+		saw.want(t, "Remote-Roles", "employee")
+		saw.want(t, "Remote-Factors", "password")
+		for name, values := range saw.Headers {
+			switch name {
+			case "Remote-User", "Remote-Email", "Remote-Roles", "Remote-Factors":
+			default:
+				if strings.HasPrefix(strings.ToLower(name), "remote") {
+					t.Errorf("the app got the client's %s: %q", name, values)
+				}
+			}
+		}
+
+		// Without a session, forged headers are no way in either.
+		hits := app.hits.Load()
+		anon := newSiteClient(t, pool, nil)
+		wantStatus(t, anon.getWith(t, wikiURL, forged), http.StatusFound)
+		app.wantNoHitsSince(t, hits)
+	})
+
+	t.Run("AdminAppNeedsTheAdminRoleWithItsCertificate", func(t *testing.T) {
+		hits := app.hits.Load()
+		wantStatus(t, dana.get(t, opsURL), http.StatusForbidden)
+
+		phone := newSiteClient(t, pool, nil)
+		wantRedirect(t, phone.post(t, portalURL+"/login", loginForm("admin", p.AdminPassword)), "/")
+		wantStatus(t, phone.get(t, opsURL), http.StatusForbidden)
+		app.wantNoHitsSince(t, hits)
+		// The same password-only session still opens the wiki.
+		r := phone.get(t, wikiURL)
+		wantStatus(t, r, http.StatusOK)
+		saw := decodeEcho(t, r)
+		saw.want(t, "Remote-User", "admin")
+		saw.want(t, "Remote-Roles", "employee")
+		saw.want(t, "Remote-Factors", "password")
+
+		// The certificate presented to nginx reaches the portal in
+		// X-Client-Cert, and matches the one the session signed in with.
+		r = laptop.get(t, opsURL)
+		wantStatus(t, r, http.StatusOK)
+		saw = decodeEcho(t, r)
+		saw.want(t, "Remote-User", "admin")
+		saw.wantListed(t, "Remote-Roles", "admin")
+		saw.wantListed(t, "Remote-Factors", "certificate")
+	})
+
+	t.Run("StolenCookieWithoutTheCertificateIsPasswordOnly", func(t *testing.T) {
+		stolen := laptop.cookie(t, opsURL)
+		thief := newSiteClient(t, pool, nil)
+		hits := app.hits.Load()
+		h := http.Header{"Cookie": {domainCookie + "=" + stolen}}
+		wantStatus(t, thief.getWith(t, opsURL, h), http.StatusForbidden)
+		// Nor does the certificate (public, after all) in a header help:
+		// nginx sends X-Client-Cert only from the TLS handshake.
+		h.Set("X-Client-Cert", url.QueryEscape(string(adminPEM)))
+		wantStatus(t, thief.getWith(t, opsURL, h), http.StatusForbidden)
+		app.wantNoHitsSince(t, hits)
+
+		r := thief.getWith(t, wikiURL, h)
+		wantStatus(t, r, http.StatusOK)
+		saw := decodeEcho(t, r)
+		saw.want(t, "Remote-User", "admin")
+		saw.want(t, "Remote-Roles", "employee")
+		saw.want(t, "Remote-Factors", "password")
+	})
+
+	t.Run("ForwardedCertificateCountsOnlyFromTheTrustedProxy", func(t *testing.T) {
+		stolen := laptop.cookie(t, opsURL)
+		verify := func(b *siteClient, original string) response {
+			t.Helper()
+			return b.getWith(t, portalURL+"/auth/verify", http.Header{
+				"Cookie":         {domainCookie + "=" + stolen},
+				"X-Original-Url": {original},
+				"X-Client-Cert":  {url.QueryEscape(string(adminPEM))},
+			})
+		}
+		// From 127.0.0.2 with no certificate in the handshake, the
+		// header is ignored: the session is password-only.
+		thief := newSiteClient(t, pool, nil)
+		r := verify(thief, opsURL)
+		wantStatus(t, r, http.StatusForbidden)
+		if roles := r.Header.Get("Remote-Roles"); roles != "" {
+			t.Errorf("a refused verify carries Remote-Roles %q", roles)
+		}
+		r = verify(thief, wikiURL)
+		wantStatus(t, r, http.StatusOK)
+		if roles := r.Header.Get("Remote-Roles"); inList(roles, "admin") {
+			t.Errorf("Remote-Roles = %q from an untrusted address with a forwarded certificate, want no admin", roles)
+		}
+		if got := r.Header.Get("Remote-Factors"); got != "password" {
+			t.Errorf("Remote-Factors = %q, want password", got)
+		}
+		// Control: the same request presenting the certificate in the
+		// handshake is the admin.
+		r = verify(laptop, opsURL)
+		wantStatus(t, r, http.StatusOK)
+		if roles := r.Header.Get("Remote-Roles"); !inList(roles, "admin") {
+			t.Errorf("Remote-Roles = %q with the certificate in the handshake, want admin among them", roles)
+		}
+	})
+
+	t.Run("UnregisteredAppIsRefused", func(t *testing.T) {
+		hits := app.hits.Load()
+		wantStatus(t, dana.get(t, n.url("other")+"/"), http.StatusForbidden)
+		wantStatus(t, laptop.get(t, n.url("other")+"/"), http.StatusForbidden)
+		app.wantNoHitsSince(t, hits)
+
+		r := dana.getWith(t, portalURL+"/auth/verify", http.Header{"X-Original-Url": {n.url("unknown") + "/"}})
+		wantStatus(t, r, http.StatusForbidden)
+		var e apiError
+		decodeJSON(t, r, &e)
+		if e.Code != "unknown_app" {
+			t.Errorf("verify of an unregistered URL: code %q, want unknown_app", e.Code)
+		}
+
+		// A request naming one site on a connection made to another is
+		// refused by nginx itself (ssl_verify_client is on).
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, wikiURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = strings.TrimPrefix(n.url("ops"), "https://")
+		wantStatus(t, send(t, dana.jar, req), http.StatusMisdirectedRequest)
+		app.wantNoHitsSince(t, hits)
+
+		// A name nginx serves no site for gets no TLS handshake, so no
+		// protected site answers for it (with X-Original-URL naming a
+		// host the portal might know as another app). An attacker does
+		// not care whether the certificate fits: skip verification.
+		d := tls.Dialer{
+			NetDialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: browserAddr}, Timeout: requestTimeout},
+			Config:    &tls.Config{ServerName: "unlisted." + nginxDomain, InsecureSkipVerify: true},
+		}
+		if c, err := d.DialContext(t.Context(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port))); err == nil {
+			c.Close()
+			t.Error("nginx completed a TLS handshake for a host it serves no site for, want it refused")
+		}
+	})
+
+	t.Run("ReturnURLToAnUnregisteredHostGoesHome", func(t *testing.T) {
+		b := newSiteClient(t, pool, nil)
+		form := loginForm("dana", danaPassword)
+		form.Set("rd", "https://evil.example/")
+		wantRedirect(t, b.post(t, portalURL+"/login", form), "/")
+		form.Set("rd", "https://evil."+nginxDomain+":"+strconv.Itoa(n.port)+"/")
+		wantRedirect(t, b.post(t, portalURL+"/login", form), "/")
+	})
+}
+
+// nginxBinary finds nginx, or skips the test (fails it under CI=true).
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	if path, err := exec.LookPath("nginx"); err == nil {
+		return path
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx"
+	}
+	storetest.NeedService(t, "nginx is not installed (apt-get install nginx; it needs the auth_request module, which Debian's has)")
+	return ""
+}
+
+// writeServerCertFiles issues a server certificate for hosts from c and
+// writes DIR/NAME.crt and DIR/NAME.key.
+func writeServerCertFiles(t *testing.T, c *testCA, dir, name string, hosts ...string) (certFile, keyFile string) {
+	t.Helper()
+	key := newKey(t)
+	now := time.Now()
+	leaf := c.sign(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: hosts[0]},
+		DNSNames:    hosts,
+		NotBefore:   now.Add(-time.Minute),
+		NotAfter:    now.Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, key.Public())
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	writeCertPEM(t, certFile, leaf)
+	keyPEM, err := ca.KeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noteKeyFile(t, keyFile)
+	return certFile, keyFile
+}
+
+// echoApp is the internal app behind nginx: it answers every request
+// with the URI and headers it got, as JSON, and counts requests so that
+// a test can tell the app was never reached.
+type echoApp struct {
+	*httptest.Server
+	hits atomic.Int64
+}
+
+// echoed is what the app saw.
+type echoed struct {
+	Method  string      `json:"method"`
+	URI     string      `json:"uri"`
+	Headers http.Header `json:"headers"`
+}
+
+func startEchoApp(t *testing.T) *echoApp {
+	t.Helper()
+	a := &echoApp{}
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(echoed{Method: r.Method, URI: r.RequestURI, Headers: r.Header})
+	}))
+	t.Cleanup(a.Close)
+	return a
+}
+
+// wantNoHitsSince fails when the app got a request after it had hits.
+func (a *echoApp) wantNoHitsSince(t *testing.T, hits int64) {
+	t.Helper()
+	if got := a.hits.Load(); got != hits {
+		t.Errorf("the app got %d request(s) it should never have seen", got-hits)
+	}
+}
+
+func decodeEcho(t *testing.T, r response) echoed {
+	t.Helper()
+	var e echoed
+	decodeJSON(t, r, &e)
+	return e
+}
+
+// want checks that the app got exactly one header name, with value.
+func (e echoed) want(t *testing.T, name, value string) {
+	t.Helper()
+	if got := e.Headers.Values(name); len(got) != 1 || got[0] != value {
+		t.Errorf("the app saw %s %q, want exactly %q", name, got, value)
+	}
+}
+
+// wantListed checks that the app got one header name whose
+// comma-separated list includes item.
+func (e echoed) wantListed(t *testing.T, name, item string) {
+	t.Helper()
+	if got := e.Headers.Values(name); len(got) != 1 || !inList(got[0], item) {
+		t.Errorf("the app saw %s %q, want one list containing %q", name, got, item)
+	}
+}
+
+// inList reports whether the comma-separated list holds item.
+func inList(list, item string) bool {
+	for _, v := range strings.Split(list, ",") {
+		if strings.TrimSpace(v) == item {
+			return true
+		}
+	}
+	return false
+}
+
+// nginxSite is what the nginx configuration needs to know.
+type nginxSite struct {
+	Portal *portal
+	// PortalName is the portal's host name (its certificate's name).
+	PortalName string
+	// CA verifies the portal's certificate.
+	CA string
+	// App is the host:port of the internal app.
+	App string
+	// Hosts are the protected sites, one server block each.
+	Hosts []string
+
+	certCA *testCA
+}
+
+// nginxConfig is the configuration docs/forward-auth.md shows, with the
+// test's paths. Every path nginx writes is under .Dir.
+var nginxConfig = template.Must(template.New("nginx.conf").Parse(`{{if .User}}user {{.User}};
+{{end}}worker_processes 1;
+events { worker_connections 64; }
+
+http {
+    access_log {{.Dir}}/access.log;
+    client_body_temp_path {{.Dir}}/client_body;
+    proxy_temp_path {{.Dir}}/proxy;
+    fastcgi_temp_path {{.Dir}}/fastcgi;
+    uwsgi_temp_path {{.Dir}}/uwsgi;
+    scgi_temp_path {{.Dir}}/scgi;
+
+    ssl_protocols TLSv1.2 TLSv1.3;
+
+    # Names no site below serves get no handshake: no protected site
+    # answers for a Host the portal may know as another app.
+    server {
+        listen {{.Listen}} ssl default_server;
+        ssl_reject_handshake on;
+    }
+{{range .Hosts}}
+    server {
+        listen {{$.Listen}} ssl;
+        server_name {{.}};
+        ssl_certificate {{$.Cert}};
+        ssl_certificate_key {{$.Key}};
+        # Ask for a client certificate; Gatehouse verifies it.
+        ssl_verify_client optional_no_ca;
+
+        location / {
+            auth_request /_gatehouse;
+            auth_request_set $gatehouse_user $upstream_http_remote_user;
+            auth_request_set $gatehouse_email $upstream_http_remote_email;
+            auth_request_set $gatehouse_roles $upstream_http_remote_roles;
+            auth_request_set $gatehouse_factors $upstream_http_remote_factors;
+            auth_request_set $gatehouse_login $upstream_http_location;
+            error_page 401 =302 $gatehouse_login;
+
+            # These replace whatever the client sent under the same names.
+            proxy_set_header Host $host;
+            proxy_set_header Remote-User $gatehouse_user;
+            proxy_set_header Remote-Email $gatehouse_email;
+            proxy_set_header Remote-Roles $gatehouse_roles;
+            proxy_set_header Remote-Factors $gatehouse_factors;
+            proxy_pass http://{{$.App}};
+        }
+
+        location = /_gatehouse {
+            internal;
+            proxy_pass https://{{$.PortalAddr}}/auth/verify;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header Host {{$.PortalHost}};
+            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Client-Cert $ssl_client_escaped_cert;
+            proxy_ssl_server_name on;
+            proxy_ssl_name {{$.PortalName}};
+            proxy_ssl_trusted_certificate {{$.CA}};
+            proxy_ssl_verify on;
+        }
+    }
+{{end}}}
+`))
+
+// runningNginx is an nginx started for one test.
+type runningNginx struct {
+	port int
+}
+
+// url is https://NAME.gatehouse.test:PORT.
+func (n *runningNginx) url(name string) string {
+	return "https://" + net.JoinHostPort(name+"."+nginxDomain, strconv.Itoa(n.port))
+}
+
+// startNginx writes the configuration into a temporary directory, checks
+// it with nginx -t, and runs nginx in the foreground until the test
+// ends. Its error log is shown when the test fails.
+func startNginx(t *testing.T, bin string, site nginxSite) *runningNginx {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile := writeServerCertFiles(t, site.certCA, dir, "sites", site.Hosts...)
+	n := &runningNginx{port: freePort(t)}
+	data := struct {
+		nginxSite
+		Dir, User, Listen, Cert, Key, PortalAddr, PortalHost string
+	}{
+		nginxSite:  site,
+		Dir:        dir,
+		Listen:     net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)),
+		Cert:       certFile,
+		Key:        keyFile,
+		PortalAddr: site.Portal.Addr,
+		PortalHost: net.JoinHostPort(site.PortalName, strconv.Itoa(port(site.Portal.Addr))),
+	}
+	if os.Geteuid() == 0 {
+		// The temporary directory is private to the user running the
+		// tests; workers write their temporary files in it.
+		data.User = "root"
+	}
+	var conf bytes.Buffer
+	if err := nginxConfig.Execute(&conf, data); err != nil {
+		t.Fatal(err)
+	}
+	confFile := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confFile, conf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errorLog := filepath.Join(dir, "error.log")
+	args := []string{"-p", dir, "-c", confFile, "-e", errorLog,
+		"-g", fmt.Sprintf("daemon off; pid %s; error_log %s info;", filepath.Join(dir, "nginx.pid"), errorLog)}
+
+	ctx, cancel := context.WithTimeout(t.Context(), commandTimeout)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, bin, append([]string{"-t"}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s\nnginx.conf:\n%s", err, out, conf.String())
+	}
+	// Registered before the process's own cleanup, so it runs once nginx
+	// has stopped.
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(errorLog)
+			t.Logf("nginx error.log:\n%s", b)
+		}
+	})
+	proc := startProcess(t, exec.Command(bin, args...), dir, "nginx")
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", data.Listen, time.Second)
+		if err == nil {
+			c.Close()
+			return n
+		}
+		select {
+		case <-proc.done:
+			t.Fatalf("nginx exited: %v", proc.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx does not listen on %s within %v: %v", data.Listen, readyTimeout, err)
+		}
+		time.Sleep(readyPoll)
+	}
+}
+
+// siteClient is a person's browser: it resolves every name under
+// gatehouse.test to 127.0.0.1, connects from 127.0.0.2 (so it is never
+// the trusted proxy), trusts only the portal's CA, presents one client
+// certificate (or none) to every server that asks, keeps cookies, and
+// does not follow redirects.
+type siteClient struct {
+	jar  *http.Client
+	bare *http.Client // no cookies but those a test sets
+}
+
+func newSiteClient(t *testing.T, roots *x509.CertPool, cert *tls.Certificate) *siteClient {
+	t.Helper()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, p, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			if !strings.HasSuffix(host, "."+nginxDomain) {
+				return nil, fmt.Errorf("no such host in this test: %s", host)
+			}
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: browserAddr}}
+			return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", p))
+		},
+		TLSClientConfig: &tls.Config{
+			RootCAs:    roots,
+			MinVersion: tls.VersionTLS12,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				if cert == nil {
+					return &tls.Certificate{}, nil
+				}
+				return cert, nil
+			},
+		},
+		ForceAttemptHTTP2:   true,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &siteClient{
+		jar:  &http.Client{Transport: tr, Jar: jar, CheckRedirect: noRedirect, Timeout: requestTimeout},
+		bare: &http.Client{Transport: tr, CheckRedirect: noRedirect, Timeout: requestTimeout},
+	}
+}
+
+func (b *siteClient) get(t *testing.T, rawURL string) response {
+	t.Helper()
+	return b.getWith(t, rawURL, nil)
+}
+
+// getWith sends GET rawURL with extra headers. With a Cookie header it
+// sends only that (a replayed cookie), not the jar's.
+func (b *siteClient) getWith(t *testing.T, rawURL string, h http.Header) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	if h.Get("Cookie") != "" {
+		return send(t, b.bare, req)
+	}
+	return send(t, b.jar, req)
+}
+
+// post sends an urlencoded form.
+func (b *siteClient) post(t *testing.T, rawURL string, form url.Values) response {
+	t.Helper()
+	noteFormSecrets(form)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, rawURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return send(t, b.jar, req)
+}
+
+// appJSONBody is an app in the admin API.
+type appJSONBody struct {
+	URL   string   `json:"url"`
+	Roles []string `json:"roles"`
+}
+
+// putJSON sends PUT rawURL with v as JSON.
+func (b *siteClient) putJSON(t *testing.T, rawURL string, v any) response {
+	t.Helper()
+	body, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, rawURL, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return send(t, b.jar, req)
+}
+
+// cookie is the value of the session cookie the browser would send to
+// rawURL, or "".
+func (b *siteClient) cookie(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cookieNamed(b.jar.Jar.Cookies(u), domainCookie)
+	if c == nil {
+		return ""
+	}
+	return c.Value
+}
+
+func cookieNamed(cs []*http.Cookie, name string) *http.Cookie {
+	for _, c := range cs {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
