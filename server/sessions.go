@@ -101,7 +101,9 @@ func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	if err := s.codec.Decode(name, c.Value, &id); err != nil || id == "" {
 		return sess, nil
 	}
-	rec, err := s.records.Session(r.Context(), id)
+	// One read for the session, its account and the role and app
+	// definitions: this runs on every request, /auth/verify included.
+	view, err := s.records.View(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return sess, nil
 	}
@@ -110,9 +112,14 @@ func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	}
 	sess.ID = id
 	sess.IsNew = false
-	sess.Values[recordKey{}] = rec
+	sess.Values[recordKey{}] = view.Session
+	sess.Values[viewKey{}] = view
 	return sess, nil
 }
+
+// viewKey carries, in Values, the store.SessionView read with the
+// session; it is never written back.
+type viewKey struct{}
 
 // Save writes the record and the cookie. A session with negative MaxAge
 // is destroyed: its record is deleted and the cookie expired.

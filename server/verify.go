@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"gatehouse/store"
 )
 
 // Forward auth: a proxy (nginx auth_request, Caddy forward_auth, Traefik
@@ -44,8 +46,17 @@ func (s *Server) handleVerify() http.Handler {
 				Message: "the proxy did not say which URL was asked for; send X-Original-URL or X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri"})
 			return
 		}
-		apps, err := s.store.Apps(r.Context())
+		v, err := s.visit(w, r)
 		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		// A session brings the app definitions with it (one read in
+		// all); without one, they are read alone.
+		apps := []store.App(nil)
+		if v != nil {
+			apps = v.apps
+		} else if apps, err = s.store.Apps(r.Context()); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -54,11 +65,6 @@ func (s *Server) handleVerify() http.Handler {
 			// Fail closed: a URL no app claims is nobody's to open.
 			s.fail(w, r, &Error{Status: http.StatusForbidden, Code: "unknown_app",
 				Message: "this address is not a registered app; an administrator can add it in the admin console"})
-			return
-		}
-		v, err := s.visit(w, r)
-		if err != nil {
-			s.fail(w, r, err)
 			return
 		}
 		if v == nil || !v.Complete() {

@@ -32,6 +32,8 @@ type visit struct {
 	Decision auth.Decision
 	// Idle is how long the session survives without a request.
 	Idle time.Duration
+	// apps are the app definitions read with the session.
+	apps []store.App
 }
 
 // FactorsText lists the factors that count for this request.
@@ -63,17 +65,19 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	if !now.Before(rec.ExpiresAt) || now.Sub(rec.LastSeen) >= s.idle {
 		return nil, s.destroy(w, r, sess, "expired")
 	}
-	acct, err := s.store.Account(r.Context(), rec.User)
-	if errors.Is(err, store.ErrNotFound) {
+	// The account and role definitions came with the session in one read
+	// (store.View); a session saved earlier in this request reads them.
+	view, ok := sess.Values[viewKey{}].(store.SessionView)
+	if !ok || view.Session.ID != rec.ID {
+		if view, err = s.viewOf(r, rec); err != nil {
+			return nil, err
+		}
+	}
+	if view.Account.Name == "" {
 		return nil, s.destroy(w, r, sess, "account_gone")
 	}
-	if err != nil {
-		return nil, err
-	}
-	roles, err := s.rolesOf(r, acct)
-	if err != nil {
-		return nil, err
-	}
+	acct := view.Account
+	roles := roleDefs(view.Roles, acct)
 	// Bind before comparing with the session, so a password-only session
 	// keeps telling the user whose certificate this device presents.
 	cert := s.verifier.Verify(r.Context(), s.peerCertificates(r), now)
@@ -104,7 +108,22 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 			return nil, fmt.Errorf("refresh session: %w", err)
 		}
 	}
-	return &visit{session: sess, Record: rec, Account: acct, Decision: d, Idle: s.idle}, nil
+	return &visit{session: sess, Record: rec, Account: acct, Decision: d, Idle: s.idle, apps: view.Apps}, nil
+}
+
+// viewOf reads what store.View would have given with rec.
+func (s *Server) viewOf(r *http.Request, rec store.Session) (store.SessionView, error) {
+	v := store.SessionView{Session: rec}
+	var err error
+	v.Account, err = s.store.Account(r.Context(), rec.User)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return v, err
+	}
+	if v.Roles, err = s.store.Roles(r.Context()); err != nil {
+		return v, err
+	}
+	v.Apps, err = s.store.Apps(r.Context())
+	return v, err
 }
 
 // ttl is how long the store keeps a record: until the idle timeout or the
@@ -133,13 +152,18 @@ func (s *Server) rolesOf(r *http.Request, acct store.Account) ([]auth.Role, erro
 	if err != nil {
 		return nil, err
 	}
+	return roleDefs(all, acct), nil
+}
+
+// roleDefs picks from all the definitions of the roles acct holds.
+func roleDefs(all []store.Role, acct store.Account) []auth.Role {
 	var out []auth.Role
 	for _, role := range all {
 		if slices.Contains(acct.Roles, role.Name) {
 			out = append(out, auth.Role{Name: role.Name, RequireCertificate: role.RequireCertificate, RequireTOTP: role.RequireTOTP})
 		}
 	}
-	return out, nil
+	return out
 }
 
 func authAccount(a store.Account) auth.Account {

@@ -71,6 +71,16 @@ type App struct {
 	Roles []string `json:"roles"`
 }
 
+// SessionView is what a request on a session needs, read together: the
+// session record, its account (zero Name when the account is gone) and
+// every role and app definition, each sorted by name.
+type SessionView struct {
+	Session Session
+	Account Account
+	Roles   []Role
+	Apps    []App
+}
+
 // Certificate records a client certificate issued by the built-in CA.
 type Certificate struct {
 	// Serial is the certificate's serial number in lower-case hex.
@@ -244,6 +254,10 @@ type Store interface {
 	// such as the check that the TOTP key is the one it was sealed with.
 	SetMetaOnce(ctx context.Context, name, value string) (string, error)
 
+	// View returns the session with that ID together with its account
+	// and every role and app definition, in one read where the backend
+	// can; ErrNotFound as Session does.
+	View(ctx context.Context, id string) (SessionView, error)
 	// Session returns the session with that ID or ErrNotFound; an expired
 	// session is not found.
 	Session(ctx context.Context, id string) (Session, error)

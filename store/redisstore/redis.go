@@ -720,3 +720,106 @@ func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, err
 	slices.SortFunc(out, func(a, b store.Session) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil
 }
+
+// viewScript reads a session, its account and every role and app
+// definition in one round trip: the hot path of every request on a
+// session, /auth/verify above all. KEYS[1] is the session key; ARGV[1]
+// the key prefix. It returns false for a missing session, else
+// {session, account or false, {role…}, {app…}}.
+var viewScript = redis.NewScript(`
+local s = redis.call('GET', KEYS[1])
+if not s then return false end
+local ok, sess = pcall(cjson.decode, s)
+if not ok or type(sess) ~= 'table' or type(sess['user']) ~= 'string' then
+  return redis.error_reply('session record does not decode')
+end
+local p = ARGV[1]
+local a = redis.call('GET', p .. 'account:' .. sess['user'])
+local function all(index, kind)
+  local names = redis.call('SMEMBERS', p .. index)
+  local out = {}
+  for i, n in ipairs(names) do
+    local v = redis.call('GET', p .. kind .. ':' .. n)
+    if v then out[#out + 1] = v end
+  end
+  return out
+end
+return {s, a or false, all('roles', 'role'), all('apps', 'app')}
+`)
+
+// View reads a session with its account and the role and app
+// definitions. On a single server or through Sentinel it is one round
+// trip (a Lua script); a Cluster keeps keys on different nodes, so there
+// it reads them one after the other.
+func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) {
+	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
+		return s.viewByParts(ctx, id)
+	}
+	res, err := viewScript.Run(ctx, s.rdb, []string{sessionKey(id)}, keyPrefix).Result()
+	if err != nil {
+		return store.SessionView{}, wrap("load session view", err)
+	}
+	parts, ok := res.([]any)
+	if !ok || len(parts) != 4 {
+		return store.SessionView{}, fmt.Errorf("load session view: unexpected answer %T", res)
+	}
+	var v store.SessionView
+	if err := decodeString(parts[0], &v.Session); err != nil {
+		return v, fmt.Errorf("load session view: session: %w", err)
+	}
+	if parts[1] != nil {
+		if err := decodeString(parts[1], &v.Account); err != nil {
+			return v, fmt.Errorf("load session view: account: %w", err)
+		}
+	}
+	if v.Roles, err = decodeList[store.Role](parts[2]); err != nil {
+		return v, fmt.Errorf("load session view: roles: %w", err)
+	}
+	if v.Apps, err = decodeList[store.App](parts[3]); err != nil {
+		return v, fmt.Errorf("load session view: apps: %w", err)
+	}
+	slices.SortFunc(v.Roles, func(a, b store.Role) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(v.Apps, func(a, b store.App) int { return strings.Compare(a.Name, b.Name) })
+	return v, nil
+}
+
+// viewByParts is View as separate reads.
+func (s *Store) viewByParts(ctx context.Context, id string) (store.SessionView, error) {
+	var v store.SessionView
+	var err error
+	if v.Session, err = s.Session(ctx, id); err != nil {
+		return v, err
+	}
+	if v.Account, err = s.Account(ctx, v.Session.User); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return v, err
+	}
+	if v.Roles, err = s.Roles(ctx); err != nil {
+		return v, err
+	}
+	v.Apps, err = s.Apps(ctx)
+	return v, err
+}
+
+func decodeString(x any, v any) error {
+	str, ok := x.(string)
+	if !ok {
+		return fmt.Errorf("unexpected %T", x)
+	}
+	return json.Unmarshal([]byte(str), v)
+}
+
+func decodeList[T any](x any) ([]T, error) {
+	items, ok := x.([]any)
+	if !ok {
+		return nil, fmt.Errorf("unexpected %T", x)
+	}
+	var out []T
+	for _, it := range items {
+		var t T
+		if err := decodeString(it, &t); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}

@@ -9,8 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"gatehouse/store"
 	"gatehouse/store/redisstore"
@@ -177,5 +180,60 @@ func TestRedisStore_Sentinel(t *testing.T) {
 	}
 	if _, err := redisstore.Open(t.Context(), fmt.Sprintf("redis+sentinel://127.0.0.1:%d/0", port)); err == nil || !strings.Contains(err.Error(), "master_name") {
 		t.Errorf("a sentinel URL without master_name: %v, want an error naming master_name", err)
+	}
+}
+
+// View is one round trip: the client sends Redis one command.
+func TestRedisStore_ViewIsOneRoundTrip(t *testing.T) {
+	r, _ := openRedis(t)
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	hook := &countingHook{}
+	rdb.AddHook(hook)
+	s := redisstore.New(rdb)
+	ctx := t.Context()
+	now := time.Now()
+	if err := s.CreateAccount(ctx, store.Account{Name: "alice", Roles: []string{"employee"}}); err != nil {
+		t.Fatal(err)
+	}
+	s.PutRole(ctx, store.Role{Name: "employee"})
+	s.PutApp(ctx, store.App{Name: "wiki", URL: "https://wiki.example.com/", Roles: []string{"employee"}})
+	if err := s.PutSession(ctx, store.Session{ID: "s1", User: "alice", ExpiresAt: now.Add(time.Hour)}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.View(ctx, "s1"); err != nil { // loads the script into Redis
+		t.Fatal(err)
+	}
+	before := hook.n.Load()
+	v, err := s.View(ctx, "s1")
+	if err != nil || v.Account.Name != "alice" || len(v.Roles) != 1 || len(v.Apps) != 1 {
+		t.Fatalf("View = %+v, %v", v, err)
+	}
+	if n := hook.n.Load() - before; n != 1 {
+		t.Errorf("one View sent %d commands or pipelines to Redis, want 1", n)
+	}
+}
+
+// countingHook counts what a client sends: each command and each
+// pipeline is one round trip.
+type countingHook struct{ n atomic.Int32 }
+
+func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
 	}
 }

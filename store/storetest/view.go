@@ -1,0 +1,60 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"gatehouse/store"
+)
+
+// testView checks View: the session with its account and every role and
+// app, sorted; ErrNotFound without the session; a zero account once the
+// account is gone.
+func testView(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.View(ctx, "nothing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("View(missing) error = %v, want store.ErrNotFound", err)
+	}
+	now := time.Now().Truncate(time.Millisecond)
+	acct := store.Account{Name: "alice", Email: "alice@example.com", PasswordHash: "x", Roles: []string{"employee"}, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateAccount(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
+	roles := []store.Role{{Name: "admin", RequireCertificate: true}, {Name: "employee"}}
+	for _, r := range []store.Role{roles[1], roles[0]} {
+		if err := s.PutRole(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apps := []store.App{{Name: "ops", URL: "https://ops.example.com/", Roles: []string{"admin"}}, {Name: "wiki", URL: "https://wiki.example.com/", Roles: []string{"employee"}}}
+	for _, a := range []store.App{apps[1], apps[0]} {
+		if err := s.PutApp(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess := store.Session{ID: "s1", User: "alice", Factors: []string{"password"}, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.PutSession(ctx, sess, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.View(ctx, "s1")
+	if err != nil {
+		t.Fatalf("View: %v", err)
+	}
+	want := store.SessionView{Session: sess, Account: acct, Roles: roles, Apps: apps}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("View (-want +got):\n%s", diff)
+	}
+	if err := s.DeleteAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.View(ctx, "s1")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("View after the account was deleted: %v", err)
+	}
+	if err == nil && got.Account.Name != "" {
+		t.Errorf("View after the account was deleted: account %+v, want none", got.Account)
+	}
+}
