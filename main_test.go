@@ -76,3 +76,19 @@ func TestRun_UnknownCommandAndUsage(t *testing.T) {
 		t.Errorf("usage not printed: %q", stderr.String())
 	}
 }
+
+func TestParsePrefixes(t *testing.T) {
+	got, err := parsePrefixes([]string{"10.0.0.7", "192.168.1.0/24", "::ffff:10.0.0.9", "::ffff:172.16.0.0/108", "2001:db8::/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.7/32", "192.168.1.0/24", "10.0.0.9/32", "172.16.0.0/12", "2001:db8::/32"}
+	for i, p := range got {
+		if p.String() != want[i] {
+			t.Errorf("prefix %d = %s, want %s", i, p, want[i])
+		}
+	}
+	if _, err := parsePrefixes([]string{"not-an-address"}); err == nil {
+		t.Error("parsePrefixes accepted a name")
+	}
+}

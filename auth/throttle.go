@@ -62,12 +62,23 @@ func FailureCounter(factor, user string) string { return factor + ":" + user }
 // HoldCounter names the marker of a running delay on counter.
 func HoldCounter(counter string) string { return "hold:" + counter }
 
+// LockCounter names the marker of a lock on counter. It is set when the
+// count reaches MaxConsecutiveFailures and, unlike the count, never
+// expires: only an unlock clears it.
+func LockCounter(counter string) string { return "lock:" + counter }
+
+// LockForever is the lifetime given to a lock marker: in practice, until
+// unlocked.
+const LockForever = 100 * 365 * 24 * time.Hour
+
+// FactorCounters are the counters of one factor of user: the count, its
+// delay and its lock.
+func FactorCounters(factor, user string) []string {
+	c := FailureCounter(factor, user)
+	return []string{c, HoldCounter(c), LockCounter(c)}
+}
+
 // AccountCounters are every counter an unlock clears for user.
 func AccountCounters(user string) []string {
-	var out []string
-	for _, f := range []string{CounterPassword, CounterTOTP} {
-		c := FailureCounter(f, user)
-		out = append(out, c, HoldCounter(c))
-	}
-	return out
+	return append(FactorCounters(CounterPassword, user), FactorCounters(CounterTOTP, user)...)
 }

@@ -49,11 +49,19 @@ func (s *Server) userView(r *http.Request, a store.Account) (userJSON, error) {
 	if err != nil {
 		return userJSON{}, err
 	}
+	locks := 0
+	for _, f := range []string{auth.CounterPassword, auth.CounterTOTP} {
+		n, err := s.store.Failures(r.Context(), auth.LockCounter(auth.FailureCounter(f, a.Name)))
+		if err != nil {
+			return userJSON{}, err
+		}
+		locks += n
+	}
 	return userJSON{
 		Name: a.Name, Email: a.Email, Roles: nonNil(a.Roles), Disabled: a.Disabled,
 		MustChangePassword: a.MustChangePassword, TOTPEnrolled: a.TOTPSecret != "",
 		RecoveryCodesLeft: len(a.RecoveryCodes), PasswordFailures: pw, TOTPFailures: totp,
-		Locked:             max(pw, totp) >= auth.MaxConsecutiveFailures,
+		Locked:             locks > 0 || max(pw, totp) >= auth.MaxConsecutiveFailures,
 		PinnedFingerprints: nonNil(a.PinnedFingerprints), PinnedKeys: nonNil(a.PinnedKeys),
 		CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
 	}, nil

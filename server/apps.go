@@ -95,8 +95,15 @@ func normalTarget(raw string) (string, bool) {
 	}
 	// Compare on the decoded path, so that an encoded "/" or ".." cannot
 	// step out of an app's path, and refuse dot segments outright.
-	if slices.Contains(strings.Split(u.Path, "/"), "..") || strings.Contains(u.Path, "//") {
+	if strings.Contains(u.Path, "//") {
 		return "", false
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		// "..", and "..;x" or ".;x", which servlet containers read as
+		// ".." and "." once they drop path parameters.
+		if seg == "." || seg == ".." || strings.HasPrefix(seg, "..;") || strings.HasPrefix(seg, ".;") {
+			return "", false
+		}
 	}
 	return u.Scheme + "://" + u.Host + u.Path, true
 }

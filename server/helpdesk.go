@@ -59,7 +59,9 @@ func (s *Server) resetPassword(r *http.Request, target store.Account) (map[strin
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"temporary_password": temporary}, nil
+	// A new password starts with a clean count: the lock was about the
+	// old one.
+	return map[string]any{"temporary_password": temporary}, s.clearCounters(r, auth.FactorCounters(auth.CounterPassword, target.Name))
 }
 
 // resetTOTP removes the target's TOTP enrollment; its recovery codes go
@@ -72,16 +74,16 @@ func (s *Server) resetTOTP(r *http.Request, target store.Account) (map[string]an
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"totp_enrolled": false}, s.unlockCounters(r, target.Name)
+	return map[string]any{"totp_enrolled": false}, s.clearCounters(r, auth.FactorCounters(auth.CounterTOTP, target.Name))
 }
 
 // unlock clears the target's failed-attempt counters.
 func (s *Server) unlock(r *http.Request, target store.Account) (map[string]any, error) {
-	return map[string]any{"unlocked": true}, s.unlockCounters(r, target.Name)
+	return map[string]any{"unlocked": true}, s.clearCounters(r, auth.AccountCounters(target.Name))
 }
 
-func (s *Server) unlockCounters(r *http.Request, user string) error {
-	for _, k := range auth.AccountCounters(user) {
+func (s *Server) clearCounters(r *http.Request, keys []string) error {
+	for _, k := range keys {
 		if err := s.store.ResetFailures(r.Context(), k); err != nil {
 			return err
 		}

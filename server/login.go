@@ -106,10 +106,6 @@ func (s *Server) handleLoginPost() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.succeeded(r.Context(), accountThrottle(auth.CounterPassword, username)); err != nil {
-			s.fail(w, r, err)
-			return
-		}
 		roles, err := s.rolesOf(r, acct)
 		if err != nil {
 			s.fail(w, r, err)
@@ -133,6 +129,12 @@ func (s *Server) handleLoginPost() http.Handler {
 		d := auth.Decide(in)
 		if !d.Allow {
 			s.loginFailed(w, r, form, username, d.AuditReason)
+			return
+		}
+		// Only now is the count cleared: a right password on a disabled
+		// account must not tell the guesser anything by ending the delay.
+		if err := s.succeeded(r.Context(), accountThrottle(auth.CounterPassword, username)); err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		if err := s.audit(r, loginEvent(acct.Name, d)); err != nil {

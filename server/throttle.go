@@ -57,7 +57,14 @@ func (s *Server) check(ctx context.Context, th throttle) error {
 	if err != nil {
 		return err
 	}
-	if th.lockAt > 0 && n >= th.lockAt {
+	locked := 0
+	if th.lockAt > 0 {
+		if locked, err = s.store.Failures(ctx, auth.LockCounter(th.counter)); err != nil {
+			return err
+		}
+	}
+	if th.lockAt > 0 && (n >= th.lockAt || locked > 0) {
+		n = max(n, th.lockAt)
 		return &Error{Status: http.StatusForbidden, Code: "locked",
 			Message: fmt.Sprintf("locked after %d %s in a row; the help desk can unlock it", n, th.what)}
 	}
@@ -78,6 +85,12 @@ func (s *Server) failed(ctx context.Context, th throttle) error {
 	n, err := s.store.AddFailure(ctx, th.counter, th.memory)
 	if err != nil {
 		return err
+	}
+	if th.lockAt > 0 && n >= th.lockAt {
+		// The count would fade after th.memory; the lock must not.
+		if _, err := s.store.AddFailure(ctx, auth.LockCounter(th.counter), auth.LockForever); err != nil {
+			return err
+		}
 	}
 	if d := th.delay(n); d > 0 {
 		if _, err := s.store.AddFailure(ctx, auth.HoldCounter(th.counter), d); err != nil {

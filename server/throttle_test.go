@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"gatehouse/auth"
+	"gatehouse/store"
 )
 
 // failLogin posts a wrong password for user and wants the generic 401.
@@ -164,4 +165,51 @@ func TestLogin_BcryptRunsForUnknownUsersAndNotWhenThrottled(t *testing.T) {
 		r := p.browser().post("/login", url.Values{"username": {"bob"}, "password": {"a long passphrase for bob, 2026"}})
 		wantStatus(t, "throttled login", r, http.StatusTooManyRequests)
 	})
+}
+
+// The lock outlives the count: only an unlock ends it, not time.
+func TestLogin_LockDoesNotFade(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	counter := auth.FailureCounter(auth.CounterPassword, "bob")
+	for range auth.MaxConsecutiveFailures - 1 {
+		if _, err := p.store.AddFailure(t.Context(), counter, auth.FailureMemory); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failLogin(t, p, "bob") // the 100th
+	// A day later the count has faded (its expiry), the lock has not.
+	for _, k := range []string{counter, auth.HoldCounter(counter)} {
+		if err := p.store.ResetFailures(t.Context(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := p.browser().post("/login", url.Values{"username": {"bob"}, "password": {"a long passphrase for bob, 2026"}})
+	wantStatus(t, "right password after the count faded", r, http.StatusForbidden)
+
+	// A password reset by the help desk lifts the password lock.
+	admin := p.browser(p.AdminCert)
+	admin.login("admin", adminPassword)
+	wantStatus(t, "reset bob's password", admin.post("/api/helpdesk/users/bob/reset-password", url.Values{"reason": {"T-11"}}), http.StatusOK)
+	if n, _ := p.store.Failures(t.Context(), auth.LockCounter(counter)); n != 0 {
+		t.Error("the password lock survived a password reset")
+	}
+}
+
+// A right password on a disabled account is a failure like any other:
+// the count goes on, so the guesser learns nothing from the delays.
+func TestLogin_DisabledAccountKeepsCounting(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	failLogin(t, p, "bob")
+	if err := p.store.UpdateAccount(t.Context(), "bob", func(a *store.Account) error { a.Disabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	r := p.browser().post("/login", url.Values{"username": {"bob"}, "password": {"a long passphrase for bob, 2026"}})
+	wantStatus(t, "right password on a disabled account", r, http.StatusUnauthorized)
+	if n, err := p.store.Failures(t.Context(), auth.FailureCounter(auth.CounterPassword, "bob")); err != nil || n != 2 {
+		t.Errorf("failure count after a right password on a disabled account = %d (%v), want 2", n, err)
+	}
 }

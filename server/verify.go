@@ -19,31 +19,41 @@ import (
 // included), never runs bcrypt and renders no template.
 
 // originalURL is the URL the client asked the proxy for: X-Original-URL
-// (nginx), or X-Forwarded-Proto, -Host and -Uri (Caddy, Traefik, and the
-// nginx examples). It is "" when the proxy sent neither.
-func originalURL(r *http.Request) string {
-	if u := r.Header.Get("X-Original-URL"); u != "" {
-		return u
+// (nginx), or X-Forwarded-Proto, -Host and -Uri (Caddy, Traefik). Some
+// proxies pass the client's own headers on to the portal, so a request
+// that carries both forms, naming different URLs, is refused: the client
+// may have written one of them to have another app's roles checked.
+func originalURL(r *http.Request) (string, error) {
+	orig := r.Header.Get("X-Original-URL")
+	fwd := ""
+	if host := r.Header.Get("X-Forwarded-Host"); host != "" {
+		proto, uri := r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Uri")
+		if proto == "" {
+			proto = "https"
+		}
+		if uri == "" {
+			uri = "/"
+		}
+		fwd = proto + "://" + host + uri
 	}
-	proto, host, uri := r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Host"), r.Header.Get("X-Forwarded-Uri")
-	if host == "" {
-		return ""
+	switch {
+	case orig != "" && fwd != "" && orig != fwd:
+		return "", &Error{Status: http.StatusBadRequest, Code: "conflicting_original_url",
+			Message: "X-Original-URL and X-Forwarded-Host/-Uri name different URLs; the proxy must set one form and clear the other"}
+	case orig != "":
+		return orig, nil
+	case fwd != "":
+		return fwd, nil
 	}
-	if proto == "" {
-		proto = "https"
-	}
-	if uri == "" {
-		uri = "/"
-	}
-	return proto + "://" + host + uri
+	return "", &Error{Status: http.StatusBadRequest, Code: "no_original_url",
+		Message: "the proxy did not say which URL was asked for; send X-Original-URL or X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri"}
 }
 
 func (s *Server) handleVerify() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		original := originalURL(r)
-		if original == "" {
-			s.fail(w, r, &Error{Status: http.StatusBadRequest, Code: "no_original_url",
-				Message: "the proxy did not say which URL was asked for; send X-Original-URL or X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri"})
+		original, err := originalURL(r)
+		if err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		v, err := s.visit(w, r)

@@ -80,6 +80,14 @@ func TestVerify_AnswersForRegisteredApps(t *testing.T) {
 		t.Errorf("Remote-Email = %q, want bob@example.com", got)
 	}
 	wantVerified(t, "bob on the wiki, host in capitals and port 443", bob.verify("https://WIKI.example.com:443/"), "bob", "employee", "password")
+	// A proxy that passes the client's headers on: the client's
+	// X-Original-URL must not decide which app's roles are checked.
+	r = bob.get("/auth/verify", http.Header{"X-Original-Url": {"https://wiki.example.com/"},
+		"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"ops.example.com:8443"}, "X-Forwarded-Uri": {"/console/secret"}})
+	wantStatus(t, "conflicting original URLs", r, http.StatusBadRequest)
+	if r.Header.Get("Remote-User") != "" {
+		t.Error("a refused verify set Remote-User")
+	}
 	r = bob.verify("https://ops.example.com:8443/console/")
 	wantStatus(t, "bob on ops", r, http.StatusForbidden)
 	if !strings.Contains(r.Body, "ops") || !strings.Contains(r.Body, "admin") {
@@ -93,6 +101,8 @@ func TestVerify_AnswersForRegisteredApps(t *testing.T) {
 		"http://wiki.example.com/",
 		"https://wiki.example.com/a/../../x",
 		"https://wiki.example.com\\@evil.net/",
+		"https://ops.example.com:8443/console/..;/admin/",
+		"https://ops.example.com:8443/console/.;/x",
 	} {
 		if r := bob.verify(u); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "unknown_app") {
 			t.Errorf("verify %q: %d %s, want 403 unknown_app", u, r.Status, r.Body)
