@@ -22,6 +22,9 @@ var (
 	// ErrUnavailable wraps failures to reach the backing service, so that
 	// callers can fail closed with a clear "service unavailable".
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrBadCursor means an AuditQuery.Before that is not an event ID of
+	// this store (from another backend, or made up).
+	ErrBadCursor = errors.New("not an event ID of this store")
 )
 
 // Account is a person who can sign in.
@@ -248,6 +251,11 @@ type Store interface {
 	Failures(ctx context.Context, key string) (int, error)
 	// ResetFailures forgets the count under key.
 	ResetFailures(ctx context.Context, key string) error
+
+	// Claim takes key for ttl unless someone holds it already, and
+	// reports whether this call took it: one attempt at a time, across
+	// every instance sharing the store.
+	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
 
 	// SetMetaOnce stores value under name unless a value is there, and
 	// returns the value in force. Used for facts about the store itself,

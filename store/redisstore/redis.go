@@ -823,3 +823,15 @@ func decodeList[T any](x any) ([]T, error) {
 	}
 	return out, nil
 }
+
+// Claim takes key for ttl with SET NX.
+func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, fmt.Errorf("claim: ttl must be positive, got %v", ttl)
+	}
+	ok, err := s.rdb.SetNX(ctx, keyPrefix+"claim:"+key, 1, ttl).Result()
+	if err != nil {
+		return false, wrap("claim", err)
+	}
+	return ok, nil
+}

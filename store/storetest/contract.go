@@ -47,6 +47,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PutRole/Replaces", testPutRoleReplaces},
 		{"Roles/SortedByName", testRolesSorted},
 		{"Apps/PutReadReplaceListDelete", testApps},
+		{"View/SessionAccountRolesApps", testView},
+		{"Claim/OneHolderUntilExpiry", testClaim},
 		{"Certificates/EmptyStoreHasNone", testCertificatesEmpty},
 		{"Certificates/FilteredByUserOldestFirst", testCertificatesFiltered},
 		{"Session/MissingIsNotFound", testSessionMissing},
@@ -69,6 +71,18 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteAccount/RemovesAndMissingIsNotFound", testDeleteAccount},
 		{"Sessions/OfOneUserOldestFirst", testSessionsOfUser},
 		{"Audit/Filters", testAuditFilters},
+		{"CreateAccount/ConcurrentCreatesOneWins", testCreateAccountConcurrent},
+		{"UpdateAccount/KeepsTheName", testUpdateAccountKeepsName},
+		{"DeleteAccount/LeavesSessions", testDeleteAccountLeavesSessions},
+		{"PutSession/ReplacingRenewsTTL", testPutSessionRenewsTTL},
+		{"Sessions/ExpiredAreNotListedOrCounted", testSessionsExpired},
+		{"UseTOTPStep/ConcurrentUsesOneWins", testUseTOTPStepConcurrent},
+		{"Failures/ConcurrentAddsAllCount", testFailuresConcurrent},
+		{"Failures/EachFailureRenewsTTL", testFailuresRenewTTL},
+		{"SetMetaOnce/ConcurrentCallsAgree", testSetMetaOnceConcurrent},
+		{"AppendAudit/ConcurrentAppendsAllKeptAndPaged", testAuditConcurrent},
+		{"Audit/BeforeCombinesWithFilters", testAuditBeforeWithFilters},
+		{"Audit/LimitDefaultsAndCapsAt1000", testAuditLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -858,5 +872,319 @@ func testApps(t *testing.T, s store.Store) {
 	}
 	if _, err := s.App(ctx, "ops"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("App after DeleteApp error = %v, want store.ErrNotFound", err)
+	}
+}
+
+// concurrently runs fn(i) for i in [0, n) on n goroutines at once and
+// waits for them.
+func concurrently(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
+func testCreateAccountConcurrent(t *testing.T, s store.Store) {
+	const creators = 10
+	errs := make([]error, creators)
+	concurrently(creators, func(i int) {
+		a := sampleAccount("alice")
+		a.Email = fmt.Sprintf("alice%d@example.com", i)
+		errs[i] = s.CreateAccount(context.Background(), a)
+	})
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("CreateAccount %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, store.ErrExists):
+			t.Errorf("CreateAccount %d: error = %v, want nil or store.ErrExists", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no concurrent CreateAccount succeeded")
+	}
+	if got, want := mustAccount(t, s, "alice").Email, fmt.Sprintf("alice%d@example.com", winner); got != want {
+		t.Errorf("stored account has email %q, want the winner's %q", got, want)
+	}
+}
+
+func testUpdateAccountKeepsName(t *testing.T, s store.Store) {
+	mustCreateAccount(t, s, sampleAccount("alice"))
+	err := s.UpdateAccount(t.Context(), "alice", func(a *store.Account) error {
+		a.Name = "mallory"
+		a.Email = "new@example.com"
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateAccount: %v", err)
+	}
+	if got := mustAccount(t, s, "alice"); got.Name != "alice" || got.Email != "new@example.com" {
+		t.Errorf("after fn renamed the account: Name %q, Email %q; want alice, new@example.com", got.Name, got.Email)
+	}
+	if _, err := s.Account(t.Context(), "mallory"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Account(new name) error = %v, want store.ErrNotFound", err)
+	}
+}
+
+func testDeleteAccountLeavesSessions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateAccount(t, s, sampleAccount("alice"))
+	if err := s.PutSession(ctx, sampleSession("a1", "alice"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Session(ctx, "a1"); err != nil {
+		t.Errorf("DeleteAccount touched the account's session: %v (callers end sessions themselves)", err)
+	}
+}
+
+func testPutSessionRenewsTTL(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.PutSession(ctx, sampleSession("renewed", "alice"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSession(ctx, sampleSession("renewed", "alice"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// marker is stored after renewed's first ttl started, with the same
+	// ttl: once it has gone, renewed would have gone too without the
+	// renewal.
+	if err := s.PutSession(ctx, sampleSession("marker", "bob"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !pollUntil(sessionExpiryWait, func() bool {
+		_, err := s.Session(ctx, "marker")
+		return errors.Is(err, store.ErrNotFound)
+	}) {
+		t.Fatal("session stored with a ttl of 1s never expired")
+	}
+	if _, err := s.Session(ctx, "renewed"); err != nil {
+		t.Errorf("session put again with a ttl of 1h: %v", err)
+	}
+}
+
+func testSessionsExpired(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.PutSession(ctx, sampleSession("short", "alice"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSession(ctx, sampleSession("long", "alice"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if !pollUntil(sessionExpiryWait, func() bool {
+		_, err := s.Session(ctx, "short")
+		return errors.Is(err, store.ErrNotFound)
+	}) {
+		t.Fatal("session stored with a ttl of 1s never expired")
+	}
+	got, err := s.Sessions(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := names(got, func(x store.Session) string { return x.ID }); !slices.Equal(ids, []string{"long"}) {
+		t.Errorf("Sessions after one expired = %q, want only the live one", ids)
+	}
+	if n, err := s.DeleteUserSessions(ctx, "alice"); err != nil || n != 1 {
+		t.Errorf("DeleteUserSessions after one expired = %d, %v; want 1 (the live one)", n, err)
+	}
+}
+
+func testUseTOTPStepConcurrent(t *testing.T, s store.Store) {
+	const tries = 20
+	firsts := make([]bool, tries)
+	errs := make([]error, tries)
+	concurrently(tries, func(i int) {
+		firsts[i], errs[i] = s.UseTOTPStep(context.Background(), "alice", 4242, time.Minute)
+	})
+	n := 0
+	for i := range tries {
+		if errs[i] != nil {
+			t.Errorf("UseTOTPStep: %v", errs[i])
+		}
+		if firsts[i] {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d of %d concurrent uses of one step were first uses, want exactly 1", n, tries)
+	}
+}
+
+func testFailuresConcurrent(t *testing.T, s store.Store) {
+	const goroutines, each = 20, 5
+	counts := make([][]int, goroutines)
+	concurrently(goroutines, func(i int) {
+		for range each {
+			n, err := s.AddFailure(context.Background(), "password:alice", time.Hour)
+			if err != nil {
+				t.Errorf("AddFailure: %v", err)
+				return
+			}
+			counts[i] = append(counts[i], n)
+		}
+	})
+	all := slices.Concat(counts...)
+	slices.Sort(all)
+	var want []int
+	for n := 1; n <= goroutines*each; n++ {
+		want = append(want, n)
+	}
+	if diff := cmp.Diff(want, all); diff != "" {
+		t.Errorf("counts returned by %d concurrent AddFailure calls, sorted (-want +got):\n%s", goroutines*each, diff)
+	}
+	if n, err := s.Failures(t.Context(), "password:alice"); err != nil || n != goroutines*each {
+		t.Errorf("Failures = %d, %v; want %d", n, err, goroutines*each)
+	}
+}
+
+func testFailuresRenewTTL(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	add := func(key string, ttl time.Duration, want int) {
+		t.Helper()
+		if n, err := s.AddFailure(ctx, key, ttl); err != nil || n != want {
+			t.Fatalf("AddFailure(%q, %v) = %d, %v; want %d", key, ttl, n, err, want)
+		}
+	}
+	// "extended" starts with a ttl of 1s that the second failure extends
+	// to an hour; "shortened" the other way round.
+	add("extended", time.Second, 1)
+	add("extended", time.Hour, 2)
+	add("shortened", time.Hour, 1)
+	add("shortened", time.Second, 2)
+	if !pollUntil(sessionExpiryWait, func() bool { n, err := s.Failures(ctx, "shortened"); return err == nil && n == 0 }) {
+		t.Fatal("a count whose last failure had a ttl of 1s never expired")
+	}
+	// More than a second has passed since extended's first failure.
+	if n, err := s.Failures(ctx, "extended"); err != nil || n != 2 {
+		t.Errorf("count renewed for an hour = %d, %v; want 2", n, err)
+	}
+	add("shortened", time.Hour, 1) // an expired count starts again
+}
+
+func testSetMetaOnceConcurrent(t *testing.T, s store.Store) {
+	const callers = 10
+	got := make([]string, callers)
+	concurrently(callers, func(i int) {
+		v, err := s.SetMetaOnce(context.Background(), "check", fmt.Sprintf("value-%d", i))
+		if err != nil {
+			t.Errorf("SetMetaOnce: %v", err)
+		}
+		got[i] = v
+	})
+	kept := got[0]
+	if !strings.HasPrefix(kept, "value-") {
+		t.Fatalf("SetMetaOnce returned %q, none of the values given", kept)
+	}
+	for i, v := range got {
+		if v != kept {
+			t.Errorf("caller %d was told %q, caller 0 %q: want one value for all", i, v, kept)
+		}
+	}
+}
+
+func testAuditConcurrent(t *testing.T, s store.Store) {
+	const goroutines, each = 20, 5
+	concurrently(goroutines, func(i int) {
+		for j := range each {
+			e := store.AuditEvent{ID: "forged", Time: when, Action: "login", Outcome: "success", Actor: fmt.Sprintf("u%02d-%d", i, j)}
+			if err := s.AppendAudit(context.Background(), e); err != nil {
+				t.Errorf("AppendAudit: %v", err)
+			}
+		}
+	})
+	// Page through with a small limit: every event exactly once.
+	seenID := map[string]bool{}
+	seenActor := map[string]bool{}
+	before := ""
+	for page := 0; page < goroutines*each; page++ {
+		got, err := s.Audit(t.Context(), store.AuditQuery{Before: before, Limit: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			break
+		}
+		for _, e := range got {
+			if e.ID == "" || e.ID == "forged" || seenID[e.ID] {
+				t.Errorf("event ID %q: want a fresh ID assigned by the store", e.ID)
+			}
+			if seenActor[e.Actor] {
+				t.Errorf("event of %s returned twice while paging", e.Actor)
+			}
+			seenID[e.ID], seenActor[e.Actor] = true, true
+		}
+		before = got[len(got)-1].ID
+	}
+	if len(seenActor) != goroutines*each {
+		t.Errorf("paging returned %d distinct events, want %d", len(seenActor), goroutines*each)
+	}
+}
+
+func testAuditBeforeWithFilters(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for i := range 6 {
+		action := []string{"login", "logout"}[i%2]
+		e := store.AuditEvent{Time: when.Add(time.Duration(i) * time.Second), Action: action, Outcome: "success", Actor: fmt.Sprintf("user%d", i)}
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actors := func(ev []store.AuditEvent) []string {
+		return names(ev, func(e store.AuditEvent) string { return e.Actor })
+	}
+	page1, err := s.Audit(ctx, store.AuditQuery{Action: "login", Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actors(page1); !slices.Equal(got, []string{"user4", "user2"}) {
+		t.Fatalf("page 1 of logins = %q", got)
+	}
+	page2, err := s.Audit(ctx, store.AuditQuery{Action: "login", Limit: 2, Before: page1[1].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actors(page2); !slices.Equal(got, []string{"user0"}) {
+		t.Errorf("page 2 of logins = %q, want [user0]", got)
+	}
+	older, err := s.Audit(ctx, store.AuditQuery{Before: page1[1].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actors(older); !slices.Equal(got, []string{"user1", "user0"}) {
+		t.Errorf("every event before user2's = %q, want [user1 user0]", got)
+	}
+}
+
+func testAuditLimit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const events = 1001
+	for i := range events {
+		e := store.AuditEvent{Time: when, Action: "login", Outcome: "success", Actor: fmt.Sprintf("user%04d", i)}
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, limit := range []int{0, -1, 1001, 5000} {
+		got, err := s.Audit(ctx, store.AuditQuery{Limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1000 || got[0].Actor != "user1000" || got[999].Actor != "user0001" {
+			t.Errorf("Audit with Limit %d: %d events, want the newest 1000", limit, len(got))
+		}
+	}
+	if got, err := s.Audit(ctx, store.AuditQuery{Limit: 1000}); err != nil || len(got) != 1000 {
+		t.Errorf("Audit with Limit 1000: %d events, %v", len(got), err)
 	}
 }

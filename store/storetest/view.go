@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,5 +58,41 @@ func testView(t *testing.T, s store.Store) {
 	}
 	if err == nil && got.Account.Name != "" {
 		t.Errorf("View after the account was deleted: account %+v, want none", got.Account)
+	}
+}
+
+// testClaim checks Claim: one holder among concurrent callers, free
+// again after the ttl, independent keys.
+func testClaim(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const callers = 20
+	var wg sync.WaitGroup
+	var took atomic.Int32
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.Claim(ctx, "attempt:alice", 700*time.Millisecond)
+			if err != nil {
+				t.Errorf("Claim: %v", err)
+			}
+			if ok {
+				took.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := took.Load(); n != 1 {
+		t.Fatalf("%d of %d concurrent Claims took the key, want 1", n, callers)
+	}
+	if ok, err := s.Claim(ctx, "attempt:bob", time.Second); err != nil || !ok {
+		t.Errorf("Claim of another key = %v, %v; want it taken", ok, err)
+	}
+	time.Sleep(time.Second)
+	if ok, err := s.Claim(ctx, "attempt:alice", time.Second); err != nil || !ok {
+		t.Errorf("Claim after the ttl = %v, %v; want it taken again", ok, err)
+	}
+	if _, err := s.Claim(ctx, "x", 0); err == nil {
+		t.Error("Claim with ttl 0 succeeded, want an error")
 	}
 }
