@@ -52,6 +52,9 @@ func asError(err error) *Error {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "busy", RetryAfter: 2,
 			Message: "too many sign-ins are being checked right now; nothing was changed, please try again in a few seconds", Err: err}
 	}
+	if errors.Is(err, store.ErrBadCursor) {
+		return &Error{Status: http.StatusBadRequest, Code: "bad_before", Message: "before must be an event id from a previous page", Err: err}
+	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return &Error{Status: errUnavailable.Status, Code: errUnavailable.Code, Message: errUnavailable.Message, Err: err}
 	}

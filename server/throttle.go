@@ -72,13 +72,31 @@ func (s *Server) check(ctx context.Context, th throttle) error {
 	if err != nil {
 		return err
 	}
-	if held == 0 {
+	if held > 0 {
+		wait := max(1, int(th.delay(n).Seconds()))
+		return &Error{Status: http.StatusTooManyRequests, Code: "throttled", RetryAfter: wait,
+			Message: fmt.Sprintf("too many %s; wait %s before the next try", th.what, humanSeconds(wait))}
+	}
+	if th.delay(n) == 0 {
 		return nil
 	}
-	wait := max(1, int(th.delay(n).Seconds()))
-	return &Error{Status: http.StatusTooManyRequests, Code: "throttled", RetryAfter: wait,
-		Message: fmt.Sprintf("too many %s; wait %s before the next try", th.what, humanSeconds(wait))}
+	// Once delays apply, attempts take turns: of several sent at the same
+	// moment (the delay just ended) only one is checked, so the delays and
+	// the lock at th.lockAt count every guess.
+	took, err := s.store.Claim(ctx, fmt.Sprintf("attempt:%s:%d", th.counter, n), attemptClaim)
+	if err != nil {
+		return err
+	}
+	if !took {
+		return &Error{Status: http.StatusTooManyRequests, Code: "throttled", RetryAfter: 1,
+			Message: fmt.Sprintf("too many %s; another try is being checked, wait a moment", th.what)}
+	}
+	return nil
 }
+
+// attemptClaim is how long one attempt holds its turn: longer than a
+// password check can take (BcryptQueueWait and bcrypt itself).
+const attemptClaim = 10 * time.Second
 
 // failed counts one more failure and starts the delay it calls for.
 func (s *Server) failed(ctx context.Context, th throttle) error {

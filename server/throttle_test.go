@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"gatehouse/auth"
@@ -211,5 +212,41 @@ func TestLogin_DisabledAccountKeepsCounting(t *testing.T) {
 	wantStatus(t, "right password on a disabled account", r, http.StatusUnauthorized)
 	if n, err := p.store.Failures(t.Context(), auth.FailureCounter(auth.CounterPassword, "bob")); err != nil || n != 2 {
 		t.Errorf("failure count after a right password on a disabled account = %d (%v), want 2", n, err)
+	}
+}
+
+// Guesses sent at the same moment, when a delay has just ended, are
+// checked one at a time: the count, and so the lock, sees every one.
+func TestLogin_ConcurrentGuessesTakeTurns(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	counter := auth.FailureCounter(auth.CounterPassword, "bob")
+	for range auth.MaxConsecutiveFailures - 1 {
+		if _, err := p.store.AddFailure(t.Context(), counter, auth.FailureMemory); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const guesses = 20
+	browsers := make([]*browser, guesses)
+	for i := range browsers {
+		browsers[i] = p.browser()
+		browsers[i].get("/login") // connected before the burst
+	}
+	before := p.hasher.Runs()
+	var wg sync.WaitGroup
+	for _, b := range browsers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.post("/login", url.Values{"username": {"bob"}, "password": {"one of many guesses"}})
+		}()
+	}
+	wg.Wait()
+	if runs := p.hasher.Runs() - before; runs != 1 {
+		t.Errorf("%d simultaneous guesses at 99 failures ran bcrypt %d times, want 1", guesses, runs)
+	}
+	if n, _ := p.store.Failures(t.Context(), counter); n != auth.MaxConsecutiveFailures {
+		t.Errorf("failure count after the burst = %d, want exactly %d", n, auth.MaxConsecutiveFailures)
 	}
 }
