@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -11,15 +12,16 @@ import (
 	"gatehouse/server"
 	"gatehouse/store"
 	"gatehouse/store/redisstore"
+	"gatehouse/store/sqlitestore"
 )
 
 // errUsage reports a command line that could not be understood; the usage
 // text has already been printed.
 var errUsage = errors.New("invalid command line")
 
-// DefaultStore is used when --store is not given. The embedded store is
-// not available yet, so the default is a Redis server on this machine.
-const DefaultStore = "redis://127.0.0.1:6379/0"
+// EmbeddedStoreFile is the embedded store's file in the data directory,
+// the store used when --store is not given.
+const EmbeddedStoreFile = "gatehouse.db"
 
 // options are the flags common to every command. Each can also be set as
 // the environment variable GATEHOUSE_<FLAG>, upper-cased with "-" as "_";
@@ -44,7 +46,7 @@ var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "clie
 
 func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
-	fs.StringVar(&o.store, "store", DefaultStore, "store `URL`: redis://HOST:PORT/DB or rediss://…")
+	fs.StringVar(&o.store, "store", "", "store: redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, or the `file` of the embedded store (default DATA/"+EmbeddedStoreFile+")")
 	fs.StringVar(&o.addr, "addr", ":8443", "HTTPS listen `address`")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate `file` (PEM; default DATA/pki/server.crt)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key `file` (PEM; default DATA/pki/server.key)")
@@ -117,7 +119,9 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-// openStore opens the store named by --store.
+// openStore opens the store named by --store: Redis for a redis URL,
+// else the embedded store's file (by default DATA/gatehouse.db; the data
+// directory is created, mode 0700, if need be).
 func openStore(e *env, o *options) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"),
@@ -127,8 +131,29 @@ func openStore(e *env, o *options) (store.Store, error) {
 			return nil, fmt.Errorf("open store %s: %w", redactURL(o.store), err)
 		}
 		return s, nil
+	case strings.Contains(o.store, "://"):
+		return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://…, redis+sentinel://… or a file for the embedded store", redactURL(o.store))
 	}
-	return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://… or redis+sentinel://…", redactURL(o.store))
+	path := strings.TrimPrefix(o.store, "file:")
+	if path == "" {
+		path = filepath.Join(o.data, EmbeddedStoreFile)
+		if err := os.MkdirAll(o.data, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	s, err := sqlitestore.Open(e.ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// storeName describes the store for the log, without a password.
+func storeName(o *options) string {
+	if o.store == "" {
+		return "embedded " + filepath.Join(o.data, EmbeddedStoreFile)
+	}
+	return redactURL(o.store)
 }
 
 // redactURL hides a password in a store URL before it is printed.

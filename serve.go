@@ -117,7 +117,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	srv := server.HTTPServer(o.addr, handler, serverCert)
 	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-	logger.Info("listening", "addr", ln.Addr().String(), "data", l.dir, "store", redactURL(o.store))
+	logger.Info("listening", "addr", ln.Addr().String(), "data", l.dir, "store", storeName(&o))
 	fmt.Fprintf(e.stdout, "Gatehouse is listening on https://%s/\n", displayAddr(ln.Addr()))
 
 	errc := make(chan error, 1)

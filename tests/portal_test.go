@@ -128,7 +128,10 @@ func flushRedis(t *testing.T, url string) {
 // command returns "gatehouse ARGS… --data DATA --store URL" (flags may
 // follow the positional arguments).
 func (p *portal) command(ctx context.Context, args ...string) *exec.Cmd {
-	full := append(slices.Clone(args), "--data", p.Data, "--store", p.Redis.URL)
+	full := append(slices.Clone(args), "--data", p.Data)
+	if p.Redis != nil {
+		full = append(full, "--store", p.Redis.URL)
+	} // else the embedded store, DATA/gatehouse.db
 	cmd := exec.CommandContext(ctx, p.bin, full...)
 	cmd.Env = childEnv()
 	return cmd

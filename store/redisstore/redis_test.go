@@ -237,3 +237,35 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 		return next(ctx, cmds)
 	}
 }
+
+// With append-only persistence, what was written survives a restart of
+// Redis (the portal warns when Redis has no persistence).
+func TestRedisStore_DataSurvivesRedisRestartWithPersistence(t *testing.T) {
+	if os.Getenv("GATEHOUSE_TEST_REDIS") != "" {
+		t.Skip("GATEHOUSE_TEST_REDIS is set: this test must restart its own Redis")
+	}
+	r := storetest.StartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	s, err := redisstore.Open(t.Context(), r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	if err := s.CreateAccount(ctx, store.Account{Name: "alice", Roles: []string{"employee"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSession(ctx, store.Session{ID: "s1", User: "alice", ExpiresAt: time.Now().Add(time.Hour)}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	r.Start()
+	if err := pollPing(ctx, s, reconnectWait); err != nil {
+		t.Fatalf("Ping after the restart: %v", err)
+	}
+	if _, err := s.Account(ctx, "alice"); err != nil {
+		t.Errorf("the account after a Redis restart: %v", err)
+	}
+	if _, err := s.Session(ctx, "s1"); err != nil {
+		t.Errorf("the session after a Redis restart: %v", err)
+	}
+}
