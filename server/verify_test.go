@@ -246,3 +246,50 @@ func TestLogin_ReturnsOnlyToThePortalOrRegisteredApps(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminAPI_Apps(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	admin := p.browser(p.AdminCert)
+	admin.login("admin", adminPassword)
+	put := func(name, body string) response {
+		req := admin.newRequest(http.MethodPut, "/api/admin/apps/"+name, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return admin.do(req)
+	}
+	r := put("wiki", `{"url":"https://Wiki.example.com","roles":["employee"]}`)
+	wantStatus(t, "create wiki", r, http.StatusCreated)
+	if !strings.Contains(r.Body, `"url":"https://wiki.example.com/"`) {
+		t.Errorf("created app = %s, want the URL normalised", r.Body)
+	}
+	wantStatus(t, "change wiki", put("wiki", `{"url":"https://wiki.example.com/","roles":["employee","admin"]}`), http.StatusOK)
+	for body, code := range map[string]string{
+		`{"url":"http://wiki.example.com/","roles":["employee"]}`:              "bad_url",
+		`{"url":"https://ops.example.com/","roles":[]}`:                        "no_roles",
+		`{"url":"https://ops.example.com/","roles":["nobody"]}`:                "no_such_role",
+		`{"url":"https://wiki.example.com/","roles":["employee"]}`:             "url_taken",
+		`{"name":"other","url":"https://x.example.com/","roles":["employee"]}`: "name_mismatch",
+	} {
+		r := put("ops", body)
+		if r.Status < 400 || r.Status >= 500 || !strings.Contains(r.Body, `"code":"`+code+`"`) {
+			t.Errorf("PUT ops %s: %d %s, want a 4xx with code %s", body, r.Status, r.Body, code)
+		}
+	}
+	r = admin.get("/api/admin/apps")
+	wantStatus(t, "list apps", r, http.StatusOK)
+	if !strings.Contains(r.Body, `"name":"wiki"`) || !strings.Contains(r.Body, `"roles":["admin","employee"]`) {
+		t.Errorf("apps = %s", r.Body)
+	}
+	wantStatus(t, "get wiki", admin.get("/api/admin/apps/wiki"), http.StatusOK)
+	del := func(name string) response {
+		return admin.do(admin.newRequest(http.MethodDelete, "/api/admin/apps/"+name, nil))
+	}
+	wantStatus(t, "delete wiki", del("wiki"), http.StatusNoContent)
+	wantStatus(t, "delete wiki again", del("wiki"), http.StatusNotFound)
+	wantStatus(t, "get deleted wiki", admin.get("/api/admin/apps/wiki"), http.StatusNotFound)
+
+	// Only an admin with the certificate manages apps.
+	phone := p.browser()
+	phone.login("admin", adminPassword)
+	wantStatus(t, "apps without the certificate", phone.get("/api/admin/apps"), http.StatusForbidden)
+}
