@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -89,6 +90,11 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The bcrypt workers each keep a Go processor (P) while they run.
+	// Extra Ps for them leave the cores' worth of Ps to the requests, and
+	// the kernel, seeing the workers' lower priority, gives the requests
+	// the CPU first: a login flood cannot starve /auth/verify.
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + hasher.Slots())
 	proxies, err := parsePrefixes(o.proxies)
 	if err != nil {
 		return err

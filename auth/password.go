@@ -40,12 +40,22 @@ var (
 // their CPU: bcrypt never runs on more goroutines than there are cores.
 const BcryptQueueWait = 3 * time.Second
 
+// BcryptNice is the scheduling niceness of the threads that run bcrypt
+// (Linux). Under a login flood bcrypt would otherwise take every core it
+// is given; at a lower priority it still uses all idle CPU, but page
+// loads and /auth/verify come first.
+const BcryptNice = 10
+
 // Hasher hashes and checks passwords with bcrypt at a fixed cost, at
-// most one computation per core at a time.
+// most one computation per core at a time, on worker threads of lower
+// priority (BcryptNice).
 type Hasher struct {
 	cost      int
 	slots     chan struct{}
 	queueWait time.Duration
+	// jobs feeds the bcrypt worker threads, started on first use.
+	jobs        chan func()
+	workersOnce sync.Once
 	// runs counts bcrypt computations, for metrics and for tests that
 	// prove which paths run bcrypt and which do not.
 	runs atomic.Uint64
@@ -60,7 +70,35 @@ func NewHasher(cost int) (*Hasher, error) {
 	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("bcrypt cost %d out of range %d..%d", cost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	return &Hasher{cost: cost, slots: make(chan struct{}, runtime.GOMAXPROCS(0)), queueWait: BcryptQueueWait}, nil
+	return &Hasher{cost: cost, slots: make(chan struct{}, runtime.GOMAXPROCS(0)), queueWait: BcryptQueueWait, jobs: make(chan func())}, nil
+}
+
+// Slots is how many bcrypt computations may run at once.
+func (h *Hasher) Slots() int { return cap(h.slots) }
+
+// onWorker runs f on one of the bcrypt worker threads and waits for it.
+// The caller holds a slot, and there are as many workers as slots, so a
+// worker is always free.
+func (h *Hasher) onWorker(f func()) {
+	h.workersOnce.Do(func() {
+		for range cap(h.slots) {
+			go h.worker()
+		}
+	})
+	done := make(chan struct{})
+	h.jobs <- func() { f(); close(done) }
+	<-done
+}
+
+// worker runs bcrypt jobs on a thread of its own at lower priority. The
+// thread is never handed back to the Go runtime (the goroutine keeps it
+// locked for good), so no other goroutine ever runs at that priority.
+func (h *Hasher) worker() {
+	runtime.LockOSThread()
+	lowerThreadPriority(BcryptNice)
+	for job := range h.jobs {
+		job()
+	}
 }
 
 // acquire takes a bcrypt slot, waiting at most h.queueWait, and returns
@@ -99,7 +137,8 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer release()
-	b, err := bcrypt.GenerateFromPassword([]byte(password), h.cost)
+	var b []byte
+	h.onWorker(func() { b, err = bcrypt.GenerateFromPassword([]byte(password), h.cost) })
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
@@ -119,7 +158,8 @@ func (h *Hasher) Check(ctx context.Context, hash, password string) error {
 		return err
 	}
 	defer release()
-	if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)); err != nil {
+	h.onWorker(func() { err = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) })
+	if err != nil {
 		return ErrBadPassword
 	}
 	return nil
@@ -144,7 +184,7 @@ func (h *Hasher) CheckUnknown(ctx context.Context, password string) error {
 		return err
 	}
 	defer release()
-	_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(password))
+	h.onWorker(func() { _ = bcrypt.CompareHashAndPassword(h.dummy, []byte(password)) })
 	return ErrBadPassword
 }
 

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +121,31 @@ func TestHasher_BoundedConcurrency(t *testing.T) {
 	releases[0]()
 	if err := h.Check(t.Context(), hash, "a long passphrase for tests"); err != nil {
 		t.Errorf("Check after a slot was freed: %v", err)
+	}
+}
+
+// bcrypt runs on worker threads at BcryptNice, and no other thread is
+// lowered with them.
+func TestHasher_BcryptRunsAtLowerPriority(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("thread priorities are set on Linux only")
+	}
+	h, err := NewHasher(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	base := threadNice()
+	var nice int
+	h.onWorker(func() { nice = threadNice() })
+	if nice != max(base, BcryptNice) {
+		t.Errorf("bcrypt worker thread niceness = %d, want %d", nice, max(base, BcryptNice))
+	}
+	if _, err := h.Hash(t.Context(), "a long passphrase for tests"); err != nil {
+		t.Fatal(err)
+	}
+	if got := threadNice(); got != base {
+		t.Errorf("the caller's thread niceness changed to %d, want %d", got, base)
 	}
 }
