@@ -69,7 +69,7 @@ func (c *clock) Advance(d time.Duration) time.Time {
 // Redis of its own, with a CA, an admin account and a clock the test
 // controls.
 type portal struct {
-	t      *testing.T
+	t      testing.TB
 	redis  *storetest.Redis
 	store  *redisstore.Store
 	ca     *ca.CA
@@ -90,14 +90,14 @@ type portal struct {
 }
 
 // newPortal starts a portal for t. redisArgs go to redis-server.
-func newPortal(t *testing.T, redisArgs ...string) *portal {
+func newPortal(t testing.TB, redisArgs ...string) *portal {
 	t.Helper()
 	return newPortalWith(t, nil, redisArgs...)
 }
 
 // newPortalWith is newPortal with configure applied to the server's
 // Config before the server is made.
-func newPortalWith(t *testing.T, configure func(*server.Config), redisArgs ...string) *portal {
+func newPortalWith(t testing.TB, configure func(*server.Config), redisArgs ...string) *portal {
 	t.Helper()
 	if os.Getenv("GATEHOUSE_TEST_REDIS") != "" {
 		// Lock before StartRedis, which empties the shared server.
@@ -238,7 +238,7 @@ func (p *portal) signCookie(id string) string {
 	return signCookie(p.t, p.key, id)
 }
 
-func signCookie(t *testing.T, key []byte, id string) string {
+func signCookie(t testing.TB, key []byte, id string) string {
 	t.Helper()
 	codec := securecookie.New(key, nil)
 	codec.SetSerializer(securecookie.JSONEncoder{})
@@ -257,7 +257,7 @@ func tlsCertificate(is *ca.Issued) tls.Certificate {
 // cookies, presents a client certificate when given one, and does not
 // follow redirects.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	p      *portal
 	client *http.Client
 	jar    *cookiejar.Jar

@@ -15,7 +15,7 @@ import (
 const bobPassword = "a long passphrase for bob, 2026"
 
 // withApps registers the wiki (employee) and ops (admin) apps.
-func withApps(t *testing.T, p *portal) {
+func withApps(t testing.TB, p *portal) {
 	t.Helper()
 	for _, a := range []store.App{
 		{Name: "wiki", URL: "https://wiki.example.com/", Roles: []string{"employee"}},

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -34,7 +35,8 @@ const keyPrefix = "gatehouse:"
 
 // Store is a store.Store backed by Redis.
 type Store struct {
-	rdb redis.UniversalClient
+	rdb     redis.UniversalClient
+	decoded decodeCache
 }
 
 // Open connects to the Redis named by url and checks that it answers:
@@ -768,14 +770,14 @@ func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) 
 		return v, fmt.Errorf("load session view: session: %w", err)
 	}
 	if parts[1] != nil {
-		if err := decodeString(parts[1], &v.Account); err != nil {
+		if err := s.decoded.get(parts[1], &v.Account); err != nil {
 			return v, fmt.Errorf("load session view: account: %w", err)
 		}
 	}
-	if v.Roles, err = decodeList[store.Role](parts[2]); err != nil {
+	if v.Roles, err = decodeListCached[store.Role](&s.decoded, parts[2]); err != nil {
 		return v, fmt.Errorf("load session view: roles: %w", err)
 	}
-	if v.Apps, err = decodeList[store.App](parts[3]); err != nil {
+	if v.Apps, err = decodeListCached[store.App](&s.decoded, parts[3]); err != nil {
 		return v, fmt.Errorf("load session view: apps: %w", err)
 	}
 	slices.SortFunc(v.Roles, func(a, b store.Role) int { return strings.Compare(a.Name, b.Name) })
@@ -808,20 +810,94 @@ func decodeString(x any, v any) error {
 	return json.Unmarshal([]byte(str), v)
 }
 
-func decodeList[T any](x any) ([]T, error) {
+func decodeListCached[T any](c *decodeCache, x any) ([]T, error) {
 	items, ok := x.([]any)
 	if !ok {
 		return nil, fmt.Errorf("unexpected %T", x)
 	}
-	var out []T
+	out := make([]T, 0, len(items))
 	for _, it := range items {
 		var t T
-		if err := decodeString(it, &t); err != nil {
+		if err := c.get(it, &t); err != nil {
 			return nil, err
 		}
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// decodeCache remembers decoded records by their JSON text. Accounts,
+// roles and apps change rarely and are read on every request; keyed by
+// the text itself, a cached value can never be stale.
+type decodeCache struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+// maxDecoded bounds the cache; it is emptied when full.
+const maxDecoded = 10_000
+
+// get decodes x (a JSON string) into v, which must point to a record
+// type, from the cache when the same text was decoded before.
+func (c *decodeCache) get(x any, v any) error {
+	text, ok := x.(string)
+	if !ok {
+		return fmt.Errorf("unexpected %T", x)
+	}
+	c.mu.Lock()
+	cached, hit := c.m[text]
+	c.mu.Unlock()
+	if hit {
+		return assign(v, cached)
+	}
+	if err := json.Unmarshal([]byte(text), v); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxDecoded {
+		c.m = make(map[string]any)
+	}
+	c.m[text] = deref(v)
+	c.mu.Unlock()
+	return nil
+}
+
+// deref copies the record v points to, slices included, so that what
+// the caller does with its value never reaches the cache.
+func deref(v any) any {
+	switch p := v.(type) {
+	case *store.Account:
+		return cloneAccount(*p)
+	case *store.Role:
+		return *p
+	case *store.App:
+		a := *p
+		a.Roles = slices.Clone(a.Roles)
+		return a
+	}
+	return nil
+}
+
+// assign gives v a copy of the cached record.
+func assign(v any, cached any) error {
+	switch p := v.(type) {
+	case *store.Account:
+		*p = cloneAccount(cached.(store.Account))
+	case *store.Role:
+		*p = cached.(store.Role)
+	case *store.App:
+		a := cached.(store.App)
+		a.Roles = slices.Clone(a.Roles)
+		*p = a
+	default:
+		return fmt.Errorf("decode cache: unexpected %T", v)
+	}
+	return nil
+}
+
+func cloneAccount(a store.Account) store.Account {
+	a.Roles, a.PinnedFingerprints, a.PinnedKeys, a.RecoveryCodes = slices.Clone(a.Roles), slices.Clone(a.PinnedFingerprints), slices.Clone(a.PinnedKeys), slices.Clone(a.RecoveryCodes)
+	return a
 }
 
 // Claim takes key for ttl with SET NX.
