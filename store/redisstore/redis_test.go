@@ -269,3 +269,32 @@ func TestRedisStore_DataSurvivesRedisRestartWithPersistence(t *testing.T) {
 		t.Errorf("the session after a Redis restart: %v", err)
 	}
 }
+
+// BenchmarkView is the session lookup of every request: one script call
+// returning the session, its account and the role and app definitions.
+func BenchmarkView(b *testing.B) {
+	r := storetest.StartRedis(b)
+	s, err := redisstore.Open(b.Context(), r.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := b.Context()
+	now := time.Now()
+	s.CreateAccount(ctx, store.Account{Name: "alice", Email: "alice@example.com", PasswordHash: strings.Repeat("x", 60), Roles: []string{"admin", "employee"}})
+	for _, role := range []string{"admin", "employee", "helpdesk"} {
+		s.PutRole(ctx, store.Role{Name: role, RequireCertificate: role != "employee"})
+	}
+	s.PutApp(ctx, store.App{Name: "wiki", URL: "https://wiki.example.com/", Roles: []string{"employee"}})
+	if err := s.PutSession(ctx, store.Session{ID: "s1", User: "alice", Factors: []string{"password", "certificate"}, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.View(ctx, "s1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
