@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -98,6 +100,65 @@ type CertVerifier struct {
 	// was revoked through Gatehouse itself. An error fails closed: the
 	// certificate does not count.
 	Revoked func(ctx context.Context, fingerprint string) (bool, error)
+
+	// chains remembers chains that verified, so that a certificate sent
+	// with every request is not checked against its CA's signature every
+	// time. Time, usage, CRLs and revocation are still checked on every
+	// request.
+	chains chainCache
+}
+
+// chainCacheFor is how long a verified chain is remembered: a CA
+// certificate that expires or is replaced is noticed within this time.
+const chainCacheFor = time.Minute
+
+// maxCachedChains bounds the cache; it is emptied when full.
+const maxCachedChains = 10_000
+
+// chainCache maps the SHA-256 of a presented chain's certificates to the
+// issuer that verified it.
+type chainCache struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]cachedChain
+}
+
+type cachedChain struct {
+	issuer *x509.Certificate
+	until  time.Time
+}
+
+func chainKey(chain []*x509.Certificate) [sha256.Size]byte {
+	h := sha256.New()
+	for _, c := range chain {
+		if c != nil {
+			var n [8]byte
+			binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
+			h.Write(n[:])
+			h.Write(c.Raw)
+		}
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (c *chainCache) get(k [sha256.Size]byte, now time.Time) (*x509.Certificate, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok || !now.Before(e.until) || now.Before(e.until.Add(-chainCacheFor)) {
+		return nil, false
+	}
+	return e.issuer, true
+}
+
+func (c *chainCache) put(k [sha256.Size]byte, issuer *x509.Certificate, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedChains {
+		c.m = make(map[[sha256.Size]byte]cachedChain)
+	}
+	c.m[k] = cachedChain{issuer: issuer, until: now.Add(chainCacheFor)}
 }
 
 // Fingerprint returns "sha256:<hex>" of a DER certificate.
@@ -121,27 +182,33 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 	if v == nil || v.Roots == nil {
 		return CertResult{Status: CertUnknownIssuer, Notice: noticeUnknownIssuer}
 	}
-	intermediates := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		if c != nil {
-			intermediates.AddCert(c)
+	key := chainKey(chain)
+	issuer, ok := v.chains.get(key, now)
+	if !ok {
+		intermediates := x509.NewCertPool()
+		for _, c := range chain[1:] {
+			if c != nil {
+				intermediates.AddCert(c)
+			}
 		}
+		opts := x509.VerifyOptions{
+			Roots:         v.Roots,
+			Intermediates: intermediates,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+			// Verify the chain at a moment inside the leaf's own
+			// validity, so that an expired certificate from a trusted CA
+			// is reported as expired (with its date) rather than as
+			// untrusted. The leaf's dates are compared with now below,
+			// after the chain verified.
+			CurrentTime: clamp(now, leaf.NotBefore, leaf.NotAfter),
+		}
+		chains, err := leaf.Verify(opts)
+		if err != nil {
+			return chainFailure(err)
+		}
+		issuer = chains[0][min(1, len(chains[0])-1)]
+		v.chains.put(key, issuer, now)
 	}
-	opts := x509.VerifyOptions{
-		Roots:         v.Roots,
-		Intermediates: intermediates,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		// Verify the chain at a moment inside the leaf's own validity, so
-		// that an expired certificate from a trusted CA is reported as
-		// expired (with its date) rather than as untrusted. The leaf's
-		// dates are compared with now below, after the chain verified.
-		CurrentTime: clamp(now, leaf.NotBefore, leaf.NotAfter),
-	}
-	chains, err := leaf.Verify(opts)
-	if err != nil {
-		return chainFailure(err)
-	}
-	issuer := chains[0][min(1, len(chains[0])-1)]
 	info := infoOf(leaf)
 	switch {
 	case now.Before(leaf.NotBefore):

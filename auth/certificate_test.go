@@ -211,6 +211,42 @@ func lowerASCII(s string) string {
 	return string(b)
 }
 
+// A chain that verified is remembered, but every request still gets the
+// per-request checks: the leaf's dates, revocation, and a chain that
+// differs in any certificate is verified afresh.
+func TestCertVerifier_CachedChainStillChecked(t *testing.T) {
+	now := time.Now()
+	root := newTestCA(t, "root", now.Add(-time.Hour), now.Add(24*time.Hour), nil)
+	other := newTestCA(t, "root", now.Add(-time.Hour), now.Add(24*time.Hour), nil) // same name, other key
+	leaf := root.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
+	forged := other.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	revoked := false
+	v := &CertVerifier{Roots: pool, Revoked: func(context.Context, string) (bool, error) { return revoked, nil }}
+	chain := []*x509.Certificate{leaf}
+	if r := v.Verify(t.Context(), chain, now); !r.Valid() {
+		t.Fatalf("first verification: %+v", r)
+	}
+	revoked = true
+	if r := v.Verify(t.Context(), chain, now); r.Status != CertRevoked {
+		t.Errorf("cached chain, certificate revoked since: %v, want revoked", r.Status)
+	}
+	revoked = false
+	if r := v.Verify(t.Context(), chain, now.Add(2*time.Hour)); r.Status != CertExpired {
+		t.Errorf("cached chain, leaf expired since: %v, want expired", r.Status)
+	}
+	if r := v.Verify(t.Context(), []*x509.Certificate{forged}, now); r.Status != CertUnknownIssuer {
+		t.Errorf("a look-alike from another CA after a cached chain: %v, want unknown issuer", r.Status)
+	}
+	if r := v.Verify(t.Context(), []*x509.Certificate{leaf, other.cert}, now); !r.Valid() {
+		t.Errorf("the same leaf with an extra certificate (verified afresh): %v, want valid", r.Status)
+	}
+}
+
+// BenchmarkCertVerifier_Verify is the check of a certificate presented
+// again (the chain remembered); BenchmarkCertVerifier_VerifyNew one seen
+// for the first time.
 func BenchmarkCertVerifier_Verify(b *testing.B) {
 	now := time.Now()
 	root := newTestCA(b, "root", now.Add(-time.Hour), now.Add(24*time.Hour), nil)
@@ -220,6 +256,21 @@ func BenchmarkCertVerifier_Verify(b *testing.B) {
 	v := &CertVerifier{Roots: pool}
 	chain := []*x509.Certificate{leaf}
 	for b.Loop() {
+		if !v.Verify(b.Context(), chain, now).Valid() {
+			b.Fatal("not valid")
+		}
+	}
+}
+
+func BenchmarkCertVerifier_VerifyNew(b *testing.B) {
+	now := time.Now()
+	root := newTestCA(b, "root", now.Add(-time.Hour), now.Add(24*time.Hour), nil)
+	leaf := root.issue(b, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	chain := []*x509.Certificate{leaf}
+	for b.Loop() {
+		v := &CertVerifier{Roots: pool}
 		if !v.Verify(b.Context(), chain, now).Valid() {
 			b.Fatal("not valid")
 		}
