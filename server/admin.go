@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -583,14 +584,6 @@ func (s *Server) apiAdminUpdateUser(w http.ResponseWriter, r *http.Request, v *v
 	s.writeJSON(w, http.StatusOK, map[string]any{"user": u})
 }
 
-func (s *Server) apiAdminDeleteUser(w http.ResponseWriter, r *http.Request, v *visit) {
-	if err := s.deleteUser(r, v, r.PathValue("name")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
 func (s *Server) apiAdminRoles(w http.ResponseWriter, r *http.Request, v *visit) {
 	roles, err := s.store.Roles(r.Context())
 	if err != nil {
@@ -602,49 +595,6 @@ func (s *Server) apiAdminRoles(w http.ResponseWriter, r *http.Request, v *visit)
 		out = append(out, roleView(x))
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"roles": out})
-}
-
-func (s *Server) apiAdminRole(w http.ResponseWriter, r *http.Request, v *visit) {
-	role, err := s.store.Role(r.Context(), r.PathValue("name"))
-	if errors.Is(err, store.ErrNotFound) {
-		err = &Error{Status: http.StatusNotFound, Code: "no_such_role", Message: fmt.Sprintf("there is no role named %q", r.PathValue("name"))}
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, roleView(role))
-}
-
-func (s *Server) apiAdminPutRole(w http.ResponseWriter, r *http.Request, v *visit) {
-	var in roleJSON
-	if err := decodeInput(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if in.Name != "" && in.Name != r.PathValue("name") {
-		s.fail(w, r, &Error{Status: http.StatusBadRequest, Code: "name_mismatch", Message: "the name in the body differs from the one in the URL"})
-		return
-	}
-	in.Name = r.PathValue("name")
-	role, created, err := s.putRole(r, v, in)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	s.writeJSON(w, status, roleView(role))
-}
-
-func (s *Server) apiAdminDeleteRole(w http.ResponseWriter, r *http.Request, v *visit) {
-	if err := s.deleteRole(r, v, r.PathValue("name")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) apiAdminCertificates(w http.ResponseWriter, r *http.Request, v *visit) {
@@ -713,4 +663,62 @@ func (s *Server) apiAdminAudit(w http.ResponseWriter, r *http.Request, v *visit)
 		out["events"] = []store.AuditEvent{}
 	}
 	s.writeJSON(w, http.StatusOK, out)
+}
+
+// apiHandler is an admin or help-desk API handler, after requireRole.
+type apiHandler = func(http.ResponseWriter, *http.Request, *visit)
+
+// apiGet serves GET of one named record: 404 in plain words when there
+// is none.
+func apiGet[R, J any](s *Server, kind string, load func(context.Context, string) (R, error), view func(R) J) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, v *visit) {
+		name := r.PathValue("name")
+		rec, err := load(r.Context(), name)
+		if errors.Is(err, store.ErrNotFound) {
+			err = &Error{Status: http.StatusNotFound, Code: "no_such_" + kind, Message: fmt.Sprintf("there is no %s named %q", kind, name)}
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.writeJSON(w, http.StatusOK, view(rec))
+	}
+}
+
+// apiPut serves PUT of one named record, created (201) or replaced
+// (200). A name in the body, when given, must be the one in the URL.
+func apiPut[J, R any](s *Server, name func(*J) *string, put func(*http.Request, *visit, J) (R, bool, error), view func(R) J) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, v *visit) {
+		var in J
+		if err := decodeInput(r, &in); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if n := name(&in); *n != "" && *n != r.PathValue("name") {
+			s.fail(w, r, &Error{Status: http.StatusBadRequest, Code: "name_mismatch", Message: "the name in the body differs from the one in the URL"})
+			return
+		}
+		*name(&in) = r.PathValue("name")
+		rec, created, err := put(r, v, in)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		s.writeJSON(w, status, view(rec))
+	}
+}
+
+// apiDelete serves DELETE of one named record (204).
+func apiDelete(s *Server, del func(*http.Request, *visit, string) error) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, v *visit) {
+		if err := del(r, v, r.PathValue("name")); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
 }

@@ -214,49 +214,6 @@ func (s *Server) apiAdminApps(w http.ResponseWriter, r *http.Request, v *visit) 
 	s.writeJSON(w, http.StatusOK, map[string]any{"apps": out})
 }
 
-func (s *Server) apiAdminApp(w http.ResponseWriter, r *http.Request, v *visit) {
-	a, err := s.store.App(r.Context(), r.PathValue("name"))
-	if errors.Is(err, store.ErrNotFound) {
-		err = &Error{Status: http.StatusNotFound, Code: "no_such_app", Message: fmt.Sprintf("there is no app named %q", r.PathValue("name"))}
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, appView(a))
-}
-
-func (s *Server) apiAdminPutApp(w http.ResponseWriter, r *http.Request, v *visit) {
-	var in appJSON
-	if err := decodeInput(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if in.Name != "" && in.Name != r.PathValue("name") {
-		s.fail(w, r, &Error{Status: http.StatusBadRequest, Code: "name_mismatch", Message: "the name in the body differs from the one in the URL"})
-		return
-	}
-	in.Name = r.PathValue("name")
-	a, created, err := s.putApp(r, v, in)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	s.writeJSON(w, status, appView(a))
-}
-
-func (s *Server) apiAdminDeleteApp(w http.ResponseWriter, r *http.Request, v *visit) {
-	if err := s.deleteApp(r, v, r.PathValue("name")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
 // appsPage is the content of /admin/apps.
 type appsPage struct {
 	Console

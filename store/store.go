@@ -286,3 +286,21 @@ type Store interface {
 	// Close releases the connection to the backing service.
 	Close() error
 }
+
+// ViewByParts reads what Store.View returns with one call per record,
+// for a backend that has no single read for it.
+func ViewByParts(ctx context.Context, s Store, id string) (SessionView, error) {
+	var v SessionView
+	var err error
+	if v.Session, err = s.Session(ctx, id); err != nil {
+		return v, err
+	}
+	if v.Account, err = s.Account(ctx, v.Session.User); err != nil && !errors.Is(err, ErrNotFound) {
+		return v, err
+	}
+	if v.Roles, err = s.Roles(ctx); err != nil {
+		return v, err
+	}
+	v.Apps, err = s.Apps(ctx)
+	return v, err
+}

@@ -755,7 +755,7 @@ return {s, a or false, all('roles', 'role'), all('apps', 'app')}
 // it reads them one after the other.
 func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) {
 	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
-		return s.viewByParts(ctx, id)
+		return store.ViewByParts(ctx, s, id)
 	}
 	res, err := viewScript.Run(ctx, s.rdb, []string{sessionKey(id)}, keyPrefix).Result()
 	if err != nil {
@@ -783,23 +783,6 @@ func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) 
 	slices.SortFunc(v.Roles, func(a, b store.Role) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(v.Apps, func(a, b store.App) int { return strings.Compare(a.Name, b.Name) })
 	return v, nil
-}
-
-// viewByParts is View as separate reads.
-func (s *Store) viewByParts(ctx context.Context, id string) (store.SessionView, error) {
-	var v store.SessionView
-	var err error
-	if v.Session, err = s.Session(ctx, id); err != nil {
-		return v, err
-	}
-	if v.Account, err = s.Account(ctx, v.Session.User); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return v, err
-	}
-	if v.Roles, err = s.Roles(ctx); err != nil {
-		return v, err
-	}
-	v.Apps, err = s.Apps(ctx)
-	return v, err
 }
 
 func decodeString(x any, v any) error {

@@ -706,17 +706,5 @@ func claimKey(key string) string { return "\x00claim:" + key }
 // View reads a session with its account and the role and app
 // definitions. The file is local: the reads cost no network round trips.
 func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) {
-	var v store.SessionView
-	var err error
-	if v.Session, err = s.Session(ctx, id); err != nil {
-		return v, err
-	}
-	if v.Account, err = s.Account(ctx, v.Session.User); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return v, err
-	}
-	if v.Roles, err = s.Roles(ctx); err != nil {
-		return v, err
-	}
-	v.Apps, err = s.Apps(ctx)
-	return v, err
+	return store.ViewByParts(ctx, s, id)
 }
