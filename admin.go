@@ -296,6 +296,13 @@ func userAdd(e *env, st store.Store, name string, roles []string, email string, 
 	if err != nil {
 		return err
 	}
+	// Failures counted against this name before it existed must not lock
+	// the new account.
+	for _, key := range auth.AccountCounters(name) {
+		if err := st.ResetFailures(e.ctx, key); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(e.stdout, "created account %s with roles %s\n", name, strings.Join(dedupe(roles), ", "))
 	if temporary {
 		fmt.Fprintf(e.stdout, "temporary password: %s\n(it must be changed at first sign-in; it is shown only now)\n", password)

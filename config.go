@@ -134,7 +134,12 @@ func openStore(e *env, o *options) (store.Store, error) {
 	case strings.Contains(o.store, "://"):
 		return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://…, redis+sentinel://… or a file for the embedded store", redactURL(o.store))
 	}
-	path := strings.TrimPrefix(o.store, "file:")
+	path, explicit := strings.CutPrefix(o.store, "file:")
+	if path != "" && !explicit && !strings.HasSuffix(path, ".db") {
+		// "localhost:6379" with its scheme forgotten must not quietly
+		// become a new, empty database file.
+		return nil, fmt.Errorf("--store %q: give redis://HOST:PORT/DB for Redis, or a file ending in .db (or file:PATH) for the embedded store", redactURL(o.store))
+	}
 	if path == "" {
 		path = filepath.Join(o.data, EmbeddedStoreFile)
 		if err := os.MkdirAll(o.data, 0o700); err != nil {

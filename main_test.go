@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -90,5 +91,23 @@ func TestParsePrefixes(t *testing.T) {
 	}
 	if _, err := parsePrefixes([]string{"not-an-address"}); err == nil {
 		t.Error("parsePrefixes accepted a name")
+	}
+}
+
+func TestOpenStore_RefusesAHostPortWithoutScheme(t *testing.T) {
+	e := &env{ctx: t.Context()}
+	for _, bad := range []string{"localhost:6379", "127.0.0.1:6379/0", "memcached://x"} {
+		if _, err := openStore(e, &options{store: bad, data: t.TempDir()}); err == nil {
+			t.Errorf("openStore(%q) succeeded, want an error", bad)
+		}
+	}
+	dir := t.TempDir()
+	for _, good := range []string{"", "file:" + filepath.Join(dir, "x"), filepath.Join(dir, "y.db")} {
+		st, err := openStore(e, &options{store: good, data: filepath.Join(dir, "data")})
+		if err != nil {
+			t.Errorf("openStore(%q): %v", good, err)
+			continue
+		}
+		st.Close()
 	}
 }

@@ -173,6 +173,11 @@ func (s *Server) createUser(r *http.Request, v *visit, in newUser) (store.Accoun
 	} else if err != nil {
 		return store.Account{}, "", err
 	}
+	// Failures counted against this name before it existed (a guesser
+	// trying names) must not lock the new account.
+	if err := s.clearCounters(r, auth.AccountCounters(a.Name)); err != nil {
+		return a, temporary, err
+	}
 	ev := actorEvent(v, "admin.user.create", a.Name, "roles "+strings.Join(roles, ","))
 	return a, temporary, s.audit(r, ev)
 }

@@ -77,12 +77,14 @@ func (s *Server) check(ctx context.Context, th throttle) error {
 		return &Error{Status: http.StatusTooManyRequests, Code: "throttled", RetryAfter: wait,
 			Message: fmt.Sprintf("too many %s; wait %s before the next try", th.what, humanSeconds(wait))}
 	}
-	if th.delay(n) == 0 {
+	if th.delay(n) == 0 || th.lockAt == 0 {
 		return nil
 	}
-	// Once delays apply, attempts take turns: of several sent at the same
-	// moment (the delay just ended) only one is checked, so the delays and
-	// the lock at th.lockAt count every guess.
+	// Once delays apply, attempts on one account take turns: of several
+	// sent at the same moment (the delay just ended) only one is checked,
+	// so the delays and the lock at th.lockAt count every guess. Turns are
+	// per account only: an address is shared by many people, and one
+	// person's attempt must not hold back the others.
 	took, err := s.store.Claim(ctx, fmt.Sprintf("attempt:%s:%d", th.counter, n), attemptClaim)
 	if err != nil {
 		return err
@@ -98,8 +100,10 @@ func (s *Server) check(ctx context.Context, th throttle) error {
 // password check can take (BcryptQueueWait and bcrypt itself).
 const attemptClaim = 10 * time.Second
 
-// failed counts one more failure and starts the delay it calls for.
+// failed counts one more failure and starts the delay it calls for. It
+// counts even when the client has gone away meanwhile.
 func (s *Server) failed(ctx context.Context, th throttle) error {
+	ctx = context.WithoutCancel(ctx)
 	n, err := s.store.AddFailure(ctx, th.counter, th.memory)
 	if err != nil {
 		return err

@@ -250,3 +250,46 @@ func TestLogin_ConcurrentGuessesTakeTurns(t *testing.T) {
 		t.Errorf("failure count after the burst = %d, want exactly %d", n, auth.MaxConsecutiveFailures)
 	}
 }
+
+// Turns are per account: behind one busy address (an office, a proxy not
+// listed as trusted) one person's sign-in, or a request for a locked
+// name, never holds back another person's.
+func TestLogin_AddressThrottleTakesNoTurns(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	p.addAccount("carol", "a long passphrase for carol, 2026", "employee")
+	addr := "addr:127.0.0.1"
+	for range auth.AddressFreeFailures {
+		if _, err := p.store.AddFailure(t.Context(), addr, auth.AddressFailureMemory); err != nil {
+			t.Fatal(err)
+		}
+	}
+	locked := auth.FailureCounter(auth.CounterPassword, "mallory")
+	if _, err := p.store.AddFailure(t.Context(), auth.LockCounter(locked), auth.LockForever); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, "bob behind a busy address", p.browser().post("/login", url.Values{"username": {"bob"}, "password": {"a long passphrase for bob, 2026"}}), http.StatusSeeOther)
+	wantStatus(t, "a locked name", p.browser().post("/login", url.Values{"username": {"mallory"}, "password": {"x"}}), http.StatusForbidden)
+	wantStatus(t, "carol right after", p.browser().post("/login", url.Values{"username": {"carol"}, "password": {"a long passphrase for carol, 2026"}}), http.StatusSeeOther)
+}
+
+// Failures counted against a name before its account existed do not
+// lock the account an admin then creates.
+func TestCreateAccount_StartsUnlocked(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	counter := auth.FailureCounter(auth.CounterPassword, "newbie")
+	for range auth.MaxConsecutiveFailures - 1 {
+		p.store.AddFailure(t.Context(), counter, auth.FailureMemory)
+	}
+	failLogin(t, p, "newbie") // the 100th: the name is locked
+	admin := p.browser(p.AdminCert)
+	admin.login("admin", adminPassword)
+	req := admin.newRequest(http.MethodPost, "/api/admin/users", strings.NewReader(`{"name":"newbie","roles":["employee"],"password":"a long passphrase for newbie, 2026"}`))
+	req.Header.Set("Content-Type", "application/json")
+	wantStatus(t, "create newbie", admin.do(req), http.StatusCreated)
+	if r := p.browser().login("newbie", "a long passphrase for newbie, 2026"); r.Status != http.StatusSeeOther {
+		t.Errorf("newbie's first login: %d", r.Status)
+	}
+}

@@ -118,16 +118,17 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 // RetryAfter seconds) or 403 (locked until the help desk unlocks).
 func (s *Server) checkSecondFactor(r *http.Request, acct store.Account, code string) (string, error) {
 	ctx := r.Context()
+	code = strings.TrimSpace(code)
+	if code == "" || len(code) > 64 {
+		// Not an attempt: it takes no turn and counts nothing.
+		return "", &Error{Status: http.StatusUnauthorized, Code: "bad_code", Message: "enter the 6-digit code from your app, or a recovery code"}
+	}
 	th := accountThrottle(auth.CounterTOTP, acct.Name)
 	if err := s.check(ctx, th); err != nil {
 		if e := asError(err); e.Code == "locked" {
 			e.Message = "your codes are " + e.Message
 		}
 		return "", err
-	}
-	code = strings.TrimSpace(code)
-	if code == "" || len(code) > 64 {
-		return "", &Error{Status: http.StatusUnauthorized, Code: "bad_code", Message: "enter the 6-digit code from your app, or a recovery code"}
 	}
 
 	how, err := s.matchCode(r, acct, code)

@@ -758,6 +758,11 @@ func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) 
 		return store.ViewByParts(ctx, s, id)
 	}
 	res, err := viewScript.Run(ctx, s.rdb, []string{sessionKey(id)}, keyPrefix).Result()
+	if err != nil && isScriptingRefused(err) {
+		// A Redis whose ACL or provider forbids scripts: the same answer
+		// in several round trips.
+		return store.ViewByParts(ctx, s, id)
+	}
 	if err != nil {
 		return store.SessionView{}, wrap("load session view", err)
 	}
@@ -893,4 +898,11 @@ func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool,
 		return false, wrap("claim", err)
 	}
 	return ok, nil
+}
+
+// isScriptingRefused reports whether Redis refused to run a script
+// (NOPERM from an ACL, or EVAL disabled or renamed).
+func isScriptingRefused(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "NOPERM") || strings.Contains(msg, "unknown command") || strings.Contains(msg, "ERR unknown command")
 }

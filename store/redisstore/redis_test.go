@@ -298,3 +298,33 @@ func BenchmarkView(b *testing.B) {
 		}
 	})
 }
+
+// A Redis that forbids scripts to Gatehouse's user still serves View,
+// in separate reads.
+func TestRedisStore_ViewWithoutScripting(t *testing.T) {
+	r, s := openRedis(t)
+	if r.External() {
+		t.Skip("GATEHOUSE_TEST_REDIS is set: this test changes the server's users")
+	}
+	ctx := t.Context()
+	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer admin.Close()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "noscripts", "on", ">a long test password", "~*", "+@all", "-@scripting").Err(); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	if err := s.CreateAccount(ctx, store.Account{Name: "alice", Roles: []string{"employee"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSession(ctx, store.Session{ID: "s1", User: "alice", ExpiresAt: time.Now().Add(time.Hour)}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	limited, err := redisstore.Open(ctx, "redis://noscripts:a%20long%20test%20password@"+r.Addr+"/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer limited.Close()
+	v, err := limited.View(ctx, "s1")
+	if err != nil || v.Account.Name != "alice" {
+		t.Errorf("View without scripting = %+v, %v; want alice's session and account", v, err)
+	}
+}
