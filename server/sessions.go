@@ -146,8 +146,20 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 		sess.ID = id
 	}
 	rec.ID = sess.ID
-	if err := s.records.PutSession(r.Context(), rec, ttl); err != nil {
-		return err
+	if sess.IsNew {
+		if err := s.records.PutSession(r.Context(), rec, ttl); err != nil {
+			return err
+		}
+	} else {
+		// A refresh of a loaded session: if it was revoked since it was
+		// read, it stays revoked.
+		live, err := s.records.RefreshSession(r.Context(), rec, ttl)
+		if err != nil {
+			return err
+		}
+		if !live {
+			return errSessionGone
+		}
 	}
 	sess.Values[recordKey{}] = rec
 	encoded, err := s.codec.Encode(sess.Name(), sess.ID)
@@ -157,6 +169,9 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 	http.SetCookie(w, sessions.NewCookie(sess.Name(), encoded, sess.Options))
 	return nil
 }
+
+// errSessionGone means a session ended while a request was using it.
+var errSessionGone = errors.New("the session ended during the request")
 
 // ttlKey carries, in Values, how long the store keeps the record.
 type ttlKey struct{}

@@ -104,7 +104,9 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 		rec.LastSeen = now
 		sess.Values[recordKey{}] = rec
 		sess.Values[ttlKey{}] = s.ttl(rec, now)
-		if err := s.sessions.Save(r, w, sess); err != nil {
+		if err := s.sessions.Save(r, w, sess); errors.Is(err, errSessionGone) {
+			return nil, nil
+		} else if err != nil {
 			return nil, fmt.Errorf("refresh session: %w", err)
 		}
 	}

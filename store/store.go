@@ -275,6 +275,10 @@ type Store interface {
 	// DeleteSession removes a session; deleting a missing one is not an
 	// error.
 	DeleteSession(ctx context.Context, id string) error
+	// RefreshSession writes a session that already exists and has not
+	// expired, with a new ttl, and reports false (writing nothing) when it
+	// is gone: a session revoked meanwhile must not be written back.
+	RefreshSession(ctx context.Context, s Session, ttl time.Duration) (bool, error)
 	// Sessions returns the live sessions of user, oldest first.
 	Sessions(ctx context.Context, user string) ([]Session, error)
 	// DeleteUserSessions removes every session of user and returns how

@@ -906,3 +906,24 @@ func isScriptingRefused(err error) bool {
 	msg := err.Error()
 	return strings.HasPrefix(msg, "NOPERM") || strings.Contains(msg, "unknown command") || strings.Contains(msg, "ERR unknown command")
 }
+
+// RefreshSession rewrites a live session with SET XX.
+func (s *Store) RefreshSession(ctx context.Context, sess store.Session, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, fmt.Errorf("refresh session: ttl must be positive, got %v", ttl)
+	}
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return false, fmt.Errorf("encode session: %w", err)
+	}
+	ok, err := s.rdb.SetXX(ctx, sessionKey(sess.ID), b, ttl).Result()
+	if err != nil {
+		return false, wrap("refresh session", err)
+	}
+	if ok && sess.User != "" {
+		if err := s.rdb.ExpireGT(ctx, userSessionsKey(sess.User), ttl).Err(); err != nil {
+			return true, wrap("refresh session index", err)
+		}
+	}
+	return ok, nil
+}

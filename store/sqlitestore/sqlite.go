@@ -708,3 +708,31 @@ func claimKey(key string) string { return "\x00claim:" + key }
 func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) {
 	return store.ViewByParts(ctx, s, id)
 }
+
+// RefreshSession rewrites a live session; a missing or expired one is
+// left alone.
+func (s *Store) RefreshSession(ctx context.Context, sess store.Session, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, fmt.Errorf("refresh session: ttl must be positive, got %v", ttl)
+	}
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return false, fmt.Errorf("encode session: %w", err)
+	}
+	now := s.now()
+	var found bool
+	err = s.write(ctx, "refresh session", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE sessions SET expires_at = ?, data = ? WHERE id = ? AND expires_at > ?",
+			expiry(now, ttl), string(b), sess.ID, now.UnixNano())
+		if err != nil {
+			return wrap("refresh session", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return wrap("refresh session", err)
+		}
+		found = n > 0
+		return nil
+	})
+	return found, err
+}

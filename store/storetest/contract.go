@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Apps/PutReadReplaceListDelete", testApps},
 		{"View/SessionAccountRolesApps", testView},
 		{"Claim/OneHolderUntilExpiry", testClaim},
+		{"RefreshSession/OnlyLiveSessions", testRefreshSession},
 		{"Certificates/EmptyStoreHasNone", testCertificatesEmpty},
 		{"Certificates/FilteredByUserOldestFirst", testCertificatesFiltered},
 		{"Session/MissingIsNotFound", testSessionMissing},

@@ -96,3 +96,38 @@ func testClaim(t *testing.T, s store.Store) {
 		t.Error("Claim with ttl 0 succeeded, want an error")
 	}
 }
+
+// testRefreshSession checks RefreshSession: a live session is rewritten
+// with its new ttl; a deleted or expired one stays gone.
+func testRefreshSession(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond)
+	sess := store.Session{ID: "r1", User: "alice", CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}
+	if ok, err := s.RefreshSession(ctx, sess, time.Hour); err != nil || ok {
+		t.Fatalf("RefreshSession of a session never written = %v, %v; want false", ok, err)
+	}
+	if _, err := s.Session(ctx, "r1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RefreshSession created a session: %v", err)
+	}
+	if err := s.PutSession(ctx, sess, 700*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	sess.LastSeen = now.Add(time.Minute)
+	if ok, err := s.RefreshSession(ctx, sess, time.Hour); err != nil || !ok {
+		t.Fatalf("RefreshSession of a live session = %v, %v; want true", ok, err)
+	}
+	time.Sleep(time.Second) // past the first ttl, inside the new one
+	got, err := s.Session(ctx, "r1")
+	if err != nil || !got.LastSeen.Equal(sess.LastSeen) {
+		t.Fatalf("session after refresh = %+v, %v; want LastSeen %v and the new ttl", got, err, sess.LastSeen)
+	}
+	if err := s.DeleteSession(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.RefreshSession(ctx, sess, time.Hour); err != nil || ok {
+		t.Errorf("RefreshSession after DeleteSession = %v, %v; want false", ok, err)
+	}
+	if _, err := s.Session(ctx, "r1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a revoked session came back after RefreshSession: %v", err)
+	}
+}
