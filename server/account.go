@@ -146,18 +146,18 @@ func (s *Server) handlePasswordPost() http.Handler {
 // guess the password.
 func (s *Server) recheckPassword(r *http.Request, v *visit, password string) error {
 	th := accountThrottle(auth.CounterPassword, v.Account.Name)
-	if err := s.check(r.Context(), th); err != nil {
+	if err := s.check(r.Context(), &th); err != nil {
 		return err
 	}
 	err := s.hasher.Check(r.Context(), v.Account.PasswordHash, password)
 	switch {
 	case errors.Is(err, auth.ErrBadPassword) || errors.Is(err, auth.ErrPasswordTooLong):
-		if err := s.failed(r.Context(), th); err != nil {
+		if err := s.failed(r.Context(), &th); err != nil {
 			return err
 		}
 		return &Error{Status: http.StatusUnauthorized, Code: "bad_password", Message: "your password is not right"}
 	case err != nil:
 		return err
 	}
-	return s.succeeded(r.Context(), th)
+	return s.succeeded(r.Context(), &th)
 }

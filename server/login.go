@@ -76,8 +76,9 @@ func (s *Server) handleLoginPost() http.Handler {
 		// The throttles are checked before the account is looked up or
 		// bcrypt runs: a throttled guess costs the portal nothing, and
 		// learns nothing, not even whether the password was right.
-		for _, th := range []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, username)} {
-			if err := s.check(r.Context(), th); err != nil {
+		ths := []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, username)}
+		for i := range ths {
+			if err := s.check(r.Context(), &ths[i]); err != nil {
 				s.loginRefused(w, r, form, username, err)
 				return
 			}
@@ -90,7 +91,7 @@ func (s *Server) handleLoginPost() http.Handler {
 			// Compare against a dummy hash so that an unknown user costs
 			// the same time as a wrong password.
 			if err := s.hasher.CheckUnknown(r.Context(), password); errors.Is(err, auth.ErrBadPassword) {
-				s.loginFailed(w, r, form, username, "unknown_user")
+				s.loginFailed(w, r, form, username, "unknown_user", ths)
 			} else {
 				s.fail(w, r, err)
 			}
@@ -100,7 +101,7 @@ func (s *Server) handleLoginPost() http.Handler {
 			return
 		}
 		if err := s.hasher.Check(r.Context(), acct.PasswordHash, password); errors.Is(err, auth.ErrBadPassword) {
-			s.loginFailed(w, r, form, username, "bad_password")
+			s.loginFailed(w, r, form, username, "bad_password", ths)
 			return
 		} else if err != nil {
 			s.fail(w, r, err)
@@ -128,12 +129,12 @@ func (s *Server) handleLoginPost() http.Handler {
 		}
 		d := auth.Decide(in)
 		if !d.Allow {
-			s.loginFailed(w, r, form, username, d.AuditReason)
+			s.loginFailed(w, r, form, username, d.AuditReason, ths)
 			return
 		}
 		// Only now is the count cleared: a right password on a disabled
 		// account must not tell the guesser anything by ending the delay.
-		if err := s.succeeded(r.Context(), accountThrottle(auth.CounterPassword, username)); err != nil {
+		if err := s.succeeded(r.Context(), &ths[1]); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -160,9 +161,9 @@ func (s *Server) handleLoginPost() http.Handler {
 // only to the audit trail and the log.
 // Each failure counts against the account (known or not) and the client
 // address.
-func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, username, reason string) {
-	for _, th := range []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, username)} {
-		if err := s.failed(r.Context(), th); err != nil {
+func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, username, reason string, ths []throttle) {
+	for i := range ths {
+		if err := s.failed(r.Context(), &ths[i]); err != nil {
 			s.fail(w, r, err)
 			return
 		}

@@ -21,6 +21,9 @@ type throttle struct {
 	lockAt int
 	// what names the attempts in messages: "sign-ins", "codes".
 	what string
+	// seen is the count check found (-1 before check), so that failed
+	// can start the next delay before it counts.
+	seen int
 }
 
 // accountThrottle limits consecutive failures of one factor of one
@@ -29,14 +32,14 @@ type throttle struct {
 func accountThrottle(factor, user string) throttle {
 	what := map[string]string{auth.CounterPassword: "failed sign-ins", auth.CounterTOTP: "wrong codes"}[factor]
 	return throttle{counter: auth.FailureCounter(factor, user), delay: auth.FailureDelay,
-		memory: auth.FailureMemory, lockAt: auth.MaxConsecutiveFailures, what: what}
+		memory: auth.FailureMemory, lockAt: auth.MaxConsecutiveFailures, what: what, seen: -1}
 }
 
 // addressThrottle limits failed sign-ins from the request's client
 // address, whatever the account.
 func (s *Server) addressThrottle(r *http.Request) throttle {
 	return throttle{counter: "addr:" + addressKey(s.clientAddr(r)), delay: auth.AddressFailureDelay,
-		memory: auth.AddressFailureMemory, what: "failed sign-ins from your network"}
+		memory: auth.AddressFailureMemory, what: "failed sign-ins from your network", seen: -1}
 }
 
 // addressKey is the unit the address throttle counts: the address for
@@ -52,11 +55,12 @@ func addressKey(addr string) string {
 // check refuses an attempt while the throttle holds: 429 with
 // Retry-After during a delay, 403 once locked. It runs before any
 // password or code is looked at.
-func (s *Server) check(ctx context.Context, th throttle) error {
+func (s *Server) check(ctx context.Context, th *throttle) error {
 	n, err := s.store.Failures(ctx, th.counter)
 	if err != nil {
 		return err
 	}
+	th.seen = n
 	locked := 0
 	if th.lockAt > 0 {
 		if locked, err = s.store.Failures(ctx, auth.LockCounter(th.counter)); err != nil {
@@ -102,8 +106,18 @@ const attemptClaim = 10 * time.Second
 
 // failed counts one more failure and starts the delay it calls for. It
 // counts even when the client has gone away meanwhile.
-func (s *Server) failed(ctx context.Context, th throttle) error {
+func (s *Server) failed(ctx context.Context, th *throttle) error {
 	ctx = context.WithoutCancel(ctx)
+	// The delay this failure calls for starts before the count grows, so
+	// that no attempt checked in between finds the new count without it.
+	held := time.Duration(0)
+	if th.seen >= 0 {
+		if held = th.delay(th.seen + 1); held > 0 {
+			if _, err := s.store.AddFailure(ctx, auth.HoldCounter(th.counter), held); err != nil {
+				return err
+			}
+		}
+	}
 	n, err := s.store.AddFailure(ctx, th.counter, th.memory)
 	if err != nil {
 		return err
@@ -114,7 +128,7 @@ func (s *Server) failed(ctx context.Context, th throttle) error {
 			return err
 		}
 	}
-	if d := th.delay(n); d > 0 {
+	if d := th.delay(n); d > held { // other failures counted meanwhile
 		if _, err := s.store.AddFailure(ctx, auth.HoldCounter(th.counter), d); err != nil {
 			return err
 		}
@@ -123,7 +137,7 @@ func (s *Server) failed(ctx context.Context, th throttle) error {
 }
 
 // succeeded clears the count: failures must be consecutive to add up.
-func (s *Server) succeeded(ctx context.Context, th throttle) error {
+func (s *Server) succeeded(ctx context.Context, th *throttle) error {
 	if err := s.store.ResetFailures(ctx, th.counter); err != nil {
 		return err
 	}

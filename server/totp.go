@@ -124,7 +124,7 @@ func (s *Server) checkSecondFactor(r *http.Request, acct store.Account, code str
 		return "", &Error{Status: http.StatusUnauthorized, Code: "bad_code", Message: "enter the 6-digit code from your app, or a recovery code"}
 	}
 	th := accountThrottle(auth.CounterTOTP, acct.Name)
-	if err := s.check(ctx, th); err != nil {
+	if err := s.check(ctx, &th); err != nil {
 		if e := asError(err); e.Code == "locked" {
 			e.Message = "your codes are " + e.Message
 		}
@@ -133,7 +133,7 @@ func (s *Server) checkSecondFactor(r *http.Request, acct store.Account, code str
 
 	how, err := s.matchCode(r, acct, code)
 	if errors.Is(err, auth.ErrBadTOTP) || errors.Is(err, errCodeReplayed) {
-		if ferr := s.failed(ctx, th); ferr != nil {
+		if ferr := s.failed(ctx, &th); ferr != nil {
 			return "", ferr
 		}
 		if aerr := s.audit(r, store.AuditEvent{Action: "login.totp", Outcome: "failure", Actor: acct.Name,
@@ -149,7 +149,7 @@ func (s *Server) checkSecondFactor(r *http.Request, acct store.Account, code str
 	if err != nil {
 		return "", err
 	}
-	return how, s.succeeded(ctx, th)
+	return how, s.succeeded(ctx, &th)
 }
 
 // errCodeReplayed means a valid TOTP code was already used.
