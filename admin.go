@@ -571,6 +571,7 @@ func newHasherHash(password string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	defer h.Close()
 	return h.Hash(context.Background(), password)
 }
 

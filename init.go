@@ -104,6 +104,7 @@ func initDataDir(e *env, o *options, st store.Store, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	defer hasher.Close()
 	hash, err := hasher.Hash(e.ctx, password)
 	if err != nil {
 		return err

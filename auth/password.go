@@ -90,6 +90,13 @@ func (h *Hasher) onWorker(f func()) {
 	<-done
 }
 
+// Close stops the worker threads once they are idle. A Hasher is not
+// used after Close.
+func (h *Hasher) Close() {
+	h.workersOnce.Do(func() {}) // no workers start after this
+	close(h.jobs)
+}
+
 // worker runs bcrypt jobs on a thread of its own at lower priority. The
 // thread is never handed back to the Go runtime (the goroutine keeps it
 // locked for good), so no other goroutine ever runs at that priority.

@@ -149,3 +149,27 @@ func TestHasher_BcryptRunsAtLowerPriority(t *testing.T) {
 		t.Errorf("the caller's thread niceness changed to %d, want %d", got, base)
 	}
 }
+
+// Close ends the worker threads; the Hasher still answers until then.
+func TestHasher_Close(t *testing.T) {
+	h, err := NewHasher(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Hash(t.Context(), "a long passphrase for tests"); err != nil {
+		t.Fatal(err)
+	}
+	running := runtime.NumGoroutine()
+	h.Close()
+	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > running-h.Slots(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, want at most %d: the workers did not stop", runtime.NumGoroutine(), running-h.Slots())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	unused, err := NewHasher(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unused.Close() // never started any worker
+}
