@@ -111,6 +111,15 @@ func (s *Server) roleChoices(r *http.Request, checked []string) ([]roleChoice, e
 	return out, nil
 }
 
+// formRoleChoices are the role boxes of a "new" form: as posted when a
+// refused form is shown again, employee ticked on a fresh one.
+func (s *Server) formRoleChoices(r *http.Request, posted []string) ([]roleChoice, error) {
+	if r.Method != http.MethodPost {
+		posted = []string{"employee"}
+	}
+	return s.roleChoices(r, posted)
+}
+
 // usersPage is the content of /admin.
 type usersPage struct {
 	Console
@@ -134,11 +143,7 @@ func (s *Server) showUsers(w http.ResponseWriter, r *http.Request, v *visit, sta
 		return
 	}
 	d.Limited = len(d.Users) == maxListedUsers
-	checked := d.New.Roles
-	if r.Method != http.MethodPost {
-		checked = []string{"employee"}
-	}
-	if d.Roles, err = s.roleChoices(r, checked); err != nil {
+	if d.Roles, err = s.formRoleChoices(r, d.New.Roles); err != nil {
 		s.fail(w, r, err)
 		return
 	}

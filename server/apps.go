@@ -232,11 +232,7 @@ func (s *Server) showApps(w http.ResponseWriter, r *http.Request, v *visit, stat
 	if r.Method == http.MethodPost {
 		d.New = appJSON{Name: r.PostFormValue("name"), URL: r.PostFormValue("url"), Roles: r.PostForm["roles"]}
 	}
-	checked := d.New.Roles
-	if r.Method != http.MethodPost {
-		checked = []string{"employee"}
-	}
-	if d.Roles, err = s.roleChoices(r, checked); err != nil {
+	if d.Roles, err = s.formRoleChoices(r, d.New.Roles); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"gatehouse/auth"
+	"gatehouse/auth/ca"
 	"gatehouse/store"
 )
 
@@ -213,22 +213,10 @@ func (s *Server) forwardedCertificate(r *http.Request) []*x509.Certificate {
 		s.log.Info("X-Client-Cert from a trusted proxy is not URL-escaped PEM", "err", err.Error())
 		return nil
 	}
-	var chain []*x509.Certificate
-	for rest := []byte(text); ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			s.log.Info("X-Client-Cert from a trusted proxy does not parse", "err", err.Error())
-			return nil
-		}
-		chain = append(chain, c)
+	chain, err := ca.ParseCertsPEM([]byte(text))
+	if err != nil {
+		s.log.Info("X-Client-Cert from a trusted proxy does not parse", "err", err.Error())
+		return nil
 	}
 	return chain
 }
