@@ -71,6 +71,7 @@ func asError(err error) *Error {
 // API clients and an HTML page for people.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := asError(err)
+	s.metrics.failed(e)
 	level := s.log.Info
 	if e.Status >= 500 {
 		level = s.log.Error
@@ -226,6 +227,9 @@ func (s *Server) audit(r *http.Request, e store.AuditEvent) error {
 		level = slog.LevelWarn
 	}
 	s.log.Log(r.Context(), level, "audit", attrs...)
+	if e.Action == "login" || e.Action == "login.totp" {
+		s.metrics.login(e.Outcome, e.ActorFactors)
+	}
 	if err := s.store.AppendAudit(r.Context(), e); err != nil {
 		return fmt.Errorf("record audit event: %w", err)
 	}

@@ -14,6 +14,8 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /login", s.handleLoginPost())
 	mux.Handle("GET /healthz", s.handleHealthz())
 	mux.Handle("GET /readyz", s.handleReadyz())
+	// Prometheus metrics, to this machine and trusted proxies only.
+	mux.Handle("GET /metrics", s.handleMetrics())
 	mux.Handle("GET /static/", s.handleStatic())
 
 	// Forward auth for internal apps (nginx auth_request, Caddy

@@ -88,6 +88,7 @@ type Server struct {
 	cookieName  string
 	proxies     []netip.Prefix
 	warnings    []string
+	metrics     metrics
 }
 
 // New checks cfg and returns the portal's handler.

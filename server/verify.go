@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"gatehouse/store"
 )
@@ -50,7 +51,10 @@ func originalURL(r *http.Request) (string, error) {
 }
 
 func (s *Server) handleVerify() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w := &statusRecorder{ResponseWriter: rw}
+		defer func() { s.metrics.verified(w.status, time.Since(start)) }()
 		original, err := originalURL(r)
 		if err != nil {
 			s.fail(w, r, err)
