@@ -24,6 +24,8 @@ var stateChangingRoutes = []struct{ method, path, body string }{
 	{"POST", "/api/account/totp", ""},
 	{"POST", "/api/account/totp/confirm", `{"code":"123456"}`},
 	{"DELETE", "/api/account/totp", `{"password":"x"}`},
+	{"POST", "/account/certificates/00/revoke", "password=x"},
+	{"POST", "/api/account/certificates/00/revoke", `{"password":"x"}`},
 	{"POST", "/api/admin/users", `{"name":"mallory","roles":["admin"],"password":"a long passphrase for mallory"}`},
 	{"PATCH", "/api/admin/users/bob", `{"roles":["admin"]}`},
 	{"DELETE", "/api/admin/users/bob", ""},

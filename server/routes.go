@@ -41,6 +41,13 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/account/totp/confirm", s.handleTOTPConfirm())
 	mux.Handle("DELETE /api/account/totp", s.handleTOTPRemove())
 
+	// One's own device certificates: list, and revoke a lost one (the
+	// password asked again).
+	mux.Handle("GET /account/certificates", s.handleDevices())
+	mux.Handle("GET /api/account/certificates", s.handleDevices())
+	mux.Handle("POST /account/certificates/{id}/revoke", s.handleRevokeOwnCertificate())
+	mux.Handle("POST /api/account/certificates/{id}/revoke", s.handleRevokeOwnCertificate())
+
 	// Any session, including one that must change its password first.
 	mux.Handle("GET /account/password", s.handlePasswordGet())
 	mux.Handle("POST /account/password", s.handlePasswordPost())
