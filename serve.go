@@ -95,6 +95,7 @@ func cmdServe(e *env, args []string) error {
 	// the kernel, seeing the workers' lower priority, gives the requests
 	// the CPU first: a login flood cannot starve /auth/verify.
 	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + hasher.Slots())
+	issuer := loadIssuer(l, logger)
 	proxies, err := parsePrefixes(o.proxies)
 	if err != nil {
 		return err
@@ -111,6 +112,7 @@ func cmdServe(e *env, args []string) error {
 		CookieDomain:   o.cookieDom,
 		TrustedProxies: proxies,
 		Warnings:       warnings,
+		Issuer:         issuer,
 		Logger:         logger,
 	})
 	if err != nil {
@@ -300,4 +302,26 @@ func storeWarnings(ctx context.Context, st store.Store, logger *slog.Logger) []s
 		return []string{msg}
 	}
 	return nil
+}
+
+// loadIssuer loads the built-in CA with its key, so that the help desk
+// can issue device certificates from the portal. Without the key (kept
+// offline, or an enterprise CA only) certificates come from the CLI where
+// the key is.
+func loadIssuer(l layout, logger *slog.Logger) *ca.CA {
+	certPEM, err := os.ReadFile(l.caCert())
+	if err != nil {
+		return nil
+	}
+	keyPEM, err := os.ReadFile(l.caKey())
+	if err != nil {
+		logger.Info("the built-in CA's key is not here: device certificates are issued with the CLI only", "key", l.caKey())
+		return nil
+	}
+	authority, err := ca.Load(certPEM, keyPEM)
+	if err != nil {
+		logger.Warn("the built-in CA does not load: device certificates are issued with the CLI only", "err", err.Error())
+		return nil
+	}
+	return authority
 }

@@ -41,6 +41,8 @@ var stateChangingRoutes = []struct{ method, path, body string }{
 	{"POST", "/api/helpdesk/users/bob/reset-password", `{"reason":"x"}`},
 	{"POST", "/api/helpdesk/users/bob/reset-totp", `{"reason":"x"}`},
 	{"POST", "/api/helpdesk/users/bob/unlock", `{"reason":"x"}`},
+	{"POST", "/api/helpdesk/users/bob/certificate", `{"reason":"x"}`},
+	{"POST", "/helpdesk/users/bob/certificate", "reason=x"},
 	{"POST", "/admin/users", "name=mallory&roles=admin"},
 	{"POST", "/admin/users/bob", "email=&roles=admin"},
 	{"POST", "/admin/users/bob/disable", ""},

@@ -105,6 +105,8 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	}
 	mux.Handle("GET /api/helpdesk/users", helpdesk(s.apiHelpdeskUsers))
 	mux.Handle("POST /api/helpdesk/users/{name}/{action}", helpdesk(s.apiHelpdeskAction))
+	mux.Handle("POST /api/helpdesk/users/{name}/certificate", helpdesk(s.apiIssueCertificate))
+	mux.Handle("POST /helpdesk/users/{name}/certificate", helpdesk(s.formIssueCertificate))
 	mux.Handle("GET /helpdesk", helpdesk(s.pageHelpdesk))
 	mux.Handle("GET /helpdesk/users/{name}", helpdesk(s.pageHelpdeskUser))
 	mux.Handle("POST /helpdesk/users/{name}/{action}", helpdesk(s.formHelpdeskAction))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gatehouse/auth"
+	"gatehouse/auth/ca"
 	"gatehouse/static"
 	"gatehouse/store"
 	"gatehouse/templates"
@@ -61,6 +62,9 @@ type Config struct {
 	// X-Client-Cert and the client's address in X-Forwarded-For; from
 	// anyone else those headers are ignored.
 	TrustedProxies []netip.Prefix
+	// Issuer, when set, is the built-in CA with its key: the help desk and
+	// admins can then issue device certificates from the portal.
+	Issuer *ca.CA
 	// Warnings are problems found at start that an operator must fix
 	// (a store that keeps nothing on disk); /readyz lists them.
 	Warnings []string
@@ -89,6 +93,7 @@ type Server struct {
 	proxies     []netip.Prefix
 	warnings    []string
 	metrics     metrics
+	issuer      *ca.CA
 }
 
 // New checks cfg and returns the portal's handler.
@@ -144,6 +149,7 @@ func New(cfg Config) (http.Handler, error) {
 		cookieName:  cookieName,
 		proxies:     cfg.TrustedProxies,
 		warnings:    cfg.Warnings,
+		issuer:      cfg.Issuer,
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
