@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gatehouse/store"
@@ -128,6 +129,9 @@ func (s *Server) handleRevokeOwnCertificate() http.Handler {
 		default:
 			if e.Code == "bad_password" {
 				e.Message = "your password is not right; the certificate was not revoked"
+			}
+			if e.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 			}
 			s.showDevices(w, r, v, e.Status, e.Message)
 		}
