@@ -1,7 +1,10 @@
-# syntax=docker/dockerfile:1
 # Gatehouse: a static binary on a distroless base, running as a non-root
 # user. Build: docker build -t gatehouse .
-FROM golang:1.26-bookworm AS build
+# The base images can be swapped for a mirror's copies with
+# --build-arg GO_IMAGE=... and --build-arg RUNTIME_IMAGE=...
+ARG GO_IMAGE=golang:1.26-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+FROM ${GO_IMAGE} AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -10,7 +13,7 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/gatehouse . \
  && mkdir -p /out/data
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 COPY --from=build /out/gatehouse /usr/local/bin/gatehouse
 # The data directory (keys, certificates, the embedded store) belongs to
 # the unprivileged user; mount a volume here to keep it.
