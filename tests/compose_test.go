@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -117,6 +118,25 @@ func TestCompose_PortalWithRedis(t *testing.T) {
 	r := admin.jsonRequest(t, "POST", "/api/admin/users", map[string]any{
 		"name": "dana", "roles": []string{"employee"}, "password": danaPassword})
 	wantStatus(t, r, http.StatusCreated)
+	// The gatehouse commands run in the portal's container, on the same
+	// store, as the README shows.
+	erinPassword := passphrase("erin")
+	noteSecret(erinPassword)
+	if out, err := c.runInput(erinPassword+"\n", "exec", "-T", "portal",
+		"gatehouse", "user", "add", "erin", "--role", "employee", "--password-stdin"); err != nil {
+		t.Fatalf("docker compose exec portal gatehouse user add: %v\n%s", err, out)
+	}
+	if out, err := c.run("exec", "-T", "portal", "gatehouse", "cert", "issue", "erin", "--out", "/data/erin"); err != nil {
+		t.Fatalf("docker compose exec portal gatehouse cert issue: %v\n%s", err, out)
+	}
+	if err := c.copyData(t, p); err != nil {
+		t.Fatal(err)
+	}
+	erinCert := loadCert(t, filepath.Join(p.Data, "erin"))
+	erin := p.signIn(t, &erinCert, "erin", erinPassword)
+	if s := erin.session(t); !slices.Contains(s.Factors, "certificate") {
+		t.Errorf("erin with the certificate issued in the container: factors %q, want the certificate among them", s.Factors)
+	}
 	dana := p.signIn(t, nil, "dana", danaPassword)
 	danaCookie := dana.cookieValue(t)
 	noteSecret(danaCookie)
@@ -221,12 +241,18 @@ func newCompose(t *testing.T) *composeProject {
 // run runs "docker compose" on the project and returns its combined
 // output.
 func (c *composeProject) run(args ...string) (string, error) {
+	return c.runInput("", args...)
+}
+
+// runInput is run with stdin as the command's standard input.
+func (c *composeProject) runInput(stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), composeTimeout)
 	defer cancel()
 	full := append([]string{"compose", "-f", filepath.Join(c.root, "docker-compose.yml"),
 		"--project-directory", c.root, "-p", c.name}, args...)
 	cmd := exec.CommandContext(ctx, "docker", full...)
 	cmd.Env = c.env
+	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }

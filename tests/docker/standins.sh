@@ -20,6 +20,9 @@ prefix=${1:?usage: standins.sh PREFIX}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
+# quiet runs a command with the engine's own builder (BuildKit would need
+# the buildx plugin), and shows its output only when it fails.
+quiet() { DOCKER_BUILDKIT=0 "$@" >"$work/out.log" 2>&1 || { cat "$work/out.log"; return 1; }; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -51,7 +54,7 @@ ENV GOLANG_VERSION=$(go env GOVERSION) GOTOOLCHAIN=local GOPATH=/go \
     PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WORKDIR /go
 EOF
-  DOCKER_BUILDKIT=0 docker build -q -t "$golang" "$work/go" >/dev/null
+  quiet docker build -q -t "$golang" "$work/go"
   rm -rf "$work/go"
 fi
 
@@ -103,6 +106,6 @@ ENTRYPOINT ["docker-entrypoint.sh"]
 EXPOSE 6379
 CMD ["redis-server"]
 EOF
-  DOCKER_BUILDKIT=0 docker build -q -t "$redis" "$work/redis" >/dev/null
+  quiet docker build -q -t "$redis" "$work/redis"
 fi
 echo "standins: ready: $golang $static $redis"
