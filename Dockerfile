@@ -22,6 +22,10 @@ USER 65532:65532
 ENV GATEHOUSE_DATA=/data \
     GATEHOUSE_ADDR=:8443
 EXPOSE 8443
+# Healthy when the portal answers ready on its own certificate (the store
+# answers too); see "gatehouse health".
+HEALTHCHECK --interval=15s --timeout=6s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/gatehouse", "health"]
 VOLUME ["/data"]
 ENTRYPOINT ["/usr/local/bin/gatehouse"]
 CMD ["serve"]

@@ -99,6 +99,9 @@ func TestCompose_PortalWithRedis(t *testing.T) {
 		}
 	}
 
+	// The image's health check ("gatehouse health") reports healthy.
+	c.waitHealthy(t, id)
+
 	// Redis in the compose file keeps an append-only file: no warning.
 	var ready struct {
 		Status   string   `json:"status"`
@@ -294,6 +297,24 @@ func (c *composeProject) waitReady(t *testing.T) *portal {
 	}
 	t.Fatalf("the portal did not become ready on %s within %v: %v", c.addr, composeReadyTimeout, last)
 	return nil
+}
+
+// waitHealthy waits until Docker's health check of container id passes.
+func (c *composeProject) waitHealthy(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(composeReadyTimeout)
+	status := ""
+	for time.Now().Before(deadline) {
+		status = dockerMust(t, "inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}{{else}}no health check{{end}}", id)
+		if status == "healthy" || status == "no health check" || status == "unhealthy" {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if status != "healthy" {
+		out, _ := docker(t, "inspect", "-f", "{{json .State.Health}}", id)
+		t.Errorf("the portal's health check: %s, want healthy\n%s", status, out)
+	}
 }
 
 // copyData copies the portal container's /data into a new directory and
