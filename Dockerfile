@@ -5,6 +5,8 @@
 ARG GO_IMAGE=golang:1.26-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
 FROM ${GO_IMAGE} AS build
+# Where modules come from (a company's module proxy, say).
+ARG GOPROXY=https://proxy.golang.org,direct
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -22,8 +24,11 @@ USER 65532:65532
 ENV GATEHOUSE_DATA=/data \
     GATEHOUSE_ADDR=:8443
 EXPOSE 8443
-# Healthy when the portal answers ready on its own certificate (the store
-# answers too); see "gatehouse health".
+# Healthy while the portal answers on its own certificate ("gatehouse
+# health"). It is a liveness check: during a store outage the portal stays
+# healthy and answers 503 until the store is back. Configure the portal
+# with GATEHOUSE_* variables rather than serve flags, so that the check
+# finds the same address and certificate.
 HEALTHCHECK --interval=15s --timeout=6s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/gatehouse", "health"]
 VOLUME ["/data"]

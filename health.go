@@ -19,19 +19,31 @@ import (
 // every few seconds.
 const healthTimeout = 5 * time.Second
 
-// cmdHealth asks the portal on this machine whether it is ready
-// (GET /readyz), for a container's health check: exit status 0 when it
-// is, 1 with the reason otherwise. It connects to the port of --addr on
-// the loopback interface (or to the host --addr names) and accepts only
-// the server certificate the portal is configured with (--tls-cert, or
-// DATA/pki/server.crt), whatever names it carries: the check needs no CA
-// and cannot be answered by another program on that port.
+// cmdHealth asks the portal on this machine whether it is alive
+// (GET /healthz), or with --ready whether it can serve sign-ins
+// (GET /readyz: the store answers), for a container's health check: exit
+// status 0 when it is, 1 with the reason otherwise. It connects to the
+// port of --addr on the loopback interface (or to the host --addr names)
+// and accepts only the server certificate the portal is configured with
+// (--tls-cert, or DATA/pki/server.crt), whatever names it carries: the
+// check needs no CA, and a program without the portal's key cannot answer
+// it.
+//
+// The image's health check is the liveness one: during a store outage the
+// portal is alive and answers every request with a clear 503, and it
+// recovers by itself when the store is back; an orchestrator that
+// replaced it would only turn that 503 into a refused connection.
 func cmdHealth(e *env, args []string) error {
 	var o options
 	fs := flag.NewFlagSet("gatehouse health", flag.ContinueOnError)
 	o.register(fs)
+	ready := fs.Bool("ready", false, "ask GET /readyz (the store answers too) instead of GET /healthz")
 	if _, err := parse(e, fs, args); err != nil {
 		return err
+	}
+	path, what := "/healthz", "alive"
+	if *ready {
+		path, what = "/readyz", "ready"
 	}
 	certFile := o.tlsCert
 	if certFile == "" {
@@ -76,7 +88,7 @@ func cmdHealth(e *env, args []string) error {
 	defer cancel()
 	// The Host matches the server name sent in the handshake, as the
 	// portal requires.
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://localhost:"+port+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://localhost:"+port+path, nil)
 	if err != nil {
 		return err
 	}
@@ -87,9 +99,9 @@ func cmdHealth(e *env, args []string) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("not ready: %s %s", resp.Status, bytes.TrimSpace(body))
+		return fmt.Errorf("not %s: %s %s", what, resp.Status, bytes.TrimSpace(body))
 	}
-	fmt.Fprintf(e.stdout, "ready: %s\n", bytes.TrimSpace(body))
+	fmt.Fprintf(e.stdout, "%s: %s\n", what, bytes.TrimSpace(body))
 	return nil
 }
 

@@ -7,7 +7,7 @@
 //
 //	gatehouse serve                      run the portal (initialises DATA on first start)
 //	gatehouse init                       create the data directory
-//	gatehouse health                     is the portal on this machine ready? (exit status)
+//	gatehouse health [--ready]           is the portal on this machine alive (ready)? (exit status)
 //	gatehouse user add|list|passwd|roles|disable|enable|pin|unpin …
 //	gatehouse role set|list|delete …
 //	gatehouse cert issue|revoke|list …
@@ -41,7 +41,7 @@ const usage = `usage: gatehouse COMMAND [flags]
 commands:
   serve                                   run the portal over HTTPS
   init                                    create the data directory and the first admin
-  health                                  exit 0 if the portal on this machine is ready (for health checks)
+  health [--ready]                        exit 0 if the portal on this machine is alive (ready: its store answers too)
   user add NAME --role R [--role R]… [--email E] [--password-stdin]
   user list
   user passwd NAME --password-stdin

@@ -38,6 +38,9 @@ const (
 	// (downloading modules, compiling) is the longest. A limit, not an
 	// expectation.
 	composeTimeout = 15 * time.Minute
+	// composeCleanupTimeout is kept for removing the project at the end,
+	// also when the test ran out of time.
+	composeCleanupTimeout = 90 * time.Second
 	// composeReadyTimeout bounds waiting for the portal to answer ready.
 	composeReadyTimeout = 2 * time.Minute
 	// maxImageBytes is what "a small image" means here: the static binary
@@ -80,8 +83,10 @@ func TestCompose_PortalWithRedis(t *testing.T) {
 	if u := dockerMust(t, "image", "inspect", "-f", "{{.Config.User}}", c.image); u != "65532:65532" {
 		t.Errorf("the image runs as %q, want 65532:65532 (not root)", u)
 	}
-	if out, err := docker(t, "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", c.image, "-c", "true"); err == nil {
-		t.Errorf("the image has a shell (/bin/sh ran); want a distroless base:\n%s", out)
+	if _, err := docker(t, "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", c.image, "-c", "true"); err == nil {
+		t.Error("the image has a shell (/bin/sh ran); want a distroless base")
+	} else if !strings.Contains(err.Error(), "no such file or directory") {
+		t.Errorf("running /bin/sh in the image failed, but not for want of a shell: %v", err)
 	}
 
 	c.must(t, "up", "-d")
@@ -125,17 +130,16 @@ func TestCompose_PortalWithRedis(t *testing.T) {
 	// store, as the README shows.
 	erinPassword := passphrase("erin")
 	noteSecret(erinPassword)
-	if out, err := c.runInput(erinPassword+"\n", "exec", "-T", "portal",
+	if _, err := c.runInput(t, erinPassword+"\n", "exec", "-T", "portal",
 		"gatehouse", "user", "add", "erin", "--role", "employee", "--password-stdin"); err != nil {
-		t.Fatalf("docker compose exec portal gatehouse user add: %v\n%s", err, out)
+		t.Fatalf("docker compose exec portal gatehouse user add: %v", err)
 	}
-	if out, err := c.run("exec", "-T", "portal", "gatehouse", "cert", "issue", "erin", "--out", "/data/erin"); err != nil {
-		t.Fatalf("docker compose exec portal gatehouse cert issue: %v\n%s", err, out)
+	c.must(t, "exec", "-T", "portal", "gatehouse", "cert", "issue", "erin", "--out", "/tmp/erin")
+	certDir := t.TempDir()
+	for _, f := range []string{"erin.crt", "erin.key"} {
+		c.must(t, "cp", "portal:/tmp/"+f, filepath.Join(certDir, f))
 	}
-	if err := c.copyData(t, p); err != nil {
-		t.Fatal(err)
-	}
-	erinCert := loadCert(t, filepath.Join(p.Data, "erin"))
+	erinCert := loadCert(t, filepath.Join(certDir, "erin"))
 	erin := p.signIn(t, &erinCert, "erin", erinPassword)
 	if s := erin.session(t); !slices.Contains(s.Factors, "certificate") {
 		t.Errorf("erin with the certificate issued in the container: factors %q, want the certificate among them", s.Factors)
@@ -154,6 +158,8 @@ func TestCompose_PortalWithRedis(t *testing.T) {
 
 	// The whole stack goes down (volumes kept) and up again: same CA,
 	// same keys (the session cookie still opens), same accounts.
+	firstLogs := c.must(t, "logs", "--no-color", "portal") // gone with the container
+	wantNoSecretsInLog(t, "compose portal (first container)", firstLogs)
 	c.must(t, "down")
 	c.must(t, "up", "-d")
 	p = c.waitReady(t)
@@ -177,7 +183,7 @@ func TestCompose_PortalWithRedis(t *testing.T) {
 	if !strings.Contains(logs, `"msg":"shutting down"`) {
 		t.Errorf("the portal's log does not show a shutdown on SIGTERM:\n%s", logs)
 	}
-	wantNoSecretsInLog(t, "compose portal", logs)
+	wantNoSecretsInLog(t, "compose portal (second container)", logs)
 }
 
 // newCompose checks that Docker, the compose plugin and the base images
@@ -186,22 +192,26 @@ func TestCompose_PortalWithRedis(t *testing.T) {
 // test ends.
 func newCompose(t *testing.T) *composeProject {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the compose test builds an image")
+	}
 	if _, err := exec.LookPath("docker"); err != nil {
 		storetest.NeedService(t, "docker is not installed (the compose test needs a Docker engine and the compose plugin)")
 	}
-	if out, err := docker(t, "info", "-f", "{{.ServerVersion}}"); err != nil {
-		storetest.NeedService(t, "no Docker engine answers (start dockerd): "+firstLine(out))
+	if _, err := docker(t, "info", "-f", "{{.ServerVersion}}"); err != nil {
+		storetest.NeedService(t, "no Docker engine answers (start dockerd): "+firstLine(err.Error()))
 	}
-	if out, err := docker(t, "compose", "version"); err != nil {
-		storetest.NeedService(t, "the docker compose plugin is missing: "+firstLine(out))
+	if _, err := docker(t, "compose", "version"); err != nil {
+		storetest.NeedService(t, "the docker compose plugin is missing: "+firstLine(err.Error()))
 	}
+	removeStaleProjects(t)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
-	name := "gatehouse-e2e-" + hex.EncodeToString(suffix)
+	name := composePrefix + hex.EncodeToString(suffix)
 	c := &composeProject{
 		root:  root,
 		name:  name,
@@ -219,53 +229,106 @@ func newCompose(t *testing.T) *composeProject {
 			img = def
 		}
 		if _, err := docker(t, "image", "inspect", img); err != nil {
-			if out, err := docker(t, "pull", "-q", img); err != nil {
+			if _, err := docker(t, "pull", "-q", img); err != nil {
 				storetest.NeedService(t, fmt.Sprintf("base image %s is not here and cannot be pulled (%s); "+
 					"pull it, or build stand-ins with tests/docker/standins.sh PREFIX and set GO_IMAGE, RUNTIME_IMAGE and REDIS_IMAGE",
-					img, firstLine(out)))
+					img, firstLine(err.Error())))
 			}
 		}
 		c.env = append(c.env, v+"="+img)
 	}
 	c.env = append(c.env, "GATEHOUSE_IMAGE="+c.image, "GATEHOUSE_PUBLISH="+c.addr)
 	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), composeCleanupTimeout)
+		defer cancel()
 		if t.Failed() {
-			out, _ := c.run("logs", "--no-color")
+			out, _ := c.runContext(ctx, "", "logs", "--no-color")
 			t.Logf("docker compose logs:\n%s", out)
 		}
-		if out, err := c.run("down", "-v", "--remove-orphans"); err != nil {
-			t.Errorf("docker compose down: %v\n%s", err, out)
+		if _, err := c.runContext(ctx, "", "down", "-v", "--remove-orphans"); err != nil {
+			t.Errorf("docker compose down: %v", err)
 		}
-		docker(t, "image", "rm", "-f", c.image)
+		dockerContext(ctx, "image", "rm", "-f", c.image)
 	})
 	return c
 }
 
-// run runs "docker compose" on the project and returns its combined
-// output.
-func (c *composeProject) run(args ...string) (string, error) {
-	return c.runInput("", args...)
+// composePrefix starts the name of every project this test makes.
+const composePrefix = "gatehouse-e2e-"
+
+// removeStaleProjects removes what earlier runs left behind when they
+// were killed before their cleanup (a go test timeout, say): projects
+// named gatehouse-e2e-* whose containers are older than any run lasts,
+// with their volumes (which hold a CA key) and their images. Younger ones
+// may belong to a run in progress and are left alone.
+func removeStaleProjects(t *testing.T) {
+	t.Helper()
+	const staleAfter = 2 * time.Hour
+	out, err := docker(t, "ps", "-a", "--filter", "label=com.docker.compose.project",
+		"--format", `{{.Label "com.docker.compose.project"}}|{{.CreatedAt}}`)
+	if err != nil {
+		t.Fatalf("list compose containers: %v", err)
+	}
+	stale := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		name, created, ok := strings.Cut(line, "|")
+		if !ok || !strings.HasPrefix(name, composePrefix) {
+			continue
+		}
+		at, err := time.Parse("2006-01-02 15:04:05 -0700 MST", created)
+		if err == nil && time.Since(at) > staleAfter {
+			stale[name] = true
+		}
+	}
+	for name := range stale {
+		t.Logf("removing %s, left behind by an earlier run", name)
+		if _, err := docker(t, "compose", "-p", name, "down", "-v", "--remove-orphans"); err != nil {
+			t.Logf("docker compose -p %s down: %v", name, err)
+		}
+		docker(t, "image", "rm", "-f", "gatehouse-e2e:"+name)
+	}
+}
+
+// commandContext bounds one docker command by composeTimeout and by the
+// test's own deadline less composeCleanupTimeout: a test that runs out
+// of time fails with the command's error, and its cleanup still has the
+// time to remove what it made.
+func commandContext(t *testing.T) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(composeTimeout)
+	if d, ok := t.Deadline(); ok && d.Add(-composeCleanupTimeout).Before(deadline) {
+		deadline = d.Add(-composeCleanupTimeout)
+	}
+	return context.WithDeadline(context.Background(), deadline)
+}
+
+// run runs "docker compose" on the project and returns its standard
+// output; a failure's error carries the standard error.
+func (c *composeProject) run(t *testing.T, args ...string) (string, error) {
+	return c.runInput(t, "", args...)
 }
 
 // runInput is run with stdin as the command's standard input.
-func (c *composeProject) runInput(stdin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), composeTimeout)
+func (c *composeProject) runInput(t *testing.T, stdin string, args ...string) (string, error) {
+	ctx, cancel := commandContext(t)
 	defer cancel()
+	return c.runContext(ctx, stdin, args...)
+}
+
+func (c *composeProject) runContext(ctx context.Context, stdin string, args ...string) (string, error) {
 	full := append([]string{"compose", "-f", filepath.Join(c.root, "docker-compose.yml"),
 		"--project-directory", c.root, "-p", c.name}, args...)
 	cmd := exec.CommandContext(ctx, "docker", full...)
 	cmd.Env = c.env
 	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	return output(cmd)
 }
 
 // must is run that fails the test when the command fails.
 func (c *composeProject) must(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := c.run(args...)
+	out, err := c.run(t, args...)
 	if err != nil {
-		t.Fatalf("docker compose %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("docker compose %s: %v", strings.Join(args, " "), err)
 	}
 	return out
 }
@@ -321,13 +384,13 @@ func (c *composeProject) waitHealthy(t *testing.T, id string) {
 // points p.Data at it.
 func (c *composeProject) copyData(t *testing.T, p *portal) error {
 	t.Helper()
-	id, err := c.run("ps", "-q", "portal")
+	id, err := c.run(t, "ps", "-q", "portal")
 	if err != nil || id == "" {
 		return fmt.Errorf("the portal container is not running: %v %s", err, id)
 	}
 	dir := t.TempDir()
-	if out, err := docker(t, "cp", id+":/data", dir); err != nil {
-		return fmt.Errorf("docker cp /data: %v: %s", err, out)
+	if _, err := docker(t, "cp", id+":/data", dir); err != nil {
+		return fmt.Errorf("docker cp /data: %v", err)
 	}
 	p.Data = filepath.Join(dir, "data")
 	if _, err := os.Stat(filepath.Join(p.Data, "initial-admin.txt")); err != nil {
@@ -356,13 +419,29 @@ func (p *portal) ready() error {
 	return nil
 }
 
-// docker runs the docker command and returns its combined output.
+// docker runs the docker command and returns its standard output; a
+// failure's error carries the standard error.
 func docker(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), composeTimeout)
+	ctx, cancel := commandContext(t)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	return dockerContext(ctx, args...)
+}
+
+func dockerContext(ctx context.Context, args ...string) (string, error) {
+	return output(exec.CommandContext(ctx, "docker", args...))
+}
+
+// output runs cmd and returns its trimmed standard output. Only standard
+// output is parsed (IDs, formats), so a warning on standard error cannot
+// corrupt a value; it is kept for the error.
+func output(cmd *exec.Cmd) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%w\n%s", err, strings.TrimSpace(stderr.String()+"\n"+stdout.String()))
+	}
+	return strings.TrimSpace(stdout.String()), err
 }
 
 // dockerMust is docker that fails the test when the command fails.
@@ -370,7 +449,7 @@ func dockerMust(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := docker(t, args...)
 	if err != nil {
-		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
 	}
 	return out
 }

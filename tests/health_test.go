@@ -15,22 +15,23 @@ import (
 	"testing"
 )
 
-// health runs "gatehouse health" against p's data directory with the
-// given --addr and returns its stdout, stderr and error.
-func (p *portal) health(t *testing.T, addr string) (stdout, stderr string, err error) {
+// health runs "gatehouse health --addr ADDR FLAGS…" against p's data
+// directory and returns its stdout, stderr and error.
+func (p *portal) health(t *testing.T, addr string, flags ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), commandTimeout)
 	defer cancel()
-	cmd := p.command(ctx, "health", "--addr", addr)
+	cmd := p.command(ctx, append([]string{"health", "--addr", addr}, flags...)...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
 	return o.String(), e.String(), err
 }
 
-// "gatehouse health" (the image's health check) says ready only when the
-// portal is, and only when the answer comes from the portal itself.
-func TestHealth_ReadyNotReadyAndImpostor(t *testing.T) {
+// "gatehouse health" (the image's health check) says alive when the
+// portal answers, "--ready" only when its store answers too, and neither
+// unless the answer comes from the portal itself.
+func TestHealth_AliveReadyAndImpostor(t *testing.T) {
 	t.Parallel()
 	p := startPortal(t)
 	if p.Redis.External() {
@@ -38,20 +39,28 @@ func TestHealth_ReadyNotReadyAndImpostor(t *testing.T) {
 	}
 
 	out, errOut, err := p.health(t, p.Addr)
-	if err != nil || !strings.Contains(out, `"status":"ready"`) {
-		t.Fatalf("health of a ready portal: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	if err != nil || !strings.Contains(out, `alive: {"status":"ok"}`) {
+		t.Fatalf("health of a running portal: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+	out, errOut, err = p.health(t, p.Addr, "--ready")
+	if err != nil || !strings.HasPrefix(out, `ready: {"status":"ready"`) {
+		t.Fatalf("health --ready of a ready portal: %v\nstdout: %s\nstderr: %s", err, out, errOut)
 	}
 	// The listen address as serve takes it (":PORT") means this machine.
 	_, port, _ := net.SplitHostPort(p.Addr)
-	if _, errOut, err := p.health(t, ":"+port); err != nil {
-		t.Errorf("health with --addr :%s: %v\n%s", port, err, errOut)
+	if _, errOut, err := p.health(t, ":"+port, "--ready"); err != nil {
+		t.Errorf("health --ready with --addr :%s: %v\n%s", port, err, errOut)
 	}
 
-	// The store is down: the portal is alive but not ready.
+	// The store is down: the portal is alive (it answers 503 pages and
+	// recovers by itself) but not ready.
 	p.Redis.Stop()
-	_, errOut, err = p.health(t, p.Addr)
+	if _, errOut, err := p.health(t, p.Addr); err != nil {
+		t.Errorf("health with the store down: %v, stderr %q; want alive", err, errOut)
+	}
+	_, errOut, err = p.health(t, p.Addr, "--ready")
 	if err == nil || !strings.Contains(errOut, "not ready: 503") {
-		t.Errorf("health with the store down: err %v, stderr %q; want exit 1 saying not ready: 503", err, errOut)
+		t.Errorf("health --ready with the store down: err %v, stderr %q; want exit 1 saying not ready: 503", err, errOut)
 	}
 	p.Redis.Start()
 

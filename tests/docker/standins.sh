@@ -13,9 +13,11 @@
 #                            no shell, no package manager
 #   PREFIX/redis:bookworm    Debian bookworm with Debian's redis-server
 #
-# Needs root, debootstrap and a running Docker engine. Images that already
-# exist are kept, so a second run costs nothing.
+# Needs root, debootstrap, Go and a running Docker engine. Images that
+# already exist are kept (the Go one only while it holds this machine's Go),
+# so a second run costs nothing.
 set -euo pipefail
+umask 022 # the stand-ins' files must be readable by their unprivileged users
 prefix=${1:?usage: standins.sh PREFIX}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
@@ -24,7 +26,7 @@ have() { docker image inspect "$1" >/dev/null 2>&1; }
 # the buildx plugin), and shows its output only when it fails.
 quiet() { DOCKER_BUILDKIT=0 "$@" >"$work/out.log" 2>&1 || { cat "$work/out.log"; return 1; }; }
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf --one-file-system "$work"' EXIT
 
 base=$prefix/debian:bookworm
 if ! have "$base"; then
@@ -39,6 +41,11 @@ if ! have "$base"; then
 fi
 
 golang=$prefix/golang:bookworm
+# Rebuilt when this machine's Go is not the one it holds.
+if have "$golang" && ! docker image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$golang" |
+  grep -qx "GOLANG_VERSION=$(go env GOVERSION)"; then
+  docker image rm "$golang" >/dev/null
+fi
 if ! have "$golang"; then
   goroot=$(go env GOROOT)
   echo "standins: $golang with $(go env GOVERSION) from $goroot"
