@@ -199,10 +199,10 @@ func newCompose(t *testing.T) *composeProject {
 		storetest.NeedService(t, "docker is not installed (the compose test needs a Docker engine and the compose plugin)")
 	}
 	if _, err := docker(t, "info", "-f", "{{.ServerVersion}}"); err != nil {
-		storetest.NeedService(t, "no Docker engine answers (start dockerd): "+firstLine(err.Error()))
+		storetest.NeedService(t, "no Docker engine answers (start dockerd): "+lastLine(err.Error()))
 	}
 	if _, err := docker(t, "compose", "version"); err != nil {
-		storetest.NeedService(t, "the docker compose plugin is missing: "+firstLine(err.Error()))
+		storetest.NeedService(t, "the docker compose plugin is missing: "+lastLine(err.Error()))
 	}
 	removeStaleProjects(t)
 	root, err := filepath.Abs("..")
@@ -232,7 +232,7 @@ func newCompose(t *testing.T) *composeProject {
 			if _, err := docker(t, "pull", "-q", img); err != nil {
 				storetest.NeedService(t, fmt.Sprintf("base image %s is not here and cannot be pulled (%s); "+
 					"pull it, or build stand-ins with tests/docker/standins.sh PREFIX and set GO_IMAGE, RUNTIME_IMAGE and REDIS_IMAGE",
-					img, firstLine(err.Error())))
+					img, lastLine(err.Error())))
 			}
 		}
 		c.env = append(c.env, v+"="+img)
@@ -454,9 +454,11 @@ func dockerMust(t *testing.T, args ...string) string {
 	return out
 }
 
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return line
+// lastLine is the last line of s that is not blank: where docker puts
+// the reason of a failure.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 func readFile(t *testing.T, path string) []byte {
