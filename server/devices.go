@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -83,19 +82,16 @@ func (s *Server) revokeOwnCertificate(r *http.Request, v *visit, id, password, r
 	if err != nil {
 		return store.Certificate{}, err
 	}
-	id = strings.ToLower(strings.TrimSpace(id))
 	certs, err := s.store.Certificates(r.Context(), v.Account.Name)
 	if err != nil {
 		return store.Certificate{}, err
 	}
-	i := slices.IndexFunc(certs, func(c store.Certificate) bool {
-		return c.Fingerprint == id || c.Fingerprint == "sha256:"+id || c.Serial == strings.TrimLeft(id, "0")
-	})
-	if i < 0 {
+	c, ok := findCertificate(certs, id)
+	if !ok {
 		return store.Certificate{}, &Error{Status: http.StatusNotFound, Code: "no_such_certificate",
 			Message: "you have no certificate with that serial or fingerprint"}
 	}
-	c, err := s.store.RevokeCertificate(r.Context(), certs[i].Fingerprint, s.now(), reason)
+	c, err = s.store.RevokeCertificate(r.Context(), c.Fingerprint, s.now(), reason)
 	if err != nil {
 		return c, err
 	}

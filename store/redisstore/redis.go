@@ -904,7 +904,7 @@ func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool,
 // (NOPERM from an ACL, or EVAL disabled or renamed).
 func isScriptingRefused(err error) bool {
 	msg := err.Error()
-	return strings.HasPrefix(msg, "NOPERM") || strings.Contains(msg, "unknown command") || strings.Contains(msg, "ERR unknown command")
+	return strings.HasPrefix(msg, "NOPERM") || strings.Contains(msg, "unknown command")
 }
 
 // RefreshSession rewrites a live session with SET XX.
