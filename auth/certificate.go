@@ -116,7 +116,8 @@ const chainCacheFor = time.Minute
 const maxCachedChains = 10_000
 
 // chainCache maps the SHA-256 of a presented chain's certificates to the
-// issuer that verified it.
+// issuer that verified it and what the leaf says (hashing and formatting
+// it is most of the cost of a verification that hits the cache).
 type chainCache struct {
 	mu sync.Mutex
 	m  map[[sha256.Size]byte]cachedChain
@@ -124,6 +125,7 @@ type chainCache struct {
 
 type cachedChain struct {
 	issuer *x509.Certificate
+	info   CertInfo // of the leaf; callers get a copy
 	until  time.Time
 }
 
@@ -142,23 +144,27 @@ func chainKey(chain []*x509.Certificate) [sha256.Size]byte {
 	return k
 }
 
-func (c *chainCache) get(k [sha256.Size]byte, now time.Time) (*x509.Certificate, bool) {
+func (c *chainCache) get(k [sha256.Size]byte, now time.Time) (*x509.Certificate, *CertInfo, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[k]
 	if !ok || !now.Before(e.until) || now.Before(e.until.Add(-chainCacheFor)) {
-		return nil, false
+		return nil, nil, false
 	}
-	return e.issuer, true
+	info := e.info
+	info.Emails = slices.Clone(info.Emails)
+	return e.issuer, &info, true
 }
 
-func (c *chainCache) put(k [sha256.Size]byte, issuer *x509.Certificate, now time.Time) {
+func (c *chainCache) put(k [sha256.Size]byte, issuer *x509.Certificate, info *CertInfo, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= maxCachedChains {
 		c.m = make(map[[sha256.Size]byte]cachedChain)
 	}
-	c.m[k] = cachedChain{issuer: issuer, until: now.Add(chainCacheFor)}
+	e := cachedChain{issuer: issuer, info: *info, until: now.Add(chainCacheFor)}
+	e.info.Emails = slices.Clone(info.Emails)
+	c.m[k] = e
 }
 
 // Fingerprint returns "sha256:<hex>" of a DER certificate.
@@ -183,7 +189,7 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 		return CertResult{Status: CertUnknownIssuer, Notice: noticeUnknownIssuer}
 	}
 	key := chainKey(chain)
-	issuer, ok := v.chains.get(key, now)
+	issuer, info, ok := v.chains.get(key, now)
 	if !ok {
 		intermediates := x509.NewCertPool()
 		for _, c := range chain[1:] {
@@ -207,9 +213,9 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 			return chainFailure(err)
 		}
 		issuer = chains[0][min(1, len(chains[0])-1)]
-		v.chains.put(key, issuer, now)
+		info = infoOf(leaf)
+		v.chains.put(key, issuer, info, now)
 	}
-	info := infoOf(leaf)
 	switch {
 	case now.Before(leaf.NotBefore):
 		return CertResult{Status: CertNotYetValid, Info: info,

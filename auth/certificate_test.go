@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"github.com/google/go-cmp/cmp"
 	"math/big"
 	"strings"
 	"testing"
@@ -241,6 +242,36 @@ func TestCertVerifier_CachedChainStillChecked(t *testing.T) {
 	}
 	if r := v.Verify(t.Context(), []*x509.Certificate{leaf, other.cert}, now); !r.Valid() {
 		t.Errorf("the same leaf with an extra certificate (verified afresh): %v, want valid", r.Status)
+	}
+
+	// What a cache hit says of the leaf is what a fresh check says, and
+	// each caller gets its own copy.
+	first := v.Verify(t.Context(), chain, now)
+	if diff := cmp.Diff(infoOf(leaf), first.Info); diff != "" {
+		t.Errorf("leaf info from the cache (-fresh +cached):\n%s", diff)
+	}
+	first.Info.Fingerprint, first.Info.Emails = "changed", append(first.Info.Emails, "mallory@example.com")
+	if diff := cmp.Diff(infoOf(leaf), v.Verify(t.Context(), chain, now).Info); diff != "" {
+		t.Errorf("a caller's change reached the cache (-fresh +cached):\n%s", diff)
+	}
+}
+
+// A chain remembered at one reading of the clock is not taken as
+// verified at an earlier one (a clock stepped back), when its CA was not
+// valid yet.
+func TestCertVerifier_CachedChainNotReusedBackInTime(t *testing.T) {
+	now := time.Now()
+	root := newTestCA(t, "root", now.Add(10*time.Second), now.Add(24*time.Hour), nil)
+	leaf := root.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	v := &CertVerifier{Roots: pool}
+	chain := []*x509.Certificate{leaf}
+	if r := v.Verify(t.Context(), chain, now.Add(30*time.Second)); !r.Valid() {
+		t.Fatalf("once the CA is valid: %+v", r)
+	}
+	if r := v.Verify(t.Context(), chain, now); r.Valid() {
+		t.Error("the chain remembered 30 s later was taken as verified before its CA was valid")
 	}
 }
 
