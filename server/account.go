@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"gatehouse/auth"
 	"gatehouse/store"
@@ -131,9 +130,7 @@ func (s *Server) handlePasswordPost() http.Handler {
 		case wantsJSON(r) || e.Status >= 500:
 			s.fail(w, r, err)
 		default:
-			if e.RetryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-			}
+			setRetryAfter(w, e)
 			f := passwordForm{Must: v.Account.MustChangePassword}
 			s.render(w, r, e.Status, "password.html", page{Title: "Change password", Visit: v, Error: e.Message, Data: f})
 		}
@@ -147,6 +144,9 @@ func (s *Server) handlePasswordPost() http.Handler {
 func (s *Server) recheckPassword(r *http.Request, v *visit, password string) error {
 	th := accountThrottle(auth.CounterPassword, v.Account.Name)
 	if err := s.check(r.Context(), &th); err != nil {
+		if e := asError(err); e.Code == "locked" {
+			e.Message = "your password is " + e.Message
+		}
 		return err
 	}
 	err := s.hasher.Check(r.Context(), v.Account.PasswordHash, password)

@@ -498,7 +498,7 @@ func auditQuery(r *http.Request) (store.AuditQuery, error) {
 		aq.Limit = n
 	}
 	if aq.Before != "" && strings.Trim(aq.Before, "0123456789-") != "" {
-		return aq, &Error{Status: http.StatusBadRequest, Code: "bad_before", Message: "before must be an event id from a previous page"}
+		return aq, &Error{Status: http.StatusBadRequest, Code: "bad_before", Message: "before must be an event id from a previous page; start again from the first page of the audit trail"}
 	}
 	for name, dst := range map[string]*time.Time{"since": &aq.Since, "until": &aq.Until} {
 		if v := q.Get(name); v != "" {

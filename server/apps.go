@@ -30,7 +30,7 @@ func appURL(raw string) (string, error) {
 		return "", errors.New("the URL must not carry a user, a query or a fragment")
 	}
 	if strings.ContainsAny(u.Path, "\\\x00") || strings.Contains(u.Path, "//") {
-		return "", errors.New("the URL's path has characters an app URL cannot have")
+		return "", errors.New("the URL's path must not contain a backslash, a NUL byte or an empty segment (//)")
 	}
 	host := strings.ToLower(u.Hostname())
 	if host == "" || strings.ContainsAny(host, "*%") {
@@ -183,13 +183,10 @@ func (s *Server) deleteApp(r *http.Request, v *visit, name string) error {
 	return s.audit(r, actorEvent(v, "admin.app.delete", name, ""))
 }
 
-// appsFor lists the apps v's effective roles may open.
-func (s *Server) appsFor(r *http.Request, v *visit) ([]store.App, error) {
-	apps, err := s.store.Apps(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(apps, func(a store.App) bool { return !mayOpen(v, a) }), nil
+// appsFor lists the apps v's effective roles may open, from the app
+// definitions the session's one read brought.
+func appsFor(v *visit) []store.App {
+	return slices.DeleteFunc(slices.Clone(v.apps), func(a store.App) bool { return !mayOpen(v, a) })
 }
 
 // mayOpen reports whether v's effective roles include one of a's roles.

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"gatehouse/store"
@@ -126,9 +125,7 @@ func (s *Server) handleRevokeOwnCertificate() http.Handler {
 			if e.Code == "bad_password" {
 				e.Message = "your password is not right; the certificate was not revoked"
 			}
-			if e.RetryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-			}
+			setRetryAfter(w, e)
 			s.showDevices(w, r, v, e.Status, e.Message)
 		}
 	})

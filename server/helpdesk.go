@@ -120,7 +120,7 @@ func (s *Server) apiHelpdeskUsers(w http.ResponseWriter, r *http.Request, v *vis
 func (s *Server) apiHelpdeskAction(w http.ResponseWriter, r *http.Request, v *visit) {
 	op, ok := s.helpdeskOps()[r.PathValue("action")]
 	if !ok {
-		s.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "there is no such help-desk action"})
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "there is no such help-desk action; use reset-password, reset-totp or unlock"})
 		return
 	}
 	var in struct {

@@ -72,7 +72,7 @@ func (s *Server) formHelpdeskAction(w http.ResponseWriter, r *http.Request, v *v
 	action := r.PathValue("action")
 	op, ok := s.helpdeskOps()[action]
 	if !ok {
-		s.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "there is no such help-desk action"})
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "there is no such help-desk action; use reset-password, reset-totp or unlock"})
 		return
 	}
 	if !s.parseForm(w, r) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/gorilla/sessions"
@@ -194,9 +193,7 @@ func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, form login
 	if e.Code == "locked" {
 		msg = "sign-in to this account is " + msg
 	}
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-	}
+	setRetryAfter(w, e)
 	s.renderLogin(w, r, e.Status, form, msg)
 }
 

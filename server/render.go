@@ -53,7 +53,7 @@ func asError(err error) *Error {
 			Message: "too many sign-ins are being checked right now; nothing was changed, please try again in a few seconds", Err: err}
 	}
 	if errors.Is(err, store.ErrBadCursor) {
-		return &Error{Status: http.StatusBadRequest, Code: "bad_before", Message: "before must be an event id from a previous page", Err: err}
+		return &Error{Status: http.StatusBadRequest, Code: "bad_before", Message: "before must be an event id from a previous page; start again from the first page of the audit trail", Err: err}
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return &Error{Status: errUnavailable.Status, Code: errUnavailable.Code, Message: errUnavailable.Message, Err: err}
@@ -81,10 +81,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		attrs = append(attrs, "err", e.Err.Error())
 	}
 	level("request failed", attrs...)
-	switch {
-	case e.RetryAfter > 0:
-		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-	case e.Status == http.StatusServiceUnavailable:
+	setRetryAfter(w, e)
+	if e.RetryAfter <= 0 && e.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}
 	if wantsJSON(r) {
@@ -264,4 +262,11 @@ func decodeInput(r *http.Request, v any) error {
 		return &Error{Status: http.StatusBadRequest, Code: "bad_form", Message: "the form could not be read", Err: err}
 	}
 	return nil
+}
+
+// setRetryAfter sends e's Retry-After, when it has one.
+func setRetryAfter(w http.ResponseWriter, e *Error) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"image/png"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -79,9 +78,7 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 		if err != nil {
 			var e *Error
 			if errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusTooManyRequests || e.Status == http.StatusForbidden) {
-				if e.RetryAfter > 0 {
-					w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-				}
+				setRetryAfter(w, e)
 				again(e.Status, e.Message)
 				return
 			}
@@ -439,9 +436,7 @@ func (s *Server) handleTOTPRemove() http.Handler {
 				s.fail(w, r, e)
 				return
 			}
-			if e.RetryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-			}
+			setRetryAfter(w, e)
 			p, _ := s.totpPageData(v.Account)
 			s.render(w, r, e.Status, "totp.html", page{Title: "Two-step sign-in", Visit: v, Error: e.Message, Data: p})
 			return

@@ -69,7 +69,7 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	// (store.View); a session saved earlier in this request reads them.
 	view, ok := sess.Values[viewKey{}].(store.SessionView)
 	if !ok || view.Session.ID != rec.ID {
-		if view, err = s.viewOf(r, rec); err != nil {
+		if view, err = store.ViewOf(r.Context(), s.store, rec); err != nil {
 			return nil, err
 		}
 	}
@@ -111,21 +111,6 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 		}
 	}
 	return &visit{session: sess, Record: rec, Account: acct, Decision: d, Idle: s.idle, apps: view.Apps}, nil
-}
-
-// viewOf reads what store.View would have given with rec.
-func (s *Server) viewOf(r *http.Request, rec store.Session) (store.SessionView, error) {
-	v := store.SessionView{Session: rec}
-	var err error
-	v.Account, err = s.store.Account(r.Context(), rec.User)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return v, err
-	}
-	if v.Roles, err = s.store.Roles(r.Context()); err != nil {
-		return v, err
-	}
-	v.Apps, err = s.store.Apps(r.Context())
-	return v, err
 }
 
 // ttl is how long the store keeps a record: until the idle timeout or the

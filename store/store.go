@@ -1,6 +1,6 @@
 // Package store defines the storage Gatehouse needs (accounts, roles,
 // issued certificates and sessions) as plain Go types and one interface,
-// Store. Backends live in subpackages (redisstore); storetest holds the
+// Store. Backends live in subpackages (sqlitestore, redisstore); storetest holds the
 // contract suite every backend must pass.
 //
 // The store knows nothing of HTTP or of login rules: it keeps what it is
@@ -294,11 +294,18 @@ type Store interface {
 // ViewByParts reads what Store.View returns with one call per record,
 // for a backend that has no single read for it.
 func ViewByParts(ctx context.Context, s Store, id string) (SessionView, error) {
-	var v SessionView
-	var err error
-	if v.Session, err = s.Session(ctx, id); err != nil {
-		return v, err
+	sess, err := s.Session(ctx, id)
+	if err != nil {
+		return SessionView{Session: sess}, err
 	}
+	return ViewOf(ctx, s, sess)
+}
+
+// ViewOf reads the rest of what Store.View returns for a session already
+// in hand: its account (empty when gone), the roles and the apps.
+func ViewOf(ctx context.Context, s Store, sess Session) (SessionView, error) {
+	v := SessionView{Session: sess}
+	var err error
 	if v.Account, err = s.Account(ctx, v.Session.User); err != nil && !errors.Is(err, ErrNotFound) {
 		return v, err
 	}
