@@ -8,7 +8,7 @@
 //	gatehouse serve                      run the portal (initialises DATA on first start)
 //	gatehouse init                       create the data directory
 //	gatehouse health [--ready]           is the portal on this machine alive (ready)? (exit status)
-//	gatehouse user add|list|passwd|roles|disable|enable|pin|unpin …
+//	gatehouse user add|list|passwd|roles|disable|enable|unlock|pin|unpin …
 //	gatehouse role set|list|delete …
 //	gatehouse cert issue|revoke|list …
 //	gatehouse audit
@@ -47,7 +47,7 @@ commands:
   user passwd NAME --password-stdin
   user roles NAME --role R [--role R]…
   user disable NAME | user enable NAME
-  user unlock NAME                        clear failed-attempt counters (TOTP lock)
+  user unlock NAME                        clear failed password and TOTP counters and locks
   role set NAME [--require-certificate[=false]] [--require-totp[=false]]
   user pin NAME (--cert FILE | --fingerprint sha256:HEX | --key-pin sha256:HEX)
   user unpin NAME PIN

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds local stand-ins for the three base images that Dockerfile and
 # docker-compose.yml name, for machines that reach Debian's package mirror
-# but no container registry. The compose test uses them only when the real
-# images cannot be pulled, and says so in its output.
+# but no container registry. The compose test uses them when GO_IMAGE,
+# RUNTIME_IMAGE and REDIS_IMAGE name them; .ci/run builds them and sets
+# those variables when it cannot pull the real images.
 #
 #   tests/docker/standins.sh PREFIX
 #
