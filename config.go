@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,6 +128,9 @@ func openStore(e *env, o *options) (store.Store, error) {
 	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"),
 		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"):
 		s, err := redisstore.Open(e.ctx, o.store)
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, fmt.Errorf("open store %s: %w (is Redis running at that address? check --store or GATEHOUSE_STORE)", redactURL(o.store), err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", redactURL(o.store), err)
 		}
@@ -147,6 +151,9 @@ func openStore(e *env, o *options) (store.Store, error) {
 		}
 	}
 	s, err := sqlitestore.Open(e.ctx, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open embedded store %s: the directory %s does not exist: create it or choose another --store", path, filepath.Dir(path))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
 	}

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"gatehouse/auth/ca"
 )
 
 // healthTimeout bounds one health check: a container runtime runs it
@@ -111,10 +111,9 @@ func leafDER(file string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the server certificate: %w", err)
 	}
-	for block, rest := pem.Decode(b); block != nil; block, rest = pem.Decode(rest) {
-		if block.Type == "CERTIFICATE" {
-			return block.Bytes, nil
-		}
+	c, err := ca.ParseCertPEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return nil, errors.New(file + " holds no PEM certificate")
+	return c.Raw, nil
 }

@@ -86,7 +86,7 @@ func open(ctx context.Context, path string, busy time.Duration) (*Store, error) 
 	// holds password hashes and sealed TOTP secrets.
 	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, err // names the file already
 	}
 	f.Close()
 
