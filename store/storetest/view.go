@@ -49,6 +49,20 @@ func testView(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("View (-want +got):\n%s", diff)
 	}
+	// What one caller does to its view (a backend may cache decoded
+	// records: this read may come from that cache) never reaches the
+	// next caller's.
+	if got, err = s.View(ctx, "s1"); err != nil {
+		t.Fatalf("View again: %v", err)
+	}
+	got.Account.Roles[0], got.Apps[0].Roles[0], got.Session.Factors[0] = "admin", "employee", "certificate"
+	got, err = s.View(ctx, "s1")
+	if err != nil {
+		t.Fatalf("View again: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("View after a caller changed its copy (-want +got):\n%s", diff)
+	}
 	if err := s.DeleteAccount(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
