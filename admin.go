@@ -437,15 +437,7 @@ func issueClientCert(e *env, st store.Store, authority *ca.CA, acct store.Accoun
 	if err := writeNew(prefix+".p12", p12, 0o600); err != nil {
 		return nil, err
 	}
-	err = st.PutCertificate(e.ctx, store.Certificate{
-		Serial:      issued.Cert.SerialNumber.Text(16),
-		Fingerprint: auth.Fingerprint(issued.Cert.Raw),
-		User:        acct.Name,
-		Subject:     issued.Cert.Subject.String(),
-		NotBefore:   issued.Cert.NotBefore,
-		NotAfter:    issued.Cert.NotAfter,
-		IssuedAt:    now,
-	})
+	err = st.PutCertificate(e.ctx, store.CertificateOf(issued.Cert, acct.Name, now))
 	if err != nil {
 		return nil, fmt.Errorf("record certificate: %w", err)
 	}
@@ -473,22 +465,15 @@ var fingerprintPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // its serial (hex) or its fingerprint. It takes effect on the next
 // request of every session that uses the certificate.
 func certRevoke(e *env, st store.Store, id, reason string, now time.Time) error {
-	id = strings.ToLower(strings.TrimSpace(id))
 	certs, err := st.Certificates(e.ctx, "")
 	if err != nil {
 		return err
 	}
-	fp := ""
-	for _, c := range certs {
-		if c.Fingerprint == id || c.Fingerprint == "sha256:"+id || strings.TrimLeft(c.Serial, "0") == strings.TrimLeft(strings.ReplaceAll(id, ":", ""), "0") {
-			fp = c.Fingerprint
-			break
-		}
+	c, ok := store.FindCertificate(certs, id)
+	if !ok {
+		return fmt.Errorf("no certificate issued by this portal has serial or fingerprint %q (see gatehouse cert list)", strings.TrimSpace(id))
 	}
-	if fp == "" {
-		return fmt.Errorf("no certificate issued by this portal has serial or fingerprint %q (see gatehouse cert list)", id)
-	}
-	c, err := st.RevokeCertificate(e.ctx, fp, now, reason)
+	c, err = st.RevokeCertificate(e.ctx, c.Serial, now, reason)
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,18 @@ func (s CertStatus) String() string {
 // CertInfo describes a certificate whose chain verified. Nothing in it is
 // read from a certificate before its chain to a client CA is verified.
 type CertInfo struct {
-	// Fingerprint is "sha256:<hex>" of the DER certificate.
+	// ID is "sha256:<hex>" of the certificate's signed body
+	// (TBSCertificate). Unlike Fingerprint it cannot be changed by
+	// re-encoding the signature (an ECDSA signature (r, s) is as valid as
+	// (r, n-s)), so it is what a session binds to.
+	ID string
+	// Issuer is IssuerID of the name of the CA that issued the
+	// certificate; with Serial it is the certificate's identity for
+	// revocation (RFC 5280 §4.1.2.2).
+	Issuer string
+	// Fingerprint is "sha256:<hex>" of the DER certificate, shown to
+	// people. It is never the key of a security decision on its own: the
+	// same certificate has more than one DER encoding.
 	Fingerprint string
 	// KeyPin is "sha256:<hex>" of the certificate's SubjectPublicKeyInfo:
 	// it stays the same when a certificate is renewed with the same key.
@@ -96,10 +107,11 @@ type CertVerifier struct {
 	// CRLs, when set, returns the current revocation lists; it is called
 	// on every verification so that a reloader can swap the set.
 	CRLs func() *CRLSet
-	// Revoked, when set, reports whether a certificate (by fingerprint)
-	// was revoked through Gatehouse itself. An error fails closed: the
-	// certificate does not count.
-	Revoked func(ctx context.Context, fingerprint string) (bool, error)
+	// Revoked, when set, reports whether the certificate with that
+	// issuer (IssuerID) and serial number (lower-case hex) was revoked
+	// through Gatehouse itself. An error fails closed: the certificate
+	// does not count.
+	Revoked func(ctx context.Context, issuer, serial string) (bool, error)
 
 	// chains remembers chains that verified, so that a certificate sent
 	// with every request is not checked against its CA's signature every
@@ -173,6 +185,19 @@ func Fingerprint(der []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// CertID returns the identity of a certificate that its holder cannot
+// change: "sha256:<hex>" of its signed body (TBSCertificate).
+func CertID(c *x509.Certificate) string { return Fingerprint(c.RawTBSCertificate) }
+
+// IssuerID returns "sha256:<hex>" of an issuer name as encoded in a
+// certificate (x509.Certificate.RawIssuer). The bytes are covered by the
+// certificate's signature, so nobody but the CA can change them.
+func IssuerID(rawIssuer []byte) string { return Fingerprint(rawIssuer) }
+
+// SerialText returns a serial number as Gatehouse writes it: lower-case
+// hex without leading zeros.
+func SerialText(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
+
 // dateLayout is how dates appear in notices: "3 May 2026".
 const dateLayout = "2 January 2006"
 
@@ -240,7 +265,7 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 		}
 	}
 	if v.Revoked != nil {
-		revoked, err := v.Revoked(ctx, info.Fingerprint)
+		revoked, err := v.Revoked(ctx, info.Issuer, info.Serial)
 		if err != nil {
 			return CertResult{Status: CertInvalid, Info: info,
 				Notice: "whether your certificate was revoked could not be checked right now"}
@@ -289,6 +314,8 @@ func clamp(t, lo, hi time.Time) time.Time {
 
 func infoOf(c *x509.Certificate) *CertInfo {
 	return &CertInfo{
+		ID:          CertID(c),
+		Issuer:      IssuerID(c.RawIssuer),
 		Fingerprint: Fingerprint(c.Raw),
 		KeyPin:      Fingerprint(c.RawSubjectPublicKeyInfo),
 		Subject:     c.Subject.String(),
@@ -296,7 +323,7 @@ func infoOf(c *x509.Certificate) *CertInfo {
 		Emails:      slices.Clone(c.EmailAddresses),
 		NotBefore:   c.NotBefore,
 		NotAfter:    c.NotAfter,
-		Serial:      c.SerialNumber.Text(16),
+		Serial:      SerialText(c),
 	}
 }
 
@@ -383,10 +410,10 @@ func asciiEqualFold(a, b string) bool {
 // ForSession re-evaluates the certificate of a request made on an
 // existing session. A session that signed in with a certificate keeps its
 // certificate factor only while requests present that same certificate
-// (by fingerprint), still valid; a session that signed in without one
-// never gains it mid-session (that takes a new login and a new session).
-func (r CertResult) ForSession(sessionFingerprint string) CertResult {
-	if sessionFingerprint == "" {
+// (by CertID), still valid; a session that signed in without one never
+// gains it mid-session (that takes a new login and a new session).
+func (r CertResult) ForSession(sessionCertID string) CertResult {
+	if sessionCertID == "" {
 		if r.Status != CertAbsent && !r.Valid() {
 			return r // keep telling the user why their certificate does not count
 		}
@@ -396,7 +423,7 @@ func (r CertResult) ForSession(sessionFingerprint string) CertResult {
 	case r.Status == CertAbsent:
 		return CertResult{Status: CertSessionMismatch,
 			Notice: "this connection did not present the certificate you signed in with, so the roles that need it are withheld"}
-	case r.Info != nil && r.Info.Fingerprint != sessionFingerprint:
+	case r.Info != nil && r.Info.ID != sessionCertID:
 		return CertResult{Status: CertSessionMismatch, Info: r.Info,
 			Notice: "this connection presented a different certificate from the one you signed in with, so the roles that need it are withheld"}
 	}

@@ -7,11 +7,14 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"github.com/google/go-cmp/cmp"
 	"math/big"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"gatehouse/tests/certtest"
 )
 
 // testCA is a throwaway certificate authority made at run time.
@@ -120,7 +123,9 @@ func TestCertVerifier_Verify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v := &CertVerifier{Roots: pool}
 			if tc.revoked {
-				v.Revoked = func(_ context.Context, fp string) (bool, error) { return fp == Fingerprint(good.Raw), nil }
+				v.Revoked = func(_ context.Context, issuer, serial string) (bool, error) {
+					return issuer == IssuerID(good.RawIssuer) && serial == good.SerialNumber.Text(16), nil
+				}
 			}
 			got := v.Verify(t.Context(), tc.chain, now)
 			if got.Status != tc.want {
@@ -224,7 +229,7 @@ func TestCertVerifier_CachedChainStillChecked(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(root.cert)
 	revoked := false
-	v := &CertVerifier{Roots: pool, Revoked: func(context.Context, string) (bool, error) { return revoked, nil }}
+	v := &CertVerifier{Roots: pool, Revoked: func(context.Context, string, string) (bool, error) { return revoked, nil }}
 	chain := []*x509.Certificate{leaf}
 	if r := v.Verify(t.Context(), chain, now); !r.Valid() {
 		t.Fatalf("first verification: %+v", r)
@@ -305,5 +310,84 @@ func BenchmarkCertVerifier_VerifyNew(b *testing.B) {
 		if !v.Verify(b.Context(), chain, now).Valid() {
 			b.Fatal("not valid")
 		}
+	}
+}
+
+// TestCertVerifier_ReencodedRevokedCertificateStaysRevoked re-encodes a
+// revoked certificate's ECDSA signature (s -> n-s): another DER, another
+// fingerprint, still a valid signature. It must stay revoked, and it must
+// still be the same certificate for a session bound to it.
+func TestCertVerifier_ReencodedRevokedCertificateStaysRevoked(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	root := newTestCA(t, "client CA", now.Add(-time.Hour), now.Add(24*time.Hour), nil)
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	leaf := root.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
+	der, err := certtest.ReencodeSignature(leaf, root.cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	revoked := map[[2]string]bool{}
+	v := &CertVerifier{Roots: pool, Revoked: func(_ context.Context, issuer, serial string) (bool, error) {
+		return revoked[[2]string{issuer, serial}], nil
+	}}
+	before := v.Verify(t.Context(), []*x509.Certificate{leaf}, now)
+	again := v.Verify(t.Context(), []*x509.Certificate{twin}, now)
+	if !before.Valid() || !again.Valid() {
+		t.Fatalf("before revocation: original %v, re-encoded %v; want both valid", before.Status, again.Status)
+	}
+	if before.Info.Fingerprint == again.Info.Fingerprint {
+		t.Fatal("re-encoding did not change the fingerprint; the test proves nothing")
+	}
+	if before.Info.ID != again.Info.ID || before.Info.Issuer != again.Info.Issuer || before.Info.Serial != again.Info.Serial {
+		t.Errorf("identity changed with the encoding: %+v vs %+v", before.Info, again.Info)
+	}
+	if got := again.ForSession(before.Info.ID); !got.Valid() {
+		t.Errorf("re-encoded certificate on a session bound to the original: %v, want valid", got.Status)
+	}
+
+	revoked[[2]string{before.Info.Issuer, before.Info.Serial}] = true
+	for name, c := range map[string]*x509.Certificate{"original": leaf, "re-encoded": twin} {
+		if got := v.Verify(t.Context(), []*x509.Certificate{c}, now); got.Status != CertRevoked || got.Notice != noticeRevoked {
+			t.Errorf("%s after revocation: %v %q, want revoked", name, got.Status, got.Notice)
+		}
+	}
+}
+
+// TestCertVerifier_RevocationIsPerIssuer checks that a revoked serial of
+// one CA does not revoke the same serial from another client CA.
+func TestCertVerifier_RevocationIsPerIssuer(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	a := newTestCA(t, "CA one", now.Add(-time.Hour), now.Add(24*time.Hour), nil)
+	b := newTestCA(t, "CA two", now.Add(-time.Hour), now.Add(24*time.Hour), nil)
+	pool := x509.NewCertPool()
+	pool.AddCert(a.cert)
+	pool.AddCert(b.cert)
+	fromA := a.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
+	tmpl := clientTemplate("bob", now.Add(-time.Hour), now.Add(time.Hour))
+	fromB := b.issue(t, tmpl)
+	// Give B's certificate A's serial.
+	tmpl.SerialNumber = fromA.SerialNumber
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	derB, err := x509.CreateCertificate(rand.Reader, tmpl, b.cert, &key.PublicKey, b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromB, err = x509.ParseCertificate(derB); err != nil {
+		t.Fatal(err)
+	}
+	v := &CertVerifier{Roots: pool, Revoked: func(_ context.Context, issuer, serial string) (bool, error) {
+		return issuer == IssuerID(fromA.RawIssuer) && serial == SerialText(fromA), nil
+	}}
+	if got := v.Verify(t.Context(), []*x509.Certificate{fromA}, now); got.Status != CertRevoked {
+		t.Errorf("revoked certificate: %v, want revoked", got.Status)
+	}
+	if got := v.Verify(t.Context(), []*x509.Certificate{fromB}, now); !got.Valid() {
+		t.Errorf("same serial from another CA: %v %q, want valid", got.Status, got.Notice)
 	}
 }

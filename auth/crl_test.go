@@ -85,7 +85,7 @@ func TestCertVerifier_RevocationCheckErrorFailsClosed(t *testing.T) {
 	leaf := root.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
 	pool := x509.NewCertPool()
 	pool.AddCert(root.cert)
-	v := &CertVerifier{Roots: pool, Revoked: func(context.Context, string) (bool, error) { return false, errors.New("store down") }}
+	v := &CertVerifier{Roots: pool, Revoked: func(context.Context, string, string) (bool, error) { return false, errors.New("store down") }}
 	got := v.Verify(t.Context(), []*x509.Certificate{leaf}, now)
 	if got.Valid() || !strings.Contains(got.Notice, "could not be checked") {
 		t.Fatalf("got %v %q, want a failure that says the check could not be made", got.Status, got.Notice)

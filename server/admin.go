@@ -377,32 +377,18 @@ func (s *Server) revokeCertificate(r *http.Request, v *visit, id, reason string)
 	if err != nil {
 		return store.Certificate{}, err
 	}
-	c, ok := findCertificate(certs, id)
+	c, ok := store.FindCertificate(certs, id)
 	if !ok {
 		return store.Certificate{}, &Error{Status: http.StatusNotFound, Code: "no_such_certificate",
 			Message: "no certificate issued by this portal has that serial or fingerprint"}
 	}
-	c, err = s.store.RevokeCertificate(r.Context(), c.Fingerprint, s.now(), reason)
+	c, err = s.store.RevokeCertificate(r.Context(), c.Serial, s.now(), reason)
 	if err != nil {
 		return c, err
 	}
 	ev := actorEvent(v, "admin.certificate.revoke", c.User, reason)
 	ev.CertFingerprint = c.Fingerprint
 	return c, s.audit(r, ev)
-}
-
-// findCertificate returns the certificate of certs that id names: its
-// fingerprint, with or without "sha256:", or its serial in hex; any case,
-// surrounding spaces and leading zeros are allowed.
-func findCertificate(certs []store.Certificate, id string) (store.Certificate, bool) {
-	id = strings.ToLower(strings.TrimSpace(id))
-	i := slices.IndexFunc(certs, func(c store.Certificate) bool {
-		return c.Fingerprint == id || c.Fingerprint == "sha256:"+id || c.Serial == strings.TrimLeft(id, "0")
-	})
-	if i < 0 {
-		return store.Certificate{}, false
-	}
-	return certs[i], true
 }
 
 // liveSessionJSON is a live session in the admin API. It carries a handle

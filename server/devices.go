@@ -85,12 +85,12 @@ func (s *Server) revokeOwnCertificate(r *http.Request, v *visit, id, password, r
 	if err != nil {
 		return store.Certificate{}, err
 	}
-	c, ok := findCertificate(certs, id)
+	c, ok := store.FindCertificate(certs, id)
 	if !ok {
 		return store.Certificate{}, &Error{Status: http.StatusNotFound, Code: "no_such_certificate",
 			Message: "you have no certificate with that serial or fingerprint"}
 	}
-	c, err = s.store.RevokeCertificate(r.Context(), c.Fingerprint, s.now(), reason)
+	c, err = s.store.RevokeCertificate(r.Context(), c.Serial, s.now(), reason)
 	if err != nil {
 		return c, err
 	}

@@ -58,9 +58,7 @@ func (s *Server) issueDeviceCertificate(r *http.Request, v *visit, name, reason 
 	if err != nil {
 		return issuedDevice{}, err
 	}
-	rec := store.Certificate{Serial: issued.Cert.SerialNumber.Text(16), Fingerprint: auth.Fingerprint(issued.Cert.Raw),
-		User: target.Name, Subject: issued.Cert.Subject.String(), NotBefore: issued.Cert.NotBefore,
-		NotAfter: issued.Cert.NotAfter, IssuedAt: now}
+	rec := store.CertificateOf(issued.Cert, target.Name, now)
 	if err := s.store.PutCertificate(r.Context(), rec); err != nil {
 		return issuedDevice{}, err
 	}

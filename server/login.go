@@ -269,9 +269,9 @@ func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct 
 	}
 	switch {
 	case d.Cert.Valid():
-		rec.CertFingerprint = d.Cert.Info.Fingerprint
+		rec.CertID, rec.CertFingerprint = d.Cert.Info.ID, d.Cert.Info.Fingerprint
 	case d.Cert.Status == auth.CertOtherUser && owner != "":
-		rec.OtherCertFingerprint, rec.OtherCertOwner = d.Cert.Info.Fingerprint, owner
+		rec.OtherCertID, rec.OtherCertOwner = d.Cert.Info.ID, owner
 	}
 	sess := sessions.NewSession(s.sessions, s.cookieName)
 	opts := s.sessions.options

@@ -83,12 +83,12 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	cert := s.verifier.Verify(r.Context(), s.peerCertificates(r), now)
 	if cert.Valid() {
 		owner := ""
-		if cert.Info.Fingerprint == rec.OtherCertFingerprint {
+		if cert.Info.ID == rec.OtherCertID {
 			owner = rec.OtherCertOwner
 		}
 		cert = cert.BoundTo(authAccount(acct), owner)
 	}
-	cert = cert.ForSession(rec.CertFingerprint)
+	cert = cert.ForSession(sessionCertID(rec, cert))
 	d := auth.Decide(auth.Input{
 		Account:    authAccount(acct),
 		Roles:      roles,
@@ -252,3 +252,16 @@ func (s *Server) clientAddr(r *http.Request) string {
 
 // Has reports whether role is in effect for this request.
 func (v *visit) Has(role string) bool { return slices.Contains(v.Decision.EffectiveRoles, role) }
+
+// sessionCertID is the certificate ID a session is bound to. A session
+// recorded before certificate IDs were kept names its certificate by
+// fingerprint: it keeps the binding only for that exact encoding.
+func sessionCertID(rec store.Session, cert auth.CertResult) string {
+	if rec.CertID != "" || rec.CertFingerprint == "" {
+		return rec.CertID
+	}
+	if cert.Info != nil && cert.Info.Fingerprint == rec.CertFingerprint {
+		return cert.Info.ID
+	}
+	return "fingerprint:" + rec.CertFingerprint // matches no ID
+}

@@ -9,7 +9,12 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -88,7 +93,16 @@ type SessionView struct {
 type Certificate struct {
 	// Serial is the certificate's serial number in lower-case hex.
 	Serial string `json:"serial"`
-	// Fingerprint is "sha256:<hex>" of the DER certificate.
+	// Issuer is "sha256:<hex>" of the issuer's name as the certificate
+	// encodes it; with Serial it identifies the certificate for
+	// revocation. Records made before it was kept have none: their
+	// revocation then covers that serial from any issuer.
+	Issuer string `json:"issuer,omitempty"`
+	// ID is "sha256:<hex>" of the certificate's signed body
+	// (TBSCertificate), which re-encoding the signature cannot change.
+	ID string `json:"id,omitempty"`
+	// Fingerprint is "sha256:<hex>" of the DER certificate, for people:
+	// the same certificate can have other encodings.
 	Fingerprint string    `json:"fingerprint"`
 	User        string    `json:"user"`
 	Subject     string    `json:"subject"`
@@ -168,18 +182,21 @@ type Session struct {
 	User string `json:"user"`
 	// Factors are the factors verified at login ("password", "certificate").
 	Factors []string `json:"factors"`
-	// CertFingerprint is "sha256:<hex>" of the certificate the login
+	// CertID is the ID (see Certificate.ID) of the certificate the login
 	// presented, when it counted. Requests that do not present the same
 	// certificate lose the roles that need it.
+	CertID string `json:"cert_id,omitempty"`
+	// CertFingerprint is "sha256:<hex>" of that certificate's DER, shown
+	// to people. Sessions recorded before CertID bind to it instead.
 	CertFingerprint string `json:"cert_fingerprint,omitempty"`
-	// OtherCertFingerprint and OtherCertOwner remember a verified
-	// certificate the login presented that belongs to another account,
-	// so later requests can keep saying whose it is without a lookup.
-	OtherCertFingerprint string    `json:"other_cert_fingerprint,omitempty"`
-	OtherCertOwner       string    `json:"other_cert_owner,omitempty"`
-	ClientAddr           string    `json:"client_addr,omitempty"`
-	CreatedAt            time.Time `json:"created_at"`
-	LastSeen             time.Time `json:"last_seen"`
+	// OtherCertID and OtherCertOwner remember a verified certificate the
+	// login presented that belongs to another account, so later requests
+	// can keep saying whose it is without a lookup.
+	OtherCertID    string    `json:"other_cert_id,omitempty"`
+	OtherCertOwner string    `json:"other_cert_owner,omitempty"`
+	ClientAddr     string    `json:"client_addr,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	LastSeen       time.Time `json:"last_seen"`
 	// ExpiresAt is the absolute end of the session, whatever its activity.
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -226,11 +243,14 @@ type Store interface {
 	// when user is empty, oldest first.
 	Certificates(ctx context.Context, user string) ([]Certificate, error)
 
-	// RevokeCertificate marks the certificate with that fingerprint
-	// revoked and returns its record, or ErrNotFound.
-	RevokeCertificate(ctx context.Context, fingerprint string, at time.Time, reason string) (Certificate, error)
-	// IsRevoked reports whether a certificate fingerprint was revoked.
-	IsRevoked(ctx context.Context, fingerprint string) (bool, error)
+	// RevokeCertificate marks the certificate with that serial revoked
+	// and returns its record, or ErrNotFound. A revocation is never
+	// undone; revoking again keeps the first time and reason.
+	RevokeCertificate(ctx context.Context, serial string, at time.Time, reason string) (Certificate, error)
+	// IsRevoked reports whether the certificate with that issuer
+	// (Certificate.Issuer) and serial was revoked. It never looks at a
+	// fingerprint: a certificate has more than one DER encoding.
+	IsRevoked(ctx context.Context, issuer, serial string) (bool, error)
 
 	// AppendAudit adds an event to the audit trail.
 	AppendAudit(ctx context.Context, e AuditEvent) error
@@ -315,3 +335,46 @@ func ViewOf(ctx context.Context, s Store, sess Session) (SessionView, error) {
 	v.Apps, err = s.Apps(ctx)
 	return v, err
 }
+
+// CertificateOf is the record of certificate c, issued to user at
+// issuedAt.
+func CertificateOf(c *x509.Certificate, user string, issuedAt time.Time) Certificate {
+	return Certificate{
+		Serial:      c.SerialNumber.Text(16),
+		Issuer:      sha256Text(c.RawIssuer),
+		ID:          sha256Text(c.RawTBSCertificate),
+		Fingerprint: sha256Text(c.Raw),
+		User:        user,
+		Subject:     c.Subject.String(),
+		NotBefore:   c.NotBefore,
+		NotAfter:    c.NotAfter,
+		IssuedAt:    issuedAt,
+	}
+}
+
+func sha256Text(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// FindCertificate returns the certificate of certs that id names: its
+// fingerprint, with or without "sha256:", or its serial in hex (colons
+// allowed, as tools print it); any case, surrounding spaces and leading
+// zeros are allowed.
+func FindCertificate(certs []Certificate, id string) (Certificate, bool) {
+	id = strings.ToLower(strings.TrimSpace(id))
+	serial := strings.TrimLeft(strings.ReplaceAll(id, ":", ""), "0")
+	i := slices.IndexFunc(certs, func(c Certificate) bool {
+		return c.Fingerprint == id || c.Fingerprint == "sha256:"+id || (serial != "" && c.Serial == serial)
+	})
+	if i < 0 {
+		return Certificate{}, false
+	}
+	return certs[i], true
+}
+
+// AnyIssuer is the issuer a revocation is kept under when the record it
+// came from does not say which issuer it had (records made before
+// Certificate.Issuer): IsRevoked then matches the serial from any issuer,
+// which can only revoke more, never less.
+const AnyIssuer = "*"

@@ -63,6 +63,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		rdb.Close()
 		return nil, err
 	}
+	if err := s.upgrade(ctx); err != nil {
+		rdb.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -147,8 +151,11 @@ const (
 	rolesKey    = keyPrefix + "roles"
 	appsKey     = keyPrefix + "apps"
 	certsKey    = keyPrefix + "certs"
-	revokedKey  = keyPrefix + "revoked"
-	auditKey    = keyPrefix + "audit"
+	// revokedKey is the set of revoked certificates as "issuer/serial";
+	// legacyRevokedKey the set of fingerprints earlier versions kept.
+	revokedKey       = keyPrefix + "revoked-certs"
+	legacyRevokedKey = keyPrefix + "revoked"
+	auditKey         = keyPrefix + "audit"
 )
 
 // wrap turns a go-redis error into a store error: redis.Nil becomes
@@ -466,45 +473,87 @@ func (s *Store) DeleteRole(ctx context.Context, name string) error {
 	return nil
 }
 
-// RevokeCertificate marks an issued certificate revoked. The fingerprint
-// goes into a set that IsRevoked reads on every request presenting a
-// certificate, so revocation takes effect at once on every instance.
-func (s *Store) RevokeCertificate(ctx context.Context, fingerprint string, at time.Time, reason string) (store.Certificate, error) {
-	all, err := s.Certificates(ctx, "")
+// RevokeCertificate marks an issued certificate revoked. Its issuer and
+// serial go into a set that IsRevoked reads on every request presenting
+// a certificate, so revocation takes effect at once on every instance.
+func (s *Store) RevokeCertificate(ctx context.Context, serial string, at time.Time, reason string) (store.Certificate, error) {
+	op := "revoke certificate " + serial
+	c, err := getJSON[store.Certificate](ctx, s.rdb, op, certKey(serial))
 	if err != nil {
-		return store.Certificate{}, err
+		return c, err
 	}
-	for _, c := range all {
-		if c.Fingerprint != fingerprint {
-			continue
-		}
-		if c.RevokedAt.IsZero() {
-			c.RevokedAt, c.RevokeReason = at, reason
-		}
-		b, err := json.Marshal(c)
-		if err != nil {
-			return store.Certificate{}, fmt.Errorf("encode certificate: %w", err)
-		}
-		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, certKey(c.Serial), b, 0)
-			p.SAdd(ctx, revokedKey, fingerprint)
-			return nil
-		})
-		if err != nil {
-			return store.Certificate{}, wrap("revoke certificate", err)
-		}
-		return c, nil
+	if c.RevokedAt.IsZero() {
+		c.RevokedAt, c.RevokeReason = at, reason
 	}
-	return store.Certificate{}, fmt.Errorf("revoke certificate %s: %w", fingerprint, store.ErrNotFound)
+	b, err := json.Marshal(c)
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("%s: encode: %w", op, err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, certKey(c.Serial), b, 0)
+		p.SAdd(ctx, revokedKey, revokedMember(c.Issuer, c.Serial))
+		// Instances of earlier versions, still running during an
+		// upgrade, read revocations by fingerprint.
+		p.SAdd(ctx, legacyRevokedKey, c.Fingerprint)
+		return nil
+	})
+	if err != nil {
+		return store.Certificate{}, wrap(op, err)
+	}
+	return c, nil
 }
 
-// IsRevoked reports whether a fingerprint was revoked.
-func (s *Store) IsRevoked(ctx context.Context, fingerprint string) (bool, error) {
-	ok, err := s.rdb.SIsMember(ctx, revokedKey, fingerprint).Result()
+// revokedMember is how a revocation is written in the revoked set.
+func revokedMember(issuer, serial string) string {
+	if issuer == "" {
+		issuer = store.AnyIssuer
+	}
+	return issuer + "/" + serial
+}
+
+// IsRevoked reports whether the certificate with that issuer and serial
+// was revoked (or a certificate with that serial, when its record had no
+// issuer), in one round trip.
+func (s *Store) IsRevoked(ctx context.Context, issuer, serial string) (bool, error) {
+	in, err := s.rdb.SMIsMember(ctx, revokedKey, revokedMember(issuer, serial), revokedMember(store.AnyIssuer, serial)).Result()
 	if err != nil {
 		return false, wrap("check revocation", err)
 	}
-	return ok, nil
+	return slices.Contains(in, true), nil
+}
+
+// upgrade brings data written by earlier versions up to date; it is
+// idempotent and runs when the store is opened. Revocations used to be
+// kept by certificate fingerprint, which re-encoding a certificate
+// changes: each revoked record is written again by issuer and serial.
+// It runs at every open while that older set exists, so a certificate
+// revoked by an instance of an earlier version during an upgrade is
+// picked up by the next start.
+func (s *Store) upgrade(ctx context.Context) error {
+	legacy, err := s.rdb.Exists(ctx, legacyRevokedKey).Result()
+	if err != nil {
+		return wrap("check stored revocations", err)
+	}
+	if legacy == 0 {
+		return nil
+	}
+	certs, err := s.Certificates(ctx, "")
+	if err != nil {
+		return err
+	}
+	var members []any
+	for _, c := range certs {
+		if !c.RevokedAt.IsZero() {
+			members = append(members, revokedMember(c.Issuer, c.Serial))
+		}
+	}
+	if len(members) == 0 {
+		return nil
+	}
+	if err := s.rdb.SAdd(ctx, revokedKey, members...).Err(); err != nil {
+		return wrap("rewrite stored revocations by issuer and serial", err)
+	}
+	return nil
 }
 
 // maxAuditPage bounds one page of the audit trail.

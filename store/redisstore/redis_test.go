@@ -328,3 +328,46 @@ func TestRedisStore_ViewWithoutScripting(t *testing.T) {
 		t.Errorf("View without scripting = %+v, %v; want alice's session and account", v, err)
 	}
 }
+
+// TestRedisStore_RevocationsByFingerprintAreKeptOnUpgrade writes data as
+// earlier versions did, revocations kept by fingerprint, and checks that
+// opening the store keeps the certificate revoked by serial.
+func TestRedisStore_RevocationsByFingerprintAreKeptOnUpgrade(t *testing.T) {
+	ctx := t.Context()
+	r := storetest.StartRedis(t)
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	for _, cmd := range [][]any{
+		{"SET", "gatehouse:cert:b1", `{"serial":"b1","fingerprint":"sha256:f1","user":"alice","revoked_at":"2026-01-02T03:04:05Z"}`},
+		{"SET", "gatehouse:cert:b2", `{"serial":"b2","fingerprint":"sha256:f2","user":"alice"}`},
+		{"SADD", "gatehouse:certs", "b1", "b2"},
+		{"SADD", "gatehouse:revoked", "sha256:f1"},
+	} {
+		if err := rdb.Do(ctx, cmd...).Err(); err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+	}
+
+	s, err := redisstore.Open(ctx, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if revoked, err := s.IsRevoked(ctx, "sha256:any-issuer", "b1"); err != nil || !revoked {
+		t.Errorf("certificate revoked before the upgrade: IsRevoked = %v, %v; want true", revoked, err)
+	}
+	if revoked, err := s.IsRevoked(ctx, "sha256:any-issuer", "b2"); err != nil || revoked {
+		t.Errorf("certificate never revoked: IsRevoked = %v, %v; want false", revoked, err)
+	}
+	// Instances of the earlier version still find new revocations.
+	if _, err := s.RevokeCertificate(ctx, "b2", time.Now(), "lost"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := rdb.SIsMember(ctx, "gatehouse:revoked", "sha256:f2").Result(); err != nil || !ok {
+		t.Errorf("fingerprint of a new revocation in the earlier set = %v, %v; want true", ok, err)
+	}
+}

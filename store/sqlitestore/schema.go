@@ -82,6 +82,21 @@ CREATE TABLE meta (
 	value TEXT NOT NULL
 );
 `,
+	// Revocations are kept by issuer and serial, never by fingerprint: a
+	// certificate has more than one DER encoding. Certificates revoked
+	// before this version have no issuer on record and are kept under
+	// store.AnyIssuer.
+	1: `
+CREATE TABLE revoked_certs (
+	issuer TEXT NOT NULL,
+	serial TEXT NOT NULL,
+	PRIMARY KEY (issuer, serial)
+);
+INSERT OR IGNORE INTO revoked_certs (issuer, serial)
+	SELECT coalesce(json_extract(data, '$.issuer'), '*'), serial FROM certificates
+	WHERE json_extract(data, '$.revoked_at') IS NOT NULL;
+DROP TABLE revoked;
+`,
 }
 
 // schemaVersion is the version of the schema this code reads and writes.

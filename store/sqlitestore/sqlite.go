@@ -11,6 +11,7 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -415,15 +416,14 @@ func (s *Store) Certificates(ctx context.Context, user string) ([]store.Certific
 }
 
 // RevokeCertificate marks an issued certificate revoked, keeping the first
-// revocation's time and reason, and adds its fingerprint to the list
-// IsRevoked reads on every request that presents a certificate.
-func (s *Store) RevokeCertificate(ctx context.Context, fingerprint string, at time.Time, reason string) (store.Certificate, error) {
-	op := "revoke certificate " + fingerprint
+// revocation's time and reason, and adds its issuer and serial to the
+// list IsRevoked reads on every request that presents a certificate.
+func (s *Store) RevokeCertificate(ctx context.Context, serial string, at time.Time, reason string) (store.Certificate, error) {
+	op := "revoke certificate " + serial
 	var c store.Certificate
 	err := s.write(ctx, op, func(tx *sql.Tx) error {
 		var err error
-		c, err = getJSON[store.Certificate](ctx, tx, op,
-			"SELECT data FROM certificates WHERE fingerprint = ? ORDER BY issued_at, serial LIMIT 1", fingerprint)
+		c, err = getJSON[store.Certificate](ctx, tx, op, "SELECT data FROM certificates WHERE serial = ?", serial)
 		if err != nil {
 			return err
 		}
@@ -437,7 +437,8 @@ func (s *Store) RevokeCertificate(ctx context.Context, fingerprint string, at ti
 		if _, err := tx.ExecContext(ctx, "UPDATE certificates SET data = ? WHERE serial = ?", string(b), c.Serial); err != nil {
 			return wrap(op, err)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO revoked (fingerprint) VALUES (?) ON CONFLICT DO NOTHING", fingerprint); err != nil {
+		issuer := cmp.Or(c.Issuer, store.AnyIssuer)
+		if _, err := tx.ExecContext(ctx, "INSERT INTO revoked_certs (issuer, serial) VALUES (?, ?) ON CONFLICT DO NOTHING", issuer, c.Serial); err != nil {
 			return wrap(op, err)
 		}
 		return nil
@@ -448,10 +449,13 @@ func (s *Store) RevokeCertificate(ctx context.Context, fingerprint string, at ti
 	return c, nil
 }
 
-// IsRevoked reports whether a fingerprint was revoked.
-func (s *Store) IsRevoked(ctx context.Context, fingerprint string) (bool, error) {
+// IsRevoked reports whether the certificate with that issuer and serial
+// was revoked (or a certificate with that serial, when its record had no
+// issuer).
+func (s *Store) IsRevoked(ctx context.Context, issuer, serial string) (bool, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM revoked WHERE fingerprint = ?", fingerprint).Scan(&n)
+	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM revoked_certs WHERE serial = ? AND issuer IN (?, ?)",
+		serial, issuer, store.AnyIssuer).Scan(&n)
 	if err != nil {
 		return false, wrap("check revocation", err)
 	}

@@ -51,7 +51,7 @@ func TestSQLiteStore_DataSurvivesReopening(t *testing.T) {
 	}
 	acct := store.Account{Name: "alice", PasswordHash: "hash", Roles: []string{"employee"}, CreatedAt: time.Now()}
 	role := store.Role{Name: "admin", RequireCertificate: true}
-	cert := store.Certificate{Serial: "0a", Fingerprint: "sha256:aa", User: "alice", IssuedAt: time.Now()}
+	cert := store.Certificate{Serial: "a", Issuer: "sha256:ii", Fingerprint: "sha256:aa", User: "alice", IssuedAt: time.Now()}
 	sess := store.Session{ID: "s1", User: "alice", CreatedAt: time.Now()}
 	for _, step := range []error{
 		s.CreateAccount(ctx, acct),
@@ -65,7 +65,7 @@ func TestSQLiteStore_DataSurvivesReopening(t *testing.T) {
 			t.Fatal(step)
 		}
 	}
-	if _, err := s.RevokeCertificate(ctx, "sha256:aa", time.Now(), "lost"); err != nil {
+	if _, err := s.RevokeCertificate(ctx, "a", time.Now(), "lost"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AddFailure(ctx, "password:alice", time.Hour); err != nil {
@@ -89,7 +89,7 @@ func TestSQLiteStore_DataSurvivesReopening(t *testing.T) {
 	if got, err := s.Role(ctx, "admin"); err != nil || got != role {
 		t.Errorf("role after reopening = %+v, %v", got, err)
 	}
-	if revoked, err := s.IsRevoked(ctx, "sha256:aa"); err != nil || !revoked {
+	if revoked, err := s.IsRevoked(ctx, "sha256:ii", "a"); err != nil || !revoked {
 		t.Errorf("revocation after reopening = %v, %v", revoked, err)
 	}
 	if _, err := s.Session(ctx, "s1"); err != nil {
@@ -408,7 +408,7 @@ func checkUnavailable(t *testing.T, s *Store, why string) {
 		{"UpdateAccount", func() error {
 			return s.UpdateAccount(ctx, "alice", func(*store.Account) error { return nil })
 		}},
-		{"IsRevoked", func() error { _, err := s.IsRevoked(ctx, "sha256:aa"); return err }},
+		{"IsRevoked", func() error { _, err := s.IsRevoked(ctx, "sha256:ii", "a"); return err }},
 		{"Failures", func() error { _, err := s.Failures(ctx, "k"); return err }},
 		{"AddFailure", func() error { _, err := s.AddFailure(ctx, "k", time.Hour); return err }},
 		{"UseTOTPStep", func() error { _, err := s.UseTOTPStep(ctx, "alice", 1, time.Hour); return err }},
@@ -490,5 +490,38 @@ func TestSQLiteStore_AuditBeforeMustBeAnEventID(t *testing.T) {
 	s := openFile(t, tempPath(t))
 	if _, err := s.Audit(t.Context(), store.AuditQuery{Before: "1714000000000-0"}); err == nil {
 		t.Error("Audit with a Redis stream ID as Before succeeded")
+	}
+}
+
+// TestSQLiteStore_RevocationsByFingerprintAreKeptOnUpgrade opens a file
+// written by the first schema, whose revocations were kept by
+// fingerprint, and checks the certificate stays revoked by serial.
+func TestSQLiteStore_RevocationsByFingerprintAreKeptOnUpgrade(t *testing.T) {
+	ctx := t.Context()
+	path := tempPath(t)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		migrations[0],
+		`INSERT INTO certificates (serial, fingerprint, user, issued_at, data) VALUES
+			('b1', 'sha256:f1', 'alice', '1', '{"serial":"b1","fingerprint":"sha256:f1","user":"alice","revoked_at":"2026-01-02T03:04:05Z"}'),
+			('b2', 'sha256:f2', 'alice', '2', '{"serial":"b2","fingerprint":"sha256:f2","user":"alice"}')`,
+		`INSERT INTO revoked (fingerprint) VALUES ('sha256:f1')`,
+		"PRAGMA user_version = 1",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s := openFile(t, path)
+	if revoked, err := s.IsRevoked(ctx, "sha256:any-issuer", "b1"); err != nil || !revoked {
+		t.Errorf("certificate revoked before the upgrade: IsRevoked = %v, %v; want true", revoked, err)
+	}
+	if revoked, err := s.IsRevoked(ctx, "sha256:any-issuer", "b2"); err != nil || revoked {
+		t.Errorf("certificate never revoked: IsRevoked = %v, %v; want false", revoked, err)
 	}
 }

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteRole/RemovesAndMissingIsNoError", testDeleteRole},
 		{"RevokeCertificate/MarksAndIsRevoked", testRevokeCertificate},
 		{"RevokeCertificate/UnknownIsNotFound", testRevokeUnknown},
+		{"RevokeCertificate/RecordWithoutIssuerCoversTheSerial", testRevokeWithoutIssuer},
 		{"Audit/NewestFirstPaged", testAuditPaged},
 		{"Account/PinsRoundTrip", testAccountPins},
 		{"UseTOTPStep/FirstUseOnlyAndExpires", testUseTOTPStep},
@@ -569,34 +570,40 @@ func testDeleteRole(t *testing.T, s store.Store) {
 
 func testRevokeCertificate(t *testing.T, s store.Store) {
 	ctx := t.Context()
+	issuer := "sha256:" + fmt.Sprintf("%064x", 7)
+	otherIssuer := "sha256:" + fmt.Sprintf("%064x", 8)
 	fp := "sha256:" + fmt.Sprintf("%064x", 99)
-	other := "sha256:" + fmt.Sprintf("%064x", 98)
 	for _, c := range []store.Certificate{
-		{Serial: "63", Fingerprint: fp, User: "alice", IssuedAt: when},
-		{Serial: "62", Fingerprint: other, User: "alice", IssuedAt: when.Add(time.Second)},
+		{Serial: "63", Issuer: issuer, Fingerprint: fp, User: "alice", IssuedAt: when},
+		{Serial: "62", Issuer: issuer, Fingerprint: "sha256:" + fmt.Sprintf("%064x", 98), User: "alice", IssuedAt: when.Add(time.Second)},
 	} {
 		if err := s.PutCertificate(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if revoked, err := s.IsRevoked(ctx, fp); err != nil || revoked {
+	if revoked, err := s.IsRevoked(ctx, issuer, "63"); err != nil || revoked {
 		t.Fatalf("before revocation: IsRevoked = %v, %v", revoked, err)
 	}
-	got, err := s.RevokeCertificate(ctx, fp, when.Add(time.Hour), "laptop lost")
+	got, err := s.RevokeCertificate(ctx, "63", when.Add(time.Hour), "laptop lost")
 	if err != nil {
 		t.Fatalf("RevokeCertificate: %v", err)
 	}
-	if got.Serial != "63" || !got.RevokedAt.Equal(when.Add(time.Hour)) || got.RevokeReason != "laptop lost" {
+	if got.Serial != "63" || got.Fingerprint != fp || !got.RevokedAt.Equal(when.Add(time.Hour)) || got.RevokeReason != "laptop lost" {
 		t.Errorf("revoked record = %+v", got)
 	}
-	if revoked, err := s.IsRevoked(ctx, fp); err != nil || !revoked {
+	// The revocation is of the issuer and serial, whatever encoding
+	// (fingerprint) a certificate arrives in.
+	if revoked, err := s.IsRevoked(ctx, issuer, "63"); err != nil || !revoked {
 		t.Errorf("after revocation: IsRevoked = %v, %v", revoked, err)
 	}
-	if revoked, err := s.IsRevoked(ctx, other); err != nil || revoked {
-		t.Errorf("other certificate: IsRevoked = %v, %v", revoked, err)
+	if revoked, err := s.IsRevoked(ctx, issuer, "62"); err != nil || revoked {
+		t.Errorf("other serial: IsRevoked = %v, %v", revoked, err)
+	}
+	if revoked, err := s.IsRevoked(ctx, otherIssuer, "63"); err != nil || revoked {
+		t.Errorf("same serial from another issuer: IsRevoked = %v, %v", revoked, err)
 	}
 	// Revoking again keeps the first time and reason.
-	again, err := s.RevokeCertificate(ctx, fp, when.Add(2*time.Hour), "again")
+	again, err := s.RevokeCertificate(ctx, "63", when.Add(2*time.Hour), "again")
 	if err != nil || !again.RevokedAt.Equal(when.Add(time.Hour)) || again.RevokeReason != "laptop lost" {
 		t.Errorf("second revocation = %+v, %v", again, err)
 	}
@@ -606,8 +613,28 @@ func testRevokeCertificate(t *testing.T, s store.Store) {
 	}
 }
 
+// testRevokeWithoutIssuer covers records made before the issuer was
+// kept: revoking one covers its serial from any issuer, never less.
+func testRevokeWithoutIssuer(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.PutCertificate(ctx, store.Certificate{Serial: "a1", Fingerprint: "sha256:" + fmt.Sprintf("%064x", 5), User: "bob", IssuedAt: when}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeCertificate(ctx, "a1", when, "old record"); err != nil {
+		t.Fatal(err)
+	}
+	for _, issuer := range []string{"sha256:" + fmt.Sprintf("%064x", 7), ""} {
+		if revoked, err := s.IsRevoked(ctx, issuer, "a1"); err != nil || !revoked {
+			t.Errorf("IsRevoked(%q, a1) = %v, %v; want true", issuer, revoked, err)
+		}
+	}
+	if revoked, err := s.IsRevoked(ctx, "sha256:"+fmt.Sprintf("%064x", 7), "a2"); err != nil || revoked {
+		t.Errorf("another serial: IsRevoked = %v, %v", revoked, err)
+	}
+}
+
 func testRevokeUnknown(t *testing.T, s store.Store) {
-	_, err := s.RevokeCertificate(t.Context(), "sha256:"+fmt.Sprintf("%064x", 1), when, "x")
+	_, err := s.RevokeCertificate(t.Context(), "f00d", when, "x")
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("err = %v, want ErrNotFound", err)
 	}
