@@ -1,0 +1,67 @@
+package store_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"testing"
+	"time"
+
+	"gatehouse/auth"
+	"gatehouse/store"
+)
+
+// TestCertificateOf_IdentityIsTheVerifiersOwn checks that a stored record
+// names a certificate exactly as the verifier does, so that a revocation
+// written from the record is found for the certificate.
+func TestCertificateOf_IdentityIsTheVerifiersOwn(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0x0a1b), Subject: pkix.Name{CommonName: "alice"},
+		Issuer: pkix.Name{CommonName: "alice"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := store.CertificateOf(c, "alice", now)
+	if rec.Serial != "a1b" || rec.Serial != auth.SerialText(c) {
+		t.Errorf("Serial = %q, want a1b (auth.SerialText %q)", rec.Serial, auth.SerialText(c))
+	}
+	if rec.Issuer != auth.IssuerID(c.RawIssuer) || rec.ID != auth.CertID(c) || rec.Fingerprint != auth.Fingerprint(c.Raw) {
+		t.Errorf("record %+v names the certificate differently from auth", rec)
+	}
+}
+
+func TestFindCertificate(t *testing.T) {
+	certs := []store.Certificate{
+		{Serial: "a1b", Fingerprint: "sha256:" + "ab12"},
+		{Serial: "ff", Fingerprint: "sha256:" + "cd34"},
+	}
+	for _, tc := range []struct {
+		id   string
+		want string // serial, "" for none
+	}{
+		{"a1b", "a1b"},
+		{" 0A:1B ", "a1b"},
+		{"sha256:cd34", "ff"},
+		{"CD34", "ff"},
+		{"0", ""},
+		{"", ""},
+		{"sha256:", ""},
+	} {
+		got, ok := store.FindCertificate(certs, tc.id)
+		if ok != (tc.want != "") || got.Serial != tc.want {
+			t.Errorf("FindCertificate(%q) = %q, %v; want %q", tc.id, got.Serial, ok, tc.want)
+		}
+	}
+}
