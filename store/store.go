@@ -54,9 +54,50 @@ type Account struct {
 	TOTPSecret  string `json:"totp_secret,omitempty"`
 	TOTPPending string `json:"totp_pending,omitempty"`
 	// RecoveryCodes are keyed hashes of the unused recovery codes.
-	RecoveryCodes []string  `json:"recovery_codes,omitempty"`
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+	// Enrollments are the account's recent requests for a certificate
+	// for a new device. They live in the account record so that its
+	// atomic update guards their limits and their once-only steps.
+	Enrollments []Enrollment `json:"enrollments,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+}
+
+// Enrollment statuses. A pending or approved request whose ExpiresAt has
+// passed is expired, whatever its status says.
+const (
+	EnrollmentPending   = "pending"   // waiting for approval
+	EnrollmentApproved  = "approved"  // approved, certificate not yet issued
+	EnrollmentIssued    = "issued"    // the certificate was issued, once
+	EnrollmentCancelled = "cancelled" // withdrawn, or too many wrong codes
+)
+
+// Enrollment is a request, made on a new device, for a certificate for
+// that device. Nothing in it is secret: the confirmation code is derived
+// from the ID and the requesting session, never stored.
+type Enrollment struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	// CSR is the PEM certificate request the device sent, when it made
+	// its own key.
+	CSR string `json:"csr,omitempty"`
+	// Requester is a keyed hash of the requesting session's ID: only
+	// that session sees the code and may take the certificate.
+	Requester     string    `json:"requester"`
+	RequestedFrom string    `json:"requested_from,omitempty"`
+	UserAgent     string    `json:"user_agent,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	// WrongCodes counts approvals refused for a wrong code.
+	WrongCodes int `json:"wrong_codes,omitempty"`
+	// ApprovedBy is who approved ("alice", or "alice (help desk)");
+	// ApprovedWith how ("certificate", "helpdesk", "totp").
+	ApprovedBy   string    `json:"approved_by,omitempty"`
+	ApprovedWith string    `json:"approved_with,omitempty"`
+	DecidedAt    time.Time `json:"decided_at,omitzero"`
+	// Serial is the issued certificate's serial.
+	Serial string `json:"serial,omitempty"`
 }
 
 // Role is a named set of privileges and the factors a login must present

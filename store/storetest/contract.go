@@ -110,8 +110,12 @@ func sampleAccount(name string) store.Account {
 		TOTPSecret:         "v1:sealed-secret",
 		TOTPPending:        "v1:sealed-pending",
 		RecoveryCodes:      []string{"hash1", "hash2"},
-		CreatedAt:          when,
-		UpdatedAt:          when.Add(time.Hour),
+		Enrollments: []store.Enrollment{{ID: "e1", Name: "Alice's <Pixel>", Status: store.EnrollmentApproved,
+			CSR: "-----BEGIN CERTIFICATE REQUEST-----\n...", Requester: "hmac", RequestedFrom: "192.0.2.7",
+			UserAgent: "Mozilla/5.0", CreatedAt: when, ExpiresAt: when.Add(15 * time.Minute), WrongCodes: 2,
+			ApprovedBy: "alice", ApprovedWith: "certificate", DecidedAt: when.Add(time.Minute), Serial: "ab"}},
+		CreatedAt: when,
+		UpdatedAt: when.Add(time.Hour),
 	}
 }
 
