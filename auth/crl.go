@@ -2,15 +2,36 @@ package auth
 
 import (
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
+	"slices"
 	"time"
 )
 
+// maxCRLNumberOctets is the largest CRL number RFC 5280 §5.2.3 allows
+// a CA to use: 20 octets.
+const maxCRLNumberOctets = 20
+
+// Extensions RFC 5280 defines for CRLs (§5.2) and their entries (§5.3).
+var (
+	oidCRLNumber = asn1.ObjectIdentifier{2, 5, 29, 20}
+	// criticalExtensionNames names the critical extensions a list may
+	// carry that Gatehouse does not process, for the error that refuses
+	// the list.
+	criticalExtensionNames = map[string]string{
+		"2.5.29.27": "a delta CRL indicator: the list holds only the changes to another list",
+		"2.5.29.28": "an issuing distribution point: the list covers only part of the issuer's certificates",
+		"2.5.29.29": "a certificate issuer entry: an indirect CRL, listing another CA's certificates",
+	}
+)
+
 // CRLSet holds certificate revocation lists whose signatures were checked
-// against a client CA. It is immutable: build a new one to reload.
+// against a client CA, at most one list per issuer. It is immutable:
+// build a new one to reload.
 type CRLSet struct {
 	// byIssuer maps an issuer's raw subject to its list.
 	byIssuer map[string]*crl
@@ -22,16 +43,23 @@ type crl struct {
 	serials    map[string]bool // big.Int.String() of each revoked serial
 }
 
-// ParseCRLs parses revocation lists (PEM "X509 CRL" blocks or DER) and
-// keeps each only if it is signed by one of issuers, the client CAs: a
-// list nobody trusted signed could otherwise revoke, or un-revoke,
-// anything. When two lists come from the same issuer, the one with the
-// higher CRL number wins.
-func ParseCRLs(files map[string][]byte, issuers []*x509.Certificate) (*CRLSet, error) {
+// ParseCRLs parses revocation lists (PEM "X509 CRL" blocks or DER) from
+// files (name to contents) and keeps each only if it follows RFC 5280 and
+// is signed by one of signers, the client CAs: a list nobody trusted
+// signed could otherwise revoke, or un-revoke, anything.
+//
+// A list is refused, and with it the whole set, when it has no CRL
+// number or a critical one (RFC 5280 §5.2.3), when it carries a critical
+// extension the portal does not process, such as a delta or partial list
+// (§5.2: such a list must not be used), or when the certificate that
+// signed it may not sign CRLs (a CA certificate whose key usage, when
+// present, includes cRLSign). When two lists come from the same issuer,
+// the one with the higher CRL number wins.
+func ParseCRLs(files map[string][]byte, signers []*x509.Certificate) (*CRLSet, error) {
 	set := &CRLSet{byIssuer: map[string]*crl{}}
 	numbers := map[string]*big.Int{}
-	for name, data := range files {
-		ders, err := crlDERs(data)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		ders, err := crlDERs(files[name])
 		if err != nil {
 			return nil, fmt.Errorf("CRL %s: %w", name, err)
 		}
@@ -40,12 +68,14 @@ func ParseCRLs(files map[string][]byte, issuers []*x509.Certificate) (*CRLSet, e
 			if err != nil {
 				return nil, fmt.Errorf("CRL %s: %w", name, err)
 			}
-			issuer := findIssuer(list, issuers)
-			if issuer == nil {
-				return nil, fmt.Errorf("CRL %s (issuer %s) is not signed by a configured client CA", name, list.Issuer)
+			if err := checkCRLForm(list); err != nil {
+				return nil, fmt.Errorf("CRL %s (issuer %s) is refused: %w", name, list.Issuer, err)
+			}
+			if err := checkCRLSigner(list, signers); err != nil {
+				return nil, fmt.Errorf("CRL %s (issuer %s) %w", name, list.Issuer, err)
 			}
 			key := string(list.RawIssuer)
-			if n, ok := numbers[key]; ok && list.Number != nil && n != nil && n.Cmp(list.Number) >= 0 {
+			if n, ok := numbers[key]; ok && n.Cmp(list.Number) >= 0 {
 				continue
 			}
 			numbers[key] = list.Number
@@ -81,13 +111,75 @@ func crlDERs(data []byte) ([][]byte, error) {
 	return nil, errors.New("no CRL found (want PEM \"X509 CRL\" or DER)")
 }
 
-func findIssuer(list *x509.RevocationList, issuers []*x509.Certificate) *x509.Certificate {
-	for _, ca := range issuers {
-		if string(ca.RawSubject) == string(list.RawIssuer) && list.CheckSignatureFrom(ca) == nil {
-			return ca
+// checkCRLForm applies RFC 5280's rules for a list that the parser
+// leaves to its caller: exactly one CRL number, not critical, a
+// non-negative integer of at most 20 octets (§5.2.3); and no critical
+// extension, on the list or on an entry, that the portal does not
+// process (§5.2, §5.3), because such a list means something other than
+// "these are all of the issuer's revoked certificates".
+func checkCRLForm(list *x509.RevocationList) error {
+	numbers := 0
+	for _, ext := range list.Extensions {
+		switch {
+		case ext.Id.Equal(oidCRLNumber):
+			numbers++
+			if ext.Critical {
+				return errors.New("its CRL number extension is marked critical, which RFC 5280 forbids")
+			}
+		case ext.Critical:
+			return fmt.Errorf("it has a critical extension this portal does not process: %s", extensionName(ext.Id))
+		}
+	}
+	switch {
+	case numbers == 0:
+		return errors.New("it has no CRL number, which RFC 5280 requires (the number is how a newer list is told from an older one)")
+	case numbers > 1:
+		return errors.New("it has more than one CRL number")
+	case list.Number.Sign() < 0 || len(list.Number.Bytes()) > maxCRLNumberOctets:
+		return fmt.Errorf("its CRL number %s is not a non-negative integer of at most %d octets", list.Number, maxCRLNumberOctets)
+	}
+	for _, entry := range list.RevokedCertificateEntries {
+		for _, ext := range entry.Extensions {
+			if ext.Critical {
+				return fmt.Errorf("the entry for serial %s has a critical extension this portal does not process: %s", entry.SerialNumber, extensionName(ext.Id))
+			}
 		}
 	}
 	return nil
+}
+
+func extensionName(id asn1.ObjectIdentifier) string {
+	if name, ok := criticalExtensionNames[id.String()]; ok {
+		return id.String() + ", " + name
+	}
+	return id.String()
+}
+
+// checkCRLSigner finds the trusted certificate that signed list: one of
+// signers with the list's issuer name whose key verifies the signature.
+// That certificate must also be allowed to sign CRLs.
+func checkCRLSigner(list *x509.RevocationList, signers []*x509.Certificate) error {
+	signedBy := false
+	for _, ca := range signers {
+		if string(ca.RawSubject) != string(list.RawIssuer) ||
+			ca.CheckSignature(list.SignatureAlgorithm, list.RawTBSRevocationList, list.Signature) != nil {
+			continue
+		}
+		if maySignCRLs(ca) {
+			return nil
+		}
+		signedBy = true
+	}
+	if signedBy {
+		return errors.New("is signed by a CA certificate that is not allowed to sign CRLs (its key usage lacks cRLSign)")
+	}
+	return errors.New("is not signed by a configured client CA")
+}
+
+// maySignCRLs reports whether c may sign CRLs: a CA certificate whose
+// key usage, when it has one, includes cRLSign (RFC 5280 §4.2.1.3).
+func maySignCRLs(c *x509.Certificate) bool {
+	return c.BasicConstraintsValid && c.IsCA && (c.KeyUsage == 0 || c.KeyUsage&x509.KeyUsageCRLSign != 0)
 }
 
 // Len returns how many issuers the set has a list for.

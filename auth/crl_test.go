@@ -2,8 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -113,5 +117,128 @@ func TestCertInfo_KeyPinSurvivesRenewal(t *testing.T) {
 	}
 	if !CertBoundTo(b, Account{Name: "bob", PinnedKeys: []string{a.KeyPin}}) {
 		t.Fatal("renewed certificate not bound through the key pin")
+	}
+}
+
+// tbsCertList and certificateList are RFC 5280's CRL structures, for
+// lists that x509.CreateRevocationList will not make: without a CRL
+// number, with a critical one, or with other extensions of our choice.
+type tbsCertList struct {
+	Version             int
+	Signature           pkix.AlgorithmIdentifier
+	Issuer              asn1.RawValue
+	ThisUpdate          time.Time
+	NextUpdate          time.Time
+	RevokedCertificates []pkix.RevokedCertificate `asn1:"optional"`
+	Extensions          []pkix.Extension          `asn1:"tag:0,optional,explicit"`
+}
+
+type certificateList struct {
+	TBSCertList        asn1.RawValue
+	SignatureAlgorithm pkix.AlgorithmIdentifier
+	SignatureValue     asn1.BitString
+}
+
+var oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
+
+// rawCRL builds and signs, field by field, a v2 CRL from ca valid from
+// thisUpdate to nextUpdate with exactly the extensions exts.
+func (ca *testCA) rawCRL(t *testing.T, thisUpdate, nextUpdate time.Time, exts []pkix.Extension, revoked ...pkix.RevokedCertificate) []byte {
+	t.Helper()
+	alg := pkix.AlgorithmIdentifier{Algorithm: oidECDSAWithSHA256}
+	tbs, err := asn1.Marshal(tbsCertList{
+		Version:             1, // v2
+		Signature:           alg,
+		Issuer:              asn1.RawValue{FullBytes: ca.cert.RawSubject},
+		ThisUpdate:          thisUpdate.UTC(),
+		NextUpdate:          nextUpdate.UTC(),
+		RevokedCertificates: revoked,
+		Extensions:          exts,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(tbs)
+	sig, err := ecdsa.SignASN1(rand.Reader, ca.key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := asn1.Marshal(certificateList{
+		TBSCertList:        asn1.RawValue{FullBytes: tbs},
+		SignatureAlgorithm: alg,
+		SignatureValue:     asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+}
+
+func crlNumber(t *testing.T, n *big.Int, critical bool) pkix.Extension {
+	t.Helper()
+	v, err := asn1.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 20}, Critical: critical, Value: v}
+}
+
+func TestParseCRLs_RFC5280Rules(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	root := newTestCA(t, "root", now.Add(-year), now.Add(5*year), nil)
+	noCRLSign := newTestCA(t, "no crl sign", now.Add(-year), now.Add(5*year), nil, x509.KeyUsageCertSign)
+	from, until := now.Add(-time.Hour), now.Add(24*time.Hour)
+	number := func(n int64) pkix.Extension { return crlNumber(t, big.NewInt(n), false) }
+	critical := func(oid asn1.ObjectIdentifier) pkix.Extension {
+		return pkix.Extension{Id: oid, Critical: true, Value: []byte{0x30, 0x00}}
+	}
+	entry := pkix.RevokedCertificate{SerialNumber: big.NewInt(7), RevocationTime: from}
+	entryWithIssuer := entry
+	entryWithIssuer.Extensions = []pkix.Extension{critical(asn1.ObjectIdentifier{2, 5, 29, 29})}
+
+	tests := []struct {
+		name    string
+		signer  *testCA
+		crl     []byte
+		wantErr string // "" for a list that is accepted
+	}{
+		{"a list with a non-critical CRL number is accepted", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(1)}, entry), ""},
+		{"a list without a CRL number is refused", root,
+			root.rawCRL(t, from, until, nil, entry), "no CRL number"},
+		{"a list with a critical CRL number is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{crlNumber(t, big.NewInt(1), true)}), "CRL number extension is marked critical"},
+		{"a list with two CRL numbers is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(1), number(2)}), "more than one CRL number"},
+		{"a negative CRL number is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(-1)}), "not a non-negative integer"},
+		{"a CRL number over 20 octets is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{crlNumber(t, new(big.Int).Lsh(big.NewInt(1), 160), false)}), "at most 20 octets"},
+		{"a delta CRL is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(2), critical(asn1.ObjectIdentifier{2, 5, 29, 27})}), "delta CRL"},
+		{"a partial list (issuing distribution point) is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(2), critical(asn1.ObjectIdentifier{2, 5, 29, 28})}), "covers only part"},
+		{"an unknown critical extension is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(2), critical(asn1.ObjectIdentifier{1, 2, 3, 4})}), "critical extension this portal does not process: 1.2.3.4"},
+		{"an entry with a critical extension is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(2)}, entryWithIssuer), "entry for serial 7 has a critical extension"},
+		{"a list signed by a CA without cRLSign is refused", noCRLSign,
+			noCRLSign.rawCRL(t, from, until, []pkix.Extension{number(1)}), "not allowed to sign CRLs"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := ParseCRLs(map[string][]byte{"list.crl": tc.crl}, []*x509.Certificate{tc.signer.cert})
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("ParseCRLs: %v, want the list accepted", err)
+			case tc.wantErr == "" && set.Len() != 1:
+				t.Fatalf("the set has lists from %d issuers, want 1", set.Len())
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("ParseCRLs error = %v, want one that says %q", err, tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(err.Error(), "list.crl"):
+				t.Errorf("the error %q does not name the file", err)
+			}
+		})
 	}
 }
