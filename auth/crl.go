@@ -30,8 +30,9 @@ var (
 )
 
 // CRLSet holds certificate revocation lists whose signatures were checked
-// against a client CA, at most one list per issuer. It is immutable:
-// build a new one to reload.
+// against a trusted CA (a client CA, or an intermediate verified to chain
+// to one), at most one list per issuer. It is immutable: build a new one
+// to reload.
 type CRLSet struct {
 	// byIssuer maps an issuer's raw subject to its list.
 	byIssuer map[string]*crl
@@ -45,8 +46,9 @@ type crl struct {
 
 // ParseCRLs parses revocation lists (PEM "X509 CRL" blocks or DER) from
 // files (name to contents) and keeps each only if it follows RFC 5280 and
-// is signed by one of signers, the client CAs: a list nobody trusted
-// signed could otherwise revoke, or un-revoke, anything.
+// is signed by one of signers, the client CAs and the intermediates
+// verified to chain to them: a list nobody trusted signed could otherwise
+// revoke, or un-revoke, anything.
 //
 // A list is refused, and with it the whole set, when it has no CRL
 // number or a critical one (RFC 5280 §5.2.3), when it carries a critical
@@ -173,7 +175,7 @@ func checkCRLSigner(list *x509.RevocationList, signers []*x509.Certificate) erro
 	if signedBy {
 		return errors.New("is signed by a CA certificate that is not allowed to sign CRLs (its key usage lacks cRLSign)")
 	}
-	return errors.New("is not signed by a configured client CA")
+	return errors.New("is not signed by a configured client CA or client intermediate")
 }
 
 // maySignCRLs reports whether c may sign CRLs: a CA certificate whose
@@ -190,20 +192,22 @@ func (s *CRLSet) Len() int {
 	return len(s.byIssuer)
 }
 
-// crlVerdict is what a CRL set says about one certificate.
+// crlVerdict is what a CRL set says about one certificate. The values
+// are ordered from best to worst, so the worst of several is the
+// greatest.
 type crlVerdict int
 
 const (
 	crlNotCovered crlVerdict = iota // no list for this issuer
 	crlGood                         // listed issuer, serial not revoked
-	crlRevoked                      // serial revoked
 	crlStale                        // the issuer's list is past its NextUpdate
+	crlRevoked                      // serial revoked
 )
 
-// check looks up leaf, issued by issuer, at time now. A list past its
+// check looks up cert, issued by issuer, at time now. A list past its
 // next update no longer vouches for anything: certificates of that issuer
 // fail closed until a fresh list is loaded.
-func (s *CRLSet) check(leaf, issuer *x509.Certificate, now time.Time) crlVerdict {
+func (s *CRLSet) check(cert, issuer *x509.Certificate, now time.Time) crlVerdict {
 	if s == nil || issuer == nil {
 		return crlNotCovered
 	}
@@ -211,11 +215,26 @@ func (s *CRLSet) check(leaf, issuer *x509.Certificate, now time.Time) crlVerdict
 	if !ok {
 		return crlNotCovered
 	}
-	if c.serials[leaf.SerialNumber.String()] {
+	if c.serials[cert.SerialNumber.String()] {
 		return crlRevoked
 	}
 	if !c.nextUpdate.IsZero() && now.After(c.nextUpdate) {
 		return crlStale
 	}
 	return crlGood
+}
+
+// checkChain checks every certificate of a verified chain (leaf first,
+// client CA last) against the list of the CA that issued it, and returns
+// the worst verdict with the position in the chain of the certificate it
+// concerns (0 for the leaf). A revoked intermediate makes everything
+// below it worthless. The client CA at the end is trusted as configured.
+func (s *CRLSet) checkChain(chain []*x509.Certificate, now time.Time) (crlVerdict, int) {
+	worst, at := crlNotCovered, 0
+	for i := 0; i+1 < len(chain); i++ {
+		if v := s.check(chain[i], chain[i+1], now); v > worst {
+			worst, at = v, i
+		}
+	}
+	return worst, at
 }

@@ -242,3 +242,122 @@ func TestParseCRLs_RFC5280Rules(t *testing.T) {
 		})
 	}
 }
+
+func TestCertVerifier_CRLsCheckIntermediates(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	root := newTestCA(t, "Corp Root", now.Add(-year), now.Add(5*year), nil)
+	issuing := newTestCA(t, "Corp Issuing", now.Add(-year), now.Add(4*year), root)
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	leaf := issuing.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
+	fresh, staleFrom, staleUntil := now.Add(-time.Hour), now.Add(-48*time.Hour), now.Add(-24*time.Hour)
+	day := now.Add(24 * time.Hour)
+
+	rootClean := root.crl(t, 1, fresh, day)
+	rootRevokesIssuing := root.crl(t, 2, fresh, day, issuing.cert)
+	rootStale := root.crl(t, 3, staleFrom, staleUntil)
+	issuingClean := issuing.crl(t, 1, fresh, day)
+	issuingRevokesLeaf := issuing.crl(t, 2, fresh, day, leaf)
+	issuingStale := issuing.crl(t, 3, staleFrom, staleUntil)
+
+	tests := []struct {
+		name   string
+		files  map[string][]byte
+		want   CertStatus
+		notice string
+	}{
+		{"clean lists from both CAs: valid", map[string][]byte{"root": rootClean, "issuing": issuingClean}, CertValid, ""},
+		{"the root revokes the intermediate: the leaf does not count", map[string][]byte{"root": rootRevokesIssuing, "issuing": issuingClean}, CertRevoked,
+			`the certificate authority "Corp Issuing" that your certificate depends on has been revoked`},
+		{"the root's revocation of the intermediate counts without a list from the intermediate", map[string][]byte{"root": rootRevokesIssuing}, CertRevoked,
+			`"Corp Issuing" that your certificate depends on has been revoked`},
+		{"the intermediate revokes the leaf", map[string][]byte{"root": rootClean, "issuing": issuingRevokesLeaf}, CertRevoked, noticeRevoked},
+		{"a stale list from the intermediate's issuer fails closed", map[string][]byte{"root": rootStale, "issuing": issuingClean}, CertInvalid,
+			`the revocation list of "Corp Root", a certificate authority your certificate depends on, is out of date`},
+		{"a stale list from the leaf's issuer fails closed", map[string][]byte{"root": rootClean, "issuing": issuingStale}, CertInvalid,
+			"the revocation list of your certificate's issuer is out of date"},
+		{"a revoked intermediate outweighs a stale list", map[string][]byte{"root": rootRevokesIssuing, "issuing": issuingStale}, CertRevoked,
+			`"Corp Issuing" that your certificate depends on has been revoked`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := ParseCRLs(tc.files, []*x509.Certificate{root.cert, issuing.cert})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &CertVerifier{Roots: pool, CRLs: func() *CRLSet { return set }}
+			got := v.Verify(t.Context(), []*x509.Certificate{leaf, issuing.cert}, now)
+			if got.Status != tc.want || !strings.Contains(got.Notice, tc.notice) {
+				t.Fatalf("got %v %q, want %v with a notice that says %q", got.Status, got.Notice, tc.want, tc.notice)
+			}
+		})
+	}
+
+	t.Run("a revoked intermediate is caught on a chain remembered from before", func(t *testing.T) {
+		set := func() *CRLSet { return nil }
+		v := &CertVerifier{Roots: pool, CRLs: func() *CRLSet { return set() }}
+		chain := []*x509.Certificate{leaf, issuing.cert}
+		if got := v.Verify(t.Context(), chain, now); !got.Valid() {
+			t.Fatalf("before any list: %v %q", got.Status, got.Notice)
+		}
+		revoking, err := ParseCRLs(map[string][]byte{"root": rootRevokesIssuing}, []*x509.Certificate{root.cert})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set = func() *CRLSet { return revoking }
+		if got := v.Verify(t.Context(), chain, now); got.Status != CertRevoked {
+			t.Fatalf("after the root's list revoked the intermediate: %v %q, want revoked", got.Status, got.Notice)
+		}
+	})
+}
+
+func TestCertVerifier_TwoTierPKI(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	root := newTestCA(t, "Corp Root", now.Add(-year), now.Add(5*year), nil)
+	issuing := newTestCA(t, "Corp Issuing", now.Add(-year), now.Add(4*year), root)
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	revoked := issuing.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
+	kept := issuing.issue(t, clientTemplate("bob", now.Add(-time.Hour), now.Add(year)))
+	signers := []*x509.Certificate{root.cert, issuing.cert}
+	fresh := issuing.crl(t, 4, now.Add(-time.Hour), now.Add(24*time.Hour), revoked)
+	stale := issuing.crl(t, 5, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+
+	tests := []struct {
+		name  string
+		crl   []byte
+		chain []*x509.Certificate
+		want  CertStatus
+	}{
+		{"a leaf sent without its intermediate verifies through the configured one", nil, []*x509.Certificate{kept}, CertValid},
+		{"the issuing CA's list revokes its leaf", fresh, []*x509.Certificate{revoked}, CertRevoked},
+		{"the issuing CA's list revokes its leaf sent with the intermediate", fresh, []*x509.Certificate{revoked, issuing.cert}, CertRevoked},
+		{"a leaf the issuing CA's list does not name counts", fresh, []*x509.Certificate{kept}, CertValid},
+		{"a stale list from the issuing CA fails closed", stale, []*x509.Certificate{kept}, CertInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string][]byte{}
+			if tc.crl != nil {
+				files["issuing.crl"] = tc.crl
+			}
+			set, err := ParseCRLs(files, signers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &CertVerifier{Roots: pool, Intermediates: []*x509.Certificate{issuing.cert}, CRLs: func() *CRLSet { return set }}
+			if got := v.Verify(t.Context(), tc.chain, now); got.Status != tc.want {
+				t.Fatalf("status = %v (%q), want %v", got.Status, got.Notice, tc.want)
+			}
+		})
+	}
+
+	t.Run("a list from an intermediate that is not a signer is refused", func(t *testing.T) {
+		_, err := ParseCRLs(map[string][]byte{"issuing.crl": fresh}, []*x509.Certificate{root.cert})
+		if err == nil || !strings.Contains(err.Error(), "not signed by a configured client CA") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
