@@ -69,7 +69,7 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	crls, err := newCRLWatcher(o.crls, caCerts, logger)
+	crls, err := newCRLWatcher(e.ctx, o.crls, caCerts, st, logger)
 	if err != nil {
 		return err
 	}

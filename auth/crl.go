@@ -1,14 +1,17 @@
 package auth
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
 	"math/big"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -39,7 +42,11 @@ type CRLSet struct {
 }
 
 type crl struct {
-	issuer     string
+	file       string // where the list was read from
+	issuer     string // the issuer's name, for messages
+	rawIssuer  []byte
+	number     *big.Int
+	content    [sha256.Size]byte // SHA-256 of the signed part, tbsCertList
 	nextUpdate time.Time
 	serials    map[string]bool // big.Int.String() of each revoked serial
 }
@@ -56,10 +63,10 @@ type crl struct {
 // (§5.2: such a list must not be used), or when the certificate that
 // signed it may not sign CRLs (a CA certificate whose key usage, when
 // present, includes cRLSign). When two lists come from the same issuer,
-// the one with the higher CRL number wins.
+// the one with the higher CRL number wins; two different lists with the
+// same number are refused, since neither can be told to be the newer.
 func ParseCRLs(files map[string][]byte, signers []*x509.Certificate) (*CRLSet, error) {
 	set := &CRLSet{byIssuer: map[string]*crl{}}
-	numbers := map[string]*big.Int{}
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		ders, err := crlDERs(files[name])
 		if err != nil {
@@ -76,19 +83,38 @@ func ParseCRLs(files map[string][]byte, signers []*x509.Certificate) (*CRLSet, e
 			if err := checkCRLSigner(list, signers); err != nil {
 				return nil, fmt.Errorf("CRL %s (issuer %s) %w", name, list.Issuer, err)
 			}
-			key := string(list.RawIssuer)
-			if n, ok := numbers[key]; ok && n.Cmp(list.Number) >= 0 {
-				continue
+			c := newCRL(name, list)
+			if kept, ok := set.byIssuer[string(c.rawIssuer)]; ok {
+				switch kept.number.Cmp(c.number) {
+				case 1:
+					continue
+				case 0:
+					if kept.content != c.content {
+						return nil, fmt.Errorf("CRL %s and %s (issuer %s) both have CRL number %s but differ: a CA gives every new list a higher number, so neither can be told to be the newer", kept.file, name, c.issuer, c.number)
+					}
+					continue
+				}
 			}
-			numbers[key] = list.Number
-			c := &crl{issuer: list.Issuer.String(), nextUpdate: list.NextUpdate, serials: map[string]bool{}}
-			for _, entry := range list.RevokedCertificateEntries {
-				c.serials[entry.SerialNumber.String()] = true
-			}
-			set.byIssuer[key] = c
+			set.byIssuer[string(c.rawIssuer)] = c
 		}
 	}
 	return set, nil
+}
+
+func newCRL(file string, list *x509.RevocationList) *crl {
+	c := &crl{
+		file:       file,
+		issuer:     list.Issuer.String(),
+		rawIssuer:  list.RawIssuer,
+		number:     list.Number,
+		content:    sha256.Sum256(list.RawTBSRevocationList),
+		nextUpdate: list.NextUpdate,
+		serials:    map[string]bool{},
+	}
+	for _, entry := range list.RevokedCertificateEntries {
+		c.serials[entry.SerialNumber.String()] = true
+	}
+	return c
 }
 
 func crlDERs(data []byte) ([][]byte, error) {
@@ -190,6 +216,78 @@ func (s *CRLSet) Len() int {
 		return 0
 	}
 	return len(s.byIssuer)
+}
+
+// CRLInfo describes one list of a CRLSet.
+type CRLInfo struct {
+	// File is the name the list was read from.
+	File string
+	// Issuer is the issuer's name, for messages.
+	Issuer string
+	// IssuerID is "sha256:<hex>" of the issuer's DER-encoded name: a
+	// short, stable key for a record kept per issuer.
+	IssuerID string
+	// Number is the list's CRL number.
+	Number *big.Int
+}
+
+// Lists describes the lists in the set, one per issuer, sorted by
+// IssuerID.
+func (s *CRLSet) Lists() []CRLInfo {
+	if s == nil {
+		return nil
+	}
+	out := make([]CRLInfo, 0, len(s.byIssuer))
+	for _, c := range s.byIssuer {
+		sum := sha256.Sum256(c.rawIssuer)
+		out = append(out, CRLInfo{File: c.file, Issuer: c.issuer,
+			IssuerID: "sha256:" + hex.EncodeToString(sum[:]), Number: new(big.Int).Set(c.number)})
+	}
+	slices.SortFunc(out, func(a, b CRLInfo) int { return strings.Compare(a.IssuerID, b.IssuerID) })
+	return out
+}
+
+// OlderCRLError reports a list whose CRL number is lower than one
+// already seen from the same issuer: an older list, which could un-revoke
+// certificates, so it is refused.
+type OlderCRLError struct {
+	File   string
+	Issuer string
+	// Number is the refused list's CRL number; Seen the highest number
+	// already seen from the issuer.
+	Number, Seen *big.Int
+}
+
+func (e *OlderCRLError) Error() string {
+	return fmt.Sprintf("CRL %s (issuer %s) has CRL number %s, lower than number %s already seen from that issuer: an older list is refused, because it could bring revoked certificates back; install the issuer's current list",
+		e.File, e.Issuer, e.Number, e.Seen)
+}
+
+// Follows reports why s may not replace prev, the set in force, or nil
+// when it may. For every issuer prev has a list from, s must have one
+// too (a reload never quietly stops checking an issuer), with a CRL
+// number no lower (*OlderCRLError), and with an equal number only the
+// very same list, by its signed content.
+func (s *CRLSet) Follows(prev *CRLSet) error {
+	if prev == nil {
+		return nil
+	}
+	for _, key := range slices.Sorted(maps.Keys(prev.byIssuer)) {
+		old := prev.byIssuer[key]
+		c, ok := s.byIssuer[key]
+		if !ok {
+			return fmt.Errorf("the CRL files no longer hold a list from issuer %s (it was in %s): a reload never stops checking an issuer; restart the portal to drop one", old.issuer, old.file)
+		}
+		switch c.number.Cmp(old.number) {
+		case -1:
+			return &OlderCRLError{File: c.file, Issuer: c.issuer, Number: c.number, Seen: old.number}
+		case 0:
+			if c.content != old.content {
+				return fmt.Errorf("CRL %s (issuer %s) has CRL number %s, the number of the list in force, but different content: a CA gives every new list a higher number, so it cannot be told to be the newer", c.file, c.issuer, c.number)
+			}
+		}
+	}
+	return nil
 }
 
 // crlVerdict is what a CRL set says about one certificate. The values

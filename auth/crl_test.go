@@ -361,3 +361,72 @@ func TestCertVerifier_TwoTierPKI(t *testing.T) {
 		}
 	})
 }
+
+func TestCRLSet_NumbersNeverGoBack(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	root := newTestCA(t, "Corp Root", now.Add(-year), now.Add(5*year), nil)
+	other := newTestCA(t, "Other Root", now.Add(-year), now.Add(5*year), nil)
+	signers := []*x509.Certificate{root.cert, other.cert}
+	leaf := root.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
+	from, until := now.Add(-time.Hour), now.Add(24*time.Hour)
+	parse := func(t *testing.T, files map[string][]byte) *CRLSet {
+		t.Helper()
+		set, err := ParseCRLs(files, signers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	five := root.crl(t, 5, from, until, leaf)
+	inForce := parse(t, map[string][]byte{"root.crl": five, "other.crl": other.crl(t, 1, from, until)})
+
+	tests := []struct {
+		name    string
+		next    map[string][]byte
+		wantErr string // "" when the set may replace the one in force
+	}{
+		{"a higher number follows", map[string][]byte{"root.crl": root.crl(t, 6, from, until), "other.crl": other.crl(t, 1, from, until)}, ""},
+		{"the same list again follows", map[string][]byte{"root.crl": five, "other.crl": other.crl(t, 1, from, until)}, ""},
+		{"a lower number is refused", map[string][]byte{"root.crl": root.crl(t, 4, from, until), "other.crl": other.crl(t, 1, from, until)},
+			"CRL root.crl (issuer CN=Corp Root) has CRL number 4, lower than number 5 already seen"},
+		{"an equal number with other content is refused", map[string][]byte{"root.crl": root.crl(t, 5, from, until), "other.crl": other.crl(t, 1, from, until)},
+			"has CRL number 5, the number of the list in force, but different content"},
+		{"a set that drops an issuer is refused", map[string][]byte{"root.crl": five},
+			"no longer hold a list from issuer CN=Other Root"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := parse(t, tc.next).Follows(inForce)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Follows = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+
+	t.Run("an older list's error gives both numbers", func(t *testing.T) {
+		err := parse(t, map[string][]byte{"root.crl": root.crl(t, 4, from, until), "other.crl": other.crl(t, 1, from, until)}).Follows(inForce)
+		var older *OlderCRLError
+		if !errors.As(err, &older) || older.Number.Int64() != 4 || older.Seen.Int64() != 5 || older.File != "root.crl" {
+			t.Fatalf("err = %#v, want an *OlderCRLError for root.crl, 4 after 5", err)
+		}
+	})
+	t.Run("two files with one number and different content are refused", func(t *testing.T) {
+		_, err := ParseCRLs(map[string][]byte{"a.crl": five, "b.crl": root.crl(t, 5, from, until)}, signers)
+		if err == nil || !strings.Contains(err.Error(), "both have CRL number 5 but differ") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("lists describes each issuer's list", func(t *testing.T) {
+		lists := inForce.Lists()
+		if len(lists) != 2 {
+			t.Fatalf("Lists = %+v, want 2", lists)
+		}
+		for _, l := range lists {
+			want := map[string]string{"CN=Corp Root": "root.crl 5", "CN=Other Root": "other.crl 1"}[l.Issuer]
+			if got := l.File + " " + l.Number.String(); got != want || !strings.HasPrefix(l.IssuerID, "sha256:") {
+				t.Errorf("list of %s: %s (%s), want %s", l.Issuer, got, l.IssuerID, want)
+			}
+		}
+	})
+}
