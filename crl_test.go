@@ -187,3 +187,69 @@ func TestCRLWatcher_NumbersNeverGoBack(t *testing.T) {
 		}
 	})
 }
+
+func TestLoadClientIntermediates(t *testing.T) {
+	year := time.Now().Add(365 * 24 * time.Hour)
+	root := newTestCA(t, "Corp Root", nil, year)
+	other := newTestCA(t, "Other Root", nil, year)
+	issuing := newTestCA(t, "Corp Issuing", root, year)
+	second := newTestCA(t, "Corp Issuing 2", issuing, year) // under issuing
+	foreign := newTestCA(t, "Foreign Issuing", other, year)
+	expired := newTestCA(t, "Old Issuing", root, time.Now().Add(-time.Minute))
+	roots := x509.NewCertPool()
+	roots.AddCert(root.cert)
+	dir := t.TempDir()
+	file := func(name string, cas ...*testCA) string {
+		path := filepath.Join(dir, name)
+		var b []byte
+		for _, c := range cas {
+			b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})...)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "alice"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: year}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, issuing.cert, &issuing.key.PublicKey, issuing.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafFile := filepath.Join(dir, "leaf.crt")
+	if err := os.WriteFile(leafFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		files   []string
+		want    int    // intermediates loaded
+		wantErr string // "" when they load
+	}{
+		{"none", nil, 0, ""},
+		{"one under a client CA", []string{file("issuing.crt", issuing)}, 1, ""},
+		{"two tiers below the client CA, in one file", []string{file("both.crt", second, issuing)}, 2, ""},
+		{"one under another CA is refused", []string{file("foreign.crt", foreign)}, 0, `"CN=Foreign Issuing" is not signed by a configured client CA`},
+		{"an expired one is refused", []string{file("expired.crt", expired)}, 0, "does not chain to a configured client CA"},
+		{"a certificate that is not a CA is refused", []string{leafFile}, 0, "is not a CA certificate"},
+		{"a missing file is refused", []string{filepath.Join(dir, "missing.crt")}, 0, "read client intermediate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := loadClientIntermediates(tc.files, roots, time.Now())
+			if tc.wantErr == "" {
+				if err != nil || len(got) != tc.want {
+					t.Fatalf("loaded %d, %v; want %d", len(got), err, tc.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want one that says %q", err, tc.wantErr)
+			}
+			if len(tc.files) > 0 && !strings.Contains(err.Error(), tc.files[0]) {
+				t.Errorf("the error %q does not name the file", err)
+			}
+		})
+	}
+}
