@@ -28,22 +28,23 @@ const EmbeddedStoreFile = "gatehouse.db"
 // the environment variable GATEHOUSE_<FLAG>, upper-cased with "-" as "_";
 // a flag on the command line wins over the environment.
 type options struct {
-	data        string
-	store       string
-	addr        string
-	tlsCert     string
-	tlsKey      string
-	clientCAs   stringList
-	crls        stringList
-	crlRefresh  time.Duration
-	sessionIdle time.Duration
-	sessionMax  time.Duration
-	cookieDom   string
-	proxies     stringList
+	data          string
+	store         string
+	addr          string
+	tlsCert       string
+	tlsKey        string
+	clientCAs     stringList
+	intermediates stringList
+	crls          stringList
+	crlRefresh    time.Duration
+	sessionIdle   time.Duration
+	sessionMax    time.Duration
+	cookieDom     string
+	proxies       stringList
 }
 
 // commonFlags lists the flags that the environment may set.
-var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy"}
+var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy"}
 
 func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
@@ -52,7 +53,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate `file` (PEM; default DATA/pki/server.crt)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key `file` (PEM; default DATA/pki/server.key)")
 	fs.Var(&o.clientCAs, "client-ca", "client CA certificate `file` (PEM; repeatable; default DATA/pki/ca.crt)")
-	fs.Var(&o.crls, "crl", "certificate revocation list `file` (PEM or DER, signed by a client CA; repeatable; reloaded when it changes)")
+	fs.Var(&o.intermediates, "client-intermediate", "issuing CA certificate `file` under a client CA (PEM; repeatable): completes chains clients send without it, and may sign CRLs")
+	fs.Var(&o.crls, "crl", "certificate revocation list `file` (PEM or DER, signed by a client CA or client intermediate; repeatable; reloaded when it changes)")
 	fs.DurationVar(&o.crlRefresh, "crl-refresh", time.Minute, "how often to look for changed CRL files")
 	fs.DurationVar(&o.sessionIdle, "session-idle", server.DefaultSessionIdle, "end a session after this long without activity")
 	fs.DurationVar(&o.sessionMax, "session-max", server.DefaultSessionMax, "end a session this long after sign-in")

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
 	"sync/atomic"
 	"time"
@@ -14,24 +15,44 @@ import (
 
 // crlWatcher keeps the CRL files given with --crl loaded, and reloads
 // them when one changes, without a restart. A reload that fails (a file
-// half-written, a bad signature) keeps the previous set and logs why.
+// half-written, a bad signature, an older list) keeps the previous set
+// and logs why.
+//
+// CRL numbers never go back: the highest number seen from each issuer is
+// kept in the store, so a list older than one already seen is refused on
+// a reload, on a restart, and by every instance that shares the store.
 type crlWatcher struct {
 	files   []string
-	issuers []*x509.Certificate
+	signers []*x509.Certificate
+	numbers crlNumbers
 	log     *slog.Logger
 	set     atomic.Pointer[auth.CRLSet]
 	stamps  map[string]fileStamp
 }
+
+// crlNumbers keeps the highest CRL number seen per issuer: the store's
+// RaiseCounter.
+type crlNumbers interface {
+	RaiseCounter(ctx context.Context, name string, value *big.Int) (*big.Int, error)
+}
+
+// crlNumberCounter names the store counter of an issuer's CRL number,
+// from auth.CRLInfo.IssuerID.
+func crlNumberCounter(issuerID string) string { return "crl-number:" + issuerID }
 
 type fileStamp struct {
 	size    int64
 	modTime time.Time
 }
 
-// newCRLWatcher loads the CRL files; at start a bad file is an error.
-func newCRLWatcher(files []string, issuers []*x509.Certificate, log *slog.Logger) (*crlWatcher, error) {
-	w := &crlWatcher{files: files, issuers: issuers, log: log}
-	if err := w.load(); err != nil {
+// newCRLWatcher loads the CRL files, which must be signed by one of
+// signers (the client CAs and intermediates). At start a bad file is an
+// error, and so is a list older than one seen before: the portal does
+// not start rather than start with revoked certificates counting again
+// (see docs/decisions.md).
+func newCRLWatcher(ctx context.Context, files []string, signers []*x509.Certificate, numbers crlNumbers, log *slog.Logger) (*crlWatcher, error) {
+	w := &crlWatcher{files: files, signers: signers, numbers: numbers, log: log}
+	if err := w.load(ctx); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -40,7 +61,7 @@ func newCRLWatcher(files []string, issuers []*x509.Certificate, log *slog.Logger
 // current returns the CRL set in force.
 func (w *crlWatcher) current() *auth.CRLSet { return w.set.Load() }
 
-func (w *crlWatcher) load() error {
+func (w *crlWatcher) load(ctx context.Context) error {
 	data := make(map[string][]byte, len(w.files))
 	stamps := make(map[string]fileStamp, len(w.files))
 	for _, f := range w.files {
@@ -55,14 +76,29 @@ func (w *crlWatcher) load() error {
 		data[f] = b
 		stamps[f] = fileStamp{info.Size(), info.ModTime()}
 	}
-	set, err := auth.ParseCRLs(data, w.issuers)
+	set, err := auth.ParseCRLs(data, w.signers)
 	if err != nil {
 		return err
 	}
+	if err := set.Follows(w.set.Load()); err != nil {
+		return err
+	}
+	lists := set.Lists()
+	for _, l := range lists {
+		// Raising before the whole set is known to be good is safe: a
+		// list signed by a trusted CA proves its number was issued.
+		seen, err := w.numbers.RaiseCounter(ctx, crlNumberCounter(l.IssuerID), l.Number)
+		if err != nil {
+			return fmt.Errorf("CRL %s (issuer %s): compare its CRL number with the highest seen: %w", l.File, l.Issuer, err)
+		}
+		if seen.Cmp(l.Number) > 0 {
+			return &auth.OlderCRLError{File: l.File, Issuer: l.Issuer, Number: l.Number, Seen: seen}
+		}
+	}
 	w.set.Store(set)
 	w.stamps = stamps
-	if len(w.files) > 0 {
-		w.log.Info("CRLs loaded", "files", len(w.files), "issuers", set.Len())
+	for _, l := range lists {
+		w.log.Info("CRL in force", "issuer", l.Issuer, "number", l.Number.String(), "file", l.File)
 	}
 	return nil
 }
@@ -98,7 +134,7 @@ func (w *crlWatcher) watch(ctx context.Context, every time.Duration) {
 		if !w.changed() {
 			continue
 		}
-		if err := w.load(); err != nil {
+		if err := w.load(ctx); err != nil {
 			w.log.Error("CRL reload failed; keeping the previous lists", "err", err.Error())
 		}
 	}

@@ -24,11 +24,12 @@ func TestParse_FlagsAfterArgumentsAndEnvironment(t *testing.T) {
 	o.register(fs)
 	fs.Var(&roles, "role", "")
 	e := testEnv(map[string]string{
-		"GATEHOUSE_STORE":        "redis://env:6379/1",
-		"GATEHOUSE_DATA":         "/from/env",
-		"GATEHOUSE_CLIENT_CA":    "a.pem, b.pem",
-		"GATEHOUSE_SESSION_IDLE": "5m",
-		"GATEHOUSE_ROLE":         "admin", // not a common flag: must be ignored
+		"GATEHOUSE_STORE":               "redis://env:6379/1",
+		"GATEHOUSE_DATA":                "/from/env",
+		"GATEHOUSE_CLIENT_CA":           "a.pem, b.pem",
+		"GATEHOUSE_CLIENT_INTERMEDIATE": "issuing.pem",
+		"GATEHOUSE_SESSION_IDLE":        "5m",
+		"GATEHOUSE_ROLE":                "admin", // not a common flag: must be ignored
 	})
 	pos, err := parse(e, fs, []string{"alice", "--role", "employee", "--data", "/from/flag"})
 	if err != nil {
@@ -45,6 +46,9 @@ func TestParse_FlagsAfterArgumentsAndEnvironment(t *testing.T) {
 	}
 	if !slices.Equal(o.clientCAs, stringList{"a.pem", "b.pem"}) {
 		t.Errorf("client CAs from environment = %q", o.clientCAs)
+	}
+	if !slices.Equal(o.intermediates, stringList{"issuing.pem"}) {
+		t.Errorf("client intermediates from environment = %q", o.intermediates)
 	}
 	if o.sessionIdle != 5*time.Minute {
 		t.Errorf("session idle = %v", o.sessionIdle)

@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +70,11 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	crls, err := newCRLWatcher(o.crls, caCerts, logger)
+	intermediates, err := loadClientIntermediates(o.intermediates, roots, time.Now())
+	if err != nil {
+		return err
+	}
+	crls, err := newCRLWatcher(e.ctx, o.crls, slices.Concat(caCerts, intermediates), st, logger)
 	if err != nil {
 		return err
 	}
@@ -102,7 +107,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	handler, err := server.New(server.Config{
 		Store:          st,
-		Verifier:       &auth.CertVerifier{Roots: roots, CRLs: crls.current, Revoked: st.IsRevoked},
+		Verifier:       &auth.CertVerifier{Roots: roots, Intermediates: intermediates, CRLs: crls.current, Revoked: st.IsRevoked},
 		Hasher:         hasher,
 		SessionKey:     sessionKey,
 		Sealer:         sealer,
@@ -186,6 +191,55 @@ func loadClientCAs(files []string, l layout) (*x509.CertPool, []*x509.Certificat
 		}
 	}
 	return pool, all, nil
+}
+
+// loadClientIntermediates reads the --client-intermediate files: issuing
+// CAs of a two-tier PKI, which complete the chains clients send without
+// them and may sign CRLs. Each must be a CA certificate that chains to a
+// client CA (through the others if need be), checked at start: a wrong
+// file stops the portal instead of quietly verifying nothing.
+func loadClientIntermediates(files []string, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, error) {
+	type loaded struct {
+		file string
+		cert *x509.Certificate
+	}
+	var all []loaded
+	pool := x509.NewCertPool()
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read client intermediate: %w", err)
+		}
+		certs, err := ca.ParseCertsPEM(data)
+		if err != nil {
+			return nil, fmt.Errorf("client intermediate %s: %w", f, err)
+		}
+		for _, c := range certs {
+			if !c.IsCA {
+				return nil, fmt.Errorf("client intermediate %s: %q is not a CA certificate", f, c.Subject)
+			}
+			pool.AddCert(c)
+			all = append(all, loaded{f, c})
+		}
+	}
+	out := make([]*x509.Certificate, 0, len(all))
+	for _, l := range all {
+		_, err := l.cert.Verify(x509.VerifyOptions{
+			Roots:         roots,
+			Intermediates: pool,
+			CurrentTime:   now,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		})
+		var unknown x509.UnknownAuthorityError
+		switch {
+		case errors.As(err, &unknown):
+			return nil, fmt.Errorf("client intermediate %s: %q is not signed by a configured client CA (--client-ca) or by another client intermediate", l.file, l.cert.Subject)
+		case err != nil:
+			return nil, fmt.Errorf("client intermediate %s: %q does not chain to a configured client CA: %w", l.file, l.cert.Subject, err)
+		}
+		out = append(out, l.cert)
+	}
+	return out, nil
 }
 
 // loadSessionKey reads the cookie signing key from GATEHOUSE_SESSION_KEY

@@ -104,8 +104,15 @@ func (r CertResult) Valid() bool { return r.Status == CertValid }
 type CertVerifier struct {
 	// Roots are the client CAs. A nil or empty pool verifies nothing.
 	Roots *x509.CertPool
+	// Intermediates are issuing CAs known to chain to one of Roots
+	// (checked when the portal starts). They complete chains that clients
+	// present without them, and add no trust of their own: every chain
+	// must still end at one of Roots.
+	Intermediates []*x509.Certificate
 	// CRLs, when set, returns the current revocation lists; it is called
-	// on every verification so that a reloader can swap the set.
+	// on every verification so that a reloader can swap the set. Every
+	// certificate of a verified chain is checked against its issuer's
+	// list, the leaf and each intermediate.
 	CRLs func() *CRLSet
 	// Revoked, when set, reports whether the certificate with that
 	// issuer (IssuerID) and serial number (lower-case hex) was revoked
@@ -128,7 +135,7 @@ const chainCacheFor = time.Minute
 const maxCachedChains = 10_000
 
 // chainCache maps the SHA-256 of a presented chain's certificates to the
-// issuer that verified it and what the leaf says (hashing and formatting
+// chains that verified it and what the leaf says (hashing and formatting
 // it is most of the cost of a verification that hits the cache).
 type chainCache struct {
 	mu sync.Mutex
@@ -136,8 +143,8 @@ type chainCache struct {
 }
 
 type cachedChain struct {
-	issuer *x509.Certificate
-	info   CertInfo // of the leaf; callers get a copy
+	chains [][]*x509.Certificate // as x509.Verify returned them; read only
+	info   CertInfo              // of the leaf; callers get a copy
 	until  time.Time
 }
 
@@ -156,7 +163,7 @@ func chainKey(chain []*x509.Certificate) [sha256.Size]byte {
 	return k
 }
 
-func (c *chainCache) get(k [sha256.Size]byte, now time.Time) (*x509.Certificate, *CertInfo, bool) {
+func (c *chainCache) get(k [sha256.Size]byte, now time.Time) ([][]*x509.Certificate, *CertInfo, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[k]
@@ -165,16 +172,16 @@ func (c *chainCache) get(k [sha256.Size]byte, now time.Time) (*x509.Certificate,
 	}
 	info := e.info
 	info.Emails = slices.Clone(info.Emails)
-	return e.issuer, &info, true
+	return e.chains, &info, true
 }
 
-func (c *chainCache) put(k [sha256.Size]byte, issuer *x509.Certificate, info *CertInfo, now time.Time) {
+func (c *chainCache) put(k [sha256.Size]byte, chains [][]*x509.Certificate, info *CertInfo, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= maxCachedChains {
 		c.m = make(map[[sha256.Size]byte]cachedChain)
 	}
-	e := cachedChain{issuer: issuer, info: *info, until: now.Add(chainCacheFor)}
+	e := cachedChain{chains: chains, info: *info, until: now.Add(chainCacheFor)}
 	e.info.Emails = slices.Clone(info.Emails)
 	c.m[k] = e
 }
@@ -214,9 +221,12 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 		return CertResult{Status: CertUnknownIssuer, Notice: noticeUnknownIssuer}
 	}
 	key := chainKey(chain)
-	issuer, info, ok := v.chains.get(key, now)
+	chains, info, ok := v.chains.get(key, now)
 	if !ok {
 		intermediates := x509.NewCertPool()
+		for _, c := range v.Intermediates {
+			intermediates.AddCert(c)
+		}
 		for _, c := range chain[1:] {
 			if c != nil {
 				intermediates.AddCert(c)
@@ -233,13 +243,13 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 			// after the chain verified.
 			CurrentTime: clamp(now, leaf.NotBefore, leaf.NotAfter),
 		}
-		chains, err := leaf.Verify(opts)
+		var err error
+		chains, err = leaf.Verify(opts)
 		if err != nil {
 			return chainFailure(err)
 		}
-		issuer = chains[0][min(1, len(chains[0])-1)]
 		info = infoOf(leaf)
-		v.chains.put(key, issuer, info, now)
+		v.chains.put(key, chains, info, now)
 	}
 	switch {
 	case now.Before(leaf.NotBefore):
@@ -256,12 +266,8 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 			Notice: "your certificate is not made for signing in (it lacks the client authentication usage)"}
 	}
 	if v.CRLs != nil {
-		switch v.CRLs().check(leaf, issuer, now) {
-		case crlRevoked:
-			return CertResult{Status: CertRevoked, Info: info, Notice: noticeRevoked}
-		case crlStale:
-			return CertResult{Status: CertInvalid, Info: info,
-				Notice: "the revocation list of your certificate's issuer is out of date, so the certificate cannot be trusted right now"}
+		if r, ok := crlFailure(v.CRLs(), chains, info, now); !ok {
+			return r
 		}
 	}
 	if v.Revoked != nil {
@@ -278,6 +284,42 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 }
 
 const noticeRevoked = "your certificate has been revoked"
+
+// crlFailure checks every chain that verified against the CRLs and
+// reports false, with the result to return, when one of them fails: a
+// revocation or a stale list on any path counts, so that a second path
+// (a cross-signed intermediate, say) cannot bring back what one CA
+// revoked.
+func crlFailure(set *CRLSet, chains [][]*x509.Certificate, info *CertInfo, now time.Time) (CertResult, bool) {
+	verdict, chain, at := crlNotCovered, []*x509.Certificate(nil), 0
+	for _, c := range chains {
+		if v, i := set.checkChain(c, now); v > verdict {
+			verdict, chain, at = v, c, i
+		}
+	}
+	switch {
+	case verdict == crlRevoked && at == 0:
+		return CertResult{Status: CertRevoked, Info: info, Notice: noticeRevoked}, false
+	case verdict == crlRevoked:
+		return CertResult{Status: CertRevoked, Info: info,
+			Notice: fmt.Sprintf("the certificate authority %q that your certificate depends on has been revoked, so your certificate cannot be trusted", caName(chain[at]))}, false
+	case verdict == crlStale && at == 0:
+		return CertResult{Status: CertInvalid, Info: info,
+			Notice: "the revocation list of your certificate's issuer is out of date, so the certificate cannot be trusted right now"}, false
+	case verdict == crlStale:
+		return CertResult{Status: CertInvalid, Info: info,
+			Notice: fmt.Sprintf("the revocation list of %q, a certificate authority your certificate depends on, is out of date, so the certificate cannot be trusted right now", caName(chain[at+1]))}, false
+	}
+	return CertResult{}, true
+}
+
+// caName is how a notice names a certificate authority.
+func caName(c *x509.Certificate) string {
+	if c.Subject.CommonName != "" {
+		return c.Subject.CommonName
+	}
+	return c.Subject.String()
+}
 
 const noticeUnknownIssuer = "your certificate was not issued by a certificate authority this portal trusts"
 

@@ -25,7 +25,9 @@ type testCA struct {
 
 var serial int64
 
-func newTestCA(t testing.TB, name string, notBefore, notAfter time.Time, parent *testCA) *testCA {
+// newTestCA makes a CA signed by parent, or a root when parent is nil.
+// Its key usage is certSign and cRLSign unless usage says otherwise.
+func newTestCA(t testing.TB, name string, notBefore, notAfter time.Time, parent *testCA, usage ...x509.KeyUsage) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -36,6 +38,9 @@ func newTestCA(t testing.TB, name string, notBefore, notAfter time.Time, parent 
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
 		NotBefore: notBefore, NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
+	}
+	if len(usage) > 0 {
+		tmpl.KeyUsage = usage[0]
 	}
 	signer, signerKey := tmpl, key
 	if parent != nil {

@@ -2,8 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -114,4 +118,315 @@ func TestCertInfo_KeyPinSurvivesRenewal(t *testing.T) {
 	if !CertBoundTo(b, Account{Name: "bob", PinnedKeys: []string{a.KeyPin}}) {
 		t.Fatal("renewed certificate not bound through the key pin")
 	}
+}
+
+// tbsCertList and certificateList are RFC 5280's CRL structures, for
+// lists that x509.CreateRevocationList will not make: without a CRL
+// number, with a critical one, or with other extensions of our choice.
+type tbsCertList struct {
+	Version             int
+	Signature           pkix.AlgorithmIdentifier
+	Issuer              asn1.RawValue
+	ThisUpdate          time.Time
+	NextUpdate          time.Time
+	RevokedCertificates []pkix.RevokedCertificate `asn1:"optional"`
+	Extensions          []pkix.Extension          `asn1:"tag:0,optional,explicit"`
+}
+
+type certificateList struct {
+	TBSCertList        asn1.RawValue
+	SignatureAlgorithm pkix.AlgorithmIdentifier
+	SignatureValue     asn1.BitString
+}
+
+var oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
+
+// rawCRL builds and signs, field by field, a v2 CRL from ca valid from
+// thisUpdate to nextUpdate with exactly the extensions exts.
+func (ca *testCA) rawCRL(t *testing.T, thisUpdate, nextUpdate time.Time, exts []pkix.Extension, revoked ...pkix.RevokedCertificate) []byte {
+	t.Helper()
+	alg := pkix.AlgorithmIdentifier{Algorithm: oidECDSAWithSHA256}
+	tbs, err := asn1.Marshal(tbsCertList{
+		Version:             1, // v2
+		Signature:           alg,
+		Issuer:              asn1.RawValue{FullBytes: ca.cert.RawSubject},
+		ThisUpdate:          thisUpdate.UTC(),
+		NextUpdate:          nextUpdate.UTC(),
+		RevokedCertificates: revoked,
+		Extensions:          exts,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(tbs)
+	sig, err := ecdsa.SignASN1(rand.Reader, ca.key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := asn1.Marshal(certificateList{
+		TBSCertList:        asn1.RawValue{FullBytes: tbs},
+		SignatureAlgorithm: alg,
+		SignatureValue:     asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+}
+
+func crlNumber(t *testing.T, n *big.Int, critical bool) pkix.Extension {
+	t.Helper()
+	v, err := asn1.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 20}, Critical: critical, Value: v}
+}
+
+func TestParseCRLs_RFC5280Rules(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	root := newTestCA(t, "root", now.Add(-year), now.Add(5*year), nil)
+	noCRLSign := newTestCA(t, "no crl sign", now.Add(-year), now.Add(5*year), nil, x509.KeyUsageCertSign)
+	from, until := now.Add(-time.Hour), now.Add(24*time.Hour)
+	number := func(n int64) pkix.Extension { return crlNumber(t, big.NewInt(n), false) }
+	critical := func(oid asn1.ObjectIdentifier) pkix.Extension {
+		return pkix.Extension{Id: oid, Critical: true, Value: []byte{0x30, 0x00}}
+	}
+	entry := pkix.RevokedCertificate{SerialNumber: big.NewInt(7), RevocationTime: from}
+	entryWithIssuer := entry
+	entryWithIssuer.Extensions = []pkix.Extension{critical(asn1.ObjectIdentifier{2, 5, 29, 29})}
+
+	tests := []struct {
+		name    string
+		signer  *testCA
+		crl     []byte
+		wantErr string // "" for a list that is accepted
+	}{
+		{"a list with a non-critical CRL number is accepted", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(1)}, entry), ""},
+		{"a list without a CRL number is refused", root,
+			root.rawCRL(t, from, until, nil, entry), "no CRL number"},
+		{"a list with a critical CRL number is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{crlNumber(t, big.NewInt(1), true)}), "CRL number extension is marked critical"},
+		{"a list with two CRL numbers is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(1), number(2)}), "more than one CRL number"},
+		{"a negative CRL number is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(-1)}), "not a non-negative integer"},
+		{"a CRL number over 20 octets is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{crlNumber(t, new(big.Int).Lsh(big.NewInt(1), 160), false)}), "at most 20 octets"},
+		{"a delta CRL is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(2), critical(asn1.ObjectIdentifier{2, 5, 29, 27})}), "delta CRL"},
+		{"a partial list (issuing distribution point) is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(2), critical(asn1.ObjectIdentifier{2, 5, 29, 28})}), "covers only part"},
+		{"an unknown critical extension is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(2), critical(asn1.ObjectIdentifier{1, 2, 3, 4})}), "critical extension this portal does not process: 1.2.3.4"},
+		{"an entry with a critical extension is refused", root,
+			root.rawCRL(t, from, until, []pkix.Extension{number(2)}, entryWithIssuer), "entry for serial 7 has a critical extension"},
+		{"a list signed by a CA without cRLSign is refused", noCRLSign,
+			noCRLSign.rawCRL(t, from, until, []pkix.Extension{number(1)}), "not allowed to sign CRLs"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := ParseCRLs(map[string][]byte{"list.crl": tc.crl}, []*x509.Certificate{tc.signer.cert})
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("ParseCRLs: %v, want the list accepted", err)
+			case tc.wantErr == "" && set.Len() != 1:
+				t.Fatalf("the set has lists from %d issuers, want 1", set.Len())
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("ParseCRLs error = %v, want one that says %q", err, tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(err.Error(), "list.crl"):
+				t.Errorf("the error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestCertVerifier_CRLsCheckIntermediates(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	root := newTestCA(t, "Corp Root", now.Add(-year), now.Add(5*year), nil)
+	issuing := newTestCA(t, "Corp Issuing", now.Add(-year), now.Add(4*year), root)
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	leaf := issuing.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
+	fresh, staleFrom, staleUntil := now.Add(-time.Hour), now.Add(-48*time.Hour), now.Add(-24*time.Hour)
+	day := now.Add(24 * time.Hour)
+
+	rootClean := root.crl(t, 1, fresh, day)
+	rootRevokesIssuing := root.crl(t, 2, fresh, day, issuing.cert)
+	rootStale := root.crl(t, 3, staleFrom, staleUntil)
+	issuingClean := issuing.crl(t, 1, fresh, day)
+	issuingRevokesLeaf := issuing.crl(t, 2, fresh, day, leaf)
+	issuingStale := issuing.crl(t, 3, staleFrom, staleUntil)
+
+	tests := []struct {
+		name   string
+		files  map[string][]byte
+		want   CertStatus
+		notice string
+	}{
+		{"clean lists from both CAs: valid", map[string][]byte{"root": rootClean, "issuing": issuingClean}, CertValid, ""},
+		{"the root revokes the intermediate: the leaf does not count", map[string][]byte{"root": rootRevokesIssuing, "issuing": issuingClean}, CertRevoked,
+			`the certificate authority "Corp Issuing" that your certificate depends on has been revoked`},
+		{"the root's revocation of the intermediate counts without a list from the intermediate", map[string][]byte{"root": rootRevokesIssuing}, CertRevoked,
+			`"Corp Issuing" that your certificate depends on has been revoked`},
+		{"the intermediate revokes the leaf", map[string][]byte{"root": rootClean, "issuing": issuingRevokesLeaf}, CertRevoked, noticeRevoked},
+		{"a stale list from the intermediate's issuer fails closed", map[string][]byte{"root": rootStale, "issuing": issuingClean}, CertInvalid,
+			`the revocation list of "Corp Root", a certificate authority your certificate depends on, is out of date`},
+		{"a stale list from the leaf's issuer fails closed", map[string][]byte{"root": rootClean, "issuing": issuingStale}, CertInvalid,
+			"the revocation list of your certificate's issuer is out of date"},
+		{"a revoked intermediate outweighs a stale list", map[string][]byte{"root": rootRevokesIssuing, "issuing": issuingStale}, CertRevoked,
+			`"Corp Issuing" that your certificate depends on has been revoked`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := ParseCRLs(tc.files, []*x509.Certificate{root.cert, issuing.cert})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &CertVerifier{Roots: pool, CRLs: func() *CRLSet { return set }}
+			got := v.Verify(t.Context(), []*x509.Certificate{leaf, issuing.cert}, now)
+			if got.Status != tc.want || !strings.Contains(got.Notice, tc.notice) {
+				t.Fatalf("got %v %q, want %v with a notice that says %q", got.Status, got.Notice, tc.want, tc.notice)
+			}
+		})
+	}
+
+	t.Run("a revoked intermediate is caught on a chain remembered from before", func(t *testing.T) {
+		set := func() *CRLSet { return nil }
+		v := &CertVerifier{Roots: pool, CRLs: func() *CRLSet { return set() }}
+		chain := []*x509.Certificate{leaf, issuing.cert}
+		if got := v.Verify(t.Context(), chain, now); !got.Valid() {
+			t.Fatalf("before any list: %v %q", got.Status, got.Notice)
+		}
+		revoking, err := ParseCRLs(map[string][]byte{"root": rootRevokesIssuing}, []*x509.Certificate{root.cert})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set = func() *CRLSet { return revoking }
+		if got := v.Verify(t.Context(), chain, now); got.Status != CertRevoked {
+			t.Fatalf("after the root's list revoked the intermediate: %v %q, want revoked", got.Status, got.Notice)
+		}
+	})
+}
+
+func TestCertVerifier_TwoTierPKI(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	root := newTestCA(t, "Corp Root", now.Add(-year), now.Add(5*year), nil)
+	issuing := newTestCA(t, "Corp Issuing", now.Add(-year), now.Add(4*year), root)
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	revoked := issuing.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
+	kept := issuing.issue(t, clientTemplate("bob", now.Add(-time.Hour), now.Add(year)))
+	signers := []*x509.Certificate{root.cert, issuing.cert}
+	fresh := issuing.crl(t, 4, now.Add(-time.Hour), now.Add(24*time.Hour), revoked)
+	stale := issuing.crl(t, 5, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+
+	tests := []struct {
+		name  string
+		crl   []byte
+		chain []*x509.Certificate
+		want  CertStatus
+	}{
+		{"a leaf sent without its intermediate verifies through the configured one", nil, []*x509.Certificate{kept}, CertValid},
+		{"the issuing CA's list revokes its leaf", fresh, []*x509.Certificate{revoked}, CertRevoked},
+		{"the issuing CA's list revokes its leaf sent with the intermediate", fresh, []*x509.Certificate{revoked, issuing.cert}, CertRevoked},
+		{"a leaf the issuing CA's list does not name counts", fresh, []*x509.Certificate{kept}, CertValid},
+		{"a stale list from the issuing CA fails closed", stale, []*x509.Certificate{kept}, CertInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string][]byte{}
+			if tc.crl != nil {
+				files["issuing.crl"] = tc.crl
+			}
+			set, err := ParseCRLs(files, signers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &CertVerifier{Roots: pool, Intermediates: []*x509.Certificate{issuing.cert}, CRLs: func() *CRLSet { return set }}
+			if got := v.Verify(t.Context(), tc.chain, now); got.Status != tc.want {
+				t.Fatalf("status = %v (%q), want %v", got.Status, got.Notice, tc.want)
+			}
+		})
+	}
+
+	t.Run("a list from an intermediate that is not a signer is refused", func(t *testing.T) {
+		_, err := ParseCRLs(map[string][]byte{"issuing.crl": fresh}, []*x509.Certificate{root.cert})
+		if err == nil || !strings.Contains(err.Error(), "not signed by a configured client CA") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestCRLSet_NumbersNeverGoBack(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	root := newTestCA(t, "Corp Root", now.Add(-year), now.Add(5*year), nil)
+	other := newTestCA(t, "Other Root", now.Add(-year), now.Add(5*year), nil)
+	signers := []*x509.Certificate{root.cert, other.cert}
+	leaf := root.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
+	from, until := now.Add(-time.Hour), now.Add(24*time.Hour)
+	parse := func(t *testing.T, files map[string][]byte) *CRLSet {
+		t.Helper()
+		set, err := ParseCRLs(files, signers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	five := root.crl(t, 5, from, until, leaf)
+	inForce := parse(t, map[string][]byte{"root.crl": five, "other.crl": other.crl(t, 1, from, until)})
+
+	tests := []struct {
+		name    string
+		next    map[string][]byte
+		wantErr string // "" when the set may replace the one in force
+	}{
+		{"a higher number follows", map[string][]byte{"root.crl": root.crl(t, 6, from, until), "other.crl": other.crl(t, 1, from, until)}, ""},
+		{"the same list again follows", map[string][]byte{"root.crl": five, "other.crl": other.crl(t, 1, from, until)}, ""},
+		{"a lower number is refused", map[string][]byte{"root.crl": root.crl(t, 4, from, until), "other.crl": other.crl(t, 1, from, until)},
+			"CRL root.crl (issuer CN=Corp Root) has CRL number 4, lower than number 5 already seen"},
+		{"an equal number with other content is refused", map[string][]byte{"root.crl": root.crl(t, 5, from, until), "other.crl": other.crl(t, 1, from, until)},
+			"has CRL number 5, the number of the list in force, but different content"},
+		{"a set that drops an issuer is refused", map[string][]byte{"root.crl": five},
+			"no longer hold a list from issuer CN=Other Root"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := parse(t, tc.next).Follows(inForce)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Follows = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+
+	t.Run("an older list's error gives both numbers", func(t *testing.T) {
+		err := parse(t, map[string][]byte{"root.crl": root.crl(t, 4, from, until), "other.crl": other.crl(t, 1, from, until)}).Follows(inForce)
+		var older *OlderCRLError
+		if !errors.As(err, &older) || older.Number.Int64() != 4 || older.Seen.Int64() != 5 || older.File != "root.crl" {
+			t.Fatalf("err = %#v, want an *OlderCRLError for root.crl, 4 after 5", err)
+		}
+	})
+	t.Run("two files with one number and different content are refused", func(t *testing.T) {
+		_, err := ParseCRLs(map[string][]byte{"a.crl": five, "b.crl": root.crl(t, 5, from, until)}, signers)
+		if err == nil || !strings.Contains(err.Error(), "both have CRL number 5 but differ") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("lists describes each issuer's list", func(t *testing.T) {
+		lists := inForce.Lists()
+		if len(lists) != 2 {
+			t.Fatalf("Lists = %+v, want 2", lists)
+		}
+		for _, l := range lists {
+			want := map[string]string{"CN=Corp Root": "root.crl 5", "CN=Other Root": "other.crl 1"}[l.Issuer]
+			if got := l.File + " " + l.Number.String(); got != want || !strings.HasPrefix(l.IssuerID, "sha256:") {
+				t.Errorf("list of %s: %s (%s), want %s", l.Issuer, got, l.IssuerID, want)
+			}
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -322,6 +323,15 @@ type Store interface {
 	// returns the value in force. Used for facts about the store itself,
 	// such as the check that the TOTP key is the one it was sealed with.
 	SetMetaOnce(ctx context.Context, name, value string) (string, error)
+
+	// RaiseCounter sets the counter under name to value unless it holds a
+	// greater value already, and returns the value in force afterwards
+	// (the greater of the two), in one atomic step for every instance
+	// sharing the store. A counter never goes down: it keeps, for
+	// example, the highest CRL number seen from an issuer, so that an
+	// older list is refused even after a restart. Counters and
+	// SetMetaOnce values do not share names.
+	RaiseCounter(ctx context.Context, name string, value *big.Int) (*big.Int, error)
 
 	// View returns the session with that ID together with its account
 	// and every role and app definition, in one read where the backend

@@ -47,11 +47,11 @@ func (e *enterprisePKI) issue(t *testing.T, tmpl *x509.Certificate) tls.Certific
 
 // startEnterprisePortal starts a portal that trusts the enterprise root
 // and its own built-in CA, with erin (employee and secure, a role that
-// needs a certificate) and bob (employee).
-func startEnterprisePortal(t *testing.T, e *enterprisePKI) *portal {
+// needs a certificate) and bob (employee). flags are more serve flags.
+func startEnterprisePortal(t *testing.T, e *enterprisePKI, flags ...string) *portal {
 	t.Helper()
 	p := initPortal(t)
-	p.start(t, "--client-ca", e.rootFile, "--client-ca", filepath.Join(p.Data, "pki", "ca.crt"))
+	p.start(t, append([]string{"--client-ca", e.rootFile, "--client-ca", filepath.Join(p.Data, "pki", "ca.crt")}, flags...)...)
 	p.cli(t, erinPassword+"\n", "user", "add", "erin", "--role", "employee", "--email", "erin@corp.example", "--password-stdin")
 	p.cli(t, bobPassword+"\n", "user", "add", "bob", "--role", "employee", "--password-stdin")
 	p.cli(t, "", "role", "set", "secure", "--require-certificate")

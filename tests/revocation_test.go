@@ -3,10 +3,12 @@ package tests
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -218,6 +220,105 @@ func TestCRL_RevokesAndReloads(t *testing.T) {
 					t.Errorf("serve's output does not say the CRL is not signed by a configured client CA:\n%s", out)
 				}
 			})
+		}
+	})
+}
+
+func TestCRL_NumbersNeverGoBack(t *testing.T) {
+	t.Parallel()
+	p := initPortal(t)
+	builtin := p.builtinCA(t)
+	cert := p.adminCert(t)
+	crlFile := filepath.Join(t.TempDir(), "clients.crl")
+	writeCRL(t, crlFile, builtin, 2, leafOf(t, cert).SerialNumber)
+	p.start(t, "--crl", crlFile, "--crl-refresh", "1s")
+	c := p.client(t, &cert)
+	wantRedirect(t, c.login(t, "admin", p.AdminPassword), "/")
+	wantRevoked(t, c.session(t))
+
+	// An older list, signed by the same CA, that revokes nothing: were
+	// it taken, the admin's certificate would count again.
+	writeCRL(t, crlFile, builtin, 1)
+	refused := "has CRL number 1, lower than number 2 already seen"
+	deadline := time.Now().Add(crlPollTimeout)
+	for !strings.Contains(p.server.output(), refused) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after an older list replaced the CRL file, the log does not say it was refused (%q):\n%s", crlPollTimeout, refused, p.server.output())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	wantRevoked(t, c.session(t))
+	fresh := p.client(t, &cert)
+	wantRedirect(t, fresh.login(t, "admin", p.AdminPassword), "/")
+	wantRevoked(t, fresh.session(t))
+
+	// A restart remembers list 2 through the store, not the file.
+	p.server.stop(t)
+	out := p.serveFails(t, "--crl", crlFile)
+	for _, want := range []string{crlFile, builtin.Cert.Subject.String(), "CRL number 1", "number 2 already seen"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the refusal to start with the older list does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCRL_TwoTierPKI(t *testing.T) {
+	t.Parallel()
+	e := newEnterprisePKI(t)
+	dir := t.TempDir()
+	issuingFile := filepath.Join(dir, "issuing.crt")
+	writeCertPEM(t, issuingFile, e.issuing.Cert)
+	erinCert := e.issue(t, clientTemplate("Erin Example", "erin@corp.example"))
+	bobCert := e.issue(t, clientTemplate("bob"))
+	// bob sends only his own certificate: --client-intermediate
+	// completes the chain.
+	bobLeafOnly := tls.Certificate{Certificate: bobCert.Certificate[:1], PrivateKey: bobCert.PrivateKey}
+	issuingCRL := filepath.Join(dir, "issuing.crl")
+	writeCRL(t, issuingCRL, e.issuing, 1, leafOf(t, erinCert).SerialNumber)
+	rootCRL := filepath.Join(dir, "root.crl")
+	writeCRL(t, rootCRL, e.root, 1) // revokes nothing yet
+	p := startEnterprisePortal(t, e, "--client-intermediate", issuingFile,
+		"--crl", issuingCRL, "--crl", rootCRL, "--crl-refresh", "1s")
+
+	t.Run("the issuing CA's list revokes a leaf", func(t *testing.T) {
+		s := loginSession(t, p, &erinCert, "erin", erinPassword)
+		wantCertificateIgnored(t, s, noticeRevoked, "employee")
+		wantNotice(t, s, "secure access needs your certificate")
+	})
+
+	t.Run("a leaf it does not list counts, sent without the intermediate", func(t *testing.T) {
+		s := loginSession(t, p, &bobLeafOnly, "bob", bobPassword)
+		wantCertificateCounts(t, s, bobLeafOnly, "employee")
+	})
+
+	t.Run("the root's list revoking the issuing CA stops its leaves counting", func(t *testing.T) {
+		c := p.client(t, &bobLeafOnly)
+		wantRedirect(t, c.login(t, "bob", bobPassword), "/")
+		writeCRL(t, rootCRL, e.root, 2, e.issuing.Cert.SerialNumber)
+		notice := fmt.Sprintf("the certificate authority %q that your certificate depends on has been revoked", e.issuing.Cert.Subject.CommonName)
+		deadline := time.Now().Add(crlPollTimeout)
+		for {
+			s := c.session(t)
+			if slices.Contains(s.Factors, "password") && !slices.Contains(s.Factors, "certificate") && slices.ContainsFunc(s.Notices, func(n string) bool { return strings.Contains(n, notice) }) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%v after the root's list revoked the issuing CA, bob's session has factors %q, notices %q; want the certificate gone and a notice %q",
+					crlPollTimeout, s.Factors, s.Notices, notice)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	t.Run("an intermediate that does not chain to a client CA stops serve", func(t *testing.T) {
+		foreign := newRootCA(t, "Some other CA", nil).newIntermediate(t, "Some other issuing CA")
+		foreignFile := filepath.Join(dir, "foreign-issuing.crt")
+		writeCertPEM(t, foreignFile, foreign.Cert)
+		out := p.serveFails(t, "--client-ca", e.rootFile, "--client-intermediate", foreignFile)
+		for _, want := range []string{foreignFile, "Some other issuing CA", "is not signed by a configured client CA"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("serve's refusal does not say %q:\n%s", want, out)
+			}
 		}
 	})
 }

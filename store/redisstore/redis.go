@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -625,8 +626,9 @@ const (
 func totpStepKey(user string, step int64) string {
 	return fmt.Sprintf("%stotp-used:%s:%d", keyPrefix, user, step)
 }
-func failureKey(key string) string { return keyPrefix + "failures:" + key }
-func metaKey(name string) string   { return keyPrefix + "meta:" + name }
+func failureKey(key string) string  { return keyPrefix + "failures:" + key }
+func metaKey(name string) string    { return keyPrefix + "meta:" + name }
+func counterKey(name string) string { return keyPrefix + "counter:" + name }
 
 // UseTOTPStep marks a step used with SET NX, atomic across instances.
 func (s *Store) UseTOTPStep(ctx context.Context, user string, step int64, ttl time.Duration) (bool, error) {
@@ -681,6 +683,54 @@ func (s *Store) SetMetaOnce(ctx context.Context, name, value string) (string, er
 		return "", wrap("read meta", err)
 	}
 	return v, nil
+}
+
+// RaiseCounter keeps the greater of the stored and the given value, as
+// decimal text, under WATCH: numbers of any size compare in Go, and it
+// works where scripts are refused and on a Cluster (one key).
+func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (*big.Int, error) {
+	if value == nil {
+		return nil, fmt.Errorf("raise counter %q: no value", name)
+	}
+	key := counterKey(name)
+	for range maxTxRetries {
+		var kept *big.Int
+		var done error // set when the outcome is final: a bad stored value
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			text, err := tx.Get(ctx, key).Result()
+			switch {
+			case errors.Is(err, redis.Nil):
+			case err != nil:
+				return err
+			default:
+				current, ok := new(big.Int).SetString(text, 10)
+				if !ok {
+					done = fmt.Errorf("counter %q holds %q, not a number", name, text)
+					return done
+				}
+				if current.Cmp(value) >= 0 {
+					kept = current
+					return nil
+				}
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, value.String(), 0)
+				return nil
+			})
+			kept = new(big.Int).Set(value)
+			return err
+		}, key)
+		switch {
+		case done != nil:
+			return nil, done
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		case err != nil:
+			return nil, wrap("raise counter", err)
+		}
+		return kept, nil
+	}
+	return nil, fmt.Errorf("raise counter %q: %w: too much contention", name, store.ErrUnavailable)
 }
 
 // DeleteUserSessions removes every session in the user's index.

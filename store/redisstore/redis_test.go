@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -257,6 +258,9 @@ func TestRedisStore_DataSurvivesRedisRestartWithPersistence(t *testing.T) {
 	if err := s.PutSession(ctx, store.Session{ID: "s1", User: "alice", ExpiresAt: time.Now().Add(time.Hour)}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.RaiseCounter(ctx, "crl-number:x", big.NewInt(42)); err != nil {
+		t.Fatal(err)
+	}
 	r.Stop()
 	r.Start()
 	if err := pollPing(ctx, s, reconnectWait); err != nil {
@@ -267,6 +271,9 @@ func TestRedisStore_DataSurvivesRedisRestartWithPersistence(t *testing.T) {
 	}
 	if _, err := s.Session(ctx, "s1"); err != nil {
 		t.Errorf("the session after a Redis restart: %v", err)
+	}
+	if n, err := s.RaiseCounter(ctx, "crl-number:x", big.NewInt(1)); err != nil || n.Int64() != 42 {
+		t.Errorf("the counter after a Redis restart = %v, %v; want 42", n, err)
 	}
 }
 

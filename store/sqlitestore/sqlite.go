@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -617,6 +618,48 @@ func (s *Store) SetMetaOnce(ctx context.Context, name, value string) (string, er
 	})
 	return kept, err
 }
+
+// RaiseCounter keeps the greater of the stored and the given value, as
+// decimal text in the meta table, in one write transaction.
+func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (*big.Int, error) {
+	if value == nil {
+		return nil, fmt.Errorf("raise counter %q: no value", name)
+	}
+	kept := new(big.Int).Set(value)
+	err := s.write(ctx, "raise counter", func(tx *sql.Tx) error {
+		var text string
+		err := tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE name = ?", counterKey(name)).Scan(&text)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return wrap("read counter", err)
+		default:
+			current, ok := new(big.Int).SetString(text, 10)
+			if !ok {
+				return fmt.Errorf("counter %q holds %q, not a number", name, text)
+			}
+			if current.Cmp(value) >= 0 {
+				kept = current
+				return nil
+			}
+		}
+		_, err = tx.ExecContext(ctx, `
+INSERT INTO meta (name, value) VALUES (?, ?)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value`, counterKey(name), value.String())
+		if err != nil {
+			return wrap("raise counter", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return kept, nil
+}
+
+// counterKey keeps counters apart from SetMetaOnce values in the meta
+// table.
+func counterKey(name string) string { return "\x00counter:" + name }
 
 // Session returns a live session.
 func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {

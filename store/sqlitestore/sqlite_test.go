@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,6 +75,9 @@ func TestSQLiteStore_DataSurvivesReopening(t *testing.T) {
 	if _, err := s.SetMetaOnce(ctx, "totp-key-check", "v1"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.RaiseCounter(ctx, "crl-number:x", big.NewInt(42)); err != nil {
+		t.Fatal(err)
+	}
 	before, err := s.Audit(ctx, store.AuditQuery{})
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +104,9 @@ func TestSQLiteStore_DataSurvivesReopening(t *testing.T) {
 	}
 	if v, err := s.SetMetaOnce(ctx, "totp-key-check", "v2"); err != nil || v != "v1" {
 		t.Errorf("meta after reopening = %q, %v", v, err)
+	}
+	if n, err := s.RaiseCounter(ctx, "crl-number:x", big.NewInt(1)); err != nil || n.Int64() != 42 {
+		t.Errorf("counter after reopening = %v, %v; want 42", n, err)
 	}
 	after, err := s.Audit(ctx, store.AuditQuery{})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -85,6 +86,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppendAudit/ConcurrentAppendsAllKeptAndPaged", testAuditConcurrent},
 		{"Audit/BeforeCombinesWithFilters", testAuditBeforeWithFilters},
 		{"Audit/LimitDefaultsAndCapsAt1000", testAuditLimit},
+		{"RaiseCounter/NeverGoesDown", testRaiseCounter},
+		{"RaiseCounter/ConcurrentRaisesKeepTheHighest", testRaiseCounterConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -1218,5 +1221,57 @@ func testAuditLimit(t *testing.T, s store.Store) {
 	}
 	if got, err := s.Audit(ctx, store.AuditQuery{Limit: 1000}); err != nil || len(got) != 1000 {
 		t.Errorf("Audit with Limit 1000: %d events, %v", len(got), err)
+	}
+}
+
+func testRaiseCounter(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	// 2^159: CRL numbers may be up to 20 octets, beyond any int64.
+	huge := new(big.Int).Lsh(big.NewInt(1), 159)
+	for _, step := range []struct {
+		name        string
+		counter     string
+		value, want *big.Int
+	}{
+		{"a new counter takes the value", "crl:a", big.NewInt(5), big.NewInt(5)},
+		{"a lower value leaves it", "crl:a", big.NewInt(3), big.NewInt(5)},
+		{"an equal value leaves it", "crl:a", big.NewInt(5), big.NewInt(5)},
+		{"a higher value raises it", "crl:a", big.NewInt(7), big.NewInt(7)},
+		{"counters are independent", "crl:b", big.NewInt(1), big.NewInt(1)},
+		{"a 20-octet value raises it", "crl:a", huge, huge},
+		{"below a 20-octet value leaves it", "crl:a", new(big.Int).Sub(huge, big.NewInt(1)), huge},
+	} {
+		got, err := s.RaiseCounter(ctx, step.counter, step.value)
+		if err != nil || got.Cmp(step.want) != 0 {
+			t.Fatalf("%s: RaiseCounter(%s, %v) = %v, %v; want %v", step.name, step.counter, step.value, got, err, step.want)
+		}
+	}
+	if _, err := s.RaiseCounter(ctx, "crl:a", nil); err == nil {
+		t.Error("RaiseCounter with no value: no error")
+	}
+	// A counter and a SetMetaOnce value of the same name are apart.
+	if v, err := s.SetMetaOnce(ctx, "crl:a", "text"); err != nil || v != "text" {
+		t.Errorf("SetMetaOnce beside a counter of the same name = %q, %v; want %q", v, err, "text")
+	}
+	if got, err := s.RaiseCounter(ctx, "crl:a", big.NewInt(1)); err != nil || got.Cmp(huge) != 0 {
+		t.Errorf("counter after SetMetaOnce of the same name = %v, %v; want %v", got, err, huge)
+	}
+}
+
+func testRaiseCounterConcurrent(t *testing.T, s store.Store) {
+	const callers = 10
+	concurrently(callers, func(i int) {
+		v := big.NewInt(int64(i + 1))
+		got, err := s.RaiseCounter(context.Background(), "crl:x", v)
+		if err != nil {
+			t.Errorf("RaiseCounter(%v): %v", v, err)
+			return
+		}
+		if got.Cmp(v) < 0 {
+			t.Errorf("RaiseCounter(%v) = %v, lower than the value given", v, got)
+		}
+	})
+	if got, err := s.RaiseCounter(t.Context(), "crl:x", big.NewInt(0)); err != nil || got.Cmp(big.NewInt(callers)) != 0 {
+		t.Errorf("after concurrent raises the counter is %v, %v; want %d, the highest", got, err, callers)
 	}
 }
