@@ -19,6 +19,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists means a record with that key already exists.
 	ErrExists = errors.New("already exists")
+	// ErrEmailTaken means another account already has the email an
+	// account was to be given (compared as EmailKey does).
+	ErrEmailTaken = errors.New("email already used by another account")
 	// ErrUnavailable wraps failures to reach the backing service, so that
 	// callers can fail closed with a clear "service unavailable".
 	ErrUnavailable = errors.New("store unavailable")
@@ -192,9 +195,13 @@ type Store interface {
 	Account(ctx context.Context, name string) (Account, error)
 	// Accounts returns every account, sorted by name.
 	Accounts(ctx context.Context) ([]Account, error)
-	// CreateAccount adds a new account or returns ErrExists.
+	// CreateAccount adds a new account, or returns ErrExists when the
+	// name is taken and ErrEmailTaken when another account has its email
+	// (see EmailKey); of two concurrent calls for one email, one wins.
 	CreateAccount(ctx context.Context, a Account) error
-	// UpdateAccount applies fn to the named account atomically.
+	// UpdateAccount applies fn to the named account atomically. A new
+	// email that another account has fails with ErrEmailTaken and
+	// nothing is written; an email left as it was is never refused.
 	UpdateAccount(ctx context.Context, name string, fn func(*Account) error) error
 	// DeleteAccount removes an account or returns ErrNotFound. Its
 	// sessions are not touched: callers end them first.
@@ -289,6 +296,23 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the connection to the backing service.
 	Close() error
+}
+
+// EmailKey is the form in which account emails are compared for
+// uniqueness: ASCII letters in lower case, every other byte as it is; ""
+// for no email, which never conflicts. It is the same rule that matches a
+// certificate's email to an account (auth.CertMatchesAccount), so no
+// certificate email can name two accounts. Unicode case folding is left
+// out on purpose: under it the Kelvin sign "\u212a" equals "k", and mail
+// systems do not agree on it.
+func EmailKey(email string) string {
+	b := []byte(email)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // ViewByParts reads what Store.View returns with one call per record,
