@@ -293,6 +293,9 @@ func userAdd(e *env, st store.Store, name string, roles []string, email string, 
 	if errors.Is(err, store.ErrExists) {
 		return fmt.Errorf("an account named %q already exists", name)
 	}
+	if errors.Is(err, store.ErrEmailTaken) {
+		return fmt.Errorf("another account already uses the email %s (emails are compared ignoring case); give each account its own", email)
+	}
 	if err != nil {
 		return err
 	}
