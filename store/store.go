@@ -175,11 +175,12 @@ type Session struct {
 	// presented, when it counted. Requests that do not present the same
 	// certificate lose the roles that need it.
 	CertFingerprint string `json:"cert_fingerprint,omitempty"`
-	// OtherCertFingerprint and OtherCertOwner remember a verified
-	// certificate the login presented that belongs to another account,
-	// so later requests can keep saying whose it is without a lookup.
+	// OtherCertFingerprint and OtherCertOwners remember a verified
+	// certificate the login presented that did not count because it is
+	// bound to other accounts (and perhaps to this one too), so later
+	// requests can keep saying why without a lookup.
 	OtherCertFingerprint string    `json:"other_cert_fingerprint,omitempty"`
-	OtherCertOwner       string    `json:"other_cert_owner,omitempty"`
+	OtherCertOwners      []string  `json:"other_cert_owners,omitempty"`
 	ClientAddr           string    `json:"client_addr,omitempty"`
 	CreatedAt            time.Time `json:"created_at"`
 	LastSeen             time.Time `json:"last_seen"`
