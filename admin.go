@@ -42,7 +42,7 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 	switch cmd {
 	case "user add":
 		fs.Var(&roles, "role", "role to grant (repeatable)")
-		fs.StringVar(&email, "email", "", "email `address` (binds certificates carrying it)")
+		fs.StringVar(&email, "email", "", "email `address` (binds certificates carrying it; no two accounts share one, whatever its case)")
 		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input instead of generating a temporary one")
 	case "user passwd":
 		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the new password from standard input (required)")
