@@ -42,7 +42,7 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 	switch cmd {
 	case "user add":
 		fs.Var(&roles, "role", "role to grant (repeatable)")
-		fs.StringVar(&email, "email", "", "email `address` (binds certificates carrying it)")
+		fs.StringVar(&email, "email", "", "email `address` (binds certificates carrying it; no two accounts share one, whatever its case)")
 		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input instead of generating a temporary one")
 	case "user passwd":
 		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the new password from standard input (required)")
@@ -292,6 +292,9 @@ func userAdd(e *env, st store.Store, name string, roles []string, email string, 
 	})
 	if errors.Is(err, store.ErrExists) {
 		return fmt.Errorf("an account named %q already exists", name)
+	}
+	if errors.Is(err, store.ErrEmailTaken) {
+		return fmt.Errorf("another account already uses the email %s (emails are compared ignoring case); give each account its own", email)
 	}
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"gatehouse/store/redisstore"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -47,6 +48,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	defer st.Close()
 	warnings := storeWarnings(e.ctx, st, logger)
+	warnings = append(warnings, sharedEmailWarnings(e.ctx, st, logger)...)
 
 	l := layout{o.data}
 	if !initialised(l) {
@@ -356,6 +358,38 @@ func storeWarnings(ctx context.Context, st store.Store, logger *slog.Logger) []s
 		return []string{msg}
 	}
 	return nil
+}
+
+// sharedEmailWarnings finds accounts that share an email (compared as
+// store.EmailKey does), which a store written before emails were unique
+// may hold: a certificate with that email counts for none of them, and
+// they keep their email until an admin gives each its own. The log names
+// them; the warning for /readyz, which anyone may ask for, only counts
+// them.
+func sharedEmailWarnings(ctx context.Context, st store.Store, logger *slog.Logger) []string {
+	accts, err := st.Accounts(ctx)
+	if err != nil {
+		logger.Warn("could not check whether accounts share an email", "err", err.Error())
+		return nil
+	}
+	holders := map[string][]string{}
+	for _, a := range accts {
+		if k := store.EmailKey(a.Email); k != "" {
+			holders[k] = append(holders[k], a.Name)
+		}
+	}
+	shared := 0
+	for _, email := range slices.Sorted(maps.Keys(holders)) {
+		if names := holders[email]; len(names) > 1 {
+			shared++
+			logger.Warn("accounts share an email: a certificate with it counts for none of them",
+				"email", email, "accounts", strings.Join(names, ","), "advice", "give each account its own email")
+		}
+	}
+	if shared == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%d email address(es) belong to more than one account (made before emails were unique): certificates with them count for none of those accounts; the log names them; give each account its own email", shared)}
 }
 
 // loadIssuer loads the built-in CA with its key, so that the help desk

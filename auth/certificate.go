@@ -31,6 +31,7 @@ const (
 	CertOtherUser                         // verified, but bound to another account
 	CertUnbound                           // verified, but bound to no account
 	CertSessionMismatch                   // not the certificate this session signed in with
+	CertAmbiguous                         // verified, but bound to more than one account
 )
 
 var certStatusNames = [...]string{
@@ -45,6 +46,7 @@ var certStatusNames = [...]string{
 	CertOtherUser:       "other_user",
 	CertUnbound:         "unbound",
 	CertSessionMismatch: "session_mismatch",
+	CertAmbiguous:       "ambiguous",
 }
 
 // String returns a stable machine name for the status, used in the audit
@@ -369,18 +371,33 @@ func infoOf(c *x509.Certificate) *CertInfo {
 	}
 }
 
-// BoundTo checks that a verified certificate belongs to account (see
-// CertBoundTo). A certificate that does not stops counting: owner, the
-// account the caller found the certificate bound to ("" for none), says
-// whether it belongs to someone else or to nobody.
-func (r CertResult) BoundTo(account Account, owner string) CertResult {
+// BoundTo checks that a verified certificate belongs to account and to
+// no other account (see CertBoundTo). owners are the accounts the caller
+// found the certificate bound to, account among them or not: at sign-in
+// the caller must look at every account, since a certificate that names
+// more than one counts for none of them (one account's name in the common
+// name and another's email, say, made by a CA that trusted either). A
+// certificate that does not belong to account alone stops counting, and
+// the status says whether it belongs to someone else, to several
+// accounts, or to nobody.
+func (r CertResult) BoundTo(account Account, owners []string) CertResult {
 	if r.Status != CertValid {
 		return r
 	}
-	if CertBoundTo(r.Info, account) {
-		return r
+	var others []string
+	for _, o := range owners {
+		if o != "" && o != account.Name && !slices.Contains(others, o) {
+			others = append(others, o)
+		}
 	}
-	if owner != "" && owner != account.Name {
+	bound := CertBoundTo(r.Info, account)
+	switch {
+	case bound && len(others) == 0:
+		return r
+	case bound || len(others) > 1:
+		return CertResult{Status: CertAmbiguous, Info: r.Info,
+			Notice: fmt.Sprintf("your certificate (issued to %q) names more than one account, so it does not count; an administrator must link it to one account only", certName(r.Info))}
+	case len(others) == 1:
 		return CertResult{Status: CertOtherUser, Info: r.Info,
 			Notice: fmt.Sprintf("your certificate (issued to %q) belongs to another account, not to this one", certName(r.Info))}
 	}

@@ -396,3 +396,53 @@ func TestCertVerifier_RevocationIsPerIssuer(t *testing.T) {
 		t.Errorf("same serial from another CA: %v %q, want valid", got.Status, got.Notice)
 	}
 }
+
+// The status names are what the audit trail keeps: every status has one,
+// and none changes.
+func TestCertStatus_StableNames(t *testing.T) {
+	want := map[CertStatus]string{
+		CertAbsent: "absent", CertValid: "valid", CertUnknownIssuer: "unknown_issuer",
+		CertNotYetValid: "not_yet_valid", CertExpired: "expired", CertNoClientAuth: "no_client_auth",
+		CertRevoked: "revoked", CertInvalid: "invalid", CertOtherUser: "other_user",
+		CertUnbound: "unbound", CertSessionMismatch: "session_mismatch", CertAmbiguous: "ambiguous",
+	}
+	if len(want) != len(certStatusNames) {
+		t.Errorf("%d statuses have names, this test knows %d: name the new one here", len(certStatusNames), len(want))
+	}
+	for s, name := range want {
+		if got := s.String(); got != name {
+			t.Errorf("CertStatus(%d).String() = %q, want %q", int(s), got, name)
+		}
+	}
+}
+
+// TestCertResult_BoundTo checks whom a verified certificate counts for,
+// given the accounts the caller found it bound to.
+func TestCertResult_BoundTo(t *testing.T) {
+	alice := Account{Name: "alice", Email: "alice@example.com"}
+	for _, tc := range []struct {
+		name   string
+		info   CertInfo
+		owners []string
+		want   CertStatus
+	}{
+		{"bound by name, no other owner", CertInfo{CommonName: "alice"}, nil, CertValid},
+		{"bound by name, the caller found only this account", CertInfo{CommonName: "alice"}, []string{"alice"}, CertValid},
+		{"bound by email, another account named in the common name", CertInfo{CommonName: "dupe", Emails: []string{"ALICE@example.com"}}, []string{"alice", "dupe"}, CertAmbiguous},
+		{"bound by name, another account's email", CertInfo{CommonName: "alice", Emails: []string{"admin@example.com"}}, []string{"admin", "alice"}, CertAmbiguous},
+		{"not bound, one other owner", CertInfo{CommonName: "bob"}, []string{"bob"}, CertOtherUser},
+		{"not bound, two other owners", CertInfo{CommonName: "bob", Emails: []string{"carol@example.com"}}, []string{"bob", "carol"}, CertAmbiguous},
+		{"not bound, no owner", CertInfo{CommonName: "LAPTOP-0042"}, nil, CertUnbound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			info := tc.info
+			got := CertResult{Status: CertValid, Info: &info}.BoundTo(alice, tc.owners)
+			if got.Status != tc.want {
+				t.Errorf("status = %v, want %v (notice %q)", got.Status, tc.want, got.Notice)
+			}
+			if (got.Status == CertValid) != (got.Notice == "") {
+				t.Errorf("status %v with notice %q: a certificate that does not count must say why", got.Status, got.Notice)
+			}
+		})
+	}
+}

@@ -78,11 +78,13 @@ type Input struct {
 	// earlier in the session being re-evaluated).
 	PasswordOK bool
 	// Cert is the verified certificate of this login or request; Decide
-	// checks that it is bound to the account.
+	// checks that it is bound to the account, and to no other.
 	Cert CertResult
-	// CertOwner is the account the caller found Cert bound to, or "" when
-	// it is bound to none; it only changes what the user is told.
-	CertOwner string
+	// CertOwners are every account the caller found Cert bound to, the
+	// account signing in among them or not (see CertResult.BoundTo). An
+	// owner other than the account makes the certificate count for
+	// nothing; with none, it counts when it is bound to the account.
+	CertOwners []string
 	// TOTPOK is true when a TOTP code was verified.
 	TOTPOK bool
 	// Now is the time of the decision.
@@ -128,7 +130,7 @@ func Decide(in Input) Decision {
 	}
 
 	d := Decision{Allow: true, Factors: []string{FactorPassword}}
-	d.Cert = in.Cert.BoundTo(in.Account, in.CertOwner)
+	d.Cert = in.Cert.BoundTo(in.Account, in.CertOwners)
 	if d.Cert.Valid() {
 		d.Factors = append(d.Factors, FactorCertificate)
 		if end := d.Cert.Info.NotAfter; !in.Now.IsZero() && end.Sub(in.Now) < CertRenewalWarning {

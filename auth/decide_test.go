@@ -47,9 +47,41 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name:      "certificate bound to someone else counts as absent",
-			in:        Input{Account: Account{Name: "bob", Roles: []string{"employee"}}, Roles: builtinRoles, PasswordOK: true, Cert: validCert("alice"), CertOwner: "alice"},
+			in:        Input{Account: Account{Name: "bob", Roles: []string{"employee"}}, Roles: builtinRoles, PasswordOK: true, Cert: validCert("alice"), CertOwners: []string{"alice"}},
 			want:      Decision{Allow: true, Factors: []string{"password"}, EffectiveRoles: []string{"employee"}, AuditReason: "ok_certificate_other_user"},
 			noticeHas: []string{`issued to "alice") belongs to another account`},
+		},
+		{
+			name:      "certificate bound to this account and another counts for neither",
+			in:        Input{Account: admin, Roles: builtinRoles, PasswordOK: true, Cert: validCert("alice"), CertOwners: []string{"alice", "dupe"}},
+			want:      Decision{Allow: true, Factors: []string{"password"}, EffectiveRoles: []string{"employee"}, AuditReason: "ok_certificate_ambiguous"},
+			noticeHas: []string{`issued to "alice") names more than one account, so it does not count`, "admin access needs your certificate"},
+		},
+		{
+			name: "certificate naming another account and carrying this account's email counts for neither",
+			in: Input{Account: Account{Name: "alice", Email: "alice@example.com", Roles: []string{"admin", "employee"}}, Roles: builtinRoles, PasswordOK: true,
+				Cert:       CertResult{Status: CertValid, Info: &CertInfo{CommonName: "dupe", Emails: []string{"ALICE@example.com"}, NotAfter: decideNow.Add(30 * 24 * time.Hour)}},
+				CertOwners: []string{"alice", "dupe"}},
+			want:      Decision{Allow: true, Factors: []string{"password"}, EffectiveRoles: []string{"employee"}, AuditReason: "ok_certificate_ambiguous"},
+			noticeHas: []string{"names more than one account"},
+		},
+		{
+			name:      "certificate bound to two other accounts counts as absent",
+			in:        Input{Account: Account{Name: "bob", Roles: []string{"employee"}}, Roles: builtinRoles, PasswordOK: true, Cert: validCert("alice"), CertOwners: []string{"alice", "carol"}},
+			want:      Decision{Allow: true, Factors: []string{"password"}, EffectiveRoles: []string{"employee"}, AuditReason: "ok_certificate_ambiguous"},
+			noticeHas: []string{"names more than one account"},
+		},
+		{
+			name: "certificate pinned on this account and named for another counts for neither",
+			in: Input{Account: Account{Name: "bob", Roles: []string{"admin"}, PinnedFingerprints: []string{"sha256:00"}}, Roles: builtinRoles, PasswordOK: true,
+				Cert: validCert("alice"), CertOwners: []string{"alice", "bob"}},
+			want:      Decision{Allow: true, Factors: []string{"password"}, AuditReason: "ok_certificate_ambiguous"},
+			noticeHas: []string{"names more than one account", "admin access needs your certificate"},
+		},
+		{
+			name: "certificate bound to this account alone, as the caller found, counts",
+			in:   Input{Account: admin, Roles: builtinRoles, PasswordOK: true, Cert: validCert("alice"), CertOwners: []string{"alice"}},
+			want: Decision{Allow: true, Factors: []string{"password", "certificate"}, EffectiveRoles: []string{"admin", "employee"}, AuditReason: "ok"},
 		},
 		{
 			name:      "certificate bound to nobody counts as absent",

@@ -118,15 +118,19 @@ func (s *Server) handleLoginPost() http.Handler {
 			Cert:       s.verifier.Verify(r.Context(), s.peerCertificates(r), now),
 			Now:        now,
 		}
-		if in.Cert.Valid() && !auth.CertBoundTo(in.Cert.Info, in.Account) {
-			// Only to tell "someone else's certificate" from "nobody's":
-			// the answer never adds privilege.
-			if in.CertOwner, err = s.certOwner(r, in.Cert.Info); err != nil {
+		if in.Cert.Valid() {
+			// A certificate counts only for an account it alone names:
+			// the answer can take privilege away, never add it.
+			if in.CertOwners, err = s.certOwners(r, in.Cert.Info); err != nil {
 				s.fail(w, r, err)
 				return
 			}
 		}
 		d := auth.Decide(in)
+		if d.Cert.Status == auth.CertAmbiguous {
+			s.log.Warn("certificate names more than one account; it counts for none of them",
+				"user", acct.Name, "accounts", strings.Join(in.CertOwners, ","), "cert_fingerprint", d.Cert.Info.Fingerprint)
+		}
 		if !d.Allow {
 			s.loginFailed(w, r, form, username, d.AuditReason, ths)
 			return
@@ -141,7 +145,7 @@ func (s *Server) handleLoginPost() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.startSessionOwned(w, r, acct, d, nil, in.CertOwner); err != nil {
+		if err := s.startSessionOwned(w, r, acct, d, nil, in.CertOwners); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -198,8 +202,10 @@ func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, form login
 }
 
 // loginEvent describes a successful login for the audit trail. A
-// certificate bound to another account is a warning: someone may be
-// using a colleague's device or certificate.
+// certificate bound to another account is a warning (someone may be using
+// a colleague's device or certificate), and so is one bound to more than
+// one account (a certificate authority named two accounts in it, or two
+// accounts share an email).
 func loginEvent(user string, d auth.Decision) store.AuditEvent {
 	e := store.AuditEvent{Action: "login", Outcome: "success", Actor: user, ActorFactors: d.Factors,
 		Reason: d.AuditReason, CertStatus: d.Cert.Status.String(), Notices: d.Notices}
@@ -207,7 +213,7 @@ func loginEvent(user string, d auth.Decision) store.AuditEvent {
 		e.CertFingerprint = d.Cert.Info.Fingerprint
 	}
 	switch {
-	case d.Cert.Status == auth.CertOtherUser:
+	case d.Cert.Status == auth.CertOtherUser, d.Cert.Status == auth.CertAmbiguous:
 		e.Outcome = "warning"
 	case d.Next == auth.StepTOTP:
 		e.Outcome = "pending"
@@ -215,20 +221,25 @@ func loginEvent(user string, d auth.Decision) store.AuditEvent {
 	return e
 }
 
-// certOwner returns the account a verified certificate is bound to, or
-// "" when none. It reads every account, so it runs only at login and only
-// when the certificate does not belong to the account signing in.
-func (s *Server) certOwner(r *http.Request, info *auth.CertInfo) (string, error) {
+// certOwners returns every account a verified certificate is bound to
+// (by name, email or pin; see auth.CertBoundTo), sorted by name. It is
+// the one place that finds a certificate's owners: a login asks it, and
+// the session remembers the answer for its later requests. It reads every
+// account, once per sign-in with a certificate; an account that was made
+// with another's email before emails were unique is found like any other,
+// so such a certificate counts for neither.
+func (s *Server) certOwners(r *http.Request, info *auth.CertInfo) ([]string, error) {
 	accts, err := s.store.Accounts(r.Context())
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	var owners []string
 	for _, a := range accts {
 		if auth.CertBoundTo(info, authAccount(a)) {
-			return a.Name, nil
+			owners = append(owners, a.Name)
 		}
 	}
-	return "", nil
+	return owners, nil
 }
 
 // startSession ends any session the request carried and starts a new one
@@ -237,16 +248,16 @@ func (s *Server) certOwner(r *http.Request, info *auth.CertInfo) (string, error)
 // the session being replaced, whose creation time and absolute end carry
 // over. A session waiting at the TOTP step lives only totpStepLifetime.
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, acct store.Account, d auth.Decision, since *store.Session) error {
-	owner := ""
+	var owners []string
 	if since != nil {
-		owner = since.OtherCertOwner
+		owners = since.OtherCertOwners
 	}
-	return s.startSessionOwned(w, r, acct, d, since, owner)
+	return s.startSessionOwned(w, r, acct, d, since, owners)
 }
 
 // startSessionOwned is startSession for a login that found the presented
-// certificate bound to another account, owner.
-func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct store.Account, d auth.Decision, since *store.Session, owner string) error {
+// certificate bound to owners (certOwners).
+func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct store.Account, d auth.Decision, since *store.Session, owners []string) error {
 	if old, err := s.sessions.Get(r, s.cookieName); err == nil && old.ID != "" {
 		if err := s.store.DeleteSession(r.Context(), old.ID); err != nil {
 			return err
@@ -270,8 +281,8 @@ func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct 
 	switch {
 	case d.Cert.Valid():
 		rec.CertID, rec.CertFingerprint = d.Cert.Info.ID, d.Cert.Info.Fingerprint
-	case d.Cert.Status == auth.CertOtherUser && owner != "":
-		rec.OtherCertID, rec.OtherCertOwner = d.Cert.Info.ID, owner
+	case (d.Cert.Status == auth.CertOtherUser || d.Cert.Status == auth.CertAmbiguous) && len(owners) > 0:
+		rec.OtherCertID, rec.OtherCertOwners = d.Cert.Info.ID, owners
 	}
 	sess := sessions.NewSession(s.sessions, s.cookieName)
 	opts := s.sessions.options

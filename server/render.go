@@ -52,6 +52,10 @@ func asError(err error) *Error {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "busy", RetryAfter: 2,
 			Message: "too many sign-ins are being checked right now; nothing was changed, please try again in a few seconds", Err: err}
 	}
+	if errors.Is(err, store.ErrEmailTaken) {
+		return &Error{Status: http.StatusConflict, Code: "email_taken",
+			Message: "another account already uses that email address (emails are compared ignoring case); give each account its own", Err: err}
+	}
 	if errors.Is(err, store.ErrBadCursor) {
 		return &Error{Status: http.StatusBadRequest, Code: "bad_before", Message: "before must be an event id from a previous page; start again from the first page of the audit trail", Err: err}
 	}

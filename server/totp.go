@@ -97,7 +97,7 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.startSessionOwned(w, r, v.Account, d, nil, v.Record.OtherCertOwner); err != nil {
+		if err := s.startSessionOwned(w, r, v.Account, d, nil, v.Record.OtherCertOwners); err != nil {
 			s.fail(w, r, err)
 			return
 		}

@@ -79,14 +79,17 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	acct := view.Account
 	roles := roleDefs(view.Roles, acct)
 	// Bind before comparing with the session, so a password-only session
-	// keeps telling the user whose certificate this device presents.
+	// keeps telling the user whose certificate this device presents. The
+	// certificate's owners are the ones the login found (certOwners): a
+	// session only ever holds a certificate that then named its account
+	// alone, and never gains one mid-session.
 	cert := s.verifier.Verify(r.Context(), s.peerCertificates(r), now)
 	if cert.Valid() {
-		owner := ""
+		var owners []string
 		if cert.Info.ID == rec.OtherCertID {
-			owner = rec.OtherCertOwner
+			owners = rec.OtherCertOwners
 		}
-		cert = cert.BoundTo(authAccount(acct), owner)
+		cert = cert.BoundTo(authAccount(acct), owners)
 	}
 	cert = cert.ForSession(sessionCertID(rec, cert))
 	d := auth.Decide(auth.Input{

@@ -25,6 +25,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists means a record with that key already exists.
 	ErrExists = errors.New("already exists")
+	// ErrEmailTaken means another account already has the email an
+	// account was to be given (compared as EmailKey does).
+	ErrEmailTaken = errors.New("email already used by another account")
 	// ErrUnavailable wraps failures to reach the backing service, so that
 	// callers can fail closed with a clear "service unavailable".
 	ErrUnavailable = errors.New("store unavailable")
@@ -231,14 +234,15 @@ type Session struct {
 	// CertFingerprint is "sha256:<hex>" of that certificate's DER, shown
 	// to people. Sessions recorded before CertID bind to it instead.
 	CertFingerprint string `json:"cert_fingerprint,omitempty"`
-	// OtherCertID and OtherCertOwner remember a verified certificate the
-	// login presented that belongs to another account, so later requests
-	// can keep saying whose it is without a lookup.
-	OtherCertID    string    `json:"other_cert_id,omitempty"`
-	OtherCertOwner string    `json:"other_cert_owner,omitempty"`
-	ClientAddr     string    `json:"client_addr,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	LastSeen       time.Time `json:"last_seen"`
+	// OtherCertID and OtherCertOwners remember a verified certificate
+	// the login presented that did not count because it is bound to other
+	// accounts (and perhaps to this one too), so later requests can keep
+	// saying why without a lookup.
+	OtherCertID     string    `json:"other_cert_id,omitempty"`
+	OtherCertOwners []string  `json:"other_cert_owners,omitempty"`
+	ClientAddr      string    `json:"client_addr,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	LastSeen        time.Time `json:"last_seen"`
 	// ExpiresAt is the absolute end of the session, whatever its activity.
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -251,9 +255,13 @@ type Store interface {
 	Account(ctx context.Context, name string) (Account, error)
 	// Accounts returns every account, sorted by name.
 	Accounts(ctx context.Context) ([]Account, error)
-	// CreateAccount adds a new account or returns ErrExists.
+	// CreateAccount adds a new account, or returns ErrExists when the
+	// name is taken and ErrEmailTaken when another account has its email
+	// (see EmailKey); of two concurrent calls for one email, one wins.
 	CreateAccount(ctx context.Context, a Account) error
-	// UpdateAccount applies fn to the named account atomically.
+	// UpdateAccount applies fn to the named account atomically. A new
+	// email that another account has fails with ErrEmailTaken and
+	// nothing is written; an email left as it was is never refused.
 	UpdateAccount(ctx context.Context, name string, fn func(*Account) error) error
 	// DeleteAccount removes an account or returns ErrNotFound. Its
 	// sessions are not touched: callers end them first.
@@ -360,6 +368,23 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the connection to the backing service.
 	Close() error
+}
+
+// EmailKey is the form in which account emails are compared for
+// uniqueness: ASCII letters in lower case, every other byte as it is; ""
+// for no email, which never conflicts. It is the same rule that matches a
+// certificate's email to an account (auth.CertMatchesAccount), so no
+// certificate email can name two accounts. Unicode case folding is left
+// out on purpose: under it the Kelvin sign "\u212a" equals "k", and mail
+// systems do not agree on it.
+func EmailKey(email string) string {
+	b := []byte(email)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // ViewByParts reads what Store.View returns with one call per record,

@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"encoding/json"
@@ -91,6 +93,52 @@ func TestCLI_WorksAgainstRunningServer(t *testing.T) {
 	dave := p.client(t, nil)
 	wantRedirect(t, dave.login(t, "dave", m[1]), "/account/password")
 	wantRedirect(t, dave.get(t, "/"), "/account/password")
+}
+
+// cliFails runs a gatehouse command that must fail, and returns what it
+// wrote to standard error.
+func (p *portal) cliFails(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), commandTimeout)
+	defer cancel()
+	cmd := p.command(ctx, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatalf("gatehouse %s succeeded, want it to fail\nstdout:\n%s", strings.Join(args, " "), stdout.String())
+	}
+	return stderr.String()
+}
+
+// The command line refuses an email that another account has, whatever
+// its case, on either store, and says so in plain words.
+func TestCLI_UserAddRefusesAnEmailAnotherAccountHas(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		new  func(t *testing.T) *portal
+	}{
+		{"embedded store", func(t *testing.T) *portal {
+			dir := t.TempDir()
+			return &portal{Data: filepath.Join(dir, "data"), bin: gatehouseBinary(t), logDir: dir}
+		}},
+		{"redis store", func(t *testing.T) *portal { return newPortal(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := tc.new(t)
+			p.cli(t, "", "init")
+			p.cli(t, "", "user", "add", "alice", "--role", "employee", "--email", "alice@example.com")
+			stderr := p.cliFails(t, "user", "add", "dupe", "--role", "admin", "--email", "ALICE@Example.com")
+			if !strings.Contains(stderr, "another account already uses the email ALICE@Example.com") {
+				t.Errorf("user add with alice's email in capitals: stderr %q, want it to say another account already uses the email", stderr)
+			}
+			if list := p.cli(t, "", "user", "list"); regexp.MustCompile(`(?m)^dupe\s`).MatchString(list) {
+				t.Errorf("the refused account is listed:\n%s", list)
+			}
+			p.cli(t, "", "user", "add", "dupe", "--role", "employee", "--email", "dupe@example.com")
+		})
+	}
 }
 
 func TestServe_InitialisesEmptyDataDirOnFirstStart(t *testing.T) {

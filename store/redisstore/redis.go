@@ -68,7 +68,47 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		rdb.Close()
 		return nil, err
 	}
+	if err := s.indexEmails(ctx); err != nil {
+		rdb.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// emailsIndexedMark is the meta record that says the email index covers
+// the accounts written before it existed.
+const emailsIndexedMark = "email-index"
+
+// indexEmails adds the accounts of a store written before emails were
+// unique to the email index, once per store. Where two such accounts
+// share an email, the first by name is indexed: new accounts cannot take
+// that email, and the duplicate stays until an admin changes one of them
+// (the portal warns about it at start). An entry this leaves behind for
+// an account that changes its email meanwhile is harmless: see
+// emailHolder.
+func (s *Store) indexEmails(ctx context.Context) error {
+	if n, err := s.rdb.Exists(ctx, metaKey(emailsIndexedMark)).Result(); err != nil {
+		return wrap("check the email index", err)
+	} else if n > 0 {
+		return nil
+	}
+	accts, err := s.Accounts(ctx)
+	if err != nil {
+		return fmt.Errorf("build the email index: %w", err)
+	}
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, a := range accts {
+			if k := store.EmailKey(a.Email); k != "" {
+				p.HSetNX(ctx, emailsKey, k, a.Name)
+			}
+		}
+		p.Set(ctx, metaKey(emailsIndexedMark), "1", 0)
+		return nil
+	})
+	if err != nil {
+		return wrap("build the email index", err)
+	}
+	return nil
 }
 
 // parseURL turns a store URL into client options.
@@ -157,6 +197,10 @@ const (
 	revokedKey       = keyPrefix + "revoked-certs"
 	legacyRevokedKey = keyPrefix + "revoked"
 	auditKey         = keyPrefix + "audit"
+	// emailsKey is a hash from store.EmailKey of an account's email to
+	// the account's name, written in the same transaction as the
+	// account record; it is what makes emails unique.
+	emailsKey = keyPrefix + "account-emails"
 )
 
 // wrap turns a go-redis error into a store error: redis.Nil becomes
@@ -224,42 +268,91 @@ func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
 }
 
 // CreateAccount adds a new account; it fails with store.ErrExists when the
-// name is taken. The record and its index entry are written together.
+// name is taken and with store.ErrEmailTaken when another account has its
+// email. The record, its index entry and its email entry are written
+// together, under WATCH of the record and the email index, so of two
+// creates racing for one email only one can succeed.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode account: %w", err)
 	}
-	key := accountKey(a.Name)
+	key, email := accountKey(a.Name), store.EmailKey(a.Email)
 	for range maxTxRetries {
-		var exists bool
+		var done error // set when the outcome is final
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			n, err := tx.Exists(ctx, key).Result()
 			if err != nil {
 				return err
 			}
 			if n > 0 {
-				exists = true
+				done = fmt.Errorf("create account %q: %w", a.Name, store.ErrExists)
 				return nil
+			}
+			if email != "" {
+				holder, err := emailHolder(ctx, tx, email)
+				if err != nil {
+					return err
+				}
+				if holder != "" {
+					done = fmt.Errorf("create account %q: email %q is the email of account %q: %w", a.Name, a.Email, holder, store.ErrEmailTaken)
+					return nil
+				}
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, b, 0)
 				p.SAdd(ctx, accountsKey, a.Name)
+				if email != "" {
+					p.HSet(ctx, emailsKey, email, a.Name)
+				}
 				return nil
 			})
 			return err
-		}, key)
+		}, key, emailsKey)
 		switch {
+		case done != nil:
+			return done
 		case errors.Is(err, redis.TxFailedErr):
 			continue
 		case err != nil:
 			return wrap("create account", err)
-		case exists:
-			return fmt.Errorf("create account %q: %w", a.Name, store.ErrExists)
 		}
 		return nil
 	}
 	return fmt.Errorf("create account %q: %w: too much contention", a.Name, store.ErrUnavailable)
+}
+
+// emailHolder returns the account the email index names for email (an
+// EmailKey), or "" when none. An entry whose account is gone or no longer
+// has that email (left by an index build racing a change, or by an older
+// gatehouse) counts as free. It must run inside a transaction that
+// watches emailsKey; it watches the holder's record too.
+func emailHolder(ctx context.Context, tx *redis.Tx, email string) (string, error) {
+	holder, err := tx.HGet(ctx, emailsKey, email).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := tx.Watch(ctx, accountKey(holder)).Err(); err != nil {
+		return "", err
+	}
+	raw, err := tx.Get(ctx, accountKey(holder)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var a store.Account
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return "", fmt.Errorf("decode account %q: %w", holder, err)
+	}
+	if store.EmailKey(a.Email) != email {
+		return "", nil
+	}
+	return holder, nil
 }
 
 // maxTxRetries bounds optimistic-locking retries under contention.
@@ -267,6 +360,9 @@ const maxTxRetries = 20
 
 // UpdateAccount applies fn to the account under WATCH, so concurrent
 // updates never overwrite each other. An error from fn is returned as is.
+// A changed email moves the account's email entry in the same
+// transaction, and fails with store.ErrEmailTaken when another account
+// has the new one; an unchanged email is never refused.
 func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.Account) error) error {
 	key := accountKey(name)
 	for range maxTxRetries {
@@ -277,11 +373,36 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 				done = err
 				return err
 			}
+			before := store.EmailKey(a.Email)
 			if err := fn(&a); err != nil {
 				done = err
 				return err
 			}
 			a.Name = name
+			after := store.EmailKey(a.Email)
+			moved, dropBefore := after != before, false
+			if moved {
+				if err := tx.Watch(ctx, emailsKey).Err(); err != nil {
+					return err
+				}
+				if after != "" {
+					holder, err := emailHolder(ctx, tx, after)
+					if err != nil {
+						return err
+					}
+					if holder != "" && holder != name {
+						done = fmt.Errorf("update account %q: email %q is the email of account %q: %w", name, a.Email, holder, store.ErrEmailTaken)
+						return done
+					}
+				}
+				if before != "" {
+					h, err := tx.HGet(ctx, emailsKey, before).Result()
+					if err != nil && !errors.Is(err, redis.Nil) {
+						return err
+					}
+					dropBefore = h == name
+				}
+			}
 			b, err := json.Marshal(a)
 			if err != nil {
 				done = fmt.Errorf("encode account: %w", err)
@@ -289,6 +410,12 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, b, 0)
+				if dropBefore {
+					p.HDel(ctx, emailsKey, before)
+				}
+				if moved && after != "" {
+					p.HSet(ctx, emailsKey, after, name)
+				}
 				return nil
 			})
 			return err
@@ -766,21 +893,53 @@ func toAny(s []string) []any {
 	return out
 }
 
-// DeleteAccount removes the account record and its index entry.
+// DeleteAccount removes the account record, its index entry and its
+// email entry, together.
 func (s *Store) DeleteAccount(ctx context.Context, name string) error {
-	var del *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		del = p.Del(ctx, accountKey(name))
-		p.SRem(ctx, accountsKey, name)
+	key := accountKey(name)
+	for range maxTxRetries {
+		var done error // set when the outcome is final
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			raw, err := tx.Get(ctx, key).Bytes()
+			if errors.Is(err, redis.Nil) {
+				done = fmt.Errorf("delete account %q: %w", name, store.ErrNotFound)
+				return done
+			}
+			if err != nil {
+				return err
+			}
+			// A record that does not decode is deleted all the same.
+			var a store.Account
+			_ = json.Unmarshal(raw, &a)
+			email, drop := store.EmailKey(a.Email), false
+			if email != "" {
+				h, err := tx.HGet(ctx, emailsKey, email).Result()
+				if err != nil && !errors.Is(err, redis.Nil) {
+					return err
+				}
+				drop = h == name
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Del(ctx, key)
+				p.SRem(ctx, accountsKey, name)
+				if drop {
+					p.HDel(ctx, emailsKey, email)
+				}
+				return nil
+			})
+			return err
+		}, key, emailsKey)
+		switch {
+		case done != nil:
+			return done
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		case err != nil:
+			return wrap("delete account", err)
+		}
 		return nil
-	})
-	if err != nil {
-		return wrap("delete account", err)
 	}
-	if del.Val() == 0 {
-		return fmt.Errorf("delete account %q: %w", name, store.ErrNotFound)
-	}
-	return nil
+	return fmt.Errorf("delete account %q: %w: too much contention", name, store.ErrUnavailable)
 }
 
 // Sessions returns the user's live sessions; IDs in the index whose

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -376,5 +377,68 @@ func TestRedisStore_RevocationsByFingerprintAreKeptOnUpgrade(t *testing.T) {
 	}
 	if ok, err := rdb.SIsMember(ctx, "gatehouse:revoked", "sha256:f2").Result(); err != nil || !ok {
 		t.Errorf("fingerprint of a new revocation in the earlier set = %v, %v; want true", ok, err)
+	}
+}
+
+// Accounts written before emails were unique (by an older gatehouse) are
+// indexed when the store is opened, and an index entry that no longer
+// says the truth does not hold an email hostage.
+func TestRedisStore_EmailsWrittenBeforeTheIndexAreIndexed(t *testing.T) {
+	r := storetest.StartRedis(t)
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx := t.Context()
+	for name, email := range map[string]string{"alice": "Alice@Example.com", "bob": "shared@example.com", "carol": "SHARED@example.com"} {
+		b, err := json.Marshal(store.Account{Name: name, Email: email, Roles: []string{"employee"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Set(ctx, "gatehouse:account:"+name, b, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.SAdd(ctx, "gatehouse:accounts", name).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s, err := redisstore.Open(ctx, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, email := range []string{"alice@example.com", "Shared@Example.com"} {
+		if err := s.CreateAccount(ctx, store.Account{Name: "erin", Email: email}); !errors.Is(err, store.ErrEmailTaken) {
+			t.Errorf("CreateAccount with %q, an email written before the index: error = %v, want store.ErrEmailTaken", email, err)
+		}
+	}
+	for _, name := range []string{"bob", "carol"} {
+		err := s.UpdateAccount(ctx, name, func(a *store.Account) error {
+			a.Disabled = true
+			return nil
+		})
+		if err != nil {
+			t.Errorf("UpdateAccount(%s), leaving the shared email alone: %v", name, err)
+		}
+	}
+
+	// Entries for an account that is gone, or that has another email
+	// now, are stale: the email is free.
+	rdb.HSet(ctx, "gatehouse:account-emails", "ghost@example.com", "ghost", "old@example.com", "alice")
+	if err := s.CreateAccount(ctx, store.Account{Name: "frank", Email: "ghost@example.com"}); err != nil {
+		t.Errorf("CreateAccount with an email indexed for a missing account: %v", err)
+	}
+	err = s.UpdateAccount(ctx, "frank", func(a *store.Account) error {
+		a.Email = "OLD@example.com"
+		return nil
+	})
+	if err != nil {
+		t.Errorf("UpdateAccount to an email indexed for an account that has another: %v", err)
+	}
+	if err := s.CreateAccount(ctx, store.Account{Name: "gina", Email: "old@example.com"}); !errors.Is(err, store.ErrEmailTaken) {
+		t.Errorf("CreateAccount with frank's email: error = %v, want store.ErrEmailTaken", err)
 	}
 }

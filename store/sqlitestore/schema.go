@@ -97,6 +97,16 @@ INSERT OR IGNORE INTO revoked_certs (issuer, serial)
 	WHERE json_extract(data, '$.revoked_at') IS NOT NULL;
 DROP TABLE revoked;
 `,
+	// email_key is store.EmailKey of the account's email (SQLite's
+	// lower() folds ASCII letters only, the same rule), NULL for none.
+	// It is not UNIQUE: a file written before holds whatever duplicates
+	// it holds, and CreateAccount and UpdateAccount refuse new ones in
+	// their write transaction instead.
+	2: `
+ALTER TABLE accounts ADD COLUMN email_key TEXT;
+UPDATE accounts SET email_key = NULLIF(lower(json_extract(data, '$.email')), '');
+CREATE INDEX accounts_by_email ON accounts (email_key);
+`,
 }
 
 // schemaVersion is the version of the schema this code reads and writes.

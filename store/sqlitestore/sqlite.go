@@ -283,7 +283,10 @@ func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
 }
 
 // CreateAccount adds a new account; it fails with store.ErrExists when the
-// name is taken.
+// name is taken and with store.ErrEmailTaken when another account has its
+// email. Both are checked in the write transaction, which holds the
+// file's write lock, so two creates racing for one email (from this
+// process or another) cannot both succeed.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	b, err := json.Marshal(a)
 	if err != nil {
@@ -291,7 +294,8 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	}
 	op := fmt.Sprintf("create account %q", a.Name)
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "INSERT INTO accounts (name, data) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", a.Name, string(b))
+		res, err := tx.ExecContext(ctx, "INSERT INTO accounts (name, email_key, data) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+			a.Name, emailKey(a.Email), string(b))
 		if err != nil {
 			return wrap(op, err)
 		}
@@ -300,7 +304,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 		} else if n == 0 {
 			return fmt.Errorf("%s: %w", op, store.ErrExists)
 		}
-		return nil
+		return emailFree(ctx, tx, op, a.Name, a.Email)
 	})
 }
 
@@ -309,7 +313,9 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 // never overwrite each other. fn runs once, while the store's write lock
 // is held: it must not write to the store itself. An error from fn is
 // returned as is and nothing is written. The account keeps its name
-// whatever fn does.
+// whatever fn does. A changed email that another account has fails with
+// store.ErrEmailTaken; an unchanged one is never refused, so accounts
+// that shared an email before emails were unique can still be changed.
 func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.Account) error) error {
 	op := fmt.Sprintf("update account %q", name)
 	return s.write(ctx, op, func(tx *sql.Tx) error {
@@ -317,19 +323,51 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 		if err != nil {
 			return err
 		}
+		before := store.EmailKey(a.Email)
 		if err := fn(&a); err != nil {
 			return err
 		}
 		a.Name = name
+		if store.EmailKey(a.Email) != before {
+			if err := emailFree(ctx, tx, op, name, a.Email); err != nil {
+				return err
+			}
+		}
 		b, err := json.Marshal(a)
 		if err != nil {
 			return fmt.Errorf("%s: encode: %w", op, err)
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET data = ? WHERE name = ?", string(b), name); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET data = ?, email_key = ? WHERE name = ?", string(b), emailKey(a.Email), name); err != nil {
 			return wrap(op, err)
 		}
 		return nil
 	})
+}
+
+// emailKey is the email_key column of an account with that email.
+func emailKey(email string) any {
+	if k := store.EmailKey(email); k != "" {
+		return k
+	}
+	return nil
+}
+
+// emailFree fails with store.ErrEmailTaken when an account other than
+// name has email.
+func emailFree(ctx context.Context, tx *sql.Tx, op, name, email string) error {
+	k := store.EmailKey(email)
+	if k == "" {
+		return nil
+	}
+	var other string
+	err := tx.QueryRowContext(ctx, "SELECT name FROM accounts WHERE email_key = ? AND name <> ? LIMIT 1", k, name).Scan(&other)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return wrap(op, err)
+	}
+	return fmt.Errorf("%s: email %q is the email of account %q: %w", op, email, other, store.ErrEmailTaken)
 }
 
 // DeleteAccount removes the account, or fails with store.ErrNotFound.

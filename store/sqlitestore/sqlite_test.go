@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -530,5 +531,60 @@ func TestSQLiteStore_RevocationsByFingerprintAreKeptOnUpgrade(t *testing.T) {
 	}
 	if revoked, err := s.IsRevoked(ctx, "sha256:any-issuer", "b2"); err != nil || revoked {
 		t.Errorf("certificate never revoked: IsRevoked = %v, %v; want false", revoked, err)
+	}
+}
+
+// A file written before emails were unique gets their index when it is
+// opened: its emails count at once, in any ASCII case, and accounts that
+// already shared one are kept, readable and changeable.
+func TestSQLiteStore_EmailsOfAnOlderFileAreIndexed(t *testing.T) {
+	ctx := t.Context()
+	path := tempPath(t)
+	db, err := sql.Open("sqlite", dsn(path, busyTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, migrations[0]+"PRAGMA user_version = 1;"); err != nil {
+		t.Fatalf("write a version 1 file: %v", err)
+	}
+	for name, email := range map[string]string{"alice": "Alice@Example.com", "bob": "shared@example.com", "carol": "SHARED@example.com", "dave": ""} {
+		b, err := json.Marshal(store.Account{Name: name, Email: email, Roles: []string{"employee"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO accounts (name, data) VALUES (?, ?)", name, string(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := openFile(t, path)
+	for _, email := range []string{"alice@example.com", "Shared@Example.com"} {
+		if err := s.CreateAccount(ctx, store.Account{Name: "erin", Email: email}); !errors.Is(err, store.ErrEmailTaken) {
+			t.Errorf("CreateAccount with %q, an email of the older file: error = %v, want store.ErrEmailTaken", email, err)
+		}
+	}
+	for _, name := range []string{"bob", "carol"} {
+		err := s.UpdateAccount(ctx, name, func(a *store.Account) error {
+			a.Disabled = true
+			return nil
+		})
+		if err != nil {
+			t.Errorf("UpdateAccount(%s), leaving the shared email alone: %v", name, err)
+		}
+	}
+	// Once bob moves away, carol still has the email.
+	err = s.UpdateAccount(ctx, "bob", func(a *store.Account) error {
+		a.Email = "bob@example.com"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount(ctx, store.Account{Name: "erin", Email: "shared@example.com"}); !errors.Is(err, store.ErrEmailTaken) {
+		t.Errorf("CreateAccount with carol's email: error = %v, want store.ErrEmailTaken", err)
+	}
+	if err := s.CreateAccount(ctx, store.Account{Name: "erin", Email: ""}); err != nil {
+		t.Errorf("CreateAccount without email beside dave's: %v", err)
 	}
 }

@@ -88,6 +88,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit/LimitDefaultsAndCapsAt1000", testAuditLimit},
 		{"RaiseCounter/NeverGoesDown", testRaiseCounter},
 		{"RaiseCounter/ConcurrentRaisesKeepTheHighest", testRaiseCounterConcurrent},
+		{"CreateAccount/EmailTakenIgnoringASCIICase", testCreateAccountEmailTaken},
+		{"CreateAccount/NoEmailNeverConflicts", testCreateAccountNoEmail},
+		{"CreateAccount/UnicodeCaseIsNotFolded", testCreateAccountUnicodeEmail},
+		{"UpdateAccount/EmailTakenIgnoringASCIICase", testUpdateAccountEmailTaken},
+		{"UpdateAccount/FreedEmailCanBeTakenAgain", testEmailFreed},
+		{"CreateAccount/ConcurrentCreatesForOneEmailOneWins", testCreateAccountEmailConcurrent},
+		{"UpdateAccount/ConcurrentUpdatesToOneEmailOneWins", testUpdateAccountEmailConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -1273,5 +1280,190 @@ func testRaiseCounterConcurrent(t *testing.T, s store.Store) {
 	})
 	if got, err := s.RaiseCounter(t.Context(), "crl:x", big.NewInt(0)); err != nil || got.Cmp(big.NewInt(callers)) != 0 {
 		t.Errorf("after concurrent raises the counter is %v, %v; want %d, the highest", got, err, callers)
+	}
+}
+
+// withEmail is sampleAccount(name) with another email.
+func withEmail(name, email string) store.Account {
+	a := sampleAccount(name)
+	a.Email = email
+	return a
+}
+
+// setEmail changes the email of the named account.
+func setEmail(s store.Store, name, email string) error {
+	return s.UpdateAccount(context.Background(), name, func(a *store.Account) error {
+		a.Email = email
+		return nil
+	})
+}
+
+func wantNoAccount(t *testing.T, s store.Store, name string) {
+	t.Helper()
+	if _, err := s.Account(t.Context(), name); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Account(%q) error = %v, want store.ErrNotFound: the refused create wrote it", name, err)
+	}
+}
+
+func testCreateAccountEmailTaken(t *testing.T, s store.Store) {
+	mustCreateAccount(t, s, withEmail("admin", "admin@example.com"))
+	for _, email := range []string{"admin@example.com", "ADMIN@example.com", "Admin@Example.COM"} {
+		err := s.CreateAccount(t.Context(), withEmail("dupe", email))
+		if !errors.Is(err, store.ErrEmailTaken) {
+			t.Errorf("CreateAccount(dupe, %q) error = %v, want store.ErrEmailTaken", email, err)
+		}
+		if errors.Is(err, store.ErrExists) {
+			t.Errorf("CreateAccount(dupe, %q) error = %v also matches store.ErrExists, which callers read as the name being taken", email, err)
+		}
+	}
+	wantNoAccount(t, s, "dupe")
+	// A taken name is ErrExists, whatever the email.
+	if err := s.CreateAccount(t.Context(), withEmail("admin", "ADMIN@example.com")); !errors.Is(err, store.ErrExists) {
+		t.Errorf("CreateAccount(admin again) error = %v, want store.ErrExists", err)
+	}
+	mustCreateAccount(t, s, withEmail("dupe", "dupe@example.com"))
+}
+
+func testCreateAccountNoEmail(t *testing.T, s store.Store) {
+	for _, name := range []string{"alice", "bob", "carol"} {
+		mustCreateAccount(t, s, withEmail(name, ""))
+	}
+	if err := setEmail(s, "bob", ""); err != nil {
+		t.Errorf("UpdateAccount(bob) keeping no email: %v", err)
+	}
+}
+
+// Emails compare ignoring ASCII case only, as certificate emails match
+// accounts: under Unicode folding the Kelvin sign would equal "k".
+func testCreateAccountUnicodeEmail(t *testing.T, s store.Store) {
+	mustCreateAccount(t, s, withEmail("kate", "kate@example.com"))
+	mustCreateAccount(t, s, withEmail("kelvin", "\u212aate@example.com"))
+	mustCreateAccount(t, s, withEmail("anne", "\u00e4nne@example.com"))
+	mustCreateAccount(t, s, withEmail("anne2", "\u00c4nne@example.com"))
+	err := s.CreateAccount(t.Context(), withEmail("anne3", "\u00e4NNE@EXAMPLE.com"))
+	if !errors.Is(err, store.ErrEmailTaken) {
+		t.Errorf("CreateAccount with anne's email in other ASCII case: error = %v, want store.ErrEmailTaken", err)
+	}
+}
+
+func testUpdateAccountEmailTaken(t *testing.T, s store.Store) {
+	mustCreateAccount(t, s, withEmail("admin", "admin@example.com"))
+	before := withEmail("dupe", "dupe@example.com")
+	mustCreateAccount(t, s, before)
+	for _, email := range []string{"admin@example.com", "ADMIN@EXAMPLE.COM"} {
+		err := setEmail(s, "dupe", email)
+		if !errors.Is(err, store.ErrEmailTaken) {
+			t.Errorf("UpdateAccount(dupe) to %q: error = %v, want store.ErrEmailTaken", email, err)
+		}
+	}
+	if diff := cmp.Diff(before, mustAccount(t, s, "dupe")); diff != "" {
+		t.Errorf("the refused UpdateAccount changed the account (-want +got):\n%s", diff)
+	}
+	// One's own email in another case, and changes that leave the email
+	// alone, are fine.
+	if err := setEmail(s, "admin", "Admin@Example.com"); err != nil {
+		t.Errorf("UpdateAccount(admin) to its own email in other case: %v", err)
+	}
+	err := s.UpdateAccount(t.Context(), "dupe", func(a *store.Account) error {
+		a.Roles = []string{"employee"}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("UpdateAccount(dupe) roles only: %v", err)
+	}
+	if err := s.CreateAccount(t.Context(), withEmail("third", "admin@EXAMPLE.com")); !errors.Is(err, store.ErrEmailTaken) {
+		t.Errorf("CreateAccount with admin's email after admin changed its case: error = %v, want store.ErrEmailTaken", err)
+	}
+}
+
+func testEmailFreed(t *testing.T, s store.Store) {
+	mustCreateAccount(t, s, withEmail("alice", "alice@example.com"))
+	mustCreateAccount(t, s, withEmail("bob", "bob@example.com"))
+	if err := setEmail(s, "alice", "alice.new@example.com"); err != nil {
+		t.Fatalf("UpdateAccount(alice) to a new email: %v", err)
+	}
+	if err := setEmail(s, "bob", "ALICE@example.com"); err != nil {
+		t.Errorf("UpdateAccount(bob) to alice's old email: %v", err)
+	}
+	if err := s.DeleteAccount(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreateAccount(t, s, withEmail("carol", "alice.new@example.com"))
+	if err := s.CreateAccount(t.Context(), withEmail("dave", "alice@example.com")); !errors.Is(err, store.ErrEmailTaken) {
+		t.Errorf("CreateAccount with the email bob took: error = %v, want store.ErrEmailTaken", err)
+	}
+}
+
+// wantOneWinner checks that exactly one of errs is nil and that the others
+// are store.ErrEmailTaken, and returns the winner.
+func wantOneWinner(t *testing.T, what string, errs []error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("%s %d and %d both succeeded", what, winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, store.ErrEmailTaken):
+			t.Errorf("%s %d: error = %v, want nil or store.ErrEmailTaken", what, i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no concurrent %s succeeded", what)
+	}
+	return winner
+}
+
+func testCreateAccountEmailConcurrent(t *testing.T, s store.Store) {
+	const creators = 10
+	errs := make([]error, creators)
+	concurrently(creators, func(i int) {
+		email := "shared@example.com"
+		if i%2 == 1 {
+			email = "SHARED@example.com"
+		}
+		errs[i] = s.CreateAccount(context.Background(), withEmail(fmt.Sprintf("user%d", i), email))
+	})
+	winner := wantOneWinner(t, "CreateAccount", errs)
+	accts, err := s.Accounts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(accts, func(a store.Account) string { return a.Name }), []string{fmt.Sprintf("user%d", winner)}; !cmp.Equal(got, want) {
+		t.Errorf("accounts after the race = %q, want only the winner %q", got, want)
+	}
+}
+
+func testUpdateAccountEmailConcurrent(t *testing.T, s store.Store) {
+	const updaters = 10
+	for i := range updaters {
+		mustCreateAccount(t, s, withEmail(fmt.Sprintf("user%d", i), fmt.Sprintf("user%d@example.com", i)))
+	}
+	errs := make([]error, updaters+1)
+	concurrently(updaters+1, func(i int) {
+		if i == updaters { // a create joins the race
+			errs[i] = s.CreateAccount(context.Background(), withEmail("newcomer", "Shared@Example.com"))
+			return
+		}
+		errs[i] = setEmail(s, fmt.Sprintf("user%d", i), "shared@example.com")
+	})
+	winner := wantOneWinner(t, "UpdateAccount or CreateAccount", errs)
+	accts, err := s.Accounts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holders []string
+	for _, a := range accts {
+		if strings.EqualFold(a.Email, "shared@example.com") {
+			holders = append(holders, a.Name)
+		}
+	}
+	want := "newcomer"
+	if winner < updaters {
+		want = fmt.Sprintf("user%d", winner)
+	}
+	if !cmp.Equal(holders, []string{want}) {
+		t.Errorf("accounts with the shared email = %q, want only the winner %q", holders, want)
 	}
 }
