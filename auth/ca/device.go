@@ -1,0 +1,153 @@
+package ca
+
+// Device certificates: the request a device sends (PKCS#10).
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Limits on certificate requests from devices.
+const (
+	// MaxCSRSize bounds a PEM certificate request. An RSA-8192 request
+	// is about 3 KiB; anything much larger is not a request we want.
+	MaxCSRSize = 16 << 10
+	// MinRSABits is the smallest RSA key a device certificate may have.
+	MinRSABits = 2048
+	// MaxRSABits is the largest: a bigger key only costs CPU time, for
+	// the signature check here and for every handshake after.
+	MaxRSABits = 8192
+)
+
+// ErrBadCSR reports that a certificate request is not one PEM "CERTIFICATE
+// REQUEST" (PKCS#10), does not parse, or is not signed by its own key, so
+// it does not prove that the device holds the private key.
+var ErrBadCSR = errors.New("bad certificate request")
+
+// ErrWeakKey reports that a key is not one a device certificate may have:
+// ECDSA P-256, ECDSA P-384, or RSA of MinRSABits to MaxRSABits bits.
+var ErrWeakKey = errors.New("key not accepted")
+
+// refusal says in plain words why a request or key was refused, and
+// matches its kind (ErrBadCSR or ErrWeakKey) with errors.Is.
+type refusal struct {
+	kind error
+	msg  string
+}
+
+func (e *refusal) Error() string { return e.msg }
+func (e *refusal) Unwrap() error { return e.kind }
+
+func badCSR(format string, args ...any) error {
+	return &refusal{kind: ErrBadCSR, msg: fmt.Sprintf(format, args...)}
+}
+
+// useInstead is the advice that ends every ErrWeakKey message.
+const useInstead = "use P-256, P-384 or RSA of 2048 bits or more"
+
+// keyProblem says what is wrong with pub in a few words ("RSA 1024 bits"),
+// or returns "" when a device certificate may carry it.
+func keyProblem(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k == nil || k.Curve == nil {
+			return "missing"
+		}
+		if k.Curve == elliptic.P256() || k.Curve == elliptic.P384() {
+			return ""
+		}
+		return "ECDSA " + k.Curve.Params().Name
+	case *rsa.PublicKey:
+		if k == nil || k.N == nil {
+			return "missing"
+		}
+		bits := k.N.BitLen()
+		if bits < MinRSABits {
+			return fmt.Sprintf("RSA %d bits", bits)
+		}
+		if bits > MaxRSABits {
+			return fmt.Sprintf("RSA %d bits, more than the %d accepted", bits, MaxRSABits)
+		}
+		if k.E < 3 || k.E%2 == 0 {
+			// With e = 1 anyone could sign for the key.
+			return fmt.Sprintf("RSA with the unusable public exponent %d", k.E)
+		}
+		return ""
+	case ed25519.PublicKey:
+		return "Ed25519"
+	case nil:
+		return "missing"
+	default:
+		return fmt.Sprintf("of a type not accepted (%T)", pub)
+	}
+}
+
+// ParseCSR parses one PEM PKCS#10 certificate request, checks its key
+// type and verifies its signature, and returns only its public key.
+//
+// The signature is the proof that the device holds the private key.
+// Nothing else in the request (subject, names, extensions, attributes) is
+// used: what a certificate says is decided by the CA, never by the person
+// asking. The input comes from outside, so it must be exactly one PEM
+// block, with nothing but white space around it, of at most MaxCSRSize
+// bytes. Errors wrap ErrBadCSR or ErrWeakKey and say what is wrong.
+func ParseCSR(pemData []byte) (crypto.PublicKey, error) {
+	if len(pemData) > MaxCSRSize {
+		return nil, badCSR("the certificate request is %d bytes; at most %d are accepted", len(pemData), MaxCSRSize)
+	}
+	pemData = bytes.TrimSpace(pemData)
+	if !bytes.HasPrefix(pemData, []byte("-----BEGIN ")) {
+		return nil, badCSR("the certificate request is not PEM text starting with -----BEGIN CERTIFICATE REQUEST-----")
+	}
+	if bytes.Count(pemData, []byte("-----BEGIN ")) != 1 {
+		return nil, badCSR("there is more than one PEM block; send exactly one certificate request")
+	}
+	block, rest := pem.Decode(pemData)
+	if block == nil {
+		return nil, badCSR("the certificate request is not valid PEM text")
+	}
+	if block.Type != "CERTIFICATE REQUEST" {
+		return nil, badCSR("the PEM block is a %q, not a \"CERTIFICATE REQUEST\"", block.Type)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, badCSR("there is more after the certificate request; send exactly one")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, badCSR("the certificate request does not parse as PKCS#10: %v", err)
+	}
+	// The key is checked before the signature so that an oversized RSA
+	// key costs nothing, and so that a refused key says why.
+	if p := keyProblem(csr.PublicKey); p != "" {
+		return nil, &refusal{kind: ErrWeakKey, msg: "the certificate request's key is " + p + "; " + useInstead}
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, badCSR("the certificate request's signature does not verify, so it does not prove the device holds the key: %v", err)
+	}
+	return csr.PublicKey, nil
+}
+
+// IssueClientForKey signs a client-authentication certificate for req with
+// the public key pub, made the same way as by IssueClient (subject, email
+// address, validity, key usages, serial number). The private key stays on
+// the device that made it. A key that ParseCSR would refuse is refused
+// here too, with an error that wraps ErrWeakKey.
+func (ca *CA) IssueClientForKey(req ClientRequest, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
+	if p := keyProblem(pub); p != "" {
+		return nil, &refusal{kind: ErrWeakKey, msg: "the key is " + p + "; " + useInstead}
+	}
+	tmpl, err := clientTemplate(req, now)
+	if err != nil {
+		return nil, err
+	}
+	return ca.sign(tmpl, pub, now)
+}

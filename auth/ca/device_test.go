@@ -1,0 +1,371 @@
+package ca
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Test keys, certificates and requests are made here, at run time.
+
+func newTestCA(t *testing.T) *CA {
+	t.Helper()
+	authority, err := New("Gatehouse test CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return authority
+}
+
+func newKey(t testing.TB, kind string) crypto.Signer {
+	t.Helper()
+	var key crypto.Signer
+	var err error
+	switch kind {
+	case "P-224":
+		key, err = ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	case "P-256":
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "P-384":
+		key, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "P-521":
+		key, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	case "RSA-1024":
+		key, err = rsa.GenerateKey(rand.Reader, 1024)
+	case "RSA-2048":
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	case "Ed25519":
+		_, key, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		t.Fatalf("no test key of kind %q", kind)
+	}
+	if err != nil {
+		t.Fatalf("generate %s key: %v", kind, err)
+	}
+	return key
+}
+
+// newCSR returns a PEM certificate request for key; tmpl may be nil.
+func newCSR(t *testing.T, key crypto.Signer, tmpl *x509.CertificateRequest) []byte {
+	t.Helper()
+	if tmpl == nil {
+		tmpl = &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device"}}
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		t.Fatalf("create certificate request: %v", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+// greedyCSR asks for everything a request can ask for: other names, an
+// admin's common name, CA powers, server authentication.
+func greedyCSR(t *testing.T) *x509.CertificateRequest {
+	t.Helper()
+	basicCA, err := asn1.Marshal(struct {
+		IsCA bool `asn1:"optional"`
+	}{true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverAuth, err := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &x509.CertificateRequest{
+		Subject:        pkix.Name{CommonName: "admin", Organization: []string{"Evil"}},
+		EmailAddresses: []string{"admin@example.com", "root@example.com"},
+		DNSNames:       []string{"gatehouse.example.com"},
+		IPAddresses:    []net.IP{net.ParseIP("10.0.0.1")},
+		URIs:           []*url.URL{{Scheme: "spiffe", Host: "example.com", Path: "/admin"}},
+		ExtraExtensions: []pkix.Extension{
+			{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: basicCA},
+			{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Value: serverAuth},
+		},
+	}
+}
+
+// unsignedCSR returns a PEM certificate request for the public key in
+// spki (DER SubjectPublicKeyInfo) with a signature of random bytes: a
+// request for a key the test cannot sign with, or will not wait for.
+func unsignedCSR(t *testing.T, spki []byte) []byte {
+	t.Helper()
+	info, err := asn1.Marshal(struct {
+		Version    int
+		Subject    asn1.RawValue
+		PublicKey  asn1.RawValue
+		Attributes []asn1.RawValue `asn1:"tag:0"`
+	}{
+		Subject:   asn1.RawValue{FullBytes: mustMarshal(t, pkix.Name{CommonName: "device"}.ToRDNSequence())},
+		PublicKey: asn1.RawValue{FullBytes: spki},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 256)
+	rand.Read(sig)
+	der, err := asn1.Marshal(struct {
+		Info      asn1.RawValue
+		Algorithm pkix.AlgorithmIdentifier
+		Signature asn1.BitString
+	}{
+		Info:      asn1.RawValue{FullBytes: info},
+		Algorithm: pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}, Parameters: asn1.NullRawValue}, // sha256WithRSAEncryption
+		Signature: asn1.BitString{Bytes: sig, BitLength: len(sig) * 8},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := asn1.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// hugeRSAKey is a DER SubjectPublicKeyInfo for an RSA modulus of bits
+// bits; it is not a real key, which is enough to be refused.
+func hugeRSAKey(t *testing.T, bits int) []byte {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
+	spki, err := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n, E: 65537})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spki
+}
+
+func sameKey(a, b crypto.PublicKey) bool {
+	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && eq.Equal(b)
+}
+
+func TestParseCSR_AcceptedKeysGetACertificateWithOnlyTheAccountNames(t *testing.T) {
+	t.Parallel()
+	authority := newTestCA(t)
+	roots := x509.NewCertPool()
+	roots.AddCert(authority.Cert)
+	for _, kind := range []string{"P-256", "P-384", "RSA-2048"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			key := newKey(t, kind)
+			pub, err := ParseCSR(newCSR(t, key, greedyCSR(t)))
+			if err != nil {
+				t.Fatalf("ParseCSR refused a %s request: %v", kind, err)
+			}
+			if !sameKey(pub, key.Public()) {
+				t.Fatalf("ParseCSR returned %T, not the request's key", pub)
+			}
+			now := time.Now()
+			cert, err := authority.IssueClientForKey(ClientRequest{Name: "alice", Email: "alice@example.com"}, pub, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameKey(cert.PublicKey, key.Public()) {
+				t.Error("certificate does not carry the request's public key")
+			}
+			want := pkix.Name{CommonName: "alice", Organization: []string{"Gatehouse"}}.String()
+			if got := cert.Subject.String(); got != want {
+				t.Errorf("subject %q, want %q", got, want)
+			}
+			if !slices.Equal(cert.EmailAddresses, []string{"alice@example.com"}) {
+				t.Errorf("email addresses %q, want only the account's", cert.EmailAddresses)
+			}
+			if len(cert.DNSNames)+len(cert.IPAddresses)+len(cert.URIs) > 0 {
+				t.Errorf("names from the request leaked: DNS %q IP %v URI %v", cert.DNSNames, cert.IPAddresses, cert.URIs)
+			}
+			if cert.IsCA || !slices.Equal(cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) || cert.KeyUsage != x509.KeyUsageDigitalSignature {
+				t.Errorf("usages from the request leaked: CA %v, EKU %v, KU %v", cert.IsCA, cert.ExtKeyUsage, cert.KeyUsage)
+			}
+			for _, ext := range cert.Extensions {
+				for _, asked := range greedyCSR(t).ExtraExtensions {
+					if ext.Id.Equal(asked.Id) && bytes.Equal(ext.Value, asked.Value) {
+						t.Errorf("extension %v from the request leaked", ext.Id)
+					}
+				}
+			}
+			if got, want := cert.NotAfter, now.Add(ClientValidity).Truncate(time.Second); !got.Equal(want) {
+				t.Errorf("not after %v, want %v", got, want)
+			}
+			if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+				t.Errorf("certificate does not verify for client authentication: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseCSR_BrokenSignatureIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"P-256", "RSA-2048"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			block, _ := pem.Decode(newCSR(t, newKey(t, kind), nil))
+			der := block.Bytes
+			der[len(der)-1] ^= 0x01 // the last byte of the signature
+			if _, err := x509.ParseCertificateRequest(der); err != nil {
+				t.Fatalf("the broken request must still parse, to test the signature alone: %v", err)
+			}
+			_, err := ParseCSR(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+			if !errors.Is(err, ErrBadCSR) {
+				t.Fatalf("ParseCSR = %v, want ErrBadCSR", err)
+			}
+			if !strings.Contains(err.Error(), "signature does not verify") {
+				t.Errorf("error %q does not say the signature is wrong", err)
+			}
+		})
+	}
+}
+
+func TestParseCSR_KeysOtherThanP256P384OrRSA2048To8192AreRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		csr  func(t *testing.T) []byte
+		want string // in the error message
+	}{
+		{"RSA-1024", func(t *testing.T) []byte { return newCSR(t, newKey(t, "RSA-1024"), nil) }, "key is RSA 1024 bits; use P-256, P-384 or RSA of 2048 bits or more"},
+		{"P-224", func(t *testing.T) []byte { return newCSR(t, newKey(t, "P-224"), nil) }, "key is ECDSA P-224; use"},
+		{"P-521", func(t *testing.T) []byte { return newCSR(t, newKey(t, "P-521"), nil) }, "key is ECDSA P-521; use"},
+		{"Ed25519", func(t *testing.T) []byte { return newCSR(t, newKey(t, "Ed25519"), nil) }, "key is Ed25519; use"},
+		{"RSA-8200 (cost)", func(t *testing.T) []byte { return unsignedCSR(t, hugeRSAKey(t, 8200)) }, "RSA 8200 bits, more than the 8192 accepted"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			pub, err := ParseCSR(tc.csr(t))
+			if !errors.Is(err, ErrWeakKey) {
+				t.Fatalf("ParseCSR = %T, %v; want ErrWeakKey", pub, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseCSR_AnythingButOnePEMRequestIsRefused(t *testing.T) {
+	t.Parallel()
+	valid := newCSR(t, newKey(t, "P-256"), nil)
+	block, _ := pem.Decode(valid)
+	tests := []struct {
+		name  string
+		input []byte
+	}{
+		{"empty", nil},
+		{"not PEM", []byte("hello, I would like a certificate")},
+		{"DER without PEM", block.Bytes},
+		{"certificate instead of request", CertPEM(newTestCA(t).Cert)},
+		{"private key instead of request", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: block.Bytes})},
+		{"old Netscape type name", pem.EncodeToMemory(&pem.Block{Type: "NEW CERTIFICATE REQUEST", Bytes: block.Bytes})},
+		{"two requests", append(slices.Clip(valid), valid...)},
+		{"text before", append([]byte("my request:\n"), valid...)},
+		{"broken block before a request", append([]byte("-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n"), valid...)},
+		{"text after", append(slices.Clip(valid), "thanks\n"...)},
+		{"request then certificate", append(slices.Clip(valid), CertPEM(newTestCA(t).Cert)...)},
+		{"PEM of garbage", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: []byte("garbage")})},
+		{"truncated", valid[:len(valid)/2]},
+		{"oversize", append(slices.Clip(valid), bytes.Repeat([]byte("\n"), MaxCSRSize)...)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := ParseCSR(tc.input); !errors.Is(err, ErrBadCSR) {
+				t.Errorf("ParseCSR = %v, want ErrBadCSR", err)
+			}
+		})
+	}
+	// White space around the one block is fine: it is how PEM is pasted.
+	if _, err := ParseCSR(append(append([]byte("\n  "), valid...), "\r\n\n"...)); err != nil {
+		t.Errorf("ParseCSR refused a request with white space around it: %v", err)
+	}
+}
+
+func TestIssueClientForKey_RefusesWhatParseCSRRefuses(t *testing.T) {
+	t.Parallel()
+	authority := newTestCA(t)
+	req := ClientRequest{Name: "alice", Email: "alice@example.com"}
+	rsa2048 := newKey(t, "RSA-2048").Public().(*rsa.PublicKey)
+	tests := []struct {
+		name string
+		req  ClientRequest
+		pub  crypto.PublicKey
+		want error // nil: any error
+	}{
+		{"RSA-1024", req, newKey(t, "RSA-1024").Public(), ErrWeakKey},
+		{"P-224", req, newKey(t, "P-224").Public(), ErrWeakKey},
+		{"Ed25519", req, newKey(t, "Ed25519").Public(), ErrWeakKey},
+		{"no key", req, nil, ErrWeakKey},
+		{"nil RSA key", req, (*rsa.PublicKey)(nil), ErrWeakKey},
+		{"empty ECDSA key", req, &ecdsa.PublicKey{}, ErrWeakKey},
+		{"RSA with exponent 1", req, &rsa.PublicKey{N: rsa2048.N, E: 1}, ErrWeakKey},
+		{"empty account name", ClientRequest{}, newKey(t, "P-256").Public(), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cert, err := authority.IssueClientForKey(tc.req, tc.pub, time.Now())
+			if err == nil {
+				t.Fatalf("issued a certificate with serial %v", cert.SerialNumber)
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("error %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParseCSR(f *testing.F) {
+	for _, kind := range []string{"P-256", "RSA-2048", "Ed25519"} {
+		key := newKey(f, kind)
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device"}}, key)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+		f.Add(der)
+	}
+	f.Add([]byte{})
+	f.Add([]byte("garbage"))
+	f.Add([]byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"))
+	f.Add([]byte("-----BEGIN CERTIFICATE REQUEST-----\n-----BEGIN CERTIFICATE REQUEST-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pub, err := ParseCSR(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadCSR) && !errors.Is(err, ErrWeakKey) {
+				t.Fatalf("error %v is neither ErrBadCSR nor ErrWeakKey", err)
+			}
+			if pub != nil {
+				t.Fatal("a key returned with an error")
+			}
+			return
+		}
+		if p := keyProblem(pub); p != "" {
+			t.Fatalf("accepted a key that is %s", p)
+		}
+	})
+}
