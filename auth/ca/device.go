@@ -1,6 +1,7 @@
 package ca
 
-// Device certificates: the request a device sends (PKCS#10).
+// Device certificates: the request a device sends (PKCS#10) and the files
+// a device receives (PEM chain, PKCS#12).
 
 import (
 	"bytes"
@@ -14,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 // Limits on certificate requests from devices.
@@ -150,4 +153,24 @@ func (ca *CA) IssueClientForKey(req ClientRequest, pub crypto.PublicKey, now tim
 		return nil, err
 	}
 	return ca.sign(tmpl, pub, now)
+}
+
+// PKCS12Legacy is PKCS12 with older algorithms that nearly every system
+// reads: 3DES encryption and a SHA-1 MAC (go-pkcs12's LegacyDES, the same
+// as OpenSSL's -descert). It is for systems that cannot read an
+// AES-encrypted file: macOS 14 and older, Android 11 and older, older
+// Windows. 3DES with a SHA-1 key derivation resists password guessing
+// poorly, so the password should be long and random.
+func PKCS12Legacy(issued *Issued, caCert *x509.Certificate, password string) ([]byte, error) {
+	b, err := pkcs12.LegacyDES.Encode(issued.Key, issued.Cert, []*x509.Certificate{caCert}, password)
+	if err != nil {
+		return nil, fmt.Errorf("encode legacy PKCS#12: %w", err)
+	}
+	return b, nil
+}
+
+// ChainPEM returns the leaf certificate's PEM followed by the CA's PEM,
+// as a device that made its own key installs them.
+func ChainPEM(leaf, caCert *x509.Certificate) []byte {
+	return append(CertPEM(leaf), CertPEM(caCert)...)
 }

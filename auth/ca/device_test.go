@@ -16,10 +16,15 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 // Test keys, certificates and requests are made here, at run time.
@@ -368,4 +373,194 @@ func FuzzParseCSR(f *testing.F) {
 			t.Fatalf("accepted a key that is %s", p)
 		}
 	})
+}
+
+func TestChainPEM_IsTheLeafThenTheCA(t *testing.T) {
+	t.Parallel()
+	authority := newTestCA(t)
+	issued, err := authority.IssueClient(ClientRequest{Name: "alice"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := ParseCertsPEM(ChainPEM(issued.Cert, authority.Cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != 2 || !certs[0].Equal(issued.Cert) || !certs[1].Equal(authority.Cert) {
+		t.Errorf("chain holds %d certificates, want the leaf then the CA", len(certs))
+	}
+}
+
+// p12Formats are the PKCS#12 files a device can download, with what
+// `openssl pkcs12 -info` must name in each.
+var p12Formats = []struct {
+	name   string
+	encode func(*Issued, *x509.Certificate, string) ([]byte, error)
+	info   []string
+	absent []string
+}{
+	{
+		name:   "p12",
+		encode: PKCS12,
+		info:   []string{"MAC: sha256", "PBES2, PBKDF2, AES-256-CBC", "PRF hmacWithSHA256"},
+		absent: []string{"TripleDES", "sha1"},
+	},
+	{
+		name:   "p12-legacy",
+		encode: PKCS12Legacy,
+		info:   []string{"MAC: sha1", "pbeWithSHA1And3-KeyTripleDES-CBC"},
+		absent: []string{"AES", "PBES2"},
+	},
+}
+
+func TestPKCS12Formats_GoPKCS12ReadsKeyCertificateAndCA(t *testing.T) {
+	t.Parallel()
+	authority := newTestCA(t)
+	issued, err := authority.IssueClient(ClientRequest{Name: "alice", Email: "alice@example.com"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range p12Formats {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			p12, err := f.encode(issued, authority.Cert, "correct horse")
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, cert, cas, err := pkcs12.DecodeChain(p12, "correct horse")
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			signer, ok := key.(crypto.Signer)
+			if !ok || !sameKey(signer.Public(), cert.PublicKey) || !cert.Equal(issued.Cert) {
+				t.Error("the key does not match the certificate, or the certificate is not the one issued")
+			}
+			if len(cas) != 1 || !cas[0].Equal(authority.Cert) {
+				t.Errorf("CA certificates %d, want the CA's", len(cas))
+			}
+			if _, _, _, err := pkcs12.DecodeChain(p12, "wrong"); err == nil {
+				t.Error("opened with the wrong password")
+			}
+		})
+	}
+}
+
+// opensslPath finds the openssl command: a missing one skips the test,
+// except in CI, where it must be there.
+func opensslPath(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("openssl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("openssl is needed in CI: %v", err)
+		}
+		t.Skipf("openssl not found (%v); install OpenSSL 3 to check that it reads the PKCS#12 files", err)
+	}
+	return path
+}
+
+// runOpenSSL runs openssl with the PKCS#12 password in the environment,
+// never on the command line.
+func runOpenSSL(t *testing.T, openssl, password string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(openssl, args...)
+	cmd.Env = append(os.Environ(), "GATEHOUSE_TEST_P12_PASSWORD="+password)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+func TestPKCS12Formats_OpenSSLReadsThemWithTheRightAlgorithms(t *testing.T) {
+	t.Parallel()
+	openssl := opensslPath(t)
+	authority := newTestCA(t)
+	issued, err := authority.IssueClient(ClientRequest{Name: "alice", Email: "alice@example.com"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const password = "correct horse"
+	for _, f := range p12Formats {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			p12, err := f.encode(issued, authority.Cert, password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(t.TempDir(), "device.p12")
+			if err := os.WriteFile(file, p12, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			pass := "env:GATEHOUSE_TEST_P12_PASSWORD"
+
+			// OpenSSL 3 reads both without -legacy: 3DES is still in its
+			// default provider (RC2 and RC4 moved to the legacy one), so
+			// import steps for Linux need no -legacy. With -legacy, which
+			// needs OpenSSL's legacy provider installed, both read too.
+			for _, legacy := range [][]string{nil, {"-legacy"}} {
+				args := append([]string{"pkcs12", "-in", file, "-passin", pass, "-nodes"}, legacy...)
+				out, errOut, err := runOpenSSL(t, openssl, password, args...)
+				if err != nil {
+					t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, errOut)
+				}
+				checkOpenSSLExport(t, out, issued, authority.Cert)
+			}
+
+			info, errOut, err := runOpenSSL(t, openssl, password, "pkcs12", "-in", file, "-passin", pass, "-info", "-noout")
+			if err != nil {
+				t.Fatalf("openssl pkcs12 -info: %v\n%s", err, errOut)
+			}
+			info += errOut // OpenSSL prints the algorithms on standard error
+			for _, s := range f.info {
+				if !strings.Contains(info, s) {
+					t.Errorf("openssl pkcs12 -info does not name %q:\n%s", s, info)
+				}
+			}
+			for _, s := range f.absent {
+				if strings.Contains(info, s) {
+					t.Errorf("openssl pkcs12 -info names %q:\n%s", s, info)
+				}
+			}
+
+			if _, _, err := runOpenSSL(t, openssl, "wrong", "pkcs12", "-in", file, "-passin", pass, "-nodes"); err == nil {
+				t.Error("openssl opened the file with the wrong password")
+			}
+		})
+	}
+}
+
+// checkOpenSSLExport checks that openssl's PEM output holds the issued
+// certificate, its private key and the CA certificate.
+func checkOpenSSLExport(t *testing.T, out string, issued *Issued, caCert *x509.Certificate) {
+	t.Helper()
+	var certs []*x509.Certificate
+	var key crypto.Signer
+	rest := []byte(out)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		switch block.Type {
+		case "CERTIFICATE":
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			certs = append(certs, c)
+		case "PRIVATE KEY":
+			k, err := ParseKeyPEM(pem.EncodeToMemory(block))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key = k
+		}
+	}
+	if key == nil || !sameKey(key.Public(), issued.Cert.PublicKey) {
+		t.Error("openssl did not export the certificate's private key")
+	}
+	if !slices.ContainsFunc(certs, issued.Cert.Equal) || !slices.ContainsFunc(certs, caCert.Equal) {
+		t.Errorf("openssl exported %d certificates, want the issued one and the CA", len(certs))
+	}
 }
