@@ -1,7 +1,7 @@
 package ca
 
 // Device certificates: the request a device sends (PKCS#10) and the files
-// a device receives (PEM chain, PKCS#12).
+// a device receives (PEM chain, PKCS#12, Apple configuration profile).
 
 import (
 	"bytes"
@@ -9,9 +9,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"time"
@@ -173,4 +176,134 @@ func PKCS12Legacy(issued *Issued, caCert *x509.Certificate, password string) ([]
 // as a device that made its own key installs them.
 func ChainPEM(leaf, caCert *x509.Certificate) []byte {
 	return append(CertPEM(leaf), CertPEM(caCert)...)
+}
+
+// MobileConfig returns an Apple configuration profile (.mobileconfig, an
+// XML property list) that installs a PKCS#12 identity and the CA
+// certificate on an iPhone, iPad or Mac.
+//
+// p12 is a file from PKCS12 or PKCS12Legacy; systems that cannot read AES
+// (macOS 14 and older) need the legacy one. The import password is not put
+// in the profile, where anyone holding the file could read it: the device
+// asks for it while installing. displayName names the profile ("Gatehouse
+// certificate for Alice's Pixel"); identifier is a reverse-DNS identifier
+// that stays the same for the same device ("com.gatehouse.device.<id>"),
+// so that a new profile replaces the old one. Every text is XML-escaped.
+// The profile is not signed.
+func MobileConfig(p12 []byte, caCert *x509.Certificate, displayName, identifier string) ([]byte, error) {
+	switch {
+	case len(p12) == 0:
+		return nil, errors.New("configuration profile: no PKCS#12 file")
+	case caCert == nil:
+		return nil, errors.New("configuration profile: no CA certificate")
+	case displayName == "":
+		return nil, errors.New("configuration profile: empty display name")
+	case identifier == "":
+		return nil, errors.New("configuration profile: empty identifier")
+	}
+	var uuids [3]string
+	for i := range uuids {
+		u, err := newUUID()
+		if err != nil {
+			return nil, fmt.Errorf("configuration profile: %w", err)
+		}
+		uuids[i] = u
+	}
+	caName := caCert.Subject.CommonName
+	if caName == "" {
+		caName = "Gatehouse certificate authority"
+	}
+
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+	<key>PayloadContent</key>
+	<array>
+		<dict>
+`)
+	// The identity. No "Password" key: the device asks for it.
+	plistData(&b, 3, "PayloadContent", p12)
+	plistString(&b, 3, "PayloadCertificateFileName", "gatehouse.p12")
+	plistString(&b, 3, "PayloadDescription", "Your certificate for signing in to Gatehouse from this device.")
+	plistString(&b, 3, "PayloadDisplayName", displayName)
+	plistString(&b, 3, "PayloadIdentifier", identifier+".pkcs12")
+	plistString(&b, 3, "PayloadType", "com.apple.security.pkcs12")
+	plistString(&b, 3, "PayloadUUID", uuids[1])
+	plistInteger(&b, 3, "PayloadVersion", 1)
+	b.WriteString("\t\t</dict>\n\t\t<dict>\n")
+	// The CA, so that the identity's chain is complete on the device.
+	plistData(&b, 3, "PayloadContent", caCert.Raw)
+	plistString(&b, 3, "PayloadCertificateFileName", "gatehouse-ca.cer")
+	plistString(&b, 3, "PayloadDescription", "The certificate authority that issued your Gatehouse certificate.")
+	plistString(&b, 3, "PayloadDisplayName", caName)
+	plistString(&b, 3, "PayloadIdentifier", identifier+".root")
+	plistString(&b, 3, "PayloadType", "com.apple.security.root")
+	plistString(&b, 3, "PayloadUUID", uuids[2])
+	plistInteger(&b, 3, "PayloadVersion", 1)
+	b.WriteString("\t\t</dict>\n\t</array>\n")
+	plistString(&b, 1, "PayloadDescription", "Installs your Gatehouse certificate and the authority that issued it. You will be asked for the import password shown on the Gatehouse page.")
+	plistString(&b, 1, "PayloadDisplayName", displayName)
+	plistString(&b, 1, "PayloadIdentifier", identifier)
+	plistString(&b, 1, "PayloadOrganization", "Gatehouse")
+	plistString(&b, 1, "PayloadType", "Configuration")
+	plistString(&b, 1, "PayloadUUID", uuids[0])
+	plistInteger(&b, 1, "PayloadVersion", 1)
+	b.WriteString("</dict>\n</plist>\n")
+	return b.Bytes(), nil
+}
+
+// plistKey writes an indented <key>.
+func plistKey(b *bytes.Buffer, indent int, key string) {
+	b.Write(bytes.Repeat([]byte{'\t'}, indent))
+	b.WriteString("<key>")
+	xml.EscapeText(b, []byte(key))
+	b.WriteString("</key>\n")
+}
+
+// plistString writes a key and a <string>, escaped for XML: a device name
+// may hold <, & or quotes, and characters XML cannot carry become U+FFFD.
+func plistString(b *bytes.Buffer, indent int, key, value string) {
+	plistKey(b, indent, key)
+	b.Write(bytes.Repeat([]byte{'\t'}, indent))
+	b.WriteString("<string>")
+	xml.EscapeText(b, []byte(value))
+	b.WriteString("</string>\n")
+}
+
+// plistInteger writes a key and an <integer>.
+func plistInteger(b *bytes.Buffer, indent int, key string, value int) {
+	plistKey(b, indent, key)
+	fmt.Fprintf(b, "%s<integer>%d</integer>\n", bytes.Repeat([]byte{'\t'}, indent), value)
+}
+
+// plistData writes a key and a <data> element: base64 in lines of 64
+// characters, so that the file stays readable.
+func plistData(b *bytes.Buffer, indent int, key string, data []byte) {
+	plistKey(b, indent, key)
+	tabs := bytes.Repeat([]byte{'\t'}, indent)
+	b.Write(tabs)
+	b.WriteString("<data>\n")
+	enc := base64.StdEncoding.EncodeToString(data)
+	for len(enc) > 0 {
+		n := min(64, len(enc))
+		b.Write(tabs)
+		b.WriteString(enc[:n])
+		b.WriteByte('\n')
+		enc = enc[n:]
+	}
+	b.Write(tabs)
+	b.WriteString("</data>\n")
+}
+
+// newUUID returns a random (version 4) UUID in the RFC 4122 text form.
+func newUUID() (string, error) {
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		return "", fmt.Errorf("random UUID: %w", err)
+	}
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]), nil
 }

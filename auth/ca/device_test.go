@@ -11,15 +11,21 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
 	"encoding/pem"
+	"encoding/xml"
 	"errors"
+	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -562,5 +568,242 @@ func checkOpenSSLExport(t *testing.T, out string, issued *Issued, caCert *x509.C
 	}
 	if !slices.ContainsFunc(certs, issued.Cert.Equal) || !slices.ContainsFunc(certs, caCert.Equal) {
 		t.Errorf("openssl exported %d certificates, want the issued one and the CA", len(certs))
+	}
+}
+
+// plistNode is an XML element of a property list, decoded generically.
+type plistNode struct {
+	XMLName  xml.Name
+	Text     string      `xml:",chardata"`
+	Children []plistNode `xml:",any"`
+}
+
+// plistValue turns a property list element into Go values: map[string]any,
+// []any, string, int, []byte and bool.
+func plistValue(t *testing.T, n plistNode) any {
+	t.Helper()
+	switch n.XMLName.Local {
+	case "dict":
+		m := map[string]any{}
+		if len(n.Children)%2 != 0 {
+			t.Fatalf("dict with %d elements, want key and value pairs", len(n.Children))
+		}
+		for i := 0; i < len(n.Children); i += 2 {
+			k := n.Children[i]
+			if k.XMLName.Local != "key" {
+				t.Fatalf("dict element %d is <%s>, want <key>", i, k.XMLName.Local)
+			}
+			if _, dup := m[k.Text]; dup {
+				t.Fatalf("key %q twice in one dict", k.Text)
+			}
+			m[k.Text] = plistValue(t, n.Children[i+1])
+		}
+		return m
+	case "array":
+		var a []any
+		for _, c := range n.Children {
+			a = append(a, plistValue(t, c))
+		}
+		return a
+	case "string":
+		return n.Text
+	case "integer":
+		i, err := strconv.Atoi(n.Text)
+		if err != nil {
+			t.Fatalf("integer %q: %v", n.Text, err)
+		}
+		return i
+	case "data":
+		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(n.Text), ""))
+		if err != nil {
+			t.Fatalf("data: %v", err)
+		}
+		return b
+	case "true", "false":
+		return n.XMLName.Local == "true"
+	}
+	t.Fatalf("unexpected plist element <%s>", n.XMLName.Local)
+	return nil
+}
+
+// decodeProfile checks that a configuration profile is well-formed XML
+// and a property list, and returns its top-level dictionary.
+func decodeProfile(t *testing.T, profile []byte) map[string]any {
+	t.Helper()
+	d := xml.NewDecoder(bytes.NewReader(profile))
+	for {
+		_, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("profile is not well-formed XML: %v\n%s", err, profile)
+		}
+	}
+	var root plistNode
+	if err := xml.Unmarshal(profile, &root); err != nil {
+		t.Fatal(err)
+	}
+	if root.XMLName.Local != "plist" || len(root.Children) != 1 {
+		t.Fatalf("root <%s> with %d children, want <plist> with one dict", root.XMLName.Local, len(root.Children))
+	}
+	top, ok := plistValue(t, root.Children[0]).(map[string]any)
+	if !ok {
+		t.Fatal("plist does not hold a dict")
+	}
+	return top
+}
+
+var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func TestMobileConfig_HoldsTheIdentityAndTheCAWithoutThePassword(t *testing.T) {
+	t.Parallel()
+	authority := newTestCA(t)
+	issued, err := authority.IssueClient(ClientRequest{Name: "alice", Email: "alice@example.com"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const password = "import-password-4c7b"
+	p12, err := PKCS12Legacy(issued, authority.Cert, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = `Gatehouse certificate for Alice's <Pixel> & "Co"`
+	profile, err := MobileConfig(p12, authority.Cert, name, "com.gatehouse.device.42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(profile, []byte(password)) {
+		t.Error("the import password is in the profile")
+	}
+	if bytes.Contains(profile, []byte("<Pixel>")) {
+		t.Error("the display name is not escaped")
+	}
+	top := decodeProfile(t, profile)
+
+	for key, want := range map[string]any{
+		"PayloadType":         "Configuration",
+		"PayloadVersion":      1,
+		"PayloadIdentifier":   "com.gatehouse.device.42",
+		"PayloadDisplayName":  name,
+		"PayloadOrganization": "Gatehouse",
+	} {
+		if top[key] != want {
+			t.Errorf("profile %s = %#v, want %#v", key, top[key], want)
+		}
+	}
+	content, ok := top["PayloadContent"].([]any)
+	if !ok || len(content) != 2 {
+		t.Fatalf("PayloadContent %#v, want an array of two payloads", top["PayloadContent"])
+	}
+	byType := map[string]map[string]any{}
+	uuids := []any{top["PayloadUUID"]}
+	identifiers := []any{top["PayloadIdentifier"]}
+	for _, c := range content {
+		p := c.(map[string]any)
+		byType[p["PayloadType"].(string)] = p
+		uuids = append(uuids, p["PayloadUUID"])
+		identifiers = append(identifiers, p["PayloadIdentifier"])
+		if p["PayloadVersion"] != 1 || p["PayloadDisplayName"] == "" {
+			t.Errorf("payload %v: version %v, display name %q", p["PayloadType"], p["PayloadVersion"], p["PayloadDisplayName"])
+		}
+		if _, has := p["Password"]; has {
+			t.Error("a payload holds a password")
+		}
+	}
+	identity, root := byType["com.apple.security.pkcs12"], byType["com.apple.security.root"]
+	if identity == nil || root == nil {
+		t.Fatalf("payload types %v, want com.apple.security.pkcs12 and com.apple.security.root", slices.Sorted(maps.Keys(byType)))
+	}
+	if got, _ := identity["PayloadContent"].([]byte); !bytes.Equal(got, p12) {
+		t.Error("the pkcs12 payload's data is not the PKCS#12 file")
+	}
+	if got, _ := root["PayloadContent"].([]byte); !bytes.Equal(got, authority.Cert.Raw) {
+		t.Error("the root payload's data is not the CA certificate's DER")
+	}
+	for _, u := range uuids {
+		if s, _ := u.(string); !uuidV4.MatchString(s) {
+			t.Errorf("PayloadUUID %q is not a random RFC 4122 UUID", u)
+		}
+	}
+	if len(uniq(uuids)) != 3 {
+		t.Errorf("PayloadUUIDs %v are not unique", uuids)
+	}
+	if len(uniq(identifiers)) != 3 {
+		t.Errorf("PayloadIdentifiers %v are not unique", identifiers)
+	}
+
+	profile2, err := MobileConfig(p12, authority.Cert, name, "com.gatehouse.device.42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := decodeProfile(t, profile2); again["PayloadUUID"] == top["PayloadUUID"] {
+		t.Error("two profiles share a PayloadUUID")
+	}
+}
+
+func uniq(values []any) map[any]bool {
+	m := map[any]bool{}
+	for _, v := range values {
+		m[v] = true
+	}
+	return m
+}
+
+func TestMobileConfig_EscapesEveryText(t *testing.T) {
+	t.Parallel()
+	authority, err := New(`CA <"&'>`, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, displayName, identifier string
+		wantName                      string // after decoding
+	}{
+		{"markup", `Alice's <Pixel> & "Co"`, "com.gatehouse.device.1", `Alice's <Pixel> & "Co"`},
+		{"closing tags", `</string></dict><dict><key>Password</key><string>x`, "com.gatehouse.device.2", `</string></dict><dict><key>Password</key><string>x`},
+		{"identifier with markup", "Pixel", `com.gatehouse.<device>&"'`, "Pixel"},
+		{"characters XML cannot carry", "Pixel\x00\x1b", "com.gatehouse.device.3", "Pixel\uFFFD\uFFFD"},
+		{"non-ASCII", "Élodie’s iPhone 🍎", "com.gatehouse.device.4", "Élodie’s iPhone 🍎"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			profile, err := MobileConfig([]byte("p12"), authority.Cert, tc.displayName, tc.identifier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			top := decodeProfile(t, profile)
+			if top["PayloadDisplayName"] != tc.wantName || top["PayloadIdentifier"] != tc.identifier {
+				t.Errorf("decoded name %q identifier %q, want %q %q", top["PayloadDisplayName"], top["PayloadIdentifier"], tc.wantName, tc.identifier)
+			}
+			if len(top["PayloadContent"].([]any)) != 2 {
+				t.Error("a name added or removed payloads")
+			}
+		})
+	}
+}
+
+func TestMobileConfig_RefusesMissingParts(t *testing.T) {
+	t.Parallel()
+	authority := newTestCA(t)
+	tests := []struct {
+		name                  string
+		p12                   []byte
+		caCert                *x509.Certificate
+		displayName, identity string
+	}{
+		{"no PKCS#12", nil, authority.Cert, "Pixel", "com.gatehouse.device.1"},
+		{"no CA", []byte("p12"), nil, "Pixel", "com.gatehouse.device.1"},
+		{"no display name", []byte("p12"), authority.Cert, "", "com.gatehouse.device.1"},
+		{"no identifier", []byte("p12"), authority.Cert, "Pixel", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := MobileConfig(tc.p12, tc.caCert, tc.displayName, tc.identity); err == nil {
+				t.Error("MobileConfig made a profile")
+			}
+		})
 	}
 }
