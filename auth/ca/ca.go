@@ -116,6 +116,17 @@ type ClientRequest struct {
 
 // IssueClient signs a client-authentication certificate for an account.
 func (ca *CA) IssueClient(req ClientRequest, now time.Time) (*Issued, error) {
+	tmpl, err := clientTemplate(req, now)
+	if err != nil {
+		return nil, err
+	}
+	return ca.issue(tmpl, now)
+}
+
+// clientTemplate is the certificate every client certificate is made from,
+// whoever made its key: the names come from the account, never from the
+// person asking.
+func clientTemplate(req ClientRequest, now time.Time) (*x509.Certificate, error) {
 	if req.Name == "" {
 		return nil, errors.New("issue client certificate: empty account name")
 	}
@@ -131,14 +142,26 @@ func (ca *CA) IssueClient(req ClientRequest, now time.Time) (*Issued, error) {
 	if req.Email != "" {
 		tmpl.EmailAddresses = []string{req.Email}
 	}
-	return ca.issue(tmpl, now)
+	return tmpl, nil
 }
 
+// issue generates a new ECDSA P-256 key and signs tmpl for it.
 func (ca *CA) issue(tmpl *x509.Certificate, now time.Time) (*Issued, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
+	cert, err := ca.sign(tmpl, &key.PublicKey, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Issued{Cert: cert, Key: key}, nil
+}
+
+// sign signs tmpl for the public key pub, setting what every certificate
+// from this CA has in common: a random serial, validity from a little
+// before now and never past the CA's own, and an end-entity key usage.
+func (ca *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
 	tmpl.SerialNumber = newSerial()
 	tmpl.NotBefore = now.Add(-backdate)
 	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
@@ -146,7 +169,7 @@ func (ca *CA) issue(tmpl *x509.Certificate, now time.Time) (*Issued, error) {
 	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	tmpl.BasicConstraintsValid = true
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("sign certificate: %w", err)
 	}
@@ -154,7 +177,7 @@ func (ca *CA) issue(tmpl *x509.Certificate, now time.Time) (*Issued, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse certificate: %w", err)
 	}
-	return &Issued{Cert: cert, Key: key}, nil
+	return cert, nil
 }
 
 // newSerial returns a random positive 128-bit serial number, so serials
