@@ -41,10 +41,13 @@ type options struct {
 	sessionMax    time.Duration
 	cookieDom     string
 	proxies       stringList
+	// enrollWithTOTP and maxDeviceCerts: see server.Config.
+	enrollWithTOTP bool
+	maxDeviceCerts int
 }
 
 // commonFlags lists the flags that the environment may set.
-var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy"}
+var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy", "enroll-with-totp", "max-device-certificates"}
 
 func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
@@ -60,6 +63,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.sessionMax, "session-max", server.DefaultSessionMax, "end a session this long after sign-in")
 	fs.StringVar(&o.cookieDom, "cookie-domain", "", "share the session cookie with sibling hosts under this `domain` (for apps behind forward auth)")
 	fs.Var(&o.proxies, "trusted-proxy", "accept X-Client-Cert and X-Forwarded-For only from this `CIDR` (repeatable)")
+	fs.BoolVar(&o.enrollWithTOTP, "enroll-with-totp", false, "let a new device's certificate request be approved on that device with a fresh TOTP code (a phished password and code then become a certificate)")
+	fs.IntVar(&o.maxDeviceCerts, "max-device-certificates", server.DefaultMaxDeviceCertificates, "the most valid certificates an account may hold before a new device's request is refused")
 }
 
 // parse parses args into fs, allowing flags after positional arguments

@@ -108,19 +108,21 @@ func cmdServe(e *env, args []string) error {
 		return err
 	}
 	handler, err := server.New(server.Config{
-		Store:          st,
-		Verifier:       &auth.CertVerifier{Roots: roots, Intermediates: intermediates, CRLs: crls.current, Revoked: st.IsRevoked},
-		Hasher:         hasher,
-		SessionKey:     sessionKey,
-		Sealer:         sealer,
-		RecoveryKey:    recoveryKey(totpKey),
-		SessionIdle:    o.sessionIdle,
-		SessionMax:     o.sessionMax,
-		CookieDomain:   o.cookieDom,
-		TrustedProxies: proxies,
-		Warnings:       warnings,
-		Issuer:         issuer,
-		Logger:         logger,
+		Store:                 st,
+		Verifier:              &auth.CertVerifier{Roots: roots, Intermediates: intermediates, CRLs: crls.current, Revoked: st.IsRevoked},
+		Hasher:                hasher,
+		SessionKey:            sessionKey,
+		Sealer:                sealer,
+		RecoveryKey:           recoveryKey(totpKey),
+		SessionIdle:           o.sessionIdle,
+		SessionMax:            o.sessionMax,
+		CookieDomain:          o.cookieDom,
+		TrustedProxies:        proxies,
+		Warnings:              warnings,
+		Issuer:                issuer,
+		EnrollWithTOTP:        o.enrollWithTOTP,
+		MaxDeviceCertificates: o.maxDeviceCerts,
+		Logger:                logger,
 	})
 	if err != nil {
 		return err

@@ -344,6 +344,7 @@ type issuedCertJSON struct {
 	Serial       string     `json:"serial"`
 	Fingerprint  string     `json:"fingerprint"`
 	User         string     `json:"user"`
+	Device       string     `json:"device,omitempty"`
 	Subject      string     `json:"subject"`
 	NotAfter     time.Time  `json:"not_after"`
 	IssuedAt     time.Time  `json:"issued_at"`
@@ -353,7 +354,7 @@ type issuedCertJSON struct {
 }
 
 func (s *Server) certView(c store.Certificate) issuedCertJSON {
-	out := issuedCertJSON{Serial: c.Serial, Fingerprint: c.Fingerprint, User: c.User, Subject: c.Subject,
+	out := issuedCertJSON{Serial: c.Serial, Fingerprint: c.Fingerprint, User: c.User, Device: c.Device, Subject: c.Subject,
 		NotAfter: c.NotAfter.UTC(), IssuedAt: c.IssuedAt.UTC(), Status: "valid", RevokeReason: c.RevokeReason}
 	switch {
 	case !c.RevokedAt.IsZero():

@@ -15,9 +15,13 @@ import (
 // devicesPage is the content of /account/certificates.
 type devicesPage struct {
 	Certificates []issuedCertJSON
-	// Current is the fingerprint of the certificate this request
-	// presents, if any.
+	// Current is the serial of the certificate this request presents,
+	// if any and it is one of these.
 	Current string
+	// Renew is Current when it may be renewed now (it ends within
+	// RenewalWindow); Formats are the choices for its new file.
+	Renew   string
+	Formats []formatChoice
 	Done    bool
 }
 
@@ -40,9 +44,13 @@ func (s *Server) showDevices(w http.ResponseWriter, r *http.Request, v *visit, s
 		s.fail(w, r, err)
 		return
 	}
-	if c := v.Decision.Cert; c.Info != nil {
-		d.Current = c.Info.Fingerprint
+	if c := v.Decision.Cert; c.Valid() {
+		d.Current = c.Info.Serial
+		if renewalDue(c.Info, s.now()) {
+			d.Renew = c.Info.Serial
+		}
 	}
+	d.Formats = formatsFor(systemOf(r.UserAgent()))
 	s.render(w, r, status, "devices.html", page{Title: "Your certificates", Visit: v, Error: msg, Data: d})
 }
 

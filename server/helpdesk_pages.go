@@ -39,6 +39,8 @@ type helpdeskUserPage struct {
 	// empty.
 	Refused string
 	Reason  string
+	// Waiting are the user's requests for a new device's certificate.
+	Waiting []enrollmentJSON
 }
 
 func (s *Server) showHelpdeskUser(w http.ResponseWriter, r *http.Request, v *visit, status int, msg string) {
@@ -54,6 +56,9 @@ func (s *Server) showHelpdeskUser(w http.ResponseWriter, r *http.Request, v *vis
 	}
 	if err := checkHelpdeskTarget(v, a); err != nil {
 		d.Refused = asError(err).Message
+	}
+	for _, e := range s.openEnrollments(a) {
+		d.Waiting = append(d.Waiting, s.enrollmentView(nil, e))
 	}
 	s.render(w, r, status, "helpdesk_user.html", page{Title: a.Name + " · Help desk", Visit: v, Error: msg, Data: d})
 }

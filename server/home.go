@@ -1,9 +1,37 @@
 package server
 
 import (
-	"gatehouse/auth"
 	"net/http"
+	"strings"
+
+	"gatehouse/auth"
+	"gatehouse/store"
 )
+
+// homePage is the home page's own content.
+type homePage struct {
+	Apps []store.App
+	// Waiting are the account's requests for a new device's certificate
+	// that this session may approve (or, without a certificate, see);
+	// Mine are this session's own.
+	Waiting, Mine []enrollmentJSON
+	// Renew is this session's certificate when it ends within
+	// RenewalWindow.
+	Renew *auth.CertInfo
+	// NeedsCertificate: a notice says a role needs a certificate.
+	NeedsCertificate bool
+}
+
+// needsCertificate reports whether a role of the account waits for a
+// certificate this sign-in does not have.
+func needsCertificate(v *visit) bool {
+	for _, n := range v.Decision.Notices {
+		if strings.Contains(n, "needs your certificate") {
+			return true
+		}
+	}
+	return false
+}
 
 // requireVisit returns the request's complete session, or answers the
 // request itself: 401 JSON for scripts, a redirect to the login page (or
@@ -47,7 +75,18 @@ func (s *Server) handleHome() http.Handler {
 		if v == nil {
 			return
 		}
-		s.render(w, r, http.StatusOK, "home.html", page{Title: "Home", Visit: v, Data: appsFor(v)})
+		d := homePage{Apps: appsFor(v), NeedsCertificate: needsCertificate(v)}
+		for _, e := range s.openEnrollments(v.Account) {
+			if j := s.enrollmentView(v, e); !j.Mine {
+				d.Waiting = append(d.Waiting, j)
+			} else {
+				d.Mine = append(d.Mine, j)
+			}
+		}
+		if c := v.Decision.Cert; c.Valid() && renewalDue(c.Info, s.now()) {
+			d.Renew = c.Info
+		}
+		s.render(w, r, http.StatusOK, "home.html", page{Title: "Home", Visit: v, Data: d})
 	})
 }
 

@@ -130,6 +130,9 @@ type page struct {
 	Error string
 	// Data is the page's own content.
 	Data any
+	// Refresh, when not 0, reloads the page after that many seconds
+	// (a page waiting for something to happen elsewhere).
+	Refresh int
 }
 
 // parsePages parses each page template together with the shared layout.

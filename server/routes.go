@@ -48,6 +48,23 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /account/certificates/{id}/revoke", s.handleRevokeOwnCertificate())
 	mux.Handle("POST /api/account/certificates/{id}/revoke", s.handleRevokeOwnCertificate())
 
+	// A certificate for a new device: requested on that device, approved
+	// by number matching from a device that has the account's certificate
+	// (or by the help desk below), issued once to the requesting session.
+	// Renewal needs the certificate being renewed on the connection.
+	mux.Handle("GET /account/enrollments", s.handleEnrollments())
+	mux.Handle("GET /api/account/enrollments", s.handleEnrollments())
+	mux.Handle("POST /account/enrollments", s.handleEnrollmentCreate())
+	mux.Handle("POST /api/account/enrollments", s.handleEnrollmentCreate())
+	mux.Handle("POST /account/enrollments/{id}/approve", s.handleEnrollmentApprove())
+	mux.Handle("POST /api/account/enrollments/{id}/approve", s.handleEnrollmentApprove())
+	mux.Handle("POST /account/enrollments/{id}/cancel", s.handleEnrollmentCancel())
+	mux.Handle("DELETE /api/account/enrollments/{id}", s.handleEnrollmentCancel())
+	mux.Handle("POST /account/enrollments/{id}/issue", s.handleEnrollmentIssue())
+	mux.Handle("POST /api/account/enrollments/{id}/issue", s.handleEnrollmentIssue())
+	mux.Handle("POST /account/certificates/{id}/renew", s.handleRenew())
+	mux.Handle("POST /api/account/certificates/{id}/renew", s.handleRenew())
+
 	// Any session, including one that must change its password first.
 	mux.Handle("GET /account/password", s.handlePasswordGet())
 	mux.Handle("POST /account/password", s.handlePasswordPost())
@@ -105,6 +122,9 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	}
 	mux.Handle("GET /api/helpdesk/users", helpdesk(s.apiHelpdeskUsers))
 	mux.Handle("POST /api/helpdesk/users/{name}/{action}", helpdesk(s.apiHelpdeskAction))
+	mux.Handle("GET /api/helpdesk/users/{name}/enrollments", helpdesk(s.apiHelpdeskEnrollments))
+	mux.Handle("POST /api/helpdesk/users/{name}/enrollments/{id}/approve", helpdesk(s.apiHelpdeskApprove))
+	mux.Handle("POST /helpdesk/users/{name}/enrollments/{id}/approve", helpdesk(s.formHelpdeskApprove))
 	mux.Handle("POST /api/helpdesk/users/{name}/certificate", helpdesk(s.apiIssueCertificate))
 	mux.Handle("POST /helpdesk/users/{name}/certificate", helpdesk(s.formIssueCertificate))
 	mux.Handle("GET /helpdesk", helpdesk(s.pageHelpdesk))

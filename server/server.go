@@ -65,6 +65,14 @@ type Config struct {
 	// Issuer, when set, is the built-in CA with its key: the help desk and
 	// admins can then issue device certificates from the portal.
 	Issuer *ca.CA
+	// EnrollWithTOTP lets the session that asked for a device certificate
+	// approve its own request with a fresh TOTP code. Off by default: a
+	// phished password and code would then become a certificate.
+	EnrollWithTOTP bool
+	// MaxDeviceCertificates is how many valid certificates an account may
+	// hold before a new device's request is refused. Default
+	// DefaultMaxDeviceCertificates.
+	MaxDeviceCertificates int
 	// Warnings are problems found at start that an operator must fix
 	// (a store that keeps nothing on disk); /readyz lists them.
 	Warnings []string
@@ -94,6 +102,9 @@ type Server struct {
 	warnings    []string
 	metrics     metrics
 	issuer      *ca.CA
+	// enrollWithTOTP and maxDeviceCerts: see Config.
+	enrollWithTOTP bool
+	maxDeviceCerts int
 }
 
 // New checks cfg and returns the portal's handler.
@@ -115,6 +126,12 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.SessionIdle < time.Minute || cfg.SessionMax < cfg.SessionIdle {
 		return nil, fmt.Errorf("server config: need 1m <= session idle (%v) <= session max (%v)", cfg.SessionIdle, cfg.SessionMax)
+	}
+	if cfg.MaxDeviceCertificates == 0 {
+		cfg.MaxDeviceCertificates = DefaultMaxDeviceCertificates
+	}
+	if cfg.MaxDeviceCertificates < 1 {
+		return nil, fmt.Errorf("server config: the most device certificates per account must be at least 1, not %d", cfg.MaxDeviceCertificates)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -150,6 +167,9 @@ func New(cfg Config) (http.Handler, error) {
 		proxies:     cfg.TrustedProxies,
 		warnings:    cfg.Warnings,
 		issuer:      cfg.Issuer,
+
+		enrollWithTOTP: cfg.EnrollWithTOTP,
+		maxDeviceCerts: cfg.MaxDeviceCertificates,
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)

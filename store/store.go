@@ -148,12 +148,15 @@ type Certificate struct {
 	ID string `json:"id,omitempty"`
 	// Fingerprint is "sha256:<hex>" of the DER certificate, for people:
 	// the same certificate can have other encodings.
-	Fingerprint string    `json:"fingerprint"`
-	User        string    `json:"user"`
-	Subject     string    `json:"subject"`
-	NotBefore   time.Time `json:"not_before"`
-	NotAfter    time.Time `json:"not_after"`
-	IssuedAt    time.Time `json:"issued_at"`
+	Fingerprint string `json:"fingerprint"`
+	User        string `json:"user"`
+	// Device is the name its owner gave the device it was made for, when
+	// it came through a device request or a renewal.
+	Device    string    `json:"device,omitempty"`
+	Subject   string    `json:"subject"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	IssuedAt  time.Time `json:"issued_at"`
 	// RevokedAt is set once the certificate is revoked; it never counts
 	// again.
 	RevokedAt    time.Time `json:"revoked_at,omitzero"`
