@@ -150,6 +150,7 @@ func newPortalWith(t testing.TB, configure func(*server.Config), redisArgs ...st
 		Verifier:    &auth.CertVerifier{Roots: roots},
 		Hasher:      hasher,
 		SessionKey:  key,
+		Issuer:      authority,
 		Now:         clk.Now,
 		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
