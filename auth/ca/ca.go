@@ -268,7 +268,9 @@ func ParseKeyPEM(data []byte) (crypto.Signer, error) {
 // import into a browser or key store, encrypted with password (AES-256,
 // PBKDF2), as modern browsers and operating systems read it.
 func PKCS12(issued *Issued, caCert *x509.Certificate, password string) ([]byte, error) {
-	b, err := pkcs12.Modern.Encode(issued.Key, issued.Cert, []*x509.Certificate{caCert}, password)
+	// Modern2023, pinned: go-pkcs12 moves Modern to newer profiles (PBMAC1)
+	// that the systems people import into cannot all read yet.
+	b, err := pkcs12.Modern2023.Encode(issued.Key, issued.Cert, []*x509.Certificate{caCert}, password)
 	if err != nil {
 		return nil, fmt.Errorf("encode PKCS#12: %w", err)
 	}
