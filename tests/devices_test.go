@@ -33,7 +33,7 @@ func TestDevices_OwnerRevokesALostDevice(t *testing.T) {
 	wantPage(t, laptop.get(t, "/"), http.StatusOK, `href="/account/certificates"`)
 	r := laptop.get(t, "/account/certificates")
 	wantPage(t, r, http.StatusOK, laptopFP, tabletFP, "this device")
-	if strings.Count(r.Body, "this device") != 1 {
+	if strings.Count(r.Body, `<span class="tag ok">this device</span>`) != 1 {
 		t.Errorf("more than one certificate is marked as this device:\n%s", r.Body)
 	}
 
