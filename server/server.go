@@ -46,6 +46,13 @@ type Config struct {
 	// bytes), so a store dump alone cannot be searched for codes.
 	// Required.
 	RecoveryKey []byte
+	// UnknownNameKey keys the hash that stands for a name typed at
+	// sign-in that matches no account (at least 32 bytes): such a name
+	// is often a password typed into the wrong field, so logs, the audit
+	// trail and throttle counters hold only this hash of it. Instances
+	// sharing a store must use the same key, so that one name gives one
+	// hash on each of them and after restarts. Required.
+	UnknownNameKey []byte
 	// SessionIdle ends a session after this long without a request.
 	// Default DefaultSessionIdle.
 	SessionIdle time.Duration
@@ -83,6 +90,7 @@ type Server struct {
 	sessions    *sessionStore
 	sealer      *auth.Sealer
 	recoveryKey []byte
+	nameKey     []byte
 	idle        time.Duration
 	max         time.Duration
 	now         func() time.Time
@@ -103,6 +111,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.Sealer == nil || len(cfg.RecoveryKey) < MinSessionKeyBytes {
 		return nil, fmt.Errorf("server config: Sealer and a recovery key of at least %d bytes are required", MinSessionKeyBytes)
+	}
+	if len(cfg.UnknownNameKey) < MinSessionKeyBytes {
+		return nil, fmt.Errorf("server config: an unknown-name key of at least %d bytes is required", MinSessionKeyBytes)
 	}
 	if len(cfg.SessionKey) < MinSessionKeyBytes {
 		return nil, fmt.Errorf("server config: session key must be at least %d bytes", MinSessionKeyBytes)
@@ -140,6 +151,7 @@ func New(cfg Config) (http.Handler, error) {
 		sessions:    newSessionStore(cfg.Store, cfg.SessionKey, cfg.SessionMax, cfg.CookieDomain),
 		sealer:      cfg.Sealer,
 		recoveryKey: cfg.RecoveryKey,
+		nameKey:     cfg.UnknownNameKey,
 		idle:        cfg.SessionIdle,
 		max:         cfg.SessionMax,
 		now:         cfg.Now,
