@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"flag"
 	"io"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gatehouse/server"
 )
 
 func testEnv(vars map[string]string) *env {
@@ -109,5 +112,15 @@ func TestOpenStore_RefusesAHostPortWithoutScheme(t *testing.T) {
 			continue
 		}
 		st.Close()
+	}
+}
+
+// The health check speaks to the portal with the portal's own TLS
+// versions and TLS 1.2 suites.
+func TestHealthTLS_SameVersionsAndSuitesAsThePortal(t *testing.T) {
+	health, portal := healthTLSConfig(nil, "", ""), server.TLSConfig(tls.Certificate{})
+	if health.MinVersion != portal.MinVersion || !slices.Equal(health.CipherSuites, portal.CipherSuites) {
+		t.Errorf("health check: min version %x, suites %x; portal: %x, %x; want the same",
+			health.MinVersion, health.CipherSuites, portal.MinVersion, portal.CipherSuites)
 	}
 }
