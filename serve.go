@@ -38,6 +38,10 @@ func cmdServe(e *env, args []string) error {
 	if _, err := parse(e, fs, args); err != nil {
 		return err
 	}
+	// Refused before anything is opened or made.
+	if err := server.CheckSessionTimes(o.sessionIdle, o.sessionMax); err != nil {
+		return fmt.Errorf("--session-idle %v, --session-max %v: %w", o.sessionIdle, o.sessionMax, err)
+	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
 
 	st, err := openStore(e, &o)

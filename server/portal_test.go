@@ -84,6 +84,8 @@ type portal struct {
 	recoveryKey []byte
 	// nameKey is the portal's Config.UnknownNameKey.
 	nameKey []byte
+	// cfg is the Config the portal was made with.
+	cfg server.Config
 
 	// AdminCert is a client certificate for "admin" (CN "admin").
 	AdminCert tls.Certificate
@@ -179,7 +181,7 @@ func newPortalWith(t testing.TB, configure func(*server.Config), redisArgs ...st
 		t.Fatal(err)
 	}
 
-	p := &portal{t: t, redis: r, store: st, ca: authority, key: key, clock: clk, srv: srv, url: u, hasher: hasher, logs: logs, sealer: sealer, recoveryKey: recoveryKey, nameKey: cfg.UnknownNameKey}
+	p := &portal{t: t, redis: r, store: st, ca: authority, key: key, clock: clk, srv: srv, url: u, hasher: hasher, logs: logs, sealer: sealer, recoveryKey: recoveryKey, nameKey: cfg.UnknownNameKey, cfg: cfg}
 
 	ctx := t.Context()
 	for _, role := range []store.Role{
