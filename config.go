@@ -59,7 +59,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.Var(&o.intermediates, "client-intermediate", "issuing CA certificate `file` under a client CA (PEM; repeatable): completes chains clients send without it, and may sign CRLs")
 	fs.Var(&o.crls, "crl", "certificate revocation list `file` (PEM or DER, signed by a client CA or client intermediate; repeatable; reloaded when it changes)")
 	fs.DurationVar(&o.crlRefresh, "crl-refresh", time.Minute, "how often to look for changed CRL files")
-	fs.DurationVar(&o.sessionIdle, "session-idle", server.DefaultSessionIdle, "end a session after this long without activity")
+	fs.DurationVar(&o.sessionIdle, "session-idle", server.DefaultSessionIdle, "end a session after this long without activity (at least "+server.MinSessionIdle.String()+")")
 	fs.DurationVar(&o.sessionMax, "session-max", server.DefaultSessionMax, "end a session this long after sign-in")
 	fs.StringVar(&o.cookieDom, "cookie-domain", "", "share the session cookie with sibling hosts under this `domain` (for apps behind forward auth)")
 	fs.Var(&o.proxies, "trusted-proxy", "accept X-Client-Cert and X-Forwarded-For only from this `CIDR` (repeatable)")

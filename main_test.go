@@ -3,13 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"gatehouse/server"
 )
 
 func testEnv(vars map[string]string) *env {
@@ -113,5 +119,50 @@ func TestOpenStore_RefusesAHostPortWithoutScheme(t *testing.T) {
 			continue
 		}
 		st.Close()
+	}
+}
+
+// The health check speaks to the portal with the portal's own TLS
+// versions and TLS 1.2 suites.
+func TestHealthTLS_SameVersionsAndSuitesAsThePortal(t *testing.T) {
+	health, portal := healthTLSConfig(nil, "", ""), server.TLSConfig(tls.Certificate{})
+	if health.MinVersion != portal.MinVersion || !slices.Equal(health.CipherSuites, portal.CipherSuites) {
+		t.Errorf("health check: min version %x, suites %x; portal: %x, %x; want the same",
+			health.MinVersion, health.CipherSuites, portal.MinVersion, portal.CipherSuites)
+	}
+}
+
+// A --session-idle too short to be of use stops "gatehouse serve" before
+// it does anything (no data directory is made), with plain words that
+// give the least accepted value and why.
+func TestServe_ShortSessionIdleRefusedAtStart(t *testing.T) {
+	tests := []struct {
+		name  string
+		flags []string
+		words []string
+	}{
+		{"30 seconds idle", []string{"--session-idle", "30s"}, []string{"--session-idle", "30s", "at least 1 minute", "signed out while they read"}},
+		{"lifetime shorter than the idle time", []string{"--session-idle", "2h", "--session-max", "1h"}, []string{"--session-max", "shorter than the idle time"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			args := append([]string{"gatehouse", "serve", "--data", data, "--addr", "127.0.0.1:0"}, tc.flags...)
+			// Should it start after all, it stops when the time is up.
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			err := run(ctx, args, func(string) string { return "" }, strings.NewReader(""), io.Discard, io.Discard)
+			if err == nil {
+				t.Fatalf("gatehouse serve %q started", tc.flags)
+			}
+			for _, w := range tc.words {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("gatehouse serve %q: %q, want it to say %q", tc.flags, err, w)
+				}
+			}
+			if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("gatehouse serve %q made the data directory before refusing (%v)", tc.flags, err)
+			}
+		})
 	}
 }

@@ -40,6 +40,10 @@ func cmdServe(e *env, args []string) error {
 	if _, err := parse(e, fs, args); err != nil {
 		return err
 	}
+	// Refused before anything is opened or made.
+	if err := server.CheckSessionTimes(o.sessionIdle, o.sessionMax); err != nil {
+		return fmt.Errorf("--session-idle %v, --session-max %v: %w", o.sessionIdle, o.sessionMax, err)
+	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
 
 	st, err := openStore(e, &o)
@@ -114,6 +118,7 @@ func cmdServe(e *env, args []string) error {
 		SessionKey:            sessionKey,
 		Sealer:                sealer,
 		RecoveryKey:           recoveryKey(totpKey),
+		UnknownNameKey:        unknownNameKey(totpKey),
 		SessionIdle:           o.sessionIdle,
 		SessionMax:            o.sessionMax,
 		CookieDomain:          o.cookieDom,
@@ -314,9 +319,20 @@ func checkTOTPKey(e *env, st store.Store, key []byte, l layout) (*auth.Sealer, e
 
 // recoveryKey derives the key for recovery-code hashes from the TOTP key,
 // so there is one secret to keep, not two.
-func recoveryKey(totpKey []byte) []byte {
-	m := hmac.New(sha256.New, totpKey)
-	m.Write([]byte("gatehouse recovery codes"))
+func recoveryKey(totpKey []byte) []byte { return deriveKey(totpKey, "gatehouse recovery codes") }
+
+// unknownNameKey derives the key that hashes sign-in names matching no
+// account (server.Config.UnknownNameKey) from the TOTP key: every
+// instance sharing a store has that key (checkTOTPKey makes sure), and it
+// outlives restarts, so one name gives one hash everywhere.
+func unknownNameKey(totpKey []byte) []byte { return deriveKey(totpKey, "gatehouse unknown names") }
+
+// deriveKey derives from key a key for one purpose (HMAC-SHA-256 of the
+// purpose's label), so that one kept secret serves several uses without
+// one use's key revealing another's.
+func deriveKey(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
 	return m.Sum(nil)
 }
 

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gorilla/sessions"
@@ -72,35 +76,45 @@ func (s *Server) handleLoginPost() http.Handler {
 			return
 		}
 
-		// The throttles are checked before the account is looked up or
-		// bcrypt runs: a throttled guess costs the portal nothing, and
-		// learns nothing, not even whether the password was right.
-		ths := []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, username)}
+		// The account is looked up first, so that from here on a name
+		// that matches no account is only ever its keyed hash: in the
+		// throttle's store keys, the log and the audit trail.
+		acct, err := s.store.Account(r.Context(), username)
+		known := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.fail(w, r, hideName(err, username, s.unknownName(username)))
+			return
+		}
+		actor := acct.Name
+		if !known {
+			actor = s.unknownName(username)
+		}
+
+		// The throttles are checked before bcrypt runs: a throttled guess
+		// costs the portal nothing, and learns nothing, not even whether
+		// the password was right. Known and unknown names are throttled
+		// alike.
+		ths := []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, actor)}
 		for i := range ths {
 			if err := s.check(r.Context(), &ths[i]); err != nil {
-				s.loginRefused(w, r, form, username, err)
+				s.loginRefused(w, r, form, actor, err)
 				return
 			}
 		}
 
 		now := s.now()
-		acct, err := s.store.Account(r.Context(), username)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
+		if !known {
 			// Compare against a dummy hash so that an unknown user costs
 			// the same time as a wrong password.
 			if err := s.hasher.CheckUnknown(r.Context(), password); errors.Is(err, auth.ErrBadPassword) {
-				s.loginFailed(w, r, form, username, "unknown_user", ths)
+				s.loginFailed(w, r, form, actor, "unknown_user", ths)
 			} else {
 				s.fail(w, r, err)
 			}
 			return
-		case err != nil:
-			s.fail(w, r, err)
-			return
 		}
 		if err := s.hasher.Check(r.Context(), acct.PasswordHash, password); errors.Is(err, auth.ErrBadPassword) {
-			s.loginFailed(w, r, form, username, "bad_password", ths)
+			s.loginFailed(w, r, form, actor, "bad_password", ths)
 			return
 		} else if err != nil {
 			s.fail(w, r, err)
@@ -132,7 +146,7 @@ func (s *Server) handleLoginPost() http.Handler {
 				"user", acct.Name, "accounts", strings.Join(in.CertOwners, ","), "cert_fingerprint", d.Cert.Info.Fingerprint)
 		}
 		if !d.Allow {
-			s.loginFailed(w, r, form, username, d.AuditReason, ths)
+			s.loginFailed(w, r, form, actor, d.AuditReason, ths)
 			return
 		}
 		// Only now is the count cleared: a right password on a disabled
@@ -161,17 +175,18 @@ func (s *Server) handleLoginPost() http.Handler {
 }
 
 // loginFailed answers every failed login the same way; the reason goes
-// only to the audit trail and the log.
+// only to the audit trail and the log, under actor: the account's name,
+// or the keyed hash of a name that matches no account (unknownName).
 // Each failure counts against the account (known or not) and the client
 // address.
-func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, username, reason string, ths []throttle) {
+func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, actor, reason string, ths []throttle) {
 	for i := range ths {
 		if err := s.failed(r.Context(), &ths[i]); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 	}
-	err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: username, Reason: reason})
+	err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: actor, Reason: reason})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -182,14 +197,14 @@ func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginF
 // loginRefused answers a login refused by a throttle: 429 with
 // Retry-After while a delay runs, 403 once the account is locked. Known
 // and unknown usernames are throttled alike, so this tells nothing about
-// whether the account exists.
-func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, form loginForm, username string, err error) {
+// whether the account exists. actor is as for loginFailed.
+func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, form loginForm, actor string, err error) {
 	e := asError(err)
 	if e.Status != http.StatusTooManyRequests && e.Status != http.StatusForbidden {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: username, Reason: e.Code}); err != nil {
+	if err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: actor, Reason: e.Code}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -200,6 +215,49 @@ func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, form login
 	setRetryAfter(w, e)
 	s.renderLogin(w, r, e.Status, form, msg)
 }
+
+// unknownNamePrefix starts the keyed hash that stands for a name typed at
+// sign-in that matches no account. Account names cannot hold ':', so the
+// hash never reads as an account's name.
+const unknownNamePrefix = "unknown:"
+
+// unknownNameHexDigits is how much of the HMAC the hash keeps: 64 bits,
+// so two names typed at one portal do not share a hash by chance.
+const unknownNameHexDigits = 16
+
+// unknownName returns the keyed hash (HMAC-SHA-256 under
+// Config.UnknownNameKey) that stands for name, a name typed at sign-in
+// that matches no account: "unknown:" and 16 hex digits. Such a name is
+// often a password typed into the wrong field, so it never reaches a log,
+// the audit trail or a store key as typed. The hash is the same at every
+// attempt, on every instance and after restarts, so repeated attempts
+// with one name stay visible; without the key it cannot be checked
+// against a list of guesses.
+func (s *Server) unknownName(name string) string {
+	m := hmac.New(sha256.New, s.nameKey)
+	m.Write([]byte(name))
+	return unknownNamePrefix + hex.EncodeToString(m.Sum(nil))[:unknownNameHexDigits]
+}
+
+// hideName returns err with name, as typed or quoted, replaced by hash in
+// its text, for the log: a store error may quote the name it looked up.
+// errors.Is and errors.As still see err.
+func hideName(err error, name, hash string) error {
+	msg := strings.ReplaceAll(err.Error(), name, hash)
+	if q := strconv.Quote(name); len(q) > 2 {
+		msg = strings.ReplaceAll(msg, q[1:len(q)-1], hash)
+	}
+	return &hiddenNameError{msg: msg, err: err}
+}
+
+// hiddenNameError is an error whose text was rewritten by hideName.
+type hiddenNameError struct {
+	msg string
+	err error
+}
+
+func (e *hiddenNameError) Error() string { return e.msg }
+func (e *hiddenNameError) Unwrap() error { return e.err }
 
 // loginEvent describes a successful login for the audit trail. A
 // certificate bound to another account is a warning (someone may be using

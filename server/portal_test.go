@@ -82,6 +82,10 @@ type portal struct {
 	// sealer and recoveryKey are the portal's TOTP keys.
 	sealer      *auth.Sealer
 	recoveryKey []byte
+	// nameKey is the portal's Config.UnknownNameKey.
+	nameKey []byte
+	// cfg is the Config the portal was made with.
+	cfg server.Config
 
 	// AdminCert is a client certificate for "admin" (CN "admin").
 	AdminCert tls.Certificate
@@ -143,16 +147,19 @@ func newPortalWith(t testing.TB, configure func(*server.Config), redisArgs ...st
 	}
 	recoveryKey := make([]byte, 32)
 	rand.Read(recoveryKey)
+	nameKey := make([]byte, 32)
+	rand.Read(nameKey)
 	cfg := server.Config{
-		Sealer:      sealer,
-		RecoveryKey: recoveryKey,
-		Store:       st,
-		Verifier:    &auth.CertVerifier{Roots: roots},
-		Hasher:      hasher,
-		SessionKey:  key,
-		Issuer:      authority,
-		Now:         clk.Now,
-		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Sealer:         sealer,
+		RecoveryKey:    recoveryKey,
+		UnknownNameKey: nameKey,
+		Store:          st,
+		Verifier:       &auth.CertVerifier{Roots: roots},
+		Hasher:         hasher,
+		SessionKey:     key,
+		Issuer:         authority,
+		Now:            clk.Now,
+		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if configure != nil {
 		configure(&cfg)
@@ -175,7 +182,7 @@ func newPortalWith(t testing.TB, configure func(*server.Config), redisArgs ...st
 		t.Fatal(err)
 	}
 
-	p := &portal{t: t, redis: r, store: st, ca: authority, key: key, clock: clk, srv: srv, url: u, hasher: hasher, logs: logs, sealer: sealer, recoveryKey: recoveryKey}
+	p := &portal{t: t, redis: r, store: st, ca: authority, key: key, clock: clk, srv: srv, url: u, hasher: hasher, logs: logs, sealer: sealer, recoveryKey: recoveryKey, nameKey: cfg.UnknownNameKey, cfg: cfg}
 
 	ctx := t.Context()
 	for _, role := range []store.Role{

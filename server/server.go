@@ -27,7 +27,33 @@ const (
 	DefaultSessionMax  = 12 * time.Hour
 	// MinSessionKeyBytes is the least key material for signing cookies.
 	MinSessionKeyBytes = 32
+	// MinSessionIdle is the shortest idle timeout accepted. A shorter one
+	// signs people out while they read a page or pick a certificate, and
+	// its idle clock, refreshed every quarter of so short an idle time,
+	// would make nearly every request write to the store.
+	MinSessionIdle = time.Minute
 )
+
+// CheckSessionTimes explains in plain words what is wrong with an idle
+// timeout and an absolute session lifetime (zero means the default), or
+// returns nil. New runs it; so does "gatehouse serve" before anything
+// else, so that a bad setting is refused at once.
+func CheckSessionTimes(idle, max time.Duration) error {
+	if idle == 0 {
+		idle = DefaultSessionIdle
+	}
+	if max == 0 {
+		max = DefaultSessionMax
+	}
+	switch {
+	case idle < MinSessionIdle:
+		return fmt.Errorf("session idle time %v is too short: it must be at least %s, or people are signed out while they read a page",
+			idle, humanDuration(MinSessionIdle))
+	case max < idle:
+		return fmt.Errorf("session lifetime %v is shorter than the idle time %v: make the lifetime at least as long", max, idle)
+	}
+	return nil
+}
 
 // Config is everything the portal needs. Fields without a default must be
 // set; New rejects a Config that is incomplete or contradictory.
@@ -46,8 +72,15 @@ type Config struct {
 	// bytes), so a store dump alone cannot be searched for codes.
 	// Required.
 	RecoveryKey []byte
-	// SessionIdle ends a session after this long without a request.
-	// Default DefaultSessionIdle.
+	// UnknownNameKey keys the hash that stands for a name typed at
+	// sign-in that matches no account (at least 32 bytes): such a name
+	// is often a password typed into the wrong field, so logs, the audit
+	// trail and throttle counters hold only this hash of it. Instances
+	// sharing a store must use the same key, so that one name gives one
+	// hash on each of them and after restarts. Required.
+	UnknownNameKey []byte
+	// SessionIdle ends a session after this long without a request; at
+	// least MinSessionIdle. Default DefaultSessionIdle.
 	SessionIdle time.Duration
 	// SessionMax ends a session this long after login, whatever its
 	// activity. Default DefaultSessionMax.
@@ -91,6 +124,7 @@ type Server struct {
 	sessions    *sessionStore
 	sealer      *auth.Sealer
 	recoveryKey []byte
+	nameKey     []byte
 	idle        time.Duration
 	max         time.Duration
 	now         func() time.Time
@@ -115,17 +149,20 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Sealer == nil || len(cfg.RecoveryKey) < MinSessionKeyBytes {
 		return nil, fmt.Errorf("server config: Sealer and a recovery key of at least %d bytes are required", MinSessionKeyBytes)
 	}
+	if len(cfg.UnknownNameKey) < MinSessionKeyBytes {
+		return nil, fmt.Errorf("server config: an unknown-name key of at least %d bytes is required", MinSessionKeyBytes)
+	}
 	if len(cfg.SessionKey) < MinSessionKeyBytes {
 		return nil, fmt.Errorf("server config: session key must be at least %d bytes", MinSessionKeyBytes)
+	}
+	if err := CheckSessionTimes(cfg.SessionIdle, cfg.SessionMax); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
 	}
 	if cfg.SessionIdle == 0 {
 		cfg.SessionIdle = DefaultSessionIdle
 	}
 	if cfg.SessionMax == 0 {
 		cfg.SessionMax = DefaultSessionMax
-	}
-	if cfg.SessionIdle < time.Minute || cfg.SessionMax < cfg.SessionIdle {
-		return nil, fmt.Errorf("server config: need 1m <= session idle (%v) <= session max (%v)", cfg.SessionIdle, cfg.SessionMax)
 	}
 	if cfg.MaxDeviceCertificates == 0 {
 		cfg.MaxDeviceCertificates = DefaultMaxDeviceCertificates
@@ -157,6 +194,7 @@ func New(cfg Config) (http.Handler, error) {
 		sessions:    newSessionStore(cfg.Store, cfg.SessionKey, cfg.SessionMax, cfg.CookieDomain),
 		sealer:      cfg.Sealer,
 		recoveryKey: cfg.RecoveryKey,
+		nameKey:     cfg.UnknownNameKey,
 		idle:        cfg.SessionIdle,
 		max:         cfg.SessionMax,
 		now:         cfg.Now,

@@ -117,6 +117,81 @@ func TestSession_IdleTimeout(t *testing.T) {
 	p.sessionGone(id)
 }
 
+// The idle clock's own resolution never signs out someone who uses the
+// session: at the shortest accepted idle time, a session used every few
+// seconds, or at gaps of up to three quarters of the idle time, stays
+// alive over several idle periods; left alone for the idle time, it ends.
+func TestSession_ActiveUserOutlivesShortIdleTime(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		idle time.Duration
+		gap  time.Duration
+	}{
+		{"shortest idle time, a request every 5 seconds", server.MinSessionIdle, 5 * time.Second},
+		{"shortest idle time, a request every 20 seconds", server.MinSessionIdle, 20 * time.Second},
+		{"shortest idle time, a request every 45 seconds", server.MinSessionIdle, 45 * time.Second},
+		{"5 minutes idle, a request every 50 seconds", 5 * time.Minute, 50 * time.Second},
+		{"default idle time, a request every 20 minutes", server.DefaultSessionIdle, 20 * time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := newPortalWith(t, func(cfg *server.Config) { cfg.SessionIdle = tc.idle })
+			b := p.browser()
+			b.login("admin", adminPassword)
+			id := b.sessionID()
+			start := p.clock.Now()
+			for p.clock.Now().Sub(start) < 4*tc.idle {
+				now := p.clock.Advance(tc.gap)
+				wantStatus(t, "GET /api/session "+now.Sub(start).String()+" after login", b.get("/api/session"), http.StatusOK)
+			}
+			p.clock.Advance(tc.idle)
+			wantUnauthenticated(t, "GET /api/session after the idle time without a request", b.get("/api/session"))
+			p.sessionGone(id)
+		})
+	}
+}
+
+// An idle time too short to be of use is refused with plain words that
+// give the least accepted value and why; so is a lifetime shorter than
+// the idle time.
+func TestNew_SessionTimesRefusedInPlainWords(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	tests := []struct {
+		name      string
+		idle, max time.Duration
+		words     []string
+	}{
+		{"30 seconds idle", 30 * time.Second, 0, []string{"30s", "too short", "at least 1 minute", "signed out while they read"}},
+		{"a negative idle time", -time.Minute, 0, []string{"too short", "at least 1 minute"}},
+		{"lifetime shorter than the idle time", time.Hour, 30 * time.Minute, []string{"30m", "shorter than the idle time", "1h"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := p.cfg
+			cfg.SessionIdle, cfg.SessionMax = tc.idle, tc.max
+			_, err := server.New(cfg)
+			if err == nil {
+				t.Fatalf("server.New accepted idle %v, max %v", tc.idle, tc.max)
+			}
+			for _, w := range tc.words {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("server.New with idle %v, max %v: %q, want it to say %q", tc.idle, tc.max, err, w)
+				}
+			}
+		})
+	}
+	t.Run("the shortest accepted idle time", func(t *testing.T) {
+		cfg := p.cfg
+		cfg.SessionIdle = server.MinSessionIdle
+		if _, err := server.New(cfg); err != nil {
+			t.Errorf("server.New with idle %v: %v", server.MinSessionIdle, err)
+		}
+	})
+}
+
 func TestSession_AbsoluteLifetime(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t)

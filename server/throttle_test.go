@@ -79,18 +79,20 @@ func TestLogin_LockedAfterMaxConsecutiveFailures(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t)
 	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
-	// 99 earlier failures, as if spread over the last day.
-	for _, user := range []string{"bob", "nobody"} {
+	// 99 earlier failures, as if spread over the last day. An unknown
+	// name's count is kept under its keyed hash.
+	bob, nobody := auth.FailureCounter(auth.CounterPassword, "bob"), p.unknownCounter(auth.CounterPassword, "nobody")
+	for _, counter := range []string{bob, nobody} {
 		for range auth.MaxConsecutiveFailures - 1 {
-			if _, err := p.store.AddFailure(t.Context(), auth.FailureCounter(auth.CounterPassword, user), auth.FailureMemory); err != nil {
+			if _, err := p.store.AddFailure(t.Context(), counter, auth.FailureMemory); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	failLogin(t, p, "bob") // the 100th
 	failLogin(t, p, "nobody")
-	p.store.ResetFailures(t.Context(), auth.HoldCounter(auth.FailureCounter(auth.CounterPassword, "bob")))
-	p.store.ResetFailures(t.Context(), auth.HoldCounter(auth.FailureCounter(auth.CounterPassword, "nobody")))
+	p.store.ResetFailures(t.Context(), auth.HoldCounter(bob))
+	p.store.ResetFailures(t.Context(), auth.HoldCounter(nobody))
 
 	right := p.browser().post("/login", url.Values{"username": {"bob"}, "password": {"a long passphrase for bob, 2026"}})
 	wantStatus(t, "right password once locked", right, http.StatusForbidden)
@@ -265,7 +267,7 @@ func TestLogin_AddressThrottleTakesNoTurns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	locked := auth.FailureCounter(auth.CounterPassword, "mallory")
+	locked := p.unknownCounter(auth.CounterPassword, "mallory")
 	if _, err := p.store.AddFailure(t.Context(), auth.LockCounter(locked), auth.LockForever); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +281,7 @@ func TestLogin_AddressThrottleTakesNoTurns(t *testing.T) {
 func TestCreateAccount_StartsUnlocked(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t)
-	counter := auth.FailureCounter(auth.CounterPassword, "newbie")
+	counter := p.unknownCounter(auth.CounterPassword, "newbie")
 	for range auth.MaxConsecutiveFailures - 1 {
 		p.store.AddFailure(t.Context(), counter, auth.FailureMemory)
 	}

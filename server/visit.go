@@ -18,10 +18,20 @@ import (
 	"gatehouse/store"
 )
 
+// maxLastSeenResolution bounds how stale a session's last-seen time may
+// get before a request writes it again: the idle clock is refreshed at
+// most about once a minute per session, so most requests, /auth/verify
+// above all, only read the store.
+const maxLastSeenResolution = time.Minute
+
 // lastSeenResolution is how stale a session's last-seen time may get
-// before a request writes it again: the idle clock is refreshed at most
-// about once a minute, so most requests only read the store.
-const lastSeenResolution = time.Minute
+// under the idle timeout idle: maxLastSeenResolution, or a quarter of
+// idle when that is shorter. A session then ends after between three
+// quarters of idle and idle without a request, never sooner: the clock's
+// own resolution does not sign out someone who uses the session.
+func lastSeenResolution(idle time.Duration) time.Duration {
+	return min(maxLastSeenResolution, idle/4)
+}
 
 // visit is a request made on a live session, with the session's roles
 // re-evaluated for this request's connection.
@@ -103,7 +113,7 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	if !d.Allow {
 		return nil, s.destroy(w, r, sess, d.AuditReason)
 	}
-	if now.Sub(rec.LastSeen) >= lastSeenResolution {
+	if now.Sub(rec.LastSeen) >= lastSeenResolution(s.idle) {
 		rec.LastSeen = now
 		sess.Values[recordKey{}] = rec
 		sess.Values[ttlKey{}] = s.ttl(rec, now)

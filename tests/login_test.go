@@ -3,6 +3,7 @@ package tests
 import (
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -143,6 +144,54 @@ func TestLogin_WrongPasswordGivesNoSession(t *testing.T) {
 		}
 		wantUnauthenticated(t, c.get(t, "/api/session"))
 	})
+}
+
+// A name typed at sign-in that matches no account is often a password
+// typed into the wrong field: the server's log and the audit trail show
+// only a keyed hash of it, the same at every attempt and after a restart,
+// so that repeated attempts stay visible.
+func TestLogin_UnknownNameLoggedAsKeyedHashAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	p := startPortal(t)
+	const typed = "Winter-Tulip-Harbour-1987!"
+	noteSecret(typed) // the log check at the end of the test looks for it too
+	hashRE := regexp.MustCompile(`^unknown:[0-9a-f]{16}$`)
+
+	attempt := func() string {
+		t.Helper()
+		wantStatus(t, p.client(t, nil).login(t, typed, "some password or other"), http.StatusUnauthorized)
+		events, out := p.audit(t, 1)
+		if strings.Contains(out, typed) {
+			t.Errorf("gatehouse audit shows the name as typed:\n%s", out)
+		}
+		if len(events) != 1 || events[0].Action != "login" || events[0].Reason != "unknown_user" {
+			t.Fatalf("newest audit event %+v, want a failed login of an unknown user", events)
+		}
+		if !hashRE.MatchString(events[0].Actor) {
+			t.Errorf("audit actor = %q, want unknown:<16 hex digits>", events[0].Actor)
+		}
+		return events[0].Actor
+	}
+	first, second := attempt(), attempt()
+	if first != second {
+		t.Errorf("two attempts with one name: actors %q and %q, want one hash", first, second)
+	}
+	log := p.server.output()
+	if strings.Contains(log, typed) {
+		t.Errorf("the server log holds the name as typed")
+	}
+	if !strings.Contains(log, first) {
+		t.Errorf("the server log does not show %s:\n%s", first, log)
+	}
+
+	p.server.stop(t)
+	p.serve(t)
+	if again := attempt(); again != first {
+		t.Errorf("after a restart the same name is %q, want %q as before", again, first)
+	}
+	if log := p.server.output(); strings.Contains(log, typed) || !strings.Contains(log, first) {
+		t.Errorf("the restarted server's log holds the name as typed, or not its hash %s:\n%s", first, log)
+	}
 }
 
 func TestSecurityHeaders(t *testing.T) {
