@@ -125,7 +125,7 @@ func TestOpenStore_RefusesAHostPortWithoutScheme(t *testing.T) {
 // The health check speaks to the portal with the portal's own TLS
 // versions and TLS 1.2 suites.
 func TestHealthTLS_SameVersionsAndSuitesAsThePortal(t *testing.T) {
-	health, portal := healthTLSConfig(nil, "", ""), server.TLSConfig(tls.Certificate{})
+	health, portal := healthTLSConfig(nil, "", ""), server.TLSConfig(tls.Certificate{}, nil)
 	if health.MinVersion != portal.MinVersion || !slices.Equal(health.CipherSuites, portal.CipherSuites) {
 		t.Errorf("health check: min version %x, suites %x; portal: %x, %x; want the same",
 			health.MinVersion, health.CipherSuites, portal.MinVersion, portal.CipherSuites)

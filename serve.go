@@ -137,7 +137,13 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
-	srv := server.HTTPServer(o.addr, handler, serverCert)
+	// The handshake names the client CAs and intermediates, so browsers
+	// offer only certificates that can count.
+	hints := roots.Clone()
+	for _, c := range intermediates {
+		hints.AddCert(c)
+	}
+	srv := server.HTTPServer(o.addr, handler, serverCert, hints)
 	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	logger.Info("listening", "addr", ln.Addr().String(), "data", l.dir, "store", storeName(&o))
 	fmt.Fprintf(e.stdout, "Gatehouse is listening on https://%s/\n", displayAddr(ln.Addr()))

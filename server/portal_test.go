@@ -174,7 +174,7 @@ func newPortalWith(t testing.TB, configure func(*server.Config), redisArgs ...st
 		t.Fatalf("issue server certificate: %v", err)
 	}
 	srv := httptest.NewUnstartedServer(handler)
-	srv.TLS = server.TLSConfig(tlsCertificate(serverCert))
+	srv.TLS = server.TLSConfig(tlsCertificate(serverCert), roots)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	u, err := url.Parse(srv.URL)

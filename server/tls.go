@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"time"
 )
@@ -37,26 +38,33 @@ func TLS12CipherSuites() []uint16 {
 
 // TLSConfig is the portal's TLS configuration: TLS 1.2 at least, with
 // TLS12CipherSuites only, and a client certificate requested but not
-// required and not verified during the handshake. Verification happens in package auth on every request,
-// so that a bad certificate gives the user a page that says why instead
-// of a bare browser TLS error, and so that a resumed TLS session (for
-// which Go skips handshake verification callbacks) is checked too.
-func TLSConfig(cert tls.Certificate) *tls.Config {
+// required and not verified during the handshake. Verification happens
+// in package auth on every request, so that a bad certificate gives the
+// user a page that says why instead of a bare browser TLS error, and so
+// that a resumed TLS session (for which Go skips handshake verification
+// callbacks) is checked too.
+//
+// The request names clientCAs (the client CAs and their intermediates)
+// as the authorities it accepts, so a browser offers only certificates
+// that can count here instead of every certificate the person holds. The
+// names are a hint to the browser, never a check.
+func TLSConfig(cert tls.Certificate, clientCAs *x509.CertPool) *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: TLS12CipherSuites(),
 		ClientAuth:   tls.RequestClientCert,
+		ClientCAs:    clientCAs,
 	}
 }
 
 // HTTPServer wraps handler in an http.Server with the portal's timeouts
 // and TLS configuration.
-func HTTPServer(addr string, handler http.Handler, cert tls.Certificate) *http.Server {
+func HTTPServer(addr string, handler http.Handler, cert tls.Certificate, clientCAs *x509.CertPool) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           handler,
-		TLSConfig:         TLSConfig(cert),
+		TLSConfig:         TLSConfig(cert, clientCAs),
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      WriteTimeout,

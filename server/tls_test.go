@@ -22,7 +22,7 @@ import (
 // certificate mid-handshake, TLS 1.2 at least, and a client certificate
 // requested but not required.
 func TestHTTPServer_TimeoutsAndTLS(t *testing.T) {
-	srv := HTTPServer(":0", nil, tls.Certificate{})
+	srv := HTTPServer(":0", nil, tls.Certificate{}, nil)
 	for name, d := range map[string]time.Duration{
 		"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
 		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout,
@@ -74,7 +74,7 @@ func TestTLSConfig_TLS12OnlyForwardSecretAEADSuites(t *testing.T) {
 		}
 	}
 	for _, k := range keys {
-		cfg := TLSConfig(k.cert)
+		cfg := TLSConfig(k.cert, nil)
 		for _, cs := range suites {
 			want := tls12Allowed[cs.ID] && strings.Contains(cs.Name, "ECDHE"+k.kx)
 			t.Run(k.name+"/"+cs.Name, func(t *testing.T) {
