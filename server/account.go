@@ -13,6 +13,9 @@ import (
 type passwordForm struct {
 	Must bool
 	Done bool
+	// Return is where a sign-in that had to change its password goes on
+	// to once it has.
+	Return string
 }
 
 // visitAny returns the request's session even when it has a pending
@@ -45,7 +48,8 @@ func (s *Server) handlePasswordGet() http.Handler {
 		if v == nil {
 			return
 		}
-		f := passwordForm{Must: v.Account.MustChangePassword, Done: r.URL.Query().Has("done")}
+		f := passwordForm{Must: v.Account.MustChangePassword, Done: r.URL.Query().Has("done"), Return: s.returnTo(r, r.URL.Query().Get("rd"))}
+		allowFormRedirect(w, f.Return)
 		s.render(w, r, http.StatusOK, "password.html", page{Title: "Change password", Visit: v, Data: f})
 	})
 }
@@ -113,6 +117,7 @@ func (s *Server) handlePasswordPost() http.Handler {
 			Current string `json:"current"`
 			New     string `json:"new"`
 			Confirm string `json:"confirm"`
+			Return  string `json:"rd"`
 		}
 		if err := decodeInput(r, &in); err != nil {
 			s.fail(w, r, err)
@@ -121,17 +126,24 @@ func (s *Server) handlePasswordPost() http.Handler {
 		if wantsJSON(r) && in.Confirm == "" {
 			in.Confirm = in.New // scripts send the new password once
 		}
+		must := v.Account.MustChangePassword
+		rd := s.returnTo(r, in.Return)
 		err := s.changePassword(w, r, v, in.Current, in.New, in.Confirm)
 		switch e := asError(err); {
 		case err == nil && wantsJSON(r):
 			w.WriteHeader(http.StatusNoContent)
+		case err == nil && must:
+			// The sign-in goes on to where it was going.
+			allowFormRedirect(w, rd)
+			http.Redirect(w, r, orHome(rd), http.StatusSeeOther)
 		case err == nil:
 			http.Redirect(w, r, "/account/password?done", http.StatusSeeOther)
 		case wantsJSON(r) || e.Status >= 500:
 			s.fail(w, r, err)
 		default:
 			setRetryAfter(w, e)
-			f := passwordForm{Must: v.Account.MustChangePassword}
+			f := passwordForm{Must: v.Account.MustChangePassword, Return: rd}
+			allowFormRedirect(w, rd)
 			s.render(w, r, e.Status, "password.html", page{Title: "Change password", Visit: v, Error: e.Message, Data: f})
 		}
 	})

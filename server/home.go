@@ -62,7 +62,11 @@ func (s *Server) requireVisit(w http.ResponseWriter, r *http.Request) *visit {
 		return nil
 	}
 	if v != nil {
-		http.Redirect(w, r, "/account/password", http.StatusSeeOther)
+		rd := safeReturn(r.URL.RequestURI())
+		if rd == "/" {
+			rd = ""
+		}
+		http.Redirect(w, r, withReturn("/account/password", rd), http.StatusSeeOther)
 		return nil
 	}
 	http.Redirect(w, r, withReturn("/login", safeReturn(r.URL.RequestURI())), http.StatusSeeOther)

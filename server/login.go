@@ -167,7 +167,7 @@ func (s *Server) handleLoginPost() http.Handler {
 		case auth.StepTOTP:
 			http.Redirect(w, r, withReturn("/login/totp", form.Return), http.StatusSeeOther)
 		case auth.StepChangePassword:
-			http.Redirect(w, r, "/account/password", http.StatusSeeOther)
+			http.Redirect(w, r, withReturn("/account/password", form.Return), http.StatusSeeOther)
 		default:
 			http.Redirect(w, r, orHome(form.Return), http.StatusSeeOther)
 		}

@@ -102,7 +102,7 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 			return
 		}
 		if d.Next == auth.StepChangePassword {
-			http.Redirect(w, r, "/account/password", http.StatusSeeOther)
+			http.Redirect(w, r, withReturn("/account/password", f.Return), http.StatusSeeOther)
 			return
 		}
 		http.Redirect(w, r, orHome(f.Return), http.StatusSeeOther)
