@@ -94,6 +94,18 @@ func (s *Server) handleHome() http.Handler {
 	})
 }
 
+// handleAccount is the account page: what the account is, and the links
+// to everything a person can change about it.
+func (s *Server) handleAccount() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := s.requireVisit(w, r)
+		if v == nil {
+			return
+		}
+		s.render(w, r, http.StatusOK, "account.html", page{Title: "Your account", Visit: v})
+	})
+}
+
 func (s *Server) handleNotFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "there is no page at this address"})

@@ -93,7 +93,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.writeJSON(w, e.Status, map[string]string{"error": e.Message, "code": e.Code})
 		return
 	}
-	s.render(w, r, e.Status, "error.html", page{Title: http.StatusText(e.Status), Error: e.Message, Data: e})
+	p := page{Title: http.StatusText(e.Status), Error: e.Message,
+		Data: errorPage{Code: e.Code, Return: safeReturn(r.URL.RequestURI())}}
+	if e.Status < 500 && e.Code != "unauthenticated" {
+		// Keep the header of a signed-in person (who they are, sign out).
+		// Not after a server or store error: that would ask the store
+		// again.
+		if v, err := s.visit(w, r); err == nil && v != nil && v.Complete() {
+			p.Visit = v
+		}
+	}
+	s.render(w, r, e.Status, "error.html", p)
 }
 
 // wantsJSON reports whether the client is a script: API and forward-auth
@@ -119,6 +129,13 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
+}
+
+// errorPage is the content of an error page: the error's machine code
+// and the page to come back to after signing in.
+type errorPage struct {
+	Code   string
+	Return string
 }
 
 // page is what every template receives.

@@ -30,6 +30,7 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /logout", s.handleLogout())
 	mux.Handle("GET /{$}", s.handleHome())
 	mux.Handle("GET /api/session", s.handleAPISession())
+	mux.Handle("GET /account", s.handleAccount())
 
 	// TOTP enrollment and removal (removal asks for the password again).
 	mux.Handle("GET /account/totp", s.handleTOTPPage())
