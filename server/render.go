@@ -176,14 +176,36 @@ var templateFuncs = template.FuncMap{
 	"join":     strings.Join,
 	"duration": humanDuration,
 	"when":     humanTime,
+	"date":     humanDate,
+	"factors":  factorsText,
+	"words":    reasonText,
 }
 
-// humanTime writes an instant in UTC to the minute, or a dash for none.
+// humanTime writes an instant in UTC to the minute, the way every page
+// and message writes one: "3 May 2026, 14:05 UTC"; a dash for none.
 func humanTime(t time.Time) string {
 	if t.IsZero() {
 		return "—"
 	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
+	return t.UTC().Format("2 January 2006, 15:04 UTC")
+}
+
+// factorNames are the factors as pages name them.
+var factorNames = map[string]string{auth.FactorPassword: "password", auth.FactorCertificate: "certificate", auth.FactorTOTP: "TOTP code"}
+
+// factorsText names factors for people: "password + certificate".
+func factorsText(factors []string) string {
+	names := make([]string, 0, len(factors))
+	for _, f := range factors {
+		if n, ok := factorNames[f]; ok {
+			f = n
+		}
+		names = append(names, f)
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, " + ")
 }
 
 // humanDuration writes a duration the way a person would: "30 minutes",

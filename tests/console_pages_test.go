@@ -197,7 +197,7 @@ func TestConsolePages_AdminManagesAccountsRolesSessionsAndAudit(t *testing.T) {
 		}
 		r = admin.get(t, next)
 		wantStatus(t, r, http.StatusOK)
-		for _, m := range regexp.MustCompile(`<td>(\d{4}-\d\d-\d\d \d\d:\d\d UTC)</td>\s*<td>([a-z._]+)`).FindAllStringSubmatch(r.Body, -1) {
+		for _, m := range regexp.MustCompile(`<td>(\d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d UTC)</td>\s*<td>([a-z._]+)`).FindAllStringSubmatch(r.Body, -1) {
 			seen[m[2]] = true
 		}
 		next = ""

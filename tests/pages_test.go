@@ -2,6 +2,7 @@ package tests
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -30,4 +31,32 @@ func TestPages_ErrorPagesKeepTheSignedInHeaderAndSayWhatToDo(t *testing.T) {
 	r = noCert.get(t, "/account")
 	wantPage(t, r, http.StatusOK, "Your account", `href="/account/password"`, `href="/account/totp"`, `href="/account/certificates"`, `href="/account/enrollments"`)
 	wantRedirect(t, p.client(t, nil).get(t, "/account"), "/login?rd=%2Faccount")
+}
+
+// TestPages_ConsoleSpeaksInWords: the audit page shows reasons and
+// certificate statuses in words, the JSON keeps the codes; an account
+// with TOTP is "active" like the others; dates read one way everywhere.
+func TestPages_ConsoleSpeaksInWords(t *testing.T) {
+	t.Parallel()
+	p := startPortal(t)
+	wantPage(t, p.client(t, nil).login(t, "admin", "not the admin's password at all"), http.StatusUnauthorized)
+	admin := p.adminSignIn(t)
+
+	r := admin.get(t, "/admin/audit")
+	wantPage(t, r, http.StatusOK, "wrong password", "certificate: valid")
+	if strings.Contains(r.Body, "<td>bad_password") || strings.Contains(r.Body, "certificate: valid_") {
+		t.Errorf("the audit page shows machine codes")
+	}
+	if j := admin.jsonRequest(t, "GET", "/api/admin/audit", nil); !strings.Contains(j.Body, `"bad_password"`) {
+		t.Errorf("the audit API lost the machine code: %s", j.Body)
+	}
+	if !regexp.MustCompile(`\d{1,2} [A-Z][a-z]+ 20\d\d, \d\d:\d\d UTC`).MatchString(r.Body) {
+		t.Errorf("the audit page does not write times as \"2 December 2026, 04:15 UTC\"")
+	}
+	wantPage(t, admin.get(t, "/"), http.StatusOK, "with password + certificate")
+
+	enrollTOTP(t, admin)
+	if r := admin.get(t, "/admin"); !regexp.MustCompile(`(?s)>admin</a></td>.*?active <span class="tag ok">TOTP on</span>`).MatchString(r.Body) {
+		t.Errorf("an account with TOTP is not listed as active with TOTP on")
+	}
 }
