@@ -476,9 +476,14 @@ func certRevoke(e *env, st store.Store, id, reason string, now time.Time) error 
 	if !ok {
 		return fmt.Errorf("no certificate issued by this portal has serial or fingerprint %q (see gatehouse cert list)", strings.TrimSpace(id))
 	}
-	c, err = st.RevokeCertificate(e.ctx, c.Serial, now, reason)
+	revoked, err := store.RevokeWithRenewals(e.ctx, st, c.Serial, now, reason)
 	if err != nil {
 		return err
+	}
+	c = revoked[0]
+	for _, x := range revoked[1:] {
+		reason += "; with its renewal " + x.Serial
+		fmt.Fprintf(e.stdout, "revoked certificate %s of %s, a renewal of it\n", x.Serial, x.User)
 	}
 	err = st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: "certificate.revoke", Outcome: "success",
 		Actor: "cli", Target: c.User, Reason: reason, CertFingerprint: c.Fingerprint})

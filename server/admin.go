@@ -383,10 +383,12 @@ func (s *Server) revokeCertificate(r *http.Request, v *visit, id, reason string)
 		return store.Certificate{}, &Error{Status: http.StatusNotFound, Code: "no_such_certificate",
 			Message: "no certificate issued by this portal has that serial or fingerprint"}
 	}
-	c, err = s.store.RevokeCertificate(r.Context(), c.Serial, s.now(), reason)
+	revoked, err := store.RevokeWithRenewals(r.Context(), s.store, c.Serial, s.now(), reason)
 	if err != nil {
 		return c, err
 	}
+	c = revoked[0]
+	reason = withRenewals(reason, revoked)
 	ev := actorEvent(v, "admin.certificate.revoke", c.User, reason)
 	ev.CertFingerprint = c.Fingerprint
 	return c, s.audit(r, ev)

@@ -111,6 +111,31 @@ func (s *Server) checkCertificateLimit(r *http.Request, user, skip string) error
 	return nil
 }
 
+// maxRenewedKept bounds Account.Renewed.
+const maxRenewedKept = 50
+
+// putWithinLimit records a certificate that was just made and counts
+// again: two made at the same instant may each have seen room for one
+// more. One over the limit is revoked at once and never handed out (a
+// race costs both their certificate, never the limit).
+func (s *Server) putWithinLimit(r *http.Request, rec store.Certificate, skip string) error {
+	if err := s.store.PutCertificate(r.Context(), rec); err != nil {
+		return err
+	}
+	n, err := s.countValidCertificates(r, rec.User, skip)
+	if err != nil {
+		return err
+	}
+	if n <= s.maxDeviceCerts {
+		return nil
+	}
+	if _, err := s.store.RevokeCertificate(r.Context(), rec.Serial, s.now(), "over the limit of certificates per account"); err != nil {
+		return err
+	}
+	return &Error{Status: http.StatusConflict, Code: "too_many_certificates",
+		Message: "another certificate for your account was made at the same moment, and together they pass the limit of valid certificates; nothing was issued: try again"}
+}
+
 // makeDeviceCertificate signs a certificate for acct's device (with the
 // request's key when csr is set) and packs it in format.
 func (s *Server) makeDeviceCertificate(acct store.Account, device, csr, format string) (store.Certificate, deliveredCert, error) {
@@ -224,7 +249,7 @@ func (s *Server) issueEnrollment(r *http.Request, v *visit, id, format string) (
 		if st := enrollmentStatus(*x, now); st != store.EnrollmentApproved {
 			return closedError(*x, st)
 		}
-		x.Status, x.Serial = store.EnrollmentIssued, rec.Serial
+		x.Status, x.Serial, x.CSR = store.EnrollmentIssued, rec.Serial, ""
 		e = *x
 		return nil
 	})
@@ -234,7 +259,10 @@ func (s *Server) issueEnrollment(r *http.Request, v *visit, id, format string) (
 		}
 		return deliveredCert{}, err
 	}
-	if err := s.store.PutCertificate(r.Context(), rec); err != nil {
+	if err := s.putWithinLimit(r, rec, ""); err != nil {
+		if e := asError(err); e.Status == http.StatusConflict {
+			return refuse(err)
+		}
 		return deliveredCert{}, err
 	}
 	ev := enrollmentEvent(v, "enrollment.issue", user, e)
@@ -283,6 +311,28 @@ func (s *Server) renewCertificate(r *http.Request, v *visit, id, format, csr str
 	if err := s.checkCertificateLimit(r, user, c.Serial); err != nil {
 		return refuse(err)
 	}
+	if err := checkFormat(format, strings.TrimSpace(csr) != ""); err != nil {
+		return deliveredCert{}, err
+	}
+	// A certificate is renewed once: the renewal is spent before the new
+	// certificate is made, so two at once cannot both take it.
+	err = s.store.UpdateAccount(r.Context(), user, func(a *store.Account) error {
+		if slices.Contains(a.Renewed, c.Serial) {
+			return &Error{Status: http.StatusConflict, Code: "already_renewed",
+				Message: "this certificate was already renewed; use the new one (your certificates page lists it), or revoke both if that was not you"}
+		}
+		a.Renewed = append(a.Renewed, c.Serial)
+		if len(a.Renewed) > maxRenewedKept {
+			a.Renewed = a.Renewed[len(a.Renewed)-maxRenewedKept:]
+		}
+		return nil
+	})
+	if err != nil {
+		if e := asError(err); e.Status == http.StatusConflict {
+			return refuse(err)
+		}
+		return deliveredCert{}, err
+	}
 	device := c.Device
 	if device == "" {
 		device = describeUserAgent(r.UserAgent())
@@ -291,7 +341,11 @@ func (s *Server) renewCertificate(r *http.Request, v *visit, id, format, csr str
 	if err != nil {
 		return deliveredCert{}, err
 	}
-	if err := s.store.PutCertificate(r.Context(), rec); err != nil {
+	rec.RenewedFrom = c.Serial
+	if err := s.putWithinLimit(r, rec, c.Serial); err != nil {
+		if e := asError(err); e.Status == http.StatusConflict {
+			return refuse(err)
+		}
 		return deliveredCert{}, err
 	}
 	ev.Reason += fmt.Sprintf(", new serial %s, format %s", rec.Serial, format)

@@ -98,10 +98,12 @@ func (s *Server) revokeOwnCertificate(r *http.Request, v *visit, id, password, r
 		return store.Certificate{}, &Error{Status: http.StatusNotFound, Code: "no_such_certificate",
 			Message: "you have no certificate with that serial or fingerprint"}
 	}
-	c, err = s.store.RevokeCertificate(r.Context(), c.Serial, s.now(), reason)
+	revoked, err := store.RevokeWithRenewals(r.Context(), s.store, c.Serial, s.now(), reason)
 	if err != nil {
 		return c, err
 	}
+	c = revoked[0]
+	reason = withRenewals(reason, revoked)
 	ev := actorEvent(v, "account.certificate.revoke", v.Account.Name, reason)
 	ev.CertFingerprint = c.Fingerprint
 	return c, s.audit(r, ev)
@@ -137,4 +139,13 @@ func (s *Server) handleRevokeOwnCertificate() http.Handler {
 			s.showDevices(w, r, v, e.Status, e.Message)
 		}
 	})
+}
+
+// withRenewals adds to an audit reason the serials of the renewals that
+// were revoked with a certificate.
+func withRenewals(reason string, revoked []store.Certificate) string {
+	for _, c := range revoked[1:] {
+		reason += "; with its renewal " + c.Serial
+	}
+	return reason
 }

@@ -44,6 +44,11 @@ const (
 	// the account's list; at most maxKeptEnrollments are kept.
 	keepFinishedEnrollments = 24 * time.Hour
 	maxKeptEnrollments      = 10
+	// maxEnrollmentRequests is how many requests an account may make
+	// with less than enrollmentRequestWindow between one and the next:
+	// each writes the account record and the audit trail.
+	maxEnrollmentRequests   = 10
+	enrollmentRequestWindow = time.Hour
 	// maxDeviceNameLen bounds a device name, in characters.
 	maxDeviceNameLen = 64
 	// maxCSRBytes bounds a certificate request.
@@ -54,6 +59,12 @@ const (
 	// RenewalWindow is how long before its end a certificate may be
 	// renewed by the device that holds it.
 	RenewalWindow = 30 * 24 * time.Hour
+	// totpApprovalMinAge is how long TOTP must have been set up before
+	// it approves a device (with --enroll-with-totp). Without it, a
+	// stolen password alone would do: sign in, set up TOTP on the
+	// attacker's phone, approve. A week gives the owner time to notice
+	// a code step they never set up.
+	totpApprovalMinAge = 7 * 24 * time.Hour
 )
 
 // enrollmentCodeDigits is the length of a confirmation code.
@@ -165,6 +176,13 @@ func (s *Server) codeMatches(e store.Enrollment, typed string) bool {
 // pruneEnrollments drops finished and expired requests older than a day,
 // and the oldest beyond maxKeptEnrollments.
 func pruneEnrollments(list []store.Enrollment, now time.Time) []store.Enrollment {
+	for i := range list {
+		// A finished request keeps no certificate request (up to 16 KiB
+		// read with the account on every request).
+		if st := enrollmentStatus(list[i], now); st != store.EnrollmentPending && st != store.EnrollmentApproved {
+			list[i].CSR = ""
+		}
+	}
 	list = slices.DeleteFunc(list, func(e store.Enrollment) bool {
 		open := enrollmentStatus(e, now) == store.EnrollmentPending || enrollmentStatus(e, now) == store.EnrollmentApproved
 		end := e.ExpiresAt
@@ -257,6 +275,13 @@ func (s *Server) createEnrollment(r *http.Request, v *visit, name, csr string) (
 	if s.issuer == nil {
 		return store.Enrollment{}, errNoIssuer
 	}
+	counter := "enrollment-requests:" + v.Account.Name
+	if n, err := s.store.Failures(r.Context(), counter); err != nil {
+		return store.Enrollment{}, err
+	} else if n >= maxEnrollmentRequests {
+		return store.Enrollment{}, &Error{Status: http.StatusTooManyRequests, Code: "throttled", RetryAfter: int(enrollmentRequestWindow.Seconds()),
+			Message: fmt.Sprintf("this account made %d certificate requests in a row; the next one can be made an hour after the last", n)}
+	}
 	now := s.now()
 	e := store.Enrollment{ID: newEnrollmentID(), Name: name, Status: store.EnrollmentPending, CSR: csr,
 		Requester: s.requesterOf(v), RequestedFrom: s.clientAddr(r), UserAgent: truncate(r.UserAgent(), 256),
@@ -277,6 +302,9 @@ func (s *Server) createEnrollment(r *http.Request, v *visit, name, csr string) (
 		return nil
 	})
 	if err != nil {
+		return store.Enrollment{}, err
+	}
+	if _, err := s.store.AddFailure(r.Context(), counter, enrollmentRequestWindow); err != nil {
 		return store.Enrollment{}, err
 	}
 	return e, s.audit(r, enrollmentEvent(v, "enrollment.request", v.Account.Name, e))
@@ -325,7 +353,7 @@ func (s *Server) approveEnrollment(r *http.Request, user, id string, ap approval
 			left := maxWrongEnrollmentCodes - e.WrongCodes
 			msg := fmt.Sprintf("the code does not match the one shown on the new device; %d tries left", left)
 			if left <= 0 {
-				e.Status, e.DecidedAt = store.EnrollmentCancelled, now
+				e.Status, e.DecidedAt, e.CSR = store.EnrollmentCancelled, now, ""
 				msg = "the code does not match the one shown on the new device; after three wrong codes the request is cancelled: make a new one on the new device"
 			}
 			found = *e
@@ -365,6 +393,11 @@ func (s *Server) approveOwn(r *http.Request, v *visit, id, code, totp string) (s
 		if v.Account.TOTPSecret == "" {
 			return e, s.refuseApproval(r, v, user, e, &Error{Status: http.StatusForbidden, Code: "totp_not_enrolled",
 				Message: "your account has no authenticator app set up; approve from a device that has your certificate, or ask the help desk"})
+		}
+		if since := v.Account.TOTPEnrolledAt; !since.IsZero() && s.now().Sub(since) < totpApprovalMinAge {
+			return e, s.refuseApproval(r, v, user, e, &Error{Status: http.StatusForbidden, Code: "totp_too_new",
+				Message: fmt.Sprintf("your authenticator app was set up on %s; it can approve a new device from %s on. Until then approve from a device that has your certificate, or ask the help desk",
+					humanDate(since), humanDate(since.Add(totpApprovalMinAge)))})
 		}
 		digits := strings.ReplaceAll(strings.TrimSpace(totp), " ", "")
 		if len(digits) != enrollmentCodeDigits || strings.Trim(digits, "0123456789") != "" {
@@ -467,7 +500,7 @@ func (s *Server) cancelEnrollment(r *http.Request, v *visit, id string) (store.E
 		if st := enrollmentStatus(*e, now); st != store.EnrollmentPending && st != store.EnrollmentApproved {
 			return closedError(*e, st)
 		}
-		e.Status, e.DecidedAt = store.EnrollmentCancelled, now
+		e.Status, e.DecidedAt, e.CSR = store.EnrollmentCancelled, now, ""
 		found = *e
 		return nil
 	})

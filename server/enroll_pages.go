@@ -300,6 +300,10 @@ func (s *Server) apiHelpdeskEnrollments(w http.ResponseWriter, r *http.Request, 
 		s.fail(w, r, err)
 		return
 	}
+	if err := checkHelpdeskTarget(v, target); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	out := []enrollmentJSON{}
 	for _, e := range target.Enrollments {
 		out = append(out, s.enrollmentView(nil, e))

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,19 +79,28 @@ func TestEnrollment_ExpiredRequestIsNeitherApprovedNorIssued(t *testing.T) {
 func TestEnrollment_ApprovalWithTOTPOnlyWhereTheOperatorAllowsIt(t *testing.T) {
 	p := newPortalWith(t, func(c *server.Config) { c.EnrollWithTOTP = true })
 	p.addAccount("alice", alicePassword, "employee")
-	phone := p.browser()
-	secret, _ := enroll(t, p, phone, "alice", alicePassword)
-	// enroll left phone signed in; sign in afresh with the code step.
-	phone = p.browser()
-	phone.login("alice", alicePassword)
-	wantStatus(t, "TOTP step", phone.post("/login/totp", url.Values{"code": {codeAt(t, secret, p.clock.Now())}}), http.StatusSeeOther)
-	p.clock.Advance(auth.TOTPPeriod)
+	signIn := func(secret string) *browser {
+		t.Helper()
+		b := p.browser()
+		b.login("alice", alicePassword)
+		wantStatus(t, "TOTP step", b.post("/login/totp", url.Values{"code": {codeAt(t, secret, p.clock.Now())}}), http.StatusSeeOther)
+		p.clock.Advance(auth.TOTPPeriod)
+		return b
+	}
 
-	id, _ := requestFor(t, phone, "phone")
-	other := p.browser()
-	other.login("alice", alicePassword)
-	wantStatus(t, "TOTP step of another session", other.post("/login/totp", url.Values{"code": {codeAt(t, secret, p.clock.Now())}}), http.StatusSeeOther)
-	p.clock.Advance(auth.TOTPPeriod)
+	// A stolen password alone must not become a certificate: set up TOTP
+	// on the attacker's phone, then approve with it. TOTP set up less than
+	// a week ago approves nothing.
+	attacker := p.browser()
+	secret, _ := enroll(t, p, attacker, "alice", alicePassword)
+	id, _ := requestFor(t, attacker, "attacker's phone")
+	wantCode(t, "approve with TOTP set up just now", attacker.jsonDo(http.MethodPost, "/api/account/enrollments/"+id+"/approve",
+		map[string]string{"totp": codeAt(t, secret, p.clock.Now())}), http.StatusForbidden, "totp_too_new")
+
+	p.clock.Advance(7 * 24 * time.Hour)
+	phone := signIn(secret)
+	id, _ = requestFor(t, phone, "phone")
+	other := signIn(secret)
 
 	approve := func(b *browser, body map[string]string) response {
 		return b.jsonDo(http.MethodPost, "/api/account/enrollments/"+id+"/approve", body)
@@ -170,5 +180,111 @@ func TestRenewal_FromTheDeviceWithinThirtyDays(t *testing.T) {
 	certs, err := p.store.Certificates(t.Context(), "alice")
 	if err != nil || len(certs) != 3 {
 		t.Fatalf("alice's certificates after renewal: %d, %v; want 3", len(certs), err)
+	}
+}
+
+func TestRenewal_OnceAndRevokedWithTheCertificateItRenewed(t *testing.T) {
+	p := newPortal(t)
+	due := addAlice(t, p, 20*24*time.Hour)
+	serial := auth.SerialText(due.Cert)
+	laptop := p.browser(tlsCertificate(due))
+	laptop.login("alice", alicePassword)
+	renew := func() response {
+		return laptop.jsonDo(http.MethodPost, "/api/account/certificates/"+serial+"/renew", map[string]string{"format": "p12"})
+	}
+	r := renew()
+	wantStatus(t, "first renewal", r, http.StatusCreated)
+	var d struct{ Serial string }
+	if err := json.Unmarshal([]byte(r.Body), &d); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "second renewal of the same certificate", renew(), http.StatusConflict, "already_renewed")
+
+	// Revoking the old certificate (lost with the laptop) revokes its
+	// renewal too: a renewal made by a thief must not outlive it.
+	phone := p.browser()
+	phone.login("alice", alicePassword)
+	r = phone.jsonDo(http.MethodPost, "/api/account/certificates/"+serial+"/revoke", map[string]string{"password": alicePassword, "reason": "laptop stolen"})
+	wantStatus(t, "revoke the stolen certificate", r, http.StatusOK)
+	for _, s := range []string{serial, d.Serial} {
+		c, ok := findCert(t, p, "alice", s)
+		if !ok || c.RevokedAt.IsZero() {
+			t.Errorf("certificate %s after revoking %s: %+v, want revoked", s, serial, c)
+		}
+	}
+}
+
+func findCert(t *testing.T, p *portal, user, serial string) (store.Certificate, bool) {
+	t.Helper()
+	certs, err := p.store.Certificates(t.Context(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.FindCertificate(certs, serial)
+}
+
+func TestEnrollment_RequestsPerAccountAreThrottled(t *testing.T) {
+	p := newPortal(t)
+	p.addAccount("alice", alicePassword, "employee")
+	phone := p.browser()
+	phone.login("alice", alicePassword)
+	for i := range 10 {
+		id, _ := requestFor(t, phone, "phone "+string(rune('a'+i)))
+		wantStatus(t, "cancel", phone.jsonDo(http.MethodDelete, "/api/account/enrollments/"+id, nil), http.StatusOK)
+	}
+	r := phone.jsonDo(http.MethodPost, "/api/account/enrollments", map[string]string{"name": "one more"})
+	wantCode(t, "the eleventh request in a row", r, http.StatusTooManyRequests, "throttled")
+	if r.Header.Get("Retry-After") == "" {
+		t.Errorf("a throttled request has no Retry-After")
+	}
+}
+
+func TestEnrollment_HelpdeskSeesNoRequestsOfPrivilegedAccounts(t *testing.T) {
+	p := newPortal(t)
+	p.addAccount("hana", alicePassword, "helpdesk", "employee")
+	issued, err := p.ca.IssueClient(ca.ClientRequest{Name: "hana"}, p.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hana := p.browser(tlsCertificate(issued))
+	hana.login("hana", alicePassword)
+	adminPhone := p.browser()
+	adminPhone.login("admin", adminPassword)
+	requestFor(t, adminPhone, "admin's phone")
+	wantCode(t, "help desk lists an admin's requests", hana.get("/api/helpdesk/users/admin/enrollments"), http.StatusForbidden, "privileged_target")
+}
+
+func TestRenewal_ConcurrentRenewalsGiveOneCertificate(t *testing.T) {
+	p := newPortal(t)
+	due := addAlice(t, p, 20*24*time.Hour)
+	serial := auth.SerialText(due.Cert)
+	laptop := p.browser(tlsCertificate(due))
+	laptop.login("alice", alicePassword)
+	const n = 20
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- laptop.jsonDo(http.MethodPost, "/api/account/certificates/"+serial+"/renew", map[string]string{"format": "p12"}).Status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	created := 0
+	for s := range statuses {
+		if s == http.StatusCreated {
+			created++
+		} else if s != http.StatusConflict && s != http.StatusServiceUnavailable {
+			t.Errorf("a concurrent renewal answered %d", s)
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d of %d concurrent renewals made a certificate, want 1", created, n)
+	}
+	certs, err := p.store.Certificates(t.Context(), "alice")
+	if err != nil || len(certs) != 2 {
+		t.Errorf("alice holds %d certificates after concurrent renewals (%v), want 2", len(certs), err)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"gatehouse/auth"
 	"gatehouse/store"
@@ -68,7 +69,7 @@ func (s *Server) resetPassword(r *http.Request, target store.Account) (map[strin
 // with it.
 func (s *Server) resetTOTP(r *http.Request, target store.Account) (map[string]any, error) {
 	err := s.store.UpdateAccount(r.Context(), target.Name, func(a *store.Account) error {
-		a.TOTPSecret, a.TOTPPending, a.RecoveryCodes, a.UpdatedAt = "", "", nil, s.now()
+		a.TOTPSecret, a.TOTPPending, a.RecoveryCodes, a.TOTPEnrolledAt, a.UpdatedAt = "", "", nil, time.Time{}, s.now()
 		return nil
 	})
 	if err != nil {

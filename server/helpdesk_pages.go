@@ -56,9 +56,10 @@ func (s *Server) showHelpdeskUser(w http.ResponseWriter, r *http.Request, v *vis
 	}
 	if err := checkHelpdeskTarget(v, a); err != nil {
 		d.Refused = asError(err).Message
-	}
-	for _, e := range s.openEnrollments(a) {
-		d.Waiting = append(d.Waiting, s.enrollmentView(nil, e))
+	} else {
+		for _, e := range s.openEnrollments(a) {
+			d.Waiting = append(d.Waiting, s.enrollmentView(nil, e))
+		}
 	}
 	s.render(w, r, status, "helpdesk_user.html", page{Title: a.Name + " · Help desk", Visit: v, Error: msg, Data: d})
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/base64"
+	"fmt"
 	"html/template"
 	"net/http"
 
@@ -47,6 +48,22 @@ func (s *Server) issueDeviceCertificate(r *http.Request, v *visit, name, reason 
 			return issuedDevice{}, aerr
 		}
 		return issuedDevice{}, err
+	}
+	// Only a person's very first certificate is handed over by staff:
+	// anyone who has one, or has a request waiting, gets the next by a
+	// request from the new device, which staff only approve.
+	n, err := s.countValidCertificates(r, target.Name, "")
+	if err != nil {
+		return issuedDevice{}, err
+	}
+	if n > 0 || len(s.openEnrollments(target)) > 0 {
+		ev := actorEvent(v, "helpdesk.certificate.issue", name, reason+"; refused: has_certificate")
+		ev.Outcome = "failure"
+		if aerr := s.audit(r, ev); aerr != nil {
+			return issuedDevice{}, aerr
+		}
+		return issuedDevice{}, &Error{Status: http.StatusConflict, Code: "has_certificate",
+			Message: fmt.Sprintf("%s already has a certificate or a request waiting: ask them to sign in on the new device and choose “Get a certificate for this device”, then approve that request here with the code they read to you", target.Name)}
 	}
 	now := s.now()
 	issued, err := s.issuer.IssueClient(ca.ClientRequest{Name: target.Name, Email: target.Email}, now)

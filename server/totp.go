@@ -342,7 +342,7 @@ func (s *Server) confirmEnrollment(r *http.Request, v *visit, code string) ([]st
 			return &Error{Status: http.StatusConflict, Code: "enrollment_changed", Message: "the set-up was restarted elsewhere; scan the new code"}
 		}
 		a.TOTPSecret, a.TOTPPending, a.RecoveryCodes = pending, "", hashes
-		a.UpdatedAt = s.now()
+		a.TOTPEnrolledAt, a.UpdatedAt = s.now(), s.now()
 		return nil
 	})
 	if err != nil {
@@ -442,7 +442,7 @@ func (s *Server) handleTOTPRemove() http.Handler {
 			return
 		}
 		err := s.store.UpdateAccount(r.Context(), v.Account.Name, func(a *store.Account) error {
-			a.TOTPSecret, a.TOTPPending, a.RecoveryCodes = "", "", nil
+			a.TOTPSecret, a.TOTPPending, a.RecoveryCodes, a.TOTPEnrolledAt = "", "", nil, time.Time{}
 			a.UpdatedAt = s.now()
 			return nil
 		})

@@ -57,14 +57,20 @@ type Account struct {
 	// being enrolled, not yet confirmed with a code.
 	TOTPSecret  string `json:"totp_secret,omitempty"`
 	TOTPPending string `json:"totp_pending,omitempty"`
+	// TOTPEnrolledAt is when TOTPSecret was confirmed; zero for one
+	// confirmed before this was kept.
+	TOTPEnrolledAt time.Time `json:"totp_enrolled_at,omitzero"`
 	// RecoveryCodes are keyed hashes of the unused recovery codes.
 	RecoveryCodes []string `json:"recovery_codes,omitempty"`
 	// Enrollments are the account's recent requests for a certificate
 	// for a new device. They live in the account record so that its
 	// atomic update guards their limits and their once-only steps.
 	Enrollments []Enrollment `json:"enrollments,omitempty"`
-	CreatedAt   time.Time    `json:"created_at"`
-	UpdatedAt   time.Time    `json:"updated_at"`
+	// Renewed are the serials of the account's certificates that were
+	// renewed: each is renewed once (the last fifty are kept).
+	Renewed   []string  `json:"renewed,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Enrollment statuses. A pending or approved request whose ExpiresAt has
@@ -152,11 +158,14 @@ type Certificate struct {
 	User        string `json:"user"`
 	// Device is the name its owner gave the device it was made for, when
 	// it came through a device request or a renewal.
-	Device    string    `json:"device,omitempty"`
-	Subject   string    `json:"subject"`
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
-	IssuedAt  time.Time `json:"issued_at"`
+	Device string `json:"device,omitempty"`
+	// RenewedFrom is the serial of the certificate this one renewed:
+	// revoking that one revokes this one too.
+	RenewedFrom string    `json:"renewed_from,omitempty"`
+	Subject     string    `json:"subject"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	IssuedAt    time.Time `json:"issued_at"`
 	// RevokedAt is set once the certificate is revoked; it never counts
 	// again.
 	RevokedAt    time.Time `json:"revoked_at,omitzero"`
@@ -457,3 +466,32 @@ func FindCertificate(certs []Certificate, id string) (Certificate, bool) {
 // Certificate.Issuer): IsRevoked then matches the serial from any issuer,
 // which can only revoke more, never less.
 const AnyIssuer = "*"
+
+// RevokeWithRenewals revokes the certificate with serial and every
+// certificate renewed from it, directly or through others: a renewal made
+// with a stolen certificate must not outlive the stolen one's
+// revocation. It returns the certificate with serial first, then the
+// renewals it revoked.
+func RevokeWithRenewals(ctx context.Context, s Store, serial string, at time.Time, reason string) ([]Certificate, error) {
+	c, err := s.RevokeCertificate(ctx, serial, at, reason)
+	if err != nil {
+		return nil, err
+	}
+	out := []Certificate{c}
+	certs, err := s.Certificates(ctx, c.User)
+	if err != nil {
+		return out, err
+	}
+	for i := 0; i < len(out); i++ {
+		for _, x := range certs {
+			if x.RenewedFrom == out[i].Serial && !slices.ContainsFunc(out, func(y Certificate) bool { return y.Serial == x.Serial }) {
+				r, err := s.RevokeCertificate(ctx, x.Serial, at, reason+" (renewed from "+out[i].Serial+")")
+				if err != nil {
+					return out, err
+				}
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}

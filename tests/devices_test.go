@@ -140,9 +140,16 @@ func TestDevices_HelpDeskIssuesANewDeviceCertificate(t *testing.T) {
 	}
 	wantPage(t, phone.get(t, "/account/certificates"), http.StatusOK, out.Certificate.Fingerprint, "this device")
 
-	// The page: a download link that carries the file, and the password.
-	r = hank.post(t, "/helpdesk/users/dana/certificate", url.Values{"reason": {"T-8 new laptop"}})
-	wantPage(t, r, http.StatusCreated, "New certificate for dana", "Download dana.p12", "shown only now")
+	// Staff hand over a person's first certificate only: with one, the
+	// next comes from a request on the new device that staff approve.
+	wantAPIError(t, hank.jsonRequest(t, http.MethodPost, "/api/helpdesk/users/dana/certificate", map[string]string{"reason": "T-8 new laptop"}),
+		http.StatusConflict, "has_certificate", "Get a certificate for this device")
+
+	// The page, for a first device: a download link that carries the
+	// file, and the password.
+	p.cli(t, "a long passphrase for erin, 2026\n", "user", "add", "erin", "--role", "employee", "--password-stdin")
+	r = hank.post(t, "/helpdesk/users/erin/certificate", url.Values{"reason": {"T-9 first laptop"}})
+	wantPage(t, r, http.StatusCreated, "New certificate for erin", "Download erin.p12", "shown only now")
 	if !strings.Contains(r.Body, `href="data:application/x-pkcs12;base64,`) {
 		t.Errorf("the page has no download link carrying the file:\n%.2000s", r.Body)
 	}

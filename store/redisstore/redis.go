@@ -1143,7 +1143,7 @@ func assign(v any, cached any) error {
 
 func cloneAccount(a store.Account) store.Account {
 	a.Roles, a.PinnedFingerprints, a.PinnedKeys, a.RecoveryCodes = slices.Clone(a.Roles), slices.Clone(a.PinnedFingerprints), slices.Clone(a.PinnedKeys), slices.Clone(a.RecoveryCodes)
-	a.Enrollments = slices.Clone(a.Enrollments)
+	a.Enrollments, a.Renewed = slices.Clone(a.Enrollments), slices.Clone(a.Renewed)
 	return a
 }
 

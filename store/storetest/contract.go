@@ -120,6 +120,8 @@ func sampleAccount(name string) store.Account {
 		TOTPSecret:         "v1:sealed-secret",
 		TOTPPending:        "v1:sealed-pending",
 		RecoveryCodes:      []string{"hash1", "hash2"},
+		TOTPEnrolledAt:     when.Add(time.Minute),
+		Renewed:            []string{"ab", "cd"},
 		Enrollments: []store.Enrollment{{ID: "e1", Name: "Alice's <Pixel>", Status: store.EnrollmentApproved,
 			CSR: "-----BEGIN CERTIFICATE REQUEST-----\n...", Requester: "hmac", RequestedFrom: "192.0.2.7",
 			UserAgent: "Mozilla/5.0", CreatedAt: when, ExpiresAt: when.Add(15 * time.Minute), WrongCodes: 2,
