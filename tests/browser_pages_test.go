@@ -200,7 +200,9 @@ func TestBrowser_EveryPageAtDesktopAndPhoneWidths(t *testing.T) {
 		phone.fill(t, "#new", passphrase("erin"))
 		phone.fill(t, "#confirm", passphrase("erin"))
 		phone.click(t, `form[action="/account/password"] button[type="submit"]`)
-		phone.wantText(t, "Your password has been changed")
+		// The sign-in goes on to where it was going: home.
+		phone.wantPath(t, "/")
+		phone.wantText(t, "Hello, erin")
 	})
 
 	t.Run("HelpDesk", func(t *testing.T) {
