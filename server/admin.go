@@ -351,6 +351,8 @@ type issuedCertJSON struct {
 	Status       string     `json:"status"`
 	RevokedAt    *time.Time `json:"revoked_at"`
 	RevokeReason string     `json:"revoke_reason,omitempty"`
+	// ThisDevice is set when the request presents this certificate.
+	ThisDevice bool `json:"this_device,omitempty"`
 }
 
 func (s *Server) certView(c store.Certificate) issuedCertJSON {
@@ -366,10 +368,20 @@ func (s *Server) certView(c store.Certificate) issuedCertJSON {
 	return out
 }
 
+// certViewFor is certView for v's session, with the certificate this
+// request presents marked.
+func (s *Server) certViewFor(v *visit, c store.Certificate) issuedCertJSON {
+	out := s.certView(c)
+	out.ThisDevice = v.Decision.Cert.Valid() && presents(c, v.Decision.Cert.Info)
+	return out
+}
+
 // revokeCertificate revokes a certificate issued by the built-in CA,
 // named by fingerprint or serial; sessions using it lose the roles that
-// need it on their next request.
-func (s *Server) revokeCertificate(r *http.Request, v *visit, id, reason string) (store.Certificate, error) {
+// need it on their next request. The certificate this very request
+// presents (likely the one that makes the actor an admin) is revoked
+// only with confirm: one click must not lock its owner out.
+func (s *Server) revokeCertificate(r *http.Request, v *visit, id, reason string, confirm bool) (store.Certificate, error) {
 	reason, err := checkReason(reason)
 	if err != nil {
 		return store.Certificate{}, err
@@ -382,6 +394,10 @@ func (s *Server) revokeCertificate(r *http.Request, v *visit, id, reason string)
 	if !ok {
 		return store.Certificate{}, &Error{Status: http.StatusNotFound, Code: "no_such_certificate",
 			Message: "no certificate issued by this portal has that serial or fingerprint"}
+	}
+	if !confirm && v.Decision.Cert.Valid() && presents(c, v.Decision.Cert.Info) {
+		return c, &Error{Status: http.StatusConflict, Code: "confirm_required",
+			Message: "this is the certificate you are signed in with on this device: revoking it takes the roles that need it from you here at once. Tick “this is my own device's certificate” to revoke it anyway"}
 	}
 	revoked, err := store.RevokeWithRenewals(r.Context(), s.store, c.Serial, s.now(), reason)
 	if err != nil {
@@ -617,13 +633,14 @@ func (s *Server) apiAdminCertificates(w http.ResponseWriter, r *http.Request, v 
 
 func (s *Server) apiAdminRevokeCertificate(w http.ResponseWriter, r *http.Request, v *visit) {
 	var in struct {
-		Reason string `json:"reason"`
+		Reason  string `json:"reason"`
+		Confirm bool   `json:"confirm"`
 	}
 	if err := decodeInput(r, &in); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	c, err := s.revokeCertificate(r, v, r.PathValue("id"), in.Reason)
+	c, err := s.revokeCertificate(r, v, r.PathValue("id"), in.Reason, in.Confirm)
 	if err != nil {
 		s.fail(w, r, err)
 		return

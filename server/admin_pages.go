@@ -211,7 +211,7 @@ func (s *Server) showUser(w http.ResponseWriter, r *http.Request, v *visit, stat
 		return
 	}
 	for _, c := range certs {
-		d.Certificates = append(d.Certificates, s.certView(c))
+		d.Certificates = append(d.Certificates, s.certViewFor(v, c))
 	}
 	s.render(w, r, status, "admin_user.html", page{Title: a.Name, Visit: v, Error: msg, Data: d})
 }
@@ -393,7 +393,7 @@ func (s *Server) showCertificates(w http.ResponseWriter, r *http.Request, v *vis
 		return
 	}
 	for _, c := range certs {
-		d.Certificates = append(d.Certificates, s.certView(c))
+		d.Certificates = append(d.Certificates, s.certViewFor(v, c))
 	}
 	s.render(w, r, status, "admin_certificates.html", page{Title: "Certificates", Visit: v, Error: msg, Data: d})
 }
@@ -406,7 +406,7 @@ func (s *Server) formRevokeCertificate(w http.ResponseWriter, r *http.Request, v
 	if !s.parseForm(w, r) {
 		return
 	}
-	c, err := s.revokeCertificate(r, v, r.PathValue("id"), r.PostFormValue("reason"))
+	c, err := s.revokeCertificate(r, v, r.PathValue("id"), r.PostFormValue("reason"), formBool(r, "confirm"))
 	s.afterForm(w, r, v, err, "/admin/certificates?user="+url.QueryEscape(c.User), "revoked", s.showCertificates)
 }
 

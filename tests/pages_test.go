@@ -2,7 +2,10 @@ package tests
 
 import (
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -58,5 +61,30 @@ func TestPages_ConsoleSpeaksInWords(t *testing.T) {
 	enrollTOTP(t, admin)
 	if r := admin.get(t, "/admin"); !regexp.MustCompile(`(?s)>admin</a></td>.*?active <span class="tag ok">TOTP on</span>`).MatchString(r.Body) {
 		t.Errorf("an account with TOTP is not listed as active with TOTP on")
+	}
+}
+
+// TestPages_AdminCannotRevokeTheirOwnCertificateInOneClick: the console
+// marks the certificate the admin is signed in with and asks before
+// revoking it; the API asks for "confirm" too.
+func TestPages_AdminCannotRevokeTheirOwnCertificateInOneClick(t *testing.T) {
+	t.Parallel()
+	p := startPortal(t)
+	admin := p.adminSignIn(t)
+	fp := fingerprintOfFile(t, filepath.Join(p.Data, "initial-admin.crt"))
+
+	r := admin.get(t, "/admin/certificates")
+	wantPage(t, r, http.StatusOK, "this device", "this is my own device's certificate")
+	wantAPIError(t, admin.jsonRequest(t, "POST", "/api/admin/certificates/"+fp+"/revoke", map[string]string{"reason": "oops"}),
+		http.StatusConflict, "confirm_required", "signed in with")
+	r = admin.post(t, "/admin/certificates/"+fp+"/revoke", url.Values{"reason": {"oops"}})
+	wantPage(t, r, http.StatusConflict, "signed in with on this device")
+	if s := admin.session(t); !slices.Contains(s.EffectiveRoles, "admin") {
+		t.Fatalf("the admin lost the admin role without confirming: %+v", s)
+	}
+	r = admin.post(t, "/admin/certificates/"+fp+"/revoke", url.Values{"reason": {"laptop handed back"}, "confirm": {"on"}})
+	wantStatus(t, r, http.StatusSeeOther)
+	if s := admin.session(t); slices.Contains(s.EffectiveRoles, "admin") {
+		t.Errorf("the admin keeps the admin role after revoking their own certificate: %+v", s)
 	}
 }
