@@ -361,10 +361,12 @@ type sessionsPage struct {
 	Console
 	User     string
 	Sessions []liveSessionJSON
+	// Mine is the handle of the viewer's own session.
+	Mine string
 }
 
 func (s *Server) showSessions(w http.ResponseWriter, r *http.Request, v *visit, status int, msg string) {
-	d := sessionsPage{Console: s.console(r, v, "sessions"), User: r.URL.Query().Get("user")}
+	d := sessionsPage{Console: s.console(r, v, "sessions"), User: r.URL.Query().Get("user"), Mine: sessionHandle(v.session.ID)}
 	var err error
 	if d.Sessions, err = s.liveSessions(r, d.User); err != nil {
 		s.fail(w, r, err)

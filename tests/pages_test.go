@@ -57,6 +57,9 @@ func TestPages_ConsoleSpeaksInWords(t *testing.T) {
 		t.Errorf("the audit page does not write times as \"2 December 2026, 04:15 UTC\"")
 	}
 	wantPage(t, admin.get(t, "/"), http.StatusOK, "with password + certificate")
+	if r := admin.get(t, "/admin/sessions"); strings.Count(r.Body, "your session") != 1 {
+		t.Errorf("the sessions list does not mark exactly one session as the viewer's own")
+	}
 
 	enrollTOTP(t, admin)
 	if r := admin.get(t, "/admin"); !regexp.MustCompile(`(?s)>admin</a></td>.*?active <span class="tag ok">TOTP on</span>`).MatchString(r.Body) {
