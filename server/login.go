@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gorilla/sessions"
 
@@ -72,50 +73,56 @@ func (s *Server) handleLoginPost() http.Handler {
 			return
 		}
 
-		// The throttles are checked before the account is looked up or
-		// bcrypt runs: a throttled guess costs the portal nothing, and
-		// learns nothing, not even whether the password was right.
-		ths := []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, username)}
-		for i := range ths {
-			if err := s.check(r.Context(), &ths[i]); err != nil {
-				s.loginRefused(w, r, form, username, err)
+		ctx := r.Context()
+		now := s.now()
+		cert := s.verifier.Verify(ctx, s.peerCertificates(r), now)
+		acct, looked, dev, err := s.signInDevice(r, username, cert, now)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		ths, err := s.signInThrottles(r, username, &dev)
+		if err != nil {
+			s.loginRefused(w, r, form, username, dev, err)
+			return
+		}
+		if !looked {
+			if acct, err = s.findAccount(r, username); err != nil {
+				s.fail(w, r, err)
 				return
 			}
 		}
-
-		now := s.now()
-		acct, err := s.store.Account(r.Context(), username)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
+		if acct == nil {
 			// Compare against a dummy hash so that an unknown user costs
 			// the same time as a wrong password.
-			if err := s.hasher.CheckUnknown(r.Context(), password); errors.Is(err, auth.ErrBadPassword) {
-				s.loginFailed(w, r, form, username, "unknown_user", ths)
+			if err := s.hasher.CheckUnknown(ctx, password); errors.Is(err, auth.ErrBadPassword) {
+				s.loginFailed(w, r, form, username, "unknown_user", dev, ths)
 			} else {
 				s.fail(w, r, err)
 			}
 			return
-		case err != nil:
-			s.fail(w, r, err)
-			return
 		}
-		if err := s.hasher.Check(r.Context(), acct.PasswordHash, password); errors.Is(err, auth.ErrBadPassword) {
-			s.loginFailed(w, r, form, username, "bad_password", ths)
+		check := s.hasher.Check
+		if dev.known != "" {
+			check = s.hasher.CheckKnown
+		}
+		if err := check(ctx, acct.PasswordHash, password); errors.Is(err, auth.ErrBadPassword) {
+			s.loginFailed(w, r, form, username, "bad_password", dev, ths)
 			return
 		} else if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		roles, err := s.rolesOf(r, acct)
+		roles, err := s.rolesOf(r, *acct)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		in := auth.Input{
-			Account:    authAccount(acct),
+			Account:    authAccount(*acct),
 			Roles:      roles,
 			PasswordOK: true,
-			Cert:       s.verifier.Verify(r.Context(), s.peerCertificates(r), now),
+			Cert:       cert,
 			Now:        now,
 		}
 		if in.Cert.Valid() && !auth.CertBoundTo(in.Cert.Info, in.Account) {
@@ -128,22 +135,38 @@ func (s *Server) handleLoginPost() http.Handler {
 		}
 		d := auth.Decide(in)
 		if !d.Allow {
-			s.loginFailed(w, r, form, username, d.AuditReason, ths)
+			s.loginFailed(w, r, form, username, d.AuditReason, dev, ths)
 			return
 		}
 		// Only now is the count cleared: a right password on a disabled
 		// account must not tell the guesser anything by ending the delay.
-		if err := s.succeeded(r.Context(), &ths[1]); err != nil {
+		// A known device's success clears its own count only: the
+		// account's count is of guesses made elsewhere, which the owner
+		// signing in here does nothing to undo.
+		if dev.known == "" {
+			if err := s.succeeded(ctx, &ths[1]); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+		if err := s.deviceSignedIn(r, dev); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.audit(r, loginEvent(acct.Name, d)); err != nil {
+		ev := loginEvent(acct.Name, d)
+		ev.KnownDevice = dev.known
+		if err := s.audit(r, ev); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.startSessionOwned(w, r, acct, d, nil, in.CertOwner); err != nil {
+		if err := s.startSessionOwned(w, r, *acct, d, nil, in.CertOwner); err != nil {
 			s.fail(w, r, err)
 			return
+		}
+		if d.Next != auth.StepTOTP && d.Next != auth.StepChangePassword {
+			// A complete sign-in: this browser is a known device from now
+			// on. (A temporary password gets its cookie with the new one.)
+			s.setDeviceCookie(w, acct.Name, acct.PasswordHash)
 		}
 		switch d.Next {
 		case auth.StepTOTP:
@@ -156,18 +179,75 @@ func (s *Server) handleLoginPost() http.Handler {
 	})
 }
 
+// findAccount returns the named account, or nil when there is none.
+func (s *Server) findAccount(r *http.Request, name string) (*store.Account, error) {
+	a, err := s.store.Account(r.Context(), name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &a, nil
+}
+
+// signInDevice finds the device a sign-in for username comes from. Only
+// a sign-in that presents a verified certificate, or a device cookie for
+// username, can come from a known device, and only then is the account
+// read here, before the throttles: looked says it was (acct is nil when
+// there is no such account).
+func (s *Server) signInDevice(r *http.Request, username string, cert auth.CertResult, now time.Time) (acct *store.Account, looked bool, dev device, err error) {
+	tok, hasCookie := s.deviceToken(r, username, now)
+	if !cert.Valid() && !hasCookie {
+		return nil, false, dev, nil
+	}
+	if acct, err = s.findAccount(r, username); err != nil || acct == nil {
+		return nil, true, dev, err
+	}
+	dev, err = s.knownDevice(r.Context(), *acct, cert, tok, hasCookie)
+	return acct, true, dev, err
+}
+
+// signInThrottles checks the throttles a sign-in from dev answers to, and
+// returns those its failure will count on. They are checked before
+// bcrypt runs (and, for an unknown device, before the account is looked
+// up): a throttled guess costs the portal nothing, and learns nothing,
+// not even whether the password was right. A known device answers to its
+// own count only, so that failures on other devices neither slow nor
+// lock out the account's owner; one at its limit is an unknown device
+// from here on. An unknown device answers to the client address's count
+// and the account's, in that order.
+func (s *Server) signInThrottles(r *http.Request, username string, dev *device) ([]throttle, error) {
+	if dev.known != "" {
+		if err := s.checkDevice(r.Context(), dev); err != nil {
+			return nil, err
+		}
+		if dev.known != "" {
+			return []throttle{dev.th}, nil
+		}
+	}
+	ths := []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, username)}
+	for i := range ths {
+		if err := s.check(r.Context(), &ths[i]); err != nil {
+			return nil, err
+		}
+	}
+	return ths, nil
+}
+
 // loginFailed answers every failed login the same way; the reason goes
 // only to the audit trail and the log.
-// Each failure counts against the account (known or not) and the client
-// address.
-func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, username, reason string, ths []throttle) {
+// Each failure counts on ths: for an unknown device, against the account
+// (existing or not) and the client address; for a known device, against
+// that device alone.
+func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, username, reason string, dev device, ths []throttle) {
 	for i := range ths {
 		if err := s.failed(r.Context(), &ths[i]); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 	}
-	err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: username, Reason: reason})
+	err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: username, Reason: reason, KnownDevice: dev.known})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -179,13 +259,13 @@ func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginF
 // Retry-After while a delay runs, 403 once the account is locked. Known
 // and unknown usernames are throttled alike, so this tells nothing about
 // whether the account exists.
-func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, form loginForm, username string, err error) {
+func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, form loginForm, username string, dev device, err error) {
 	e := asError(err)
 	if e.Status != http.StatusTooManyRequests && e.Status != http.StatusForbidden {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: username, Reason: e.Code}); err != nil {
+	if err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: username, Reason: e.Code, KnownDevice: dev.known}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
