@@ -55,11 +55,11 @@ const KnownDeviceSlots = 1
 // loads and /auth/verify come first.
 const BcryptNice = 10
 
-// Hasher hashes and checks passwords with bcrypt at a fixed cost, on
-// worker threads of lower priority (BcryptNice). Anonymous work runs at
-// most one computation per core at a time; checks for known devices
-// (CheckKnown) are handed a slot before any anonymous waiter and may run
-// KnownDeviceSlots more.
+// Hasher hashes and checks passwords with bcrypt at a fixed cost.
+// Anonymous work runs at most one computation per core at a time, on
+// worker threads of lower priority (BcryptNice); checks for known
+// devices (CheckKnown) are handed a slot before any anonymous waiter,
+// may run KnownDeviceSlots more, and run at normal priority.
 type Hasher struct {
 	cost      int
 	queueWait time.Duration
@@ -98,17 +98,31 @@ func NewHasher(cost int) (*Hasher, error) {
 func (h *Hasher) Slots() int { return h.cores + KnownDeviceSlots }
 
 // onWorker runs f on one of the bcrypt worker threads and waits for it.
-// The caller holds a slot, and there are as many workers as slots, so a
-// worker is always free.
+// The caller holds an anonymous slot, and there are as many workers as
+// those, so a worker is always free.
 func (h *Hasher) onWorker(f func()) {
 	h.workersOnce.Do(func() {
-		for range h.Slots() {
+		for range h.cores {
 			go h.worker()
 		}
 	})
 	done := make(chan struct{})
 	h.jobs <- func() { f(); close(done) }
 	<-done
+}
+
+// run runs a bcrypt computation for which the caller holds a slot:
+// anonymous work on a worker thread at lower priority, a known device's
+// check on the caller's goroutine at normal priority. Under a flood, the
+// workers' lower priority would leave a known device's check only the
+// CPU that the flood's own requests leave over. Such checks are few (a
+// person signing in on a device of theirs) and bounded by the slots.
+func (h *Hasher) run(known bool, f func()) {
+	if known {
+		f()
+		return
+	}
+	h.onWorker(f)
 }
 
 // Close stops the worker threads once they are idle. A Hasher is not
@@ -240,8 +254,9 @@ func (h *Hasher) Check(ctx context.Context, hash, password string) error {
 
 // CheckKnown is Check for a sign-in from a known device (a certificate
 // bound to the account, or a device cookie): it is handed a bcrypt slot
-// before any anonymous check, and may use one beyond theirs, so that a
-// flood of anonymous sign-ins cannot keep the account's owner out.
+// before any anonymous check, may use one beyond theirs, and runs at
+// normal priority, so that a flood of anonymous sign-ins cannot keep the
+// account's owner out.
 func (h *Hasher) CheckKnown(ctx context.Context, hash, password string) error {
 	return h.check(ctx, true, hash, password)
 }
@@ -255,7 +270,7 @@ func (h *Hasher) check(ctx context.Context, known bool, hash, password string) e
 		return err
 	}
 	defer release()
-	h.onWorker(func() { err = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) })
+	h.run(known, func() { err = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) })
 	if err != nil {
 		return ErrBadPassword
 	}

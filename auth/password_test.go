@@ -30,6 +30,15 @@ func TestHasher_Check(t *testing.T) {
 	if err := h.Check(t.Context(), hash, "wrong"); !errors.Is(err, ErrBadPassword) {
 		t.Errorf("wrong password: got %v, want ErrBadPassword", err)
 	}
+	if err := h.CheckKnown(t.Context(), hash, exact72); err != nil {
+		t.Errorf("exact password from a known device refused: %v", err)
+	}
+	if err := h.CheckKnown(t.Context(), hash, "wrong"); !errors.Is(err, ErrBadPassword) {
+		t.Errorf("wrong password from a known device: got %v, want ErrBadPassword", err)
+	}
+	if err := h.CheckKnown(t.Context(), hash, exact72+"suffix"); !errors.Is(err, ErrPasswordTooLong) {
+		t.Errorf("72 bytes plus a suffix from a known device: got %v, want ErrPasswordTooLong", err)
+	}
 	if _, err := h.Hash(t.Context(), exact72+"x"); !errors.Is(err, ErrPasswordTooLong) {
 		t.Errorf("hashing 73 bytes: got %v, want ErrPasswordTooLong", err)
 	}
@@ -299,6 +308,31 @@ func TestHasher_BcryptRunsAtLowerPriority(t *testing.T) {
 	}
 }
 
+// A known device's check runs at the caller's priority, not the
+// workers': under a flood it competes for the CPU as an equal of the
+// requests, not as the last in line.
+func TestHasher_KnownDeviceChecksRunAtNormalPriority(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("thread priorities are set on Linux only")
+	}
+	h, err := NewHasher(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	base := threadNice()
+	if base >= BcryptNice {
+		t.Skipf("this test runs at niceness %d already", base)
+	}
+	var known, anonymous int
+	h.run(true, func() { known = threadNice() })
+	h.run(false, func() { anonymous = threadNice() })
+	if known != base || anonymous != BcryptNice {
+		t.Errorf("niceness of a known device's check %d, of anonymous work %d; want %d and %d", known, anonymous, base, BcryptNice)
+	}
+}
+
 // Close ends the worker threads; the Hasher still answers until then.
 func TestHasher_Close(t *testing.T) {
 	h, err := NewHasher(4)
@@ -310,9 +344,9 @@ func TestHasher_Close(t *testing.T) {
 	}
 	running := runtime.NumGoroutine()
 	h.Close()
-	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > running-h.Slots(); {
+	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > running-h.cores; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after Close, want at most %d: the workers did not stop", runtime.NumGoroutine(), running-h.Slots())
+			t.Fatalf("%d goroutines after Close, want at most %d: the workers did not stop", runtime.NumGoroutine(), running-h.cores)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
