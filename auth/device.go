@@ -105,7 +105,11 @@ var b64 = base64.RawURLEncoding
 // Issue returns a new device cookie value for account, whose current
 // bcrypt hash is passwordHash, at time now.
 func (c *DeviceCookies) Issue(account, passwordHash string, now time.Time) string {
-	body := strings.Join([]string{deviceCookieVersion, b64.EncodeToString([]byte(account)), rand.Text(),
+	return c.issue(account, passwordHash, rand.Text(), now)
+}
+
+func (c *DeviceCookies) issue(account, passwordHash, nonce string, now time.Time) string {
+	body := strings.Join([]string{deviceCookieVersion, b64.EncodeToString([]byte(account)), nonce,
 		strconv.FormatInt(now.Unix(), 10), b64.EncodeToString(c.stamp(account, passwordHash))}, ".")
 	return body + "." + b64.EncodeToString(c.mac(body))
 }
@@ -115,8 +119,11 @@ func (c *DeviceCookies) Issue(account, passwordHash string, now time.Time) strin
 // account: a forged or stale cookie is turned away before anything is
 // looked up. Whether it still counts for the account is Current's call.
 func (c *DeviceCookies) Parse(value string, now time.Time) (DeviceToken, bool) {
+	if len(value) > maxDeviceCookieBytes {
+		return DeviceToken{}, false
+	}
 	body, sum, ok := cutLast(value, ".")
-	if !ok || len(value) > maxDeviceCookieBytes {
+	if !ok {
 		return DeviceToken{}, false
 	}
 	mac, err := b64.DecodeString(sum)

@@ -119,3 +119,20 @@ func TestDeviceCounter_UnlockEpochStartsAFreshCount(t *testing.T) {
 		t.Error("a device shares the account's counter")
 	}
 }
+
+// FuzzDeviceCookiesParse feeds Parse outside input: it never panics, and
+// the only value that parses is the one the signer made (anything else
+// would be a forgery).
+func FuzzDeviceCookiesParse(f *testing.F) {
+	c := NewDeviceCookies([]byte("a server key of at least thirty-two bytes"))
+	now := time.Date(2026, 5, 3, 9, 0, 0, 0, time.UTC)
+	valid := c.issue("alice", "$2a$12$hash", "FIXEDNONCEFORTHEFUZZTEST2", now) // the same in every fuzz worker
+	for _, seed := range []string{valid, "", ".", "v1.....", valid + ".", "v2" + valid[2:], strings.ReplaceAll(valid, ".", "..")} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		if _, ok := c.Parse(value, now); ok && value != valid {
+			t.Errorf("Parse accepted %q, which the signer never made", value)
+		}
+	})
+}
