@@ -44,12 +44,6 @@ func DeviceCounter(user string, epoch int, device string) string {
 	return "password-device:" + strconv.Itoa(epoch) + ":" + device + ":" + user
 }
 
-// DeviceCounters are the count, delay and lock markers of one device.
-func DeviceCounters(user string, epoch int, device string) []string {
-	c := DeviceCounter(user, epoch, device)
-	return []string{c, HoldCounter(c), LockCounter(c)}
-}
-
 // DeviceEpochCounter names the counter that an unlock of user increments
 // (with a lifetime of LockForever): the known devices' failure counts
 // cannot be listed, so they are left behind under the old epoch instead.

@@ -61,7 +61,8 @@ func (s *Server) resetPassword(r *http.Request, target store.Account) (map[strin
 	}
 	// A new password starts with a clean count: the lock was about the
 	// old one. It also ends every device cookie of the account (they are
-	// tied to the password), and the certificates start afresh too.
+	// tied to the password), and its known devices start on a fresh
+	// count.
 	if err := s.forgetDeviceFailures(r, target.Name); err != nil {
 		return nil, err
 	}

@@ -26,10 +26,10 @@ type device struct {
 	// known is knownByCertificate or knownByCookie for a known device,
 	// "" for an unknown one.
 	known string
-	// th is the device's own failure throttle; counter is "" when the
-	// sign-in presented neither a bound certificate nor a device cookie
-	// that counts. A device that reached its limit keeps th (a success
-	// clears it) but is no longer known.
+	// th is the device's own failure throttle; its counter is "" when
+	// the sign-in presented neither a bound certificate nor a device
+	// cookie that counts. A device that reached its limit keeps th (a
+	// success clears it) but is no longer known.
 	th throttle
 }
 
