@@ -153,6 +153,11 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 				return err
 			}
 		}
+		// The known devices' counts cannot be listed: they are left
+		// behind under the old epoch.
+		if _, err := st.AddFailure(ctx, auth.DeviceEpochCounter(pos[0]), auth.LockForever); err != nil {
+			return err
+		}
 		if err := st.AppendAudit(ctx, store.AuditEvent{Time: now.UTC(), Action: "account.unlock", Outcome: "success", Actor: "cli", Target: pos[0]}); err != nil {
 			return err
 		}

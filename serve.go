@@ -101,10 +101,10 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The bcrypt workers each keep a Go processor (P) while they run.
+	// Each bcrypt computation keeps a Go processor (P) while it runs.
 	// Extra Ps for them leave the cores' worth of Ps to the requests, and
-	// the kernel, seeing the workers' lower priority, gives the requests
-	// the CPU first: a login flood cannot starve /auth/verify.
+	// the kernel, seeing the anonymous workers' lower priority, gives the
+	// requests the CPU first: a login flood cannot starve /auth/verify.
 	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + hasher.Slots())
 	issuer := loadIssuer(l, logger)
 	proxies, err := parsePrefixes(o.proxies)

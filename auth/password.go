@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,8 +38,16 @@ var (
 
 // BcryptQueueWait is how long a password check waits for a free bcrypt
 // slot. A flood of logins then costs its senders 503s, not everyone else
-// their CPU: bcrypt never runs on more goroutines than there are cores.
+// their CPU: anonymous bcrypt work never runs on more goroutines than
+// there are cores.
 const BcryptQueueWait = 3 * time.Second
+
+// KnownDeviceSlots is how many bcrypt computations sign-ins from known
+// devices may run beyond the one per core that anonymous work may use.
+// While a flood keeps every core's slot busy, a known device's check
+// still starts at once, and no anonymous check starts until it is done:
+// a known device signs in within about one bcrypt (SPEC "Performance").
+const KnownDeviceSlots = 1
 
 // BcryptNice is the scheduling niceness of the threads that run bcrypt
 // (Linux). Under a login flood bcrypt would otherwise take every core it
@@ -46,13 +55,24 @@ const BcryptQueueWait = 3 * time.Second
 // loads and /auth/verify come first.
 const BcryptNice = 10
 
-// Hasher hashes and checks passwords with bcrypt at a fixed cost, at
-// most one computation per core at a time, on worker threads of lower
-// priority (BcryptNice).
+// Hasher hashes and checks passwords with bcrypt at a fixed cost.
+// Anonymous work runs at most one computation per core at a time, on
+// worker threads of lower priority (BcryptNice); checks for known
+// devices (CheckKnown) are handed a slot before any anonymous waiter,
+// may run KnownDeviceSlots more, and run at normal priority.
 type Hasher struct {
 	cost      int
-	slots     chan struct{}
 	queueWait time.Duration
+	// cores is how many computations anonymous work may run at once.
+	cores int
+
+	// mu guards the slot count and the two queues of waiters, oldest
+	// first; a waiter's channel is closed when it is handed a slot.
+	mu        sync.Mutex
+	running   int
+	known     []chan struct{}
+	anonymous []chan struct{}
+
 	// jobs feeds the bcrypt worker threads, started on first use.
 	jobs        chan func()
 	workersOnce sync.Once
@@ -65,29 +85,44 @@ type Hasher struct {
 }
 
 // NewHasher returns a Hasher that hashes at cost (bcrypt.MinCost to
-// bcrypt.MaxCost) with one bcrypt slot per core (GOMAXPROCS).
+// bcrypt.MaxCost) with one anonymous bcrypt slot per core (GOMAXPROCS).
 func NewHasher(cost int) (*Hasher, error) {
 	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("bcrypt cost %d out of range %d..%d", cost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	return &Hasher{cost: cost, slots: make(chan struct{}, runtime.GOMAXPROCS(0)), queueWait: BcryptQueueWait, jobs: make(chan func())}, nil
+	return &Hasher{cost: cost, cores: runtime.GOMAXPROCS(0), queueWait: BcryptQueueWait, jobs: make(chan func())}, nil
 }
 
-// Slots is how many bcrypt computations may run at once.
-func (h *Hasher) Slots() int { return cap(h.slots) }
+// Slots is how many bcrypt computations may run at once: one per core,
+// plus KnownDeviceSlots for known devices.
+func (h *Hasher) Slots() int { return h.cores + KnownDeviceSlots }
 
 // onWorker runs f on one of the bcrypt worker threads and waits for it.
-// The caller holds a slot, and there are as many workers as slots, so a
-// worker is always free.
+// The caller holds an anonymous slot, and there are as many workers as
+// those, so a worker is always free.
 func (h *Hasher) onWorker(f func()) {
 	h.workersOnce.Do(func() {
-		for range cap(h.slots) {
+		for range h.cores {
 			go h.worker()
 		}
 	})
 	done := make(chan struct{})
 	h.jobs <- func() { f(); close(done) }
 	<-done
+}
+
+// run runs a bcrypt computation for which the caller holds a slot:
+// anonymous work on a worker thread at lower priority, a known device's
+// check on the caller's goroutine at normal priority. Under a flood, the
+// workers' lower priority would leave a known device's check only the
+// CPU that the flood's own requests leave over. Such checks are few (a
+// person signing in on a device of theirs) and bounded by the slots.
+func (h *Hasher) run(known bool, f func()) {
+	if known {
+		f()
+		return
+	}
+	h.onWorker(f)
 }
 
 // Close stops the worker threads once they are idle. A Hasher is not
@@ -108,26 +143,83 @@ func (h *Hasher) worker() {
 	}
 }
 
-// acquire takes a bcrypt slot, waiting at most h.queueWait, and returns
-// the function that gives it back.
-func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
-	select {
-	case h.slots <- struct{}{}:
-		h.runs.Add(1)
-		return func() { <-h.slots }, nil
-	default:
+// mayStart reports whether a computation of the class may start now.
+// An anonymous one never brings the count above one per core, even when
+// a known device's check runs meanwhile: that check then has a core to
+// itself. The caller holds h.mu.
+func (h *Hasher) mayStart(known bool) bool {
+	if known {
+		return h.running < h.cores+KnownDeviceSlots
 	}
+	return h.running < h.cores && len(h.known) == 0
+}
+
+// handOut gives free slots to waiters: every known device's waiter
+// before any anonymous one, each class oldest first. The caller holds
+// h.mu.
+func (h *Hasher) handOut() {
+	for {
+		var w chan struct{}
+		switch {
+		case len(h.known) > 0 && h.mayStart(true):
+			w, h.known = h.known[0], h.known[1:]
+		case len(h.anonymous) > 0 && h.mayStart(false):
+			w, h.anonymous = h.anonymous[0], h.anonymous[1:]
+		default:
+			return
+		}
+		h.running++
+		close(w)
+	}
+}
+
+// release gives a slot back and hands it on.
+func (h *Hasher) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.running--
+	h.handOut()
+}
+
+// acquire takes a bcrypt slot for a known device's check or an anonymous
+// one, waiting at most h.queueWait, and returns the function that gives
+// it back.
+func (h *Hasher) acquire(ctx context.Context, known bool) (release func(), err error) {
+	queue := &h.anonymous
+	if known {
+		queue = &h.known
+	}
+	h.mu.Lock()
+	if len(*queue) == 0 && h.mayStart(known) {
+		h.running++
+		h.mu.Unlock()
+		h.runs.Add(1)
+		return h.release, nil
+	}
+	w := make(chan struct{})
+	*queue = append(*queue, w)
+	h.mu.Unlock()
+
 	t := time.NewTimer(h.queueWait)
 	defer t.Stop()
 	select {
-	case h.slots <- struct{}{}:
+	case <-w:
 		h.runs.Add(1)
-		return func() { <-h.slots }, nil
+		return h.release, nil
 	case <-t.C:
-		return nil, ErrBusy
 	case <-ctx.Done():
-		return nil, ErrBusy
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	select {
+	case <-w:
+		// Handed a slot just as the wait ended: pass it on.
+		h.running--
+		h.handOut()
+	default:
+		*queue = slices.DeleteFunc(*queue, func(c chan struct{}) bool { return c == w })
+	}
+	return nil, ErrBusy
 }
 
 // Runs is the number of bcrypt computations (hashes and comparisons,
@@ -139,7 +231,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if len(password) > MaxPasswordBytes {
 		return "", ErrPasswordTooLong
 	}
-	release, err := h.acquire(ctx)
+	release, err := h.acquire(ctx, false)
 	if err != nil {
 		return "", err
 	}
@@ -157,15 +249,28 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // not match the same bytes plus a suffix), ErrBusy when no bcrypt slot
 // came free in time, and ErrBadPassword on mismatch.
 func (h *Hasher) Check(ctx context.Context, hash, password string) error {
+	return h.check(ctx, false, hash, password)
+}
+
+// CheckKnown is Check for a sign-in from a known device (a certificate
+// bound to the account, or a device cookie): it is handed a bcrypt slot
+// before any anonymous check, may use one beyond theirs, and runs at
+// normal priority, so that a flood of anonymous sign-ins cannot keep the
+// account's owner out.
+func (h *Hasher) CheckKnown(ctx context.Context, hash, password string) error {
+	return h.check(ctx, true, hash, password)
+}
+
+func (h *Hasher) check(ctx context.Context, known bool, hash, password string) error {
 	if len(password) > MaxPasswordBytes {
 		return ErrPasswordTooLong
 	}
-	release, err := h.acquire(ctx)
+	release, err := h.acquire(ctx, known)
 	if err != nil {
 		return err
 	}
 	defer release()
-	h.onWorker(func() { err = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) })
+	h.run(known, func() { err = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) })
 	if err != nil {
 		return ErrBadPassword
 	}
@@ -175,8 +280,8 @@ func (h *Hasher) Check(ctx context.Context, hash, password string) error {
 // CheckUnknown spends the time of one bcrypt comparison and returns
 // ErrBadPassword. Call it when the account does not exist, so that an
 // unknown user costs the same time as a wrong password and usernames
-// cannot be probed by timing. It takes a bcrypt slot like Check, so it
-// also answers ErrBusy the same way.
+// cannot be probed by timing. It takes an anonymous bcrypt slot like
+// Check, so it also answers ErrBusy the same way.
 func (h *Hasher) CheckUnknown(ctx context.Context, password string) error {
 	h.dummyOnce.Do(func() {
 		// The dummy hash is made at the same cost as real ones; its
@@ -186,7 +291,7 @@ func (h *Hasher) CheckUnknown(ctx context.Context, password string) error {
 	if len(password) > MaxPasswordBytes {
 		password = password[:MaxPasswordBytes]
 	}
-	release, err := h.acquire(ctx)
+	release, err := h.acquire(ctx, false)
 	if err != nil {
 		return err
 	}

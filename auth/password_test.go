@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -28,6 +29,15 @@ func TestHasher_Check(t *testing.T) {
 	}
 	if err := h.Check(t.Context(), hash, "wrong"); !errors.Is(err, ErrBadPassword) {
 		t.Errorf("wrong password: got %v, want ErrBadPassword", err)
+	}
+	if err := h.CheckKnown(t.Context(), hash, exact72); err != nil {
+		t.Errorf("exact password from a known device refused: %v", err)
+	}
+	if err := h.CheckKnown(t.Context(), hash, "wrong"); !errors.Is(err, ErrBadPassword) {
+		t.Errorf("wrong password from a known device: got %v, want ErrBadPassword", err)
+	}
+	if err := h.CheckKnown(t.Context(), hash, exact72+"suffix"); !errors.Is(err, ErrPasswordTooLong) {
+		t.Errorf("72 bytes plus a suffix from a known device: got %v, want ErrPasswordTooLong", err)
 	}
 	if _, err := h.Hash(t.Context(), exact72+"x"); !errors.Is(err, ErrPasswordTooLong) {
 		t.Errorf("hashing 73 bytes: got %v, want ErrPasswordTooLong", err)
@@ -96,8 +106,8 @@ func TestHasher_BoundedConcurrency(t *testing.T) {
 	}
 	h.queueWait = 20 * time.Millisecond
 	var releases []func()
-	for range cap(h.slots) {
-		release, err := h.acquire(t.Context())
+	for range h.cores {
+		release, err := h.acquire(t.Context(), false)
 		if err != nil {
 			t.Fatalf("taking a free slot: %v", err)
 		}
@@ -118,9 +128,157 @@ func TestHasher_BoundedConcurrency(t *testing.T) {
 	if err := h.Check(ctx, hash, "x"); !errors.Is(err, ErrBusy) {
 		t.Errorf("Check with a cancelled request: got %v, want ErrBusy", err)
 	}
+	if n := h.waiting(); n != [2]int{} {
+		t.Errorf("waiters left behind by checks that gave up: %v", n)
+	}
 	releases[0]()
 	if err := h.Check(t.Context(), hash, "a long passphrase for tests"); err != nil {
 		t.Errorf("Check after a slot was freed: %v", err)
+	}
+}
+
+// waiting returns how many known-device and anonymous checks wait for a
+// slot.
+func (h *Hasher) waiting() [2]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return [2]int{len(h.known), len(h.anonymous)}
+}
+
+// waitFor returns once the queues hold want, so that a test can order
+// its waiters without sleeping. It only synchronises: no assertion
+// depends on how long anything takes.
+func (h *Hasher) waitFor(t *testing.T, want [2]int) {
+	t.Helper()
+	for h.waiting() != want {
+		if t.Context().Err() != nil {
+			t.Fatalf("waiters = %v, never %v", h.waiting(), want)
+		}
+		runtime.Gosched()
+	}
+}
+
+// acquireAsync starts acquire on a goroutine and returns the channel
+// that delivers its outcome.
+func acquireAsync(h *Hasher, ctx context.Context, known bool) <-chan func() {
+	got := make(chan func(), 1)
+	go func() {
+		release, err := h.acquire(ctx, known)
+		if err != nil {
+			release = nil
+		}
+		got <- release
+	}()
+	return got
+}
+
+// With one slot per core taken by anonymous work (a flood), a known
+// device's check starts at once, while anonymous ones wait; known
+// devices get at most KnownDeviceSlots slots beyond the cores.
+func TestHasher_KnownDeviceStartsWhileAnonymousSlotsAreFull(t *testing.T) {
+	for _, cores := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("%d cores", cores), func(t *testing.T) {
+			h, err := NewHasher(4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.cores = cores
+			h.queueWait = 0 // whoever cannot start at once gives up
+			for range cores {
+				if _, err := h.acquire(t.Context(), false); err != nil {
+					t.Fatalf("anonymous check on a free slot: %v", err)
+				}
+			}
+			if _, err := h.acquire(t.Context(), false); !errors.Is(err, ErrBusy) {
+				t.Fatalf("anonymous check beyond one per core: got %v, want ErrBusy", err)
+			}
+			for i := range KnownDeviceSlots {
+				if _, err := h.acquire(t.Context(), true); err != nil {
+					t.Fatalf("known device's check %d while anonymous work fills every core: %v", i+1, err)
+				}
+			}
+			if _, err := h.acquire(t.Context(), true); !errors.Is(err, ErrBusy) {
+				t.Fatalf("known device's check beyond %d extra slots: got %v, want ErrBusy", KnownDeviceSlots, err)
+			}
+		})
+	}
+}
+
+// A freed slot goes to a waiting known device before any anonymous
+// waiter, even one that waited longer; and an anonymous check does not
+// start while that would put more checks than cores to work.
+func TestHasher_FreedSlotGoesToKnownDeviceFirst(t *testing.T) {
+	h, err := NewHasher(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cores = 2
+	h.queueWait = time.Hour
+	ctx := t.Context()
+	flood1, _ := h.acquire(ctx, false)
+	_, _ = h.acquire(ctx, false)
+	known1, err := h.acquire(ctx, true)
+	if err != nil {
+		t.Fatalf("known device's check with the cores busy: %v", err)
+	}
+
+	anon := acquireAsync(h, ctx, false)
+	h.waitFor(t, [2]int{0, 1})
+	known2 := acquireAsync(h, ctx, true)
+	h.waitFor(t, [2]int{1, 1})
+
+	flood1()
+	h.waitFor(t, [2]int{0, 1}) // handed out in release, before it returned
+	release := <-known2
+	if release == nil {
+		t.Fatal("the waiting known device's check gave up")
+	}
+	// Running: one anonymous and two known-device checks. The anonymous
+	// waiter still waits, also once only two run: one per core.
+	release()
+	if got := h.waiting(); got != [2]int{0, 1} {
+		t.Fatalf("after a known device's check ended with two running: waiters %v, want the anonymous one still waiting", got)
+	}
+	known1()
+	if r := <-anon; r == nil {
+		t.Fatal("the anonymous waiter gave up once a core was free")
+	}
+}
+
+// Anonymous waiters are served in the order they came, and one that
+// gives up (its request went away) leaves no trace in the queue.
+func TestHasher_AnonymousWaitersInArrivalOrder(t *testing.T) {
+	h, err := NewHasher(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cores = 1
+	h.queueWait = time.Hour
+	ctx := t.Context()
+	busy, _ := h.acquire(ctx, false)
+	first := acquireAsync(h, ctx, false)
+	h.waitFor(t, [2]int{0, 1})
+	gone, cancel := context.WithCancel(ctx)
+	second := acquireAsync(h, gone, false)
+	h.waitFor(t, [2]int{0, 2})
+	third := acquireAsync(h, ctx, false)
+	h.waitFor(t, [2]int{0, 3})
+	cancel()
+	if r := <-second; r != nil {
+		t.Fatal("a waiter whose request went away got a slot")
+	}
+	h.waitFor(t, [2]int{0, 2})
+	busy()
+	r := <-first
+	if r == nil {
+		t.Fatal("the first waiter gave up")
+	}
+	if got := h.waiting(); got != [2]int{0, 1} {
+		t.Fatalf("waiters %v after the first was served, want the third still waiting", got)
+	}
+	r()
+	if r := <-third; r == nil {
+		t.Fatal("the third waiter gave up")
 	}
 }
 
@@ -150,6 +308,31 @@ func TestHasher_BcryptRunsAtLowerPriority(t *testing.T) {
 	}
 }
 
+// A known device's check runs at the caller's priority, not the
+// workers': under a flood it competes for the CPU as an equal of the
+// requests, not as the last in line.
+func TestHasher_KnownDeviceChecksRunAtNormalPriority(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("thread priorities are set on Linux only")
+	}
+	h, err := NewHasher(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	base := threadNice()
+	if base >= BcryptNice {
+		t.Skipf("this test runs at niceness %d already", base)
+	}
+	var known, anonymous int
+	h.run(true, func() { known = threadNice() })
+	h.run(false, func() { anonymous = threadNice() })
+	if known != base || anonymous != BcryptNice {
+		t.Errorf("niceness of a known device's check %d, of anonymous work %d; want %d and %d", known, anonymous, base, BcryptNice)
+	}
+}
+
 // Close ends the worker threads; the Hasher still answers until then.
 func TestHasher_Close(t *testing.T) {
 	h, err := NewHasher(4)
@@ -161,9 +344,9 @@ func TestHasher_Close(t *testing.T) {
 	}
 	running := runtime.NumGoroutine()
 	h.Close()
-	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > running-h.Slots(); {
+	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > running-h.cores; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after Close, want at most %d: the workers did not stop", runtime.NumGoroutine(), running-h.Slots())
+			t.Fatalf("%d goroutines after Close, want at most %d: the workers did not stop", runtime.NumGoroutine(), running-h.cores)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

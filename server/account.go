@@ -104,6 +104,9 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v *visit
 	if err := s.startSession(w, r, v.Account, v.Decision, &v.Record); err != nil {
 		return err
 	}
+	// The new password ended every device cookie of the account; this
+	// device has just proved it, so it stays known.
+	s.setDeviceCookie(w, v.Account.Name, hash)
 	return s.audit(r, actorEvent(v, "account.password", v.Account.Name, ""))
 }
 

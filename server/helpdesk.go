@@ -61,7 +61,12 @@ func (s *Server) resetPassword(r *http.Request, target store.Account) (map[strin
 		return nil, err
 	}
 	// A new password starts with a clean count: the lock was about the
-	// old one.
+	// old one. It also ends every device cookie of the account (they are
+	// tied to the password), and its known devices start on a fresh
+	// count.
+	if err := s.forgetDeviceFailures(r, target.Name); err != nil {
+		return nil, err
+	}
 	return map[string]any{"temporary_password": temporary}, s.clearCounters(r, auth.FactorCounters(auth.CounterPassword, target.Name))
 }
 
@@ -78,8 +83,12 @@ func (s *Server) resetTOTP(r *http.Request, target store.Account) (map[string]an
 	return map[string]any{"totp_enrolled": false}, s.clearCounters(r, auth.FactorCounters(auth.CounterTOTP, target.Name))
 }
 
-// unlock clears the target's failed-attempt counters.
+// unlock clears the target's failed-attempt counters, those of its
+// known devices included.
 func (s *Server) unlock(r *http.Request, target store.Account) (map[string]any, error) {
+	if err := s.forgetDeviceFailures(r, target.Name); err != nil {
+		return nil, err
+	}
 	return map[string]any{"unlocked": true}, s.clearCounters(r, auth.AccountCounters(target.Name))
 }
 

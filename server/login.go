@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/sessions"
 
@@ -76,60 +77,62 @@ func (s *Server) handleLoginPost() http.Handler {
 			return
 		}
 
+		ctx := r.Context()
+		now := s.now()
 		// The account is looked up first, so that from here on a name
 		// that matches no account is only ever its keyed hash: in the
 		// throttle's store keys, the log and the audit trail.
-		acct, err := s.store.Account(r.Context(), username)
-		known := err == nil
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		acct, err := s.findAccount(r, username)
+		if err != nil {
 			s.fail(w, r, hideName(err, username, s.unknownName(username)))
 			return
 		}
-		actor := acct.Name
-		if !known {
-			actor = s.unknownName(username)
+		actor := s.unknownName(username)
+		if acct != nil {
+			actor = acct.Name
 		}
-
-		// The throttles are checked before bcrypt runs: a throttled guess
-		// costs the portal nothing, and learns nothing, not even whether
-		// the password was right. Known and unknown names are throttled
-		// alike.
-		ths := []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, actor)}
-		for i := range ths {
-			if err := s.check(r.Context(), &ths[i]); err != nil {
-				s.loginRefused(w, r, form, actor, err)
-				return
-			}
+		cert := s.verifier.Verify(ctx, s.peerCertificates(r), now)
+		dev, err := s.signInDevice(r, acct, username, cert, now)
+		if err != nil {
+			s.fail(w, r, err)
+			return
 		}
-
-		now := s.now()
-		if !known {
+		ths, err := s.signInThrottles(r, actor, &dev)
+		if err != nil {
+			s.loginRefused(w, r, form, actor, dev, err)
+			return
+		}
+		if acct == nil {
 			// Compare against a dummy hash so that an unknown user costs
 			// the same time as a wrong password.
-			if err := s.hasher.CheckUnknown(r.Context(), password); errors.Is(err, auth.ErrBadPassword) {
-				s.loginFailed(w, r, form, actor, "unknown_user", ths)
+			if err := s.hasher.CheckUnknown(ctx, password); errors.Is(err, auth.ErrBadPassword) {
+				s.loginFailed(w, r, form, actor, "unknown_user", dev, ths)
 			} else {
 				s.fail(w, r, err)
 			}
 			return
 		}
-		if err := s.hasher.Check(r.Context(), acct.PasswordHash, password); errors.Is(err, auth.ErrBadPassword) {
-			s.loginFailed(w, r, form, actor, "bad_password", ths)
+		check := s.hasher.Check
+		if dev.known != "" {
+			check = s.hasher.CheckKnown
+		}
+		if err := check(ctx, acct.PasswordHash, password); errors.Is(err, auth.ErrBadPassword) {
+			s.loginFailed(w, r, form, actor, "bad_password", dev, ths)
 			return
 		} else if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		roles, err := s.rolesOf(r, acct)
+		roles, err := s.rolesOf(r, *acct)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		in := auth.Input{
-			Account:    authAccount(acct),
+			Account:    authAccount(*acct),
 			Roles:      roles,
 			PasswordOK: true,
-			Cert:       s.verifier.Verify(r.Context(), s.peerCertificates(r), now),
+			Cert:       cert,
 			Now:        now,
 		}
 		if in.Cert.Valid() {
@@ -146,22 +149,38 @@ func (s *Server) handleLoginPost() http.Handler {
 				"user", acct.Name, "accounts", strings.Join(in.CertOwners, ","), "cert_fingerprint", d.Cert.Info.Fingerprint)
 		}
 		if !d.Allow {
-			s.loginFailed(w, r, form, actor, d.AuditReason, ths)
+			s.loginFailed(w, r, form, actor, d.AuditReason, dev, ths)
 			return
 		}
 		// Only now is the count cleared: a right password on a disabled
 		// account must not tell the guesser anything by ending the delay.
-		if err := s.succeeded(r.Context(), &ths[1]); err != nil {
+		// A known device's success clears its own count only: the
+		// account's count is of guesses made elsewhere, which the owner
+		// signing in here does nothing to undo.
+		if dev.known == "" {
+			if err := s.succeeded(ctx, &ths[1]); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+		if err := s.deviceSignedIn(r, dev); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.audit(r, loginEvent(acct.Name, d)); err != nil {
+		ev := loginEvent(acct.Name, d)
+		ev.KnownDevice = dev.known
+		if err := s.audit(r, ev); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.startSessionOwned(w, r, acct, d, nil, in.CertOwners); err != nil {
+		if err := s.startSessionOwned(w, r, *acct, d, nil, in.CertOwners); err != nil {
 			s.fail(w, r, err)
 			return
+		}
+		if d.Next != auth.StepTOTP && d.Next != auth.StepChangePassword {
+			// A complete sign-in: this browser is a known device from now
+			// on. (A temporary password gets its cookie with the new one.)
+			s.setDeviceCookie(w, acct.Name, acct.PasswordHash)
 		}
 		switch d.Next {
 		case auth.StepTOTP:
@@ -174,19 +193,71 @@ func (s *Server) handleLoginPost() http.Handler {
 	})
 }
 
+// findAccount returns the named account, or nil when there is none.
+func (s *Server) findAccount(r *http.Request, name string) (*store.Account, error) {
+	a, err := s.store.Account(r.Context(), name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &a, nil
+}
+
+// signInDevice finds the device a sign-in for username (acct, nil when
+// there is no such account) comes from. Only a sign-in that presents a
+// verified certificate, or a device cookie for username, can come from a
+// known device.
+func (s *Server) signInDevice(r *http.Request, acct *store.Account, username string, cert auth.CertResult, now time.Time) (device, error) {
+	tok, hasCookie := s.deviceToken(r, username, now)
+	if acct == nil || (!cert.Valid() && !hasCookie) {
+		return device{}, nil
+	}
+	return s.knownDevice(r.Context(), *acct, cert, tok, hasCookie)
+}
+
+// signInThrottles checks the throttles a sign-in from dev answers to, and
+// returns those its failure will count on; actor is the account's name,
+// or the keyed hash of a name that matches none. They are checked before
+// bcrypt runs: a throttled guess costs the portal nothing, and learns nothing,
+// not even whether the password was right. A known device answers to its
+// own count only, so that failures on other devices neither slow nor
+// lock out the account's owner; one at its limit is an unknown device
+// from here on. An unknown device answers to the client address's count
+// and the account's, in that order.
+func (s *Server) signInThrottles(r *http.Request, actor string, dev *device) ([]throttle, error) {
+	if dev.known != "" {
+		if err := s.checkDevice(r.Context(), dev); err != nil {
+			return nil, err
+		}
+		if dev.known != "" {
+			return []throttle{dev.th}, nil
+		}
+	}
+	ths := []throttle{s.addressThrottle(r), accountThrottle(auth.CounterPassword, actor)}
+	for i := range ths {
+		if err := s.check(r.Context(), &ths[i]); err != nil {
+			return nil, err
+		}
+	}
+	return ths, nil
+}
+
 // loginFailed answers every failed login the same way; the reason goes
 // only to the audit trail and the log, under actor: the account's name,
 // or the keyed hash of a name that matches no account (unknownName).
-// Each failure counts against the account (known or not) and the client
-// address.
-func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, actor, reason string, ths []throttle) {
+// Each failure counts on ths: for an unknown device, against the account
+// (existing or not) and the client address; for a known device, against
+// that device alone.
+func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginForm, actor, reason string, dev device, ths []throttle) {
 	for i := range ths {
 		if err := s.failed(r.Context(), &ths[i]); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 	}
-	err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: actor, Reason: reason})
+	err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: actor, Reason: reason, KnownDevice: dev.known})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -198,13 +269,13 @@ func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, form loginF
 // Retry-After while a delay runs, 403 once the account is locked. Known
 // and unknown usernames are throttled alike, so this tells nothing about
 // whether the account exists. actor is as for loginFailed.
-func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, form loginForm, actor string, err error) {
+func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, form loginForm, actor string, dev device, err error) {
 	e := asError(err)
 	if e.Status != http.StatusTooManyRequests && e.Status != http.StatusForbidden {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: actor, Reason: e.Code}); err != nil {
+	if err := s.audit(r, store.AuditEvent{Action: "login", Outcome: "failure", Actor: actor, Reason: e.Code, KnownDevice: dev.known}); err != nil {
 		s.fail(w, r, err)
 		return
 	}

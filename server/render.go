@@ -255,7 +255,7 @@ func (s *Server) audit(r *http.Request, e store.AuditEvent) error {
 	e.Time = s.now().UTC()
 	e.ClientAddr = s.clientAddr(r)
 	attrs := []any{"action", e.Action, "outcome", e.Outcome, "actor", e.Actor, "client", e.ClientAddr}
-	for _, kv := range [][2]string{{"target", e.Target}, {"reason", e.Reason}, {"cert_status", e.CertStatus}, {"cert_fingerprint", e.CertFingerprint}} {
+	for _, kv := range [][2]string{{"target", e.Target}, {"reason", e.Reason}, {"cert_status", e.CertStatus}, {"cert_fingerprint", e.CertFingerprint}, {"known_device", e.KnownDevice}} {
 		if kv[1] != "" {
 			attrs = append(attrs, kv[0], kv[1])
 		}

@@ -64,7 +64,8 @@ type Config struct {
 	Verifier *auth.CertVerifier
 	// Hasher checks passwords. Required.
 	Hasher *auth.Hasher
-	// SessionKey signs the session cookie (at least 32 bytes). Required.
+	// SessionKey signs the session cookie (at least 32 bytes); the key
+	// that signs device cookies is derived from it. Required.
 	SessionKey []byte
 	// Sealer encrypts TOTP secrets at rest. Required.
 	Sealer *auth.Sealer
@@ -122,6 +123,7 @@ type Server struct {
 	verifier    *auth.CertVerifier
 	hasher      *auth.Hasher
 	sessions    *sessionStore
+	devCookies  *auth.DeviceCookies
 	sealer      *auth.Sealer
 	recoveryKey []byte
 	nameKey     []byte
@@ -192,6 +194,7 @@ func New(cfg Config) (http.Handler, error) {
 		verifier:    cfg.Verifier,
 		hasher:      cfg.Hasher,
 		sessions:    newSessionStore(cfg.Store, cfg.SessionKey, cfg.SessionMax, cfg.CookieDomain),
+		devCookies:  auth.NewDeviceCookies(cfg.SessionKey),
 		sealer:      cfg.Sealer,
 		recoveryKey: cfg.RecoveryKey,
 		nameKey:     cfg.UnknownNameKey,

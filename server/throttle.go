@@ -17,8 +17,10 @@ type throttle struct {
 	counter string
 	delay   func(n int) time.Duration
 	memory  time.Duration
-	// lockAt, when not 0, locks after that many failures until unlocked.
-	lockAt int
+	// lockAt, when not 0, locks after that many failures until unlocked,
+	// or for lockFor when that is set.
+	lockAt  int
+	lockFor time.Duration
 	// what names the attempts in messages: "sign-ins", "codes".
 	what string
 	// seen is the count check found (-1 before check), so that failed
@@ -124,7 +126,11 @@ func (s *Server) failed(ctx context.Context, th *throttle) error {
 	}
 	if th.lockAt > 0 && n >= th.lockAt {
 		// The count would fade after th.memory; the lock must not.
-		if _, err := s.store.AddFailure(ctx, auth.LockCounter(th.counter), auth.LockForever); err != nil {
+		lockFor := auth.LockForever
+		if th.lockFor > 0 {
+			lockFor = th.lockFor
+		}
+		if _, err := s.store.AddFailure(ctx, auth.LockCounter(th.counter), lockFor); err != nil {
 			return err
 		}
 	}

@@ -101,6 +101,9 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
+		if d.Next == auth.StepNone {
+			s.setDeviceCookie(w, v.Account.Name, v.Account.PasswordHash)
+		}
 		if d.Next == auth.StepChangePassword {
 			http.Redirect(w, r, withReturn("/account/password", f.Return), http.StatusSeeOther)
 			return

@@ -194,6 +194,9 @@ type AuditEvent struct {
 	CertStatus      string   `json:"cert_status,omitempty"`
 	Notices         []string `json:"notices,omitempty"`
 	ClientAddr      string   `json:"client_addr,omitempty"`
+	// KnownDevice says how a sign-in came from a known device
+	// ("certificate" or "cookie"); empty for an unknown device.
+	KnownDevice string `json:"known_device,omitempty"`
 }
 
 // AuditQuery selects audit events, newest first. Empty fields select

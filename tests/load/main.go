@@ -10,6 +10,9 @@
 //   - /auth/verify p99 while a flood of failed logins (random users, from
 //     many loopback addresses, so that each one reaches bcrypt) runs, as
 //     a ratio to its p99 without the flood;
+//   - sign-ins during that flood from known devices (a device cookie, a
+//     certificate) and from an unknown one, as ratios to one bcrypt, and
+//     the share of the flood refused as busy;
 //   - Redis bytes per session, and verify latency with many live sessions.
 //
 // Run it from the repository root:
@@ -49,6 +52,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"gatehouse/auth"
+	"gatehouse/server"
 	"gatehouse/store"
 	"gatehouse/store/redisstore"
 )
@@ -129,7 +133,21 @@ func run(duration time.Duration, concurrency, flood, sessions int, keep bool) er
 		serial.mean().Round(time.Millisecond), one.Round(time.Millisecond), 100*(float64(serial.mean())/float64(one)-1))
 	p.loginLoad(runtime.NumCPU(), duration).print(fmt.Sprintf("%d clients", runtime.NumCPU()))
 
-	// 3. Isolation: verify p99 while failed logins flood the portal.
+	// 3. Isolation: verify p99 while failed logins flood the portal. The
+	// bench user's browser first signs in once without its certificate,
+	// and keeps the device cookie for phase 3b.
+	deviceCookie, err := p.deviceCookie()
+	if err != nil {
+		return err
+	}
+	// The yardsticks of phase 3b, taken just before the flood: one bcrypt
+	// comparison, and a known device's sign-in without a flood.
+	oneNow := bcryptCost()
+	calm := measure(1, duration, func(int) (time.Duration, bool) {
+		t0 := time.Now()
+		status, err := p.signIn(nil, deviceCookie)
+		return time.Since(t0), err == nil && status == http.StatusSeeOther
+	})
 	const probe = 8
 	fmt.Printf("\n/auth/verify p99 with %d clients, without and with a flood of failed logins from %d clients\n", probe, flood)
 	quiet := p.verifyLoad(probe, duration, withSession, http.StatusOK)
@@ -146,11 +164,40 @@ func run(duration time.Duration, concurrency, flood, sessions int, keep bool) er
 	}
 	time.Sleep(time.Second) // let the flood build up
 	loud := p.verifyLoad(probe, duration, withSession, http.StatusOK)
+	loud.print("during the flood")
+	fmt.Printf("  %-22s %.2f (p99 %v / %v)\n", "flood ratio", float64(loud.pct(99))/float64(quiet.pct(99)), loud.pct(99), quiet.pct(99))
+
+	// 3b. Sign-ins while the flood goes on: from known devices (a device
+	// cookie, a certificate) and from an unknown one, one at a time over
+	// new connections.
+	fmt.Printf("\nsign-ins of the bench user during the flood, one at a time over new TLS connections\n")
+	fmt.Printf("  %-22s one bcrypt %v; a sign-in with the device cookie, no flood: mean %v = %.2f bcrypt, max %v\n", "before the flood",
+		oneNow.Round(time.Millisecond), calm.mean().Round(time.Millisecond), float64(calm.mean())/float64(oneNow), calm.pct(100).Round(time.Millisecond))
+	for _, c := range []struct {
+		name   string
+		cert   *tls.Certificate
+		cookie string
+	}{
+		{"known: device cookie", nil, deviceCookie},
+		{"known: certificate", &p.benchCert, ""},
+		{"unknown device", nil, ""},
+	} {
+		r := measure(1, duration, func(int) (time.Duration, bool) {
+			t0 := time.Now()
+			status, err := p.signIn(c.cert, c.cookie)
+			return time.Since(t0), err == nil && status == http.StatusSeeOther
+		})
+		ratio := func(d time.Duration) float64 { return float64(d) / float64(oneNow) }
+		fmt.Printf("  %-22s %3d signed in, %d refused (busy); in bcrypts: mean %.2f, p50 %.2f, p90 %.2f, max %.2f (mean %v)\n", c.name,
+			len(r.latencies), r.errors, ratio(r.mean()), ratio(r.pct(50)), ratio(r.pct(90)), ratio(r.pct(100)), r.mean().Round(time.Millisecond))
+	}
 	close(stop)
 	floodDone.Wait()
-	loud.print("during the flood")
-	fmt.Printf("  %-22s %.2f (p99 %v / %v); the flood got %d answers: %d refused as busy (503), %d other\n", "flood ratio",
-		float64(loud.pct(99))/float64(quiet.pct(99)), loud.pct(99), quiet.pct(99), floodCount.Load(), floodBusy.Load(), floodOther.Load())
+	busyShare := 0.0
+	if n := floodCount.Load(); n > 0 {
+		busyShare = 100 * float64(floodBusy.Load()) / float64(n)
+	}
+	fmt.Printf("  %-22s %d answers: %d refused as busy (503, %.0f%%), %d other\n", "the flood got", floodCount.Load(), floodBusy.Load(), busyShare, floodOther.Load())
 
 	// 4. Memory per session, and verify with many live sessions.
 	if sessions > 0 {
@@ -316,6 +363,46 @@ func (p *portal) loginAs(cert *tls.Certificate, user, password string) (string, 
 		}
 	}
 	return "", fmt.Errorf("login as %s: no session cookie", user)
+}
+
+// deviceCookie signs the bench user in without a certificate and returns
+// the device cookie that sign-in set, as a Cookie header value.
+func (p *portal) deviceCookie() (string, error) {
+	c := &http.Client{Transport: p.transport(nil, false, ""), Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(p.url+"/login", url.Values{"username": {benchUser}, "password": {benchPassword}})
+	if err != nil {
+		return "", err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == server.DeviceCookieName {
+			return ck.Name + "=" + ck.Value, nil
+		}
+	}
+	return "", fmt.Errorf("sign-in as %s: status %d and no device cookie", benchUser, resp.StatusCode)
+}
+
+// signIn signs the bench user in over a new connection, presenting cert
+// (none when nil) and sending cookie as the Cookie header (none when
+// ""), and returns the status.
+func (p *portal) signIn(cert *tls.Certificate, cookie string) (int, error) {
+	c := &http.Client{Transport: p.transport(cert, false, ""), Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	form := url.Values{"username": {benchUser}, "password": {benchPassword}}
+	req, _ := http.NewRequest(http.MethodPost, p.url+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // result is one measurement: latencies of the answers that had the
