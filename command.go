@@ -40,6 +40,7 @@ var commands = []*command{
 	userUnlockCmd, userPinCmd, userUnpinCmd,
 	roleSetCmd, roleListCmd, roleDeleteCmd,
 	certIssueCmd, certRevokeCmd, certListCmd,
+	appSetCmd, appListCmd, appDeleteCmd,
 	auditCmd,
 }
 

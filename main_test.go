@@ -140,13 +140,13 @@ func TestRun_HelpAndUsageErrors(t *testing.T) {
 		{"--help after arguments", []string{"user", "add", "alice", "--help"}, false, []string{"--role ROLE"}, nil, []string{"--addr"}},
 		{"help COMMAND", []string{"help", "serve"}, false, []string{"--session-idle DURATION", "GATEHOUSE_SESSION_IDLE"}, nil, []string{"--role", "--out"}},
 		{"help GROUP", []string{"help", "cert"}, false, []string{"cert issue", "cert list"}, nil, []string{"user add"}},
-		{"help", []string{"help"}, false, []string{"cert issue", "user add"}, nil, nil},
+		{"help", []string{"help"}, false, []string{"cert issue", "app set"}, nil, nil},
 		{"a flag of another command", []string{"user", "list", "--addr", ":1"}, true, nil, []string{"gatehouse user list: unknown flag --addr (only serve and health take it)"}, nil},
 		{"a flag of no command", []string{"user", "list", "--frob"}, true, nil, []string{"unknown flag --frob\n"}, nil},
 		{"too many arguments", []string{"role", "list", "x"}, true, nil, []string{"too many arguments (x)", "usage: gatehouse role list"}, nil},
 		{"too few arguments", []string{"user", "unpin", "alice"}, true, nil, []string{"too few arguments", "usage: gatehouse user unpin NAME PIN"}, nil},
 		{"no command", nil, true, nil, []string{"usage: gatehouse COMMAND"}, nil},
-		{"a group alone", []string{"role"}, true, nil, []string{"usage: gatehouse role COMMAND", "role set"}, nil},
+		{"a group alone", []string{"app"}, true, nil, []string{"usage: gatehouse app COMMAND", "app set"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // gatehouse runs the gatehouse binary with args and extra environment
@@ -51,11 +55,12 @@ func TestCLI_HelpShowsOnlyTheCommandsOwnFlags(t *testing.T) {
 		{"cert issue --help", []string{"cert", "issue", "--help"}, []string{"--out"}, serveOnly},
 		{"help cert issue", []string{"help", "cert", "issue"}, []string{"usage: gatehouse cert issue", "--out"}, serveOnly},
 		{"user add -h", []string{"user", "add", "-h"}, []string{"--role", "--email", "--password-stdin"}, append([]string{"--out"}, serveOnly...)},
+		{"help app set", []string{"help", "app", "set"}, []string{"usage: gatehouse app set NAME --url URL --role R", "--url", "--role"}, serveOnly},
 		{"serve --help", []string{"serve", "--help"},
 			[]string{"usage: gatehouse serve", "--addr", "--cookie-domain", "--session-idle", "--trusted-proxy", "--data", "GATEHOUSE_SESSION_IDLE"},
 			[]string{"flag: help requested", "--out", "--role", "--ready"}},
 		{"health -h", []string{"health", "-h"}, []string{"--ready", "--addr", "--tls-cert"}, []string{"--cookie-domain", "--session-idle", "--tls-key"}},
-		{"help", []string{"help"}, []string{"usage: gatehouse COMMAND", "serve", "cert issue", "user add", "audit"}, []string{"--cookie-domain"}},
+		{"help", []string{"help"}, []string{"usage: gatehouse COMMAND", "serve", "cert issue", "app set", "app list", "app delete"}, []string{"--cookie-domain"}},
 		{"cert -h", []string{"cert", "-h"}, []string{"cert issue", "cert revoke", "cert list"}, []string{"user add", "--addr"}},
 	}
 	for _, tc := range tests {
@@ -97,8 +102,8 @@ func TestCLI_RefusesWhatACommandDoesNotTake(t *testing.T) {
 		{"a serve flag on user list", []string{"user", "list", "--cookie-domain", "example.com"}, []string{"unknown flag --cookie-domain"}},
 		{"a bad value", []string{"cert", "issue", "alice", "--out", "alice", "--days", "many"}, []string{"--days", "many"}},
 		{"too many arguments", []string{"user", "list", "extra"}, []string{"user list", "usage: gatehouse user list"}},
-		{"too few arguments", []string{"role", "delete"}, []string{"role delete", "usage: gatehouse role delete NAME"}},
-		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`, "cert issue", "role set"}},
+		{"too few arguments", []string{"app", "delete"}, []string{"app delete", "usage: gatehouse app delete NAME"}},
+		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`, "cert issue", "app delete"}},
 		{"unknown subcommand", []string{"cert", "frobnicate"}, []string{`unknown command "cert frobnicate"`, "cert issue"}},
 		{"a group alone", []string{"cert"}, []string{"cert issue", "cert revoke", "cert list"}},
 		{"help for an unknown command", []string{"help", "frobnicate"}, []string{`unknown command "frobnicate"`}},
@@ -150,5 +155,97 @@ func TestCLI_SettingsFromTheEnvironment(t *testing.T) {
 	_, stderr, code = gatehouse(t, []string{"GATEHOUSE_DATA=" + t.TempDir(), "GATEHOUSE_ADDR=127.0.0.1:0", "GATEHOUSE_SESSION_IDLE=30s"}, "serve")
 	if code == 0 || !strings.Contains(stderr, "--session-idle 30s") {
 		t.Errorf("serve with GATEHOUSE_SESSION_IDLE=30s: exit %d, want it refused for --session-idle 30s\nstderr:\n%s", code, stderr)
+	}
+}
+
+// apiApp is an app in the admin API.
+type apiApp struct {
+	Name  string   `json:"name"`
+	URL   string   `json:"url"`
+	Roles []string `json:"roles"`
+}
+
+// Apps made, changed and deleted with the command line are the portal's
+// apps at once, checked by the same rules as the admin API, and recorded
+// in the audit trail.
+func TestCLI_AppSetListDelete(t *testing.T) {
+	t.Parallel()
+	p := startPortal(t)
+	admin := p.adminSignIn(t)
+	apiAppOf := func(name string) (apiApp, int) {
+		r := admin.get(t, "/api/admin/apps/"+name)
+		var a apiApp
+		if r.Status == http.StatusOK {
+			decodeJSON(t, r, &a)
+		}
+		return a, r.Status
+	}
+
+	out := p.cli(t, "", "app", "set", "wiki", "--url", "https://Wiki.Example.com", "--role", "employee")
+	if !strings.Contains(out, "https://wiki.example.com/") {
+		t.Errorf("app set does not show the URL as kept:\n%s", out)
+	}
+	if a, status := apiAppOf("wiki"); status != http.StatusOK || a.URL != "https://wiki.example.com/" || !slices.Equal(a.Roles, []string{"employee"}) {
+		t.Errorf("GET /api/admin/apps/wiki after app set: %d %+v", status, a)
+	}
+	list := p.cli(t, "", "app", "list")
+	if !regexp.MustCompile(`(?m)^wiki\s+https://wiki\.example\.com/\s+employee\s*$`).MatchString(list) {
+		t.Errorf("app list does not show wiki with its URL and role:\n%s", list)
+	}
+
+	// Set again: replaced.
+	p.cli(t, "", "app", "set", "wiki", "--url", "https://wiki.example.com/docs", "--role", "helpdesk", "--role", "employee")
+	if a, _ := apiAppOf("wiki"); a.URL != "https://wiki.example.com/docs/" || !slices.Equal(a.Roles, []string{"employee", "helpdesk"}) {
+		t.Errorf("wiki after a second app set: %+v, want the new URL and both roles", a)
+	}
+	// An app made with the API is listed too.
+	wantStatus(t, admin.jsonRequest(t, "PUT", "/api/admin/apps/grafana", map[string]any{"url": "https://grafana.example.com/", "roles": []string{"admin"}}), http.StatusCreated)
+	if list := p.cli(t, "", "app", "list"); !regexp.MustCompile(`(?m)^grafana\s+https://grafana\.example\.com/\s+admin\s*$`).MatchString(list) {
+		t.Errorf("app list does not show the app made with the API:\n%s", list)
+	}
+
+	// The admin API's rules, in the admin API's words.
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		words string
+	}{
+		{"plain http", []string{"wiki2", "--url", "http://wiki2.example.com/", "--role", "employee"}, `the URL must look like "https://app.example.com/"`},
+		{"a query", []string{"wiki2", "--url", "https://wiki2.example.com/?a=b", "--role", "employee"}, "must not carry a user, a query or a fragment"},
+		{"a bad name", []string{"Wiki 2", "--url", "https://wiki2.example.com/", "--role", "employee"}, `app name "Wiki 2"`},
+		{"no role", []string{"wiki2", "--url", "https://wiki2.example.com/"}, "give the app at least one role that may open it"},
+		{"no such role", []string{"wiki2", "--url", "https://wiki2.example.com/", "--role", "nosuch"}, `no role named "nosuch"`},
+		{"another app's URL", []string{"wiki2", "--url", "https://WIKI.example.com:443/docs/", "--role", "employee"}, "the app wiki already has the URL https://wiki.example.com/docs/"},
+		{"no URL", []string{"wiki2", "--role", "employee"}, "--url"},
+	} {
+		stderr := p.cliFails(t, append([]string{"app", "set"}, tc.args...)...)
+		if !strings.Contains(stderr, tc.words) {
+			t.Errorf("app set with %s: stderr %q, want it to say %q", tc.name, stderr, tc.words)
+		}
+	}
+	if _, status := apiAppOf("wiki2"); status != http.StatusNotFound {
+		t.Errorf("a refused app set made wiki2: GET answers %d", status)
+	}
+
+	p.cli(t, "", "app", "delete", "wiki")
+	if _, status := apiAppOf("wiki"); status != http.StatusNotFound {
+		t.Errorf("GET /api/admin/apps/wiki after app delete: %d, want 404", status)
+	}
+	if list := p.cli(t, "", "app", "list"); regexp.MustCompile(`(?m)^wiki\s`).MatchString(list) {
+		t.Errorf("app list shows the deleted app:\n%s", list)
+	}
+	if stderr := p.cliFails(t, "app", "delete", "wiki"); !strings.Contains(stderr, `no app named "wiki"`) {
+		t.Errorf("app delete of a missing app: stderr %q", stderr)
+	}
+
+	events, _ := p.audit(t, 50)
+	var got []string
+	for _, e := range events {
+		if e.Actor == "cli" && strings.HasPrefix(e.Action, "app.") {
+			got = append(got, e.Action+" "+e.Target)
+		}
+	}
+	if diff := cmp.Diff([]string{"app.delete wiki", "app.put wiki", "app.put wiki"}, got); diff != "" {
+		t.Errorf("the command line's app events in the audit trail, newest first (-want +got):\n%s", diff)
 	}
 }
