@@ -41,6 +41,7 @@ var commands = []*command{
 	roleSetCmd, roleListCmd, roleDeleteCmd,
 	certIssueCmd, certRevokeCmd, certListCmd,
 	appSetCmd, appListCmd, appDeleteCmd,
+	sessionListCmd, sessionEndCmd,
 	auditCmd,
 }
 

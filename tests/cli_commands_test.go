@@ -56,11 +56,12 @@ func TestCLI_HelpShowsOnlyTheCommandsOwnFlags(t *testing.T) {
 		{"help cert issue", []string{"help", "cert", "issue"}, []string{"usage: gatehouse cert issue", "--out"}, serveOnly},
 		{"user add -h", []string{"user", "add", "-h"}, []string{"--role", "--email", "--password-stdin"}, append([]string{"--out"}, serveOnly...)},
 		{"help app set", []string{"help", "app", "set"}, []string{"usage: gatehouse app set NAME --url URL --role R", "--url", "--role"}, serveOnly},
+		{"session end -h", []string{"session", "end", "-h"}, []string{"usage: gatehouse session end USER [HANDLE]"}, append([]string{"--role"}, serveOnly...)},
 		{"serve --help", []string{"serve", "--help"},
 			[]string{"usage: gatehouse serve", "--addr", "--cookie-domain", "--session-idle", "--trusted-proxy", "--data", "GATEHOUSE_SESSION_IDLE"},
 			[]string{"flag: help requested", "--out", "--role", "--ready"}},
 		{"health -h", []string{"health", "-h"}, []string{"--ready", "--addr", "--tls-cert"}, []string{"--cookie-domain", "--session-idle", "--tls-key"}},
-		{"help", []string{"help"}, []string{"usage: gatehouse COMMAND", "serve", "cert issue", "app set", "app list", "app delete"}, []string{"--cookie-domain"}},
+		{"help", []string{"help"}, []string{"usage: gatehouse COMMAND", "serve", "cert issue", "app set", "app list", "app delete", "session list", "session end"}, []string{"--cookie-domain"}},
 		{"cert -h", []string{"cert", "-h"}, []string{"cert issue", "cert revoke", "cert list"}, []string{"user add", "--addr"}},
 	}
 	for _, tc := range tests {
@@ -103,7 +104,7 @@ func TestCLI_RefusesWhatACommandDoesNotTake(t *testing.T) {
 		{"a bad value", []string{"cert", "issue", "alice", "--out", "alice", "--days", "many"}, []string{"--days", "many"}},
 		{"too many arguments", []string{"user", "list", "extra"}, []string{"user list", "usage: gatehouse user list"}},
 		{"too few arguments", []string{"app", "delete"}, []string{"app delete", "usage: gatehouse app delete NAME"}},
-		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`, "cert issue", "app delete"}},
+		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`, "cert issue", "session end"}},
 		{"unknown subcommand", []string{"cert", "frobnicate"}, []string{`unknown command "cert frobnicate"`, "cert issue"}},
 		{"a group alone", []string{"cert"}, []string{"cert issue", "cert revoke", "cert list"}},
 		{"help for an unknown command", []string{"help", "frobnicate"}, []string{`unknown command "frobnicate"`}},
@@ -247,5 +248,131 @@ func TestCLI_AppSetListDelete(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"app.delete wiki", "app.put wiki", "app.put wiki"}, got); diff != "" {
 		t.Errorf("the command line's app events in the audit trail, newest first (-want +got):\n%s", diff)
+	}
+}
+
+// sessionRow is one line of "gatehouse session list".
+type sessionRow struct {
+	User, Handle, Factors, Client, Created, LastSeen, Expires string
+}
+
+// sessionList runs "gatehouse session list [USER]" and parses its table,
+// returning the raw output too.
+func (p *portal) sessionList(t *testing.T, args ...string) ([]sessionRow, string) {
+	t.Helper()
+	out := p.cli(t, "", append([]string{"session", "list"}, args...)...)
+	var rows []sessionRow
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if i == 0 {
+			if diff := cmp.Diff([]string{"USER", "HANDLE", "FACTORS", "CLIENT", "CREATED", "LAST", "SEEN", "EXPIRES"}, f); diff != "" {
+				t.Fatalf("session list header (-want +got):\n%s", diff)
+			}
+			continue
+		}
+		if len(f) != 7 {
+			t.Fatalf("session list line %q does not have 7 columns:\n%s", line, out)
+		}
+		rows = append(rows, sessionRow{f[0], f[1], f[2], f[3], f[4], f[5], f[6]})
+	}
+	return rows, out
+}
+
+// The command line lists live sessions as the admin API does (the same
+// handles, never a session ID) and ends all of a user's sessions or one,
+// at once, with a record in the audit trail.
+func TestCLI_SessionListAndEnd(t *testing.T) {
+	t.Parallel()
+	p := startPortal(t)
+	admin := p.adminSignIn(t)
+	p.addUser(t, "erin", passphrase("erin"), "employee")
+	p.addUser(t, "fay", passphrase("fay"), "employee")
+	erinCert, _, _ := p.issueCert(t, "erin")
+	laptop := p.signIn(t, &erinCert, "erin", passphrase("erin"))
+	phone := p.signIn(t, nil, "erin", passphrase("erin"))
+	fay := p.signIn(t, nil, "fay", passphrase("fay"))
+
+	rows, out := p.sessionList(t, "erin")
+	api, _ := admin.sessionsOf(t, "erin")
+	if len(rows) != 2 || len(api) != 2 {
+		t.Fatalf("erin's sessions: %d listed, %d in the API; want 2\n%s", len(rows), len(api), out)
+	}
+	var laptopHandle, phoneHandle string
+	for _, r := range rows {
+		if r.User != "erin" || r.Client != "127.0.0.1" {
+			t.Errorf("session %+v: want user erin from 127.0.0.1", r)
+		}
+		if !slices.ContainsFunc(api, func(s apiLiveSession) bool {
+			return s.Handle == r.Handle && strings.Join(s.Factors, ",") == r.Factors
+		}) {
+			t.Errorf("session %+v: the admin API has no session with that handle and those factors: %+v", r, api)
+		}
+		switch r.Factors {
+		case "password,certificate":
+			laptopHandle = r.Handle
+		case "password":
+			phoneHandle = r.Handle
+		}
+	}
+	if laptopHandle == "" || phoneHandle == "" {
+		t.Fatalf("want one session with password,certificate and one with password:\n%s", out)
+	}
+
+	_, all := p.sessionList(t)
+	for _, name := range []string{"admin", "erin", "fay"} {
+		if !regexp.MustCompile(`(?m)^` + name + `\s`).MatchString(all) {
+			t.Errorf("session list without a user does not list %s:\n%s", name, all)
+		}
+	}
+	for who, c := range map[string]*client{"erin's laptop": laptop, "erin's phone": phone, "fay": fay, "admin": admin} {
+		for what, secret := range map[string]string{"cookie value": c.cookieValue(t), "session ID": sessionIDOf(t, p, c)} {
+			if strings.Contains(out+all, secret) {
+				t.Errorf("session list shows the %s of %s", what, who)
+			}
+		}
+	}
+
+	// A handle is scoped to its user.
+	if stderr := p.cliFails(t, "session", "end", "fay", phoneHandle); !strings.Contains(stderr, "fay has no session "+phoneHandle) {
+		t.Errorf("session end with another user's handle: stderr %q", stderr)
+	}
+	phone.session(t)
+
+	// One by handle: that one only.
+	if out := p.cli(t, "", "session", "end", "erin", phoneHandle); !strings.Contains(out, "erin: 1 session(s) ended") {
+		t.Errorf("session end erin HANDLE printed %q", out)
+	}
+	wantUnauthenticated(t, phone.get(t, "/api/session"))
+	laptop.session(t)
+	fay.session(t)
+	if rows, out := p.sessionList(t, "erin"); len(rows) != 1 || rows[0].Handle != laptopHandle {
+		t.Errorf("erin's sessions after ending the phone's: want the laptop's only:\n%s", out)
+	}
+
+	// All of erin's.
+	phone = p.signIn(t, nil, "erin", passphrase("erin"))
+	if out := p.cli(t, "", "session", "end", "erin"); !strings.Contains(out, "erin: 2 session(s) ended") {
+		t.Errorf("session end erin printed %q", out)
+	}
+	wantUnauthenticated(t, laptop.get(t, "/api/session"))
+	wantUnauthenticated(t, phone.get(t, "/api/session"))
+	fay.session(t)
+	admin.session(t)
+	if stderr := p.cliFails(t, "session", "end", "nobody"); !strings.Contains(stderr, `no account named "nobody"`) {
+		t.Errorf("session end for a missing account: stderr %q", stderr)
+	}
+	if stderr := p.cliFails(t, "session", "list", "nobody"); !strings.Contains(stderr, `no account named "nobody"`) {
+		t.Errorf("session list for a missing account: stderr %q", stderr)
+	}
+
+	events, _ := p.audit(t, 50)
+	n := 0
+	for _, e := range events {
+		if e.Action == "sessions.revoke" && e.Actor == "cli" && e.Target == "erin" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d sessions.revoke events by cli about erin, want 2", n)
 	}
 }
