@@ -16,20 +16,50 @@ import (
 	"gatehouse/store/sqlitestore"
 )
 
-// errUsage reports a command line that could not be understood; the usage
-// text has already been printed.
-var errUsage = errors.New("invalid command line")
-
 // EmbeddedStoreFile is the embedded store's file in the data directory,
 // the store used when --store is not given.
 const EmbeddedStoreFile = "gatehouse.db"
 
-// options are the flags common to every command. Each can also be set as
-// the environment variable GATEHOUSE_<FLAG>, upper-cased with "-" as "_";
-// a flag on the command line wins over the environment.
-type options struct {
-	data          string
-	store         string
+// settings are the flags every command has: where the data directory
+// and the store are.
+type settings struct {
+	data  string
+	store string
+}
+
+// addSettings registers --data and --store on fs; every command calls it.
+func addSettings(fs *flag.FlagSet) *settings {
+	s := new(settings)
+	fs.StringVar(&s.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
+	fs.StringVar(&s.store, "store", "", "the store's `URL`: redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, or a file ending in .db (or file:PATH) for the embedded store (default DATA/"+EmbeddedStoreFile+")")
+	return s
+}
+
+// isSetting reports whether a flag is one of the settings.
+func isSetting(name string) bool { return name == "data" || name == "store" }
+
+// onStore is the runFunc of a command that works on the store: it opens
+// the store the settings name, runs fn with it, and closes it. These
+// commands work on the store directly, so they work while a server runs
+// on the same store.
+func (s *settings) onStore(fn func(e *env, st store.Store, args []string) error) runFunc {
+	return func(e *env, args []string) error {
+		st, err := openStore(e, s)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return fn(e, st, args)
+	}
+}
+
+// defaultAddr is the address serve listens on, and health asks, by
+// default.
+const defaultAddr = ":8443"
+
+// serveOptions are serve's flags.
+type serveOptions struct {
+	*settings
 	addr          string
 	tlsCert       string
 	tlsKey        string
@@ -46,13 +76,10 @@ type options struct {
 	maxDeviceCerts int
 }
 
-// commonFlags lists the flags that the environment may set.
-var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy", "enroll-with-totp", "max-device-certificates"}
-
-func (o *options) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
-	fs.StringVar(&o.store, "store", "", "store: redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, or the `file` of the embedded store (default DATA/"+EmbeddedStoreFile+")")
-	fs.StringVar(&o.addr, "addr", ":8443", "HTTPS listen `address`")
+// addServeOptions registers serve's flags, the settings among them, on fs.
+func addServeOptions(fs *flag.FlagSet) *serveOptions {
+	o := &serveOptions{settings: addSettings(fs)}
+	fs.StringVar(&o.addr, "addr", defaultAddr, "HTTPS listen `address`")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate `file` (PEM; default DATA/pki/server.crt)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key `file` (PEM; default DATA/pki/server.key)")
 	fs.Var(&o.clientCAs, "client-ca", "client CA certificate `file` (PEM; repeatable; default DATA/pki/ca.crt)")
@@ -65,20 +92,27 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.Var(&o.proxies, "trusted-proxy", "accept X-Client-Cert and X-Forwarded-For only from this `CIDR` (repeatable)")
 	fs.BoolVar(&o.enrollWithTOTP, "enroll-with-totp", false, "let a new device's certificate request be approved on that device with a fresh TOTP code (a phished password and code then become a certificate)")
 	fs.IntVar(&o.maxDeviceCerts, "max-device-certificates", server.DefaultMaxDeviceCertificates, "the most valid certificates an account may hold before a new device's request is refused")
+	return o
 }
 
+// envFlags are the flags the environment may set, as GATEHOUSE_<FLAG>
+// (upper-cased, "-" as "_"), on the commands that have them; a flag on
+// the command line wins. A command's own choices (--role, --out…) are
+// never taken from the environment.
+var envFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy", "enroll-with-totp", "max-device-certificates"}
+
 // parse parses args into fs, allowing flags after positional arguments
-// ("user add alice --role employee"), then fills unset common flags from
-// the environment. It returns the positional arguments.
+// ("user add alice --role employee"), then fills unset envFlags from the
+// environment. It returns the positional arguments. A flag fs cannot
+// parse is a flagError; -h or --help is flag.ErrHelp.
 func parse(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(e.stderr)
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
-			return nil, errUsage
+			return nil, flagError{err}
 		}
 		if fs.NArg() == 0 {
 			break
@@ -88,7 +122,7 @@ func parse(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, name := range commonFlags {
+	for _, name := range envFlags {
 		if set[name] || fs.Lookup(name) == nil {
 			continue
 		}
@@ -130,7 +164,7 @@ func (l *stringList) Set(v string) error {
 // openStore opens the store named by --store: Redis for a redis URL,
 // else the embedded store's file (by default DATA/gatehouse.db; the data
 // directory is created, mode 0700, if need be).
-func openStore(e *env, o *options) (store.Store, error) {
+func openStore(e *env, o *settings) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"),
 		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"):
@@ -168,7 +202,7 @@ func openStore(e *env, o *options) (store.Store, error) {
 }
 
 // storeName describes the store for the log, without a password.
-func storeName(o *options) string {
+func storeName(o *settings) string {
 	if o.store == "" {
 		return "embedded " + filepath.Join(o.data, EmbeddedStoreFile)
 	}

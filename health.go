@@ -20,7 +20,7 @@ import (
 // every few seconds.
 const healthTimeout = 5 * time.Second
 
-// cmdHealth asks the portal on this machine whether it is alive
+// healthCmd asks the portal on this machine whether it is alive
 // (GET /healthz), or with --ready whether it can serve sign-ins
 // (GET /readyz: the store answers), for a container's health check: exit
 // status 0 when it is, 1 with the reason otherwise. It connects to the
@@ -34,16 +34,29 @@ const healthTimeout = 5 * time.Second
 // portal is alive and answers every request with a clear 503, and it
 // recovers by itself when the store is back; an orchestrator that
 // replaced it would only turn that 503 into a refused connection.
-func cmdHealth(e *env, args []string) error {
-	var o options
-	fs := flag.NewFlagSet("gatehouse health", flag.ContinueOnError)
-	o.register(fs)
-	ready := fs.Bool("ready", false, "ask GET /readyz (the store answers too) instead of GET /healthz")
-	if _, err := parse(e, fs, args); err != nil {
-		return err
-	}
+var healthCmd = &command{
+	name:  "health",
+	args:  "[--ready] [--addr ADDR] [--tls-cert FILE]",
+	short: "exit 0 if the portal on this machine is alive (--ready: its store answers too)",
+	setup: func(fs *flag.FlagSet) runFunc {
+		o := &healthOptions{settings: addSettings(fs)}
+		fs.StringVar(&o.addr, "addr", defaultAddr, "the `address` the portal listens on (serve's --addr)")
+		fs.StringVar(&o.tlsCert, "tls-cert", "", "the server certificate `file` the portal presents (serve's --tls-cert; default DATA/pki/server.crt)")
+		fs.BoolVar(&o.ready, "ready", false, "ask GET /readyz (the store answers too) instead of GET /healthz")
+		return func(e *env, _ []string) error { return health(e, o) }
+	},
+}
+
+// healthOptions are the flags of health.
+type healthOptions struct {
+	*settings
+	addr, tlsCert string
+	ready         bool
+}
+
+func health(e *env, o *healthOptions) error {
 	path, what := "/healthz", "alive"
-	if *ready {
+	if o.ready {
 		path, what = "/readyz", "ready"
 	}
 	certFile := o.tlsCert

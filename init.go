@@ -29,19 +29,13 @@ var builtinRoles = []store.Role{
 	{Name: "helpdesk", Description: "reset passwords and TOTP, unlock accounts", RequireCertificate: true},
 }
 
-func cmdInit(e *env, args []string) error {
-	var o options
-	fs := flag.NewFlagSet("gatehouse init", flag.ContinueOnError)
-	o.register(fs)
-	if _, err := parse(e, fs, args); err != nil {
-		return err
-	}
-	st, err := openStore(e, &o)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return initDataDir(e, &o, st, time.Now())
+var initCmd = &command{
+	name:  "init",
+	short: "create the data directory: a development CA, a server certificate, the built-in roles and the first admin",
+	setup: func(fs *flag.FlagSet) runFunc {
+		s := addSettings(fs)
+		return s.onStore(func(e *env, st store.Store, _ []string) error { return initDataDir(e, s, st, time.Now()) })
+	},
 }
 
 // initialised reports whether the data directory already holds a CA.
@@ -54,7 +48,7 @@ func initialised(l layout) bool {
 // certificate for localhost, the cookie signing key, the built-in roles,
 // and the first admin with a random password and a client certificate.
 // It refuses to touch a directory or store that is already set up.
-func initDataDir(e *env, o *options, st store.Store, now time.Time) error {
+func initDataDir(e *env, o *settings, st store.Store, now time.Time) error {
 	l := layout{o.data}
 	if initialised(l) {
 		return fmt.Errorf("%s is already initialised (found %s)", l.dir, l.caKey())

@@ -11,14 +11,21 @@
 //	gatehouse user add|list|passwd|roles|disable|enable|unlock|pin|unpin …
 //	gatehouse role set|list|delete …
 //	gatehouse cert issue|revoke|list …
+//	gatehouse app set|list|delete …
+//	gatehouse session list|end …
 //	gatehouse audit
+//	gatehouse help [COMMAND]             the command list, or one command's arguments and flags
 //
-// Every common flag can also be given as an environment variable
-// GATEHOUSE_<FLAG> (for example GATEHOUSE_DATA, GATEHOUSE_STORE).
+// Each command is a value in the table in command.go, with its own
+// flags, defined in the file of its group (cmd_user.go, cmd_cert.go…).
+// Every command has --data and --store; serve's settings belong to serve.
+// These flags can also be given as environment variables GATEHOUSE_<FLAG>
+// (for example GATEHOUSE_DATA, GATEHOUSE_STORE, GATEHOUSE_SESSION_IDLE).
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,67 +37,24 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
+	switch {
+	case errors.Is(err, errUsage):
+		// What was wrong has been printed, with the usage.
+		os.Exit(2)
+	case err != nil:
 		fmt.Fprintf(os.Stderr, "gatehouse: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-const usage = `usage: gatehouse COMMAND [flags]
-
-commands:
-  serve                                   run the portal over HTTPS
-  init                                    create the data directory and the first admin
-  health [--ready]                        exit 0 if the portal on this machine is alive (ready: its store answers too)
-  user add NAME --role R [--role R]… [--email E] [--password-stdin]
-  user list
-  user passwd NAME --password-stdin
-  user roles NAME --role R [--role R]…
-  user disable NAME | user enable NAME
-  user unlock NAME                        clear failed password and TOTP counters and locks
-  role set NAME [--require-certificate[=false]] [--require-totp[=false]]
-  user pin NAME (--cert FILE | --fingerprint sha256:HEX | --key-pin sha256:HEX)
-  user unpin NAME PIN
-  role list
-  role delete NAME
-  cert issue NAME --out PREFIX [--p12-password-stdin] [--days N]
-  cert revoke SERIAL_OR_FINGERPRINT [--reason TEXT]
-  cert list [NAME]
-  audit [--limit N]                       the newest audit events, as JSON lines
-
-Run "gatehouse COMMAND -h" for the flags of a command.
-`
-
 // run is the whole program: main only supplies the process's arguments,
 // environment and standard streams, so tests can call run directly.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) < 2 {
-		fmt.Fprint(stderr, usage)
-		return errUsage
-	}
 	e := &env{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
-	cmd, rest := args[1], args[2:]
-	switch cmd {
-	case "serve":
-		return cmdServe(e, rest)
-	case "init":
-		return cmdInit(e, rest)
-	case "health":
-		return cmdHealth(e, rest)
-	case "audit":
-		return cmdAdmin(e, "audit", rest)
-	case "user", "role", "cert":
-		if len(rest) == 0 {
-			fmt.Fprint(stderr, usage)
-			return errUsage
-		}
-		return cmdAdmin(e, cmd+" "+rest[0], rest[1:])
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	if len(args) == 0 {
+		return dispatch(e, nil)
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", cmd)
+	return dispatch(e, args[1:])
 }
 
 // env is what a command may use of the outside world.

@@ -24,10 +24,9 @@ func testEnv(vars map[string]string) *env {
 }
 
 func TestParse_FlagsAfterArgumentsAndEnvironment(t *testing.T) {
-	var o options
 	var roles stringList
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	o.register(fs)
+	o := addServeOptions(fs)
 	fs.Var(&roles, "role", "")
 	e := testEnv(map[string]string{
 		"GATEHOUSE_STORE":               "redis://env:6379/1",
@@ -61,6 +60,118 @@ func TestParse_FlagsAfterArgumentsAndEnvironment(t *testing.T) {
 	}
 	if !slices.Equal(roles, stringList{"employee"}) {
 		t.Errorf("roles = %q (GATEHOUSE_ROLE must not apply)", roles)
+	}
+}
+
+// Each command has the settings (--data, --store) and its own flags:
+// serve's flags belong to serve (and the two that say where the portal
+// is, to health as well), and nothing is taken from the environment but
+// those.
+func TestCommands_EachHasItsOwnFlags(t *testing.T) {
+	serveFlags := map[string]bool{}
+	fs, _ := serveCmd.flagSet()
+	fs.VisitAll(func(f *flag.Flag) { serveFlags[f.Name] = !isSetting(f.Name) })
+	for _, name := range envFlags {
+		if _, ok := serveFlags[name]; !ok {
+			t.Errorf("GATEHOUSE_%s is read from the environment, but serve has no --%s", strings.ToUpper(name), name)
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range commands {
+		if seen[c.name] {
+			t.Errorf("%s is twice in the command table", c.name)
+		}
+		seen[c.name] = true
+		if c.short == "" || c.minArgs > c.maxArgs {
+			t.Errorf("%s: short %q, arguments %d to %d", c.name, c.short, c.minArgs, c.maxArgs)
+		}
+		fs, _ := c.flagSet()
+		for _, s := range []string{"data", "store"} {
+			if fs.Lookup(s) == nil {
+				t.Errorf("%s has no --%s", c.name, s)
+			}
+		}
+		if c == serveCmd {
+			continue
+		}
+		fs.VisitAll(func(f *flag.Flag) {
+			if serveFlags[f.Name] && !(c == healthCmd && (f.Name == "addr" || f.Name == "tls-cert")) {
+				t.Errorf("%s has serve's flag --%s", c.name, f.Name)
+			}
+		})
+	}
+}
+
+// A serve setting given in the environment reaches serve, and a command
+// without that flag pays it no attention.
+func TestRun_ServeSettingFromTheEnvironment(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	getenv := func(k string) string {
+		return map[string]string{"GATEHOUSE_DATA": data, "GATEHOUSE_SESSION_IDLE": "30s", "GATEHOUSE_ADDR": "127.0.0.1:0"}[k]
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"gatehouse", "serve"}, getenv, strings.NewReader(""), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--session-idle 30s") {
+		t.Errorf("serve with GATEHOUSE_SESSION_IDLE=30s: %v, want it refused", err)
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"gatehouse", "role", "list"}, getenv, strings.NewReader(""), &out, io.Discard); err != nil {
+		t.Fatalf("role list with serve settings in the environment: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, EmbeddedStoreFile)); err != nil {
+		t.Errorf("role list did not use GATEHOUSE_DATA: %v", err)
+	}
+}
+
+// -h, --help and "help COMMAND" print the command's help and succeed; a
+// flag the command does not have, or a wrong number of arguments, is a
+// usage error (exit status 2) that says what is wrong.
+func TestRun_HelpAndUsageErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		usage     bool
+		stdout    []string
+		stderr    []string
+		notStdout []string
+	}{
+		{"-h", []string{"cert", "issue", "-h"}, false, []string{"usage: gatehouse cert issue", "--out PREFIX", "--data DIRECTORY"}, nil, []string{"--addr", "--cookie-domain"}},
+		{"--help after arguments", []string{"user", "add", "alice", "--help"}, false, []string{"--role ROLE"}, nil, []string{"--addr"}},
+		{"help COMMAND", []string{"help", "serve"}, false, []string{"--session-idle DURATION", "GATEHOUSE_SESSION_IDLE"}, nil, []string{"--role", "--out"}},
+		{"help GROUP", []string{"help", "session"}, false, []string{"session list", "session end"}, nil, []string{"cert issue"}},
+		{"help", []string{"help"}, false, []string{"app set", "session end"}, nil, nil},
+		{"a flag of another command", []string{"user", "list", "--addr", ":1"}, true, nil, []string{"gatehouse user list: unknown flag --addr (only serve and health take it)"}, nil},
+		{"a flag of no command", []string{"user", "list", "--frob"}, true, nil, []string{"unknown flag --frob\n"}, nil},
+		{"too many arguments", []string{"role", "list", "x"}, true, nil, []string{"too many arguments (x)", "usage: gatehouse role list"}, nil},
+		{"too few arguments", []string{"user", "unpin", "alice"}, true, nil, []string{"too few arguments", "usage: gatehouse user unpin NAME PIN"}, nil},
+		{"no command", nil, true, nil, []string{"usage: gatehouse COMMAND"}, nil},
+		{"a group alone", []string{"app"}, true, nil, []string{"usage: gatehouse app COMMAND", "app set"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"gatehouse"}, tc.args...)
+			err := run(t.Context(), args, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr)
+			if tc.usage != errors.Is(err, errUsage) || (!tc.usage && err != nil) {
+				t.Errorf("err = %v, want a usage error: %v", err, tc.usage)
+			}
+			for _, w := range tc.stdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout does not have %q:\n%s", w, stdout.String())
+				}
+			}
+			for _, w := range tc.stderr {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr does not have %q:\n%s", w, stderr.String())
+				}
+			}
+			for _, w := range tc.notStdout {
+				if strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout has %q:\n%s", w, stdout.String())
+				}
+			}
+		})
 	}
 }
 
@@ -107,13 +218,13 @@ func TestParsePrefixes(t *testing.T) {
 func TestOpenStore_RefusesAHostPortWithoutScheme(t *testing.T) {
 	e := &env{ctx: t.Context()}
 	for _, bad := range []string{"localhost:6379", "127.0.0.1:6379/0", "memcached://x"} {
-		if _, err := openStore(e, &options{store: bad, data: t.TempDir()}); err == nil {
+		if _, err := openStore(e, &settings{store: bad, data: t.TempDir()}); err == nil {
 			t.Errorf("openStore(%q) succeeded, want an error", bad)
 		}
 	}
 	dir := t.TempDir()
 	for _, good := range []string{"", "file:" + filepath.Join(dir, "x"), filepath.Join(dir, "y.db")} {
-		st, err := openStore(e, &options{store: good, data: filepath.Join(dir, "data")})
+		st, err := openStore(e, &settings{store: good, data: filepath.Join(dir, "data")})
 		if err != nil {
 			t.Errorf("openStore(%q): %v", good, err)
 			continue

@@ -33,20 +33,25 @@ import (
 // SIGTERM.
 const shutdownGrace = 15 * time.Second
 
-func cmdServe(e *env, args []string) error {
-	var o options
-	fs := flag.NewFlagSet("gatehouse serve", flag.ContinueOnError)
-	o.register(fs)
-	if _, err := parse(e, fs, args); err != nil {
-		return err
-	}
+var serveCmd = &command{
+	name:  "serve",
+	args:  "[flags]",
+	short: "run the portal over HTTPS (an empty data directory is initialised first, as by init)",
+	setup: func(fs *flag.FlagSet) runFunc {
+		o := addServeOptions(fs)
+		return func(e *env, _ []string) error { return serve(e, o) }
+	},
+}
+
+// serve runs the portal until e.ctx ends, then shuts down gracefully.
+func serve(e *env, o *serveOptions) error {
 	// Refused before anything is opened or made.
 	if err := server.CheckSessionTimes(o.sessionIdle, o.sessionMax); err != nil {
 		return fmt.Errorf("--session-idle %v, --session-max %v: %w", o.sessionIdle, o.sessionMax, err)
 	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
 
-	st, err := openStore(e, &o)
+	st, err := openStore(e, o.settings)
 	if err != nil {
 		return err
 	}
@@ -56,7 +61,7 @@ func cmdServe(e *env, args []string) error {
 
 	l := layout{o.data}
 	if !initialised(l) {
-		if err := initDataDir(e, &o, st, time.Now()); err != nil {
+		if err := initDataDir(e, o.settings, st, time.Now()); err != nil {
 			return fmt.Errorf("initialise %s: %w", l.dir, err)
 		}
 	}
@@ -145,7 +150,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	srv := server.HTTPServer(o.addr, handler, serverCert, hints)
 	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-	logger.Info("listening", "addr", ln.Addr().String(), "data", l.dir, "store", storeName(&o))
+	logger.Info("listening", "addr", ln.Addr().String(), "data", l.dir, "store", storeName(o.settings))
 	fmt.Fprintf(e.stdout, "Gatehouse is listening on https://%s/\n", displayAddr(ln.Addr()))
 
 	errc := make(chan error, 1)

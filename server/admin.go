@@ -424,8 +424,9 @@ type liveSessionJSON struct {
 	ExpiresAt       time.Time `json:"expires_at"`
 }
 
-// sessionHandle names a session without revealing its ID.
-func sessionHandle(id string) string {
+// SessionHandle names a session without revealing its ID: the admin API
+// and the command line show it, and end a session by it.
+func SessionHandle(id string) string {
 	sum := sha256.Sum256([]byte("gatehouse session handle:" + id))
 	return hex.EncodeToString(sum[:12])
 }
@@ -451,7 +452,7 @@ func (s *Server) liveSessions(r *http.Request, user string) ([]liveSessionJSON, 
 			return nil, err
 		}
 		for _, x := range list {
-			out = append(out, liveSessionJSON{Handle: sessionHandle(x.ID), User: x.User, Factors: nonNil(x.Factors),
+			out = append(out, liveSessionJSON{Handle: SessionHandle(x.ID), User: x.User, Factors: nonNil(x.Factors),
 				CertFingerprint: x.CertFingerprint, ClientAddr: x.ClientAddr,
 				CreatedAt: x.CreatedAt.UTC(), LastSeen: x.LastSeen.UTC(), ExpiresAt: x.ExpiresAt.UTC()})
 		}
@@ -477,7 +478,7 @@ func (s *Server) revokeSessions(r *http.Request, v *visit, user, handle string) 
 			return 0, err
 		}
 		for _, x := range list {
-			if sessionHandle(x.ID) == handle {
+			if SessionHandle(x.ID) == handle {
 				if err := s.store.DeleteSession(r.Context(), x.ID); err != nil {
 					return 0, err
 				}

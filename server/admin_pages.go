@@ -366,7 +366,7 @@ type sessionsPage struct {
 }
 
 func (s *Server) showSessions(w http.ResponseWriter, r *http.Request, v *visit, status int, msg string) {
-	d := sessionsPage{Console: s.console(r, v, "sessions"), User: r.URL.Query().Get("user"), Mine: sessionHandle(v.session.ID)}
+	d := sessionsPage{Console: s.console(r, v, "sessions"), User: r.URL.Query().Get("user"), Mine: SessionHandle(v.session.ID)}
 	var err error
 	if d.Sessions, err = s.liveSessions(r, d.User); err != nil {
 		s.fail(w, r, err)

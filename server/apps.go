@@ -18,10 +18,21 @@ import (
 // of the URL a proxy asks about, and the login page returns only to the
 // portal itself or to a registered app.
 
-// appURL checks and normalises an app's base URL: https, a host, an
+// CheckAppName checks an app's name: the rules of a role name. The admin
+// API and the command line both call it, so both refuse the same names
+// with the same words.
+func CheckAppName(name string) error {
+	if err := auth.CheckRoleName(name); err != nil {
+		return errors.New(strings.Replace(err.Error(), "role", "app", 1))
+	}
+	return nil
+}
+
+// AppURL checks and normalises an app's base URL: https, a host, an
 // optional port, a path ending in "/", nothing else (no user info, query
-// or fragment). The host is lower-cased and a default port dropped.
-func appURL(raw string) (string, error) {
+// or fragment). The host is lower-cased and a default port dropped. The
+// admin API and the command line both call it.
+func AppURL(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
 		return "", errors.New(`the URL must look like "https://app.example.com/" (https, a host, an optional port and path)`)
@@ -68,7 +79,7 @@ func appFor(apps []store.App, raw string) (store.App, bool) {
 	return best, found
 }
 
-// normalTarget puts an absolute URL in the form of appURL (scheme, host
+// normalTarget puts an absolute URL in the form of AppURL (scheme, host
 // and default port normalised, path as given) for prefix matching, or
 // reports false for anything that is not a plain https URL.
 func normalTarget(raw string) (string, bool) {
@@ -135,10 +146,10 @@ type appJSON struct {
 
 // putApp creates or replaces an app.
 func (s *Server) putApp(r *http.Request, v *visit, in appJSON) (store.App, bool, error) {
-	if err := auth.CheckRoleName(in.Name); err != nil {
-		return store.App{}, false, invalid("bad_name", errors.New(strings.Replace(err.Error(), "role", "app", 1)))
+	if err := CheckAppName(in.Name); err != nil {
+		return store.App{}, false, invalid("bad_name", err)
 	}
-	u, err := appURL(in.URL)
+	u, err := AppURL(in.URL)
 	if err != nil {
 		return store.App{}, false, invalid("bad_url", err)
 	}

@@ -24,15 +24,15 @@ func TestAppURL_Normalises(t *testing.T) {
 		"wiki.example.com":                 "",
 		"javascript:alert(1)":              "",
 	} {
-		got, err := appURL(raw)
+		got, err := AppURL(raw)
 		if want == "" {
 			if err == nil {
-				t.Errorf("appURL(%q) = %q, want an error", raw, got)
+				t.Errorf("AppURL(%q) = %q, want an error", raw, got)
 			}
 			continue
 		}
 		if err != nil || got != want {
-			t.Errorf("appURL(%q) = %q, %v; want %q", raw, got, err, want)
+			t.Errorf("AppURL(%q) = %q, %v; want %q", raw, got, err, want)
 		}
 	}
 }

@@ -4,7 +4,8 @@
 // made at run time. Nothing is mocked.
 //
 // A test that needs redis-server and cannot find it skips with a clear
-// message, or fails under CI=true (see storetest.StartRedis). With
+// message, or fails under CI=true (see storetest.StartRedis); the skips
+// are summed up at the end of the output (storetest.SkipSummary). With
 // GATEHOUSE_TEST_REDIS set, that server is used instead; the tests then
 // take turns on it.
 package tests
@@ -16,6 +17,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"gatehouse/store/storetest"
 )
 
 // binDir is the temporary directory the gatehouse binary is built into.
@@ -38,6 +41,9 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
+	// The last lines of the output say which tests did not run for want
+	// of Redis, nginx, Docker…, instead of one SKIP line among hundreds.
+	fmt.Print(storetest.SkipSummary())
 	os.Exit(code)
 }
 

@@ -36,12 +36,14 @@ type Redis struct {
 }
 
 // NeedService skips the test with reason, or fails it when CI=true: in CI
-// a missing service is a broken setup, not a reason to skip.
+// a missing service is a broken setup, not a reason to skip. The skip is
+// remembered for SkipSummary.
 func NeedService(t testing.TB, reason string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("%s (CI=true: required, not skipped)", reason)
 	}
+	skipped.add(t.Name(), reason)
 	t.Skip(reason)
 }
 
