@@ -134,16 +134,12 @@ func (s *Server) enrollmentForm(w http.ResponseWriter, r *http.Request, v *visit
 // handleEnrollmentCreate makes a request for this device (POST).
 func (s *Server) handleEnrollmentCreate() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := s.requireVisit(w, r)
-		if v == nil {
-			return
-		}
 		var in struct {
 			Name string `json:"name"`
 			CSR  string `json:"csr"`
 		}
-		if err := decodeInput(r, &in); err != nil {
-			s.fail(w, r, err)
+		v := s.visitWithInput(w, r, &in)
+		if v == nil {
 			return
 		}
 		e, err := s.createEnrollment(r, v, in.Name, in.CSR)
@@ -165,16 +161,12 @@ func (s *Server) handleEnrollmentCreate() http.Handler {
 // on the requesting session where the operator allows it.
 func (s *Server) handleEnrollmentApprove() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := s.requireVisit(w, r)
-		if v == nil {
-			return
-		}
 		var in struct {
 			Code string `json:"code"`
 			TOTP string `json:"totp"`
 		}
-		if err := decodeInput(r, &in); err != nil {
-			s.fail(w, r, err)
+		v := s.visitWithInput(w, r, &in)
+		if v == nil {
 			return
 		}
 		e, err := s.approveOwn(r, v, r.PathValue("id"), in.Code, in.TOTP)
@@ -241,15 +233,11 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, v *visit, out d
 // the session that made it, once (POST {"format"}).
 func (s *Server) handleEnrollmentIssue() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := s.requireVisit(w, r)
-		if v == nil {
-			return
-		}
 		var in struct {
 			Format string `json:"format"`
 		}
-		if err := decodeInput(r, &in); err != nil {
-			s.fail(w, r, err)
+		v := s.visitWithInput(w, r, &in)
+		if v == nil {
 			return
 		}
 		out, err := s.issueEnrollment(r, v, r.PathValue("id"), in.Format)
@@ -268,16 +256,12 @@ func (s *Server) handleEnrollmentIssue() http.Handler {
 // {"format", "csr"?}).
 func (s *Server) handleRenew() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := s.requireVisit(w, r)
-		if v == nil {
-			return
-		}
 		var in struct {
 			Format string `json:"format"`
 			CSR    string `json:"csr"`
 		}
-		if err := decodeInput(r, &in); err != nil {
-			s.fail(w, r, err)
+		v := s.visitWithInput(w, r, &in)
+		if v == nil {
 			return
 		}
 		out, err := s.renewCertificate(r, v, r.PathValue("id"), in.Format, in.CSR)

@@ -94,6 +94,20 @@ func (s *Server) handleHome() http.Handler {
 	})
 }
 
+// visitWithInput is requireVisit, then decodeInput into in; it returns
+// nil when it answered the request itself.
+func (s *Server) visitWithInput(w http.ResponseWriter, r *http.Request, in any) *visit {
+	v := s.requireVisit(w, r)
+	if v == nil {
+		return nil
+	}
+	if err := decodeInput(r, in); err != nil {
+		s.fail(w, r, err)
+		return nil
+	}
+	return v
+}
+
 // handleAccount is the account page: what the account is, and the links
 // to everything a person can change about it.
 func (s *Server) handleAccount() http.Handler {
