@@ -91,9 +91,10 @@ type Config struct {
 	// host-only "__Host-gatehouse".
 	CookieDomain string
 	// TrustedProxies are the addresses of TLS-terminating proxies. Only
-	// requests from them may carry the client's certificate in
-	// X-Client-Cert and the client's address in X-Forwarded-For; from
-	// anyone else those headers are ignored.
+	// requests from them may carry the client's certificate (in
+	// X-Client-Cert or X-Forwarded-Tls-Client-Cert, see forwarded.go) and
+	// the client's address in X-Forwarded-For; from anyone else those
+	// headers are ignored.
 	TrustedProxies []netip.Prefix
 	// Issuer, when set, is the built-in CA with its key: the help desk and
 	// admins can then issue device certificates from the portal.
