@@ -126,7 +126,9 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 	case <-t.C:
 		return nil, ErrBusy
 	case <-ctx.Done():
-		return nil, ErrBusy
+		// Still ErrBusy for callers, but with the cause: a request its
+		// client abandoned is not a sign of too many sign-ins.
+		return nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
 	}
 }
 

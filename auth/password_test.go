@@ -115,8 +115,8 @@ func TestHasher_BoundedConcurrency(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	h.queueWait = time.Hour
-	if err := h.Check(ctx, hash, "x"); !errors.Is(err, ErrBusy) {
-		t.Errorf("Check with a cancelled request: got %v, want ErrBusy", err)
+	if err := h.Check(ctx, hash, "x"); !errors.Is(err, ErrBusy) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Check with a cancelled request: got %v, want ErrBusy and context.Canceled", err)
 	}
 	releases[0]()
 	if err := h.Check(t.Context(), hash, "a long passphrase for tests"); err != nil {

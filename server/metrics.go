@@ -31,6 +31,7 @@ type metrics struct {
 	verifyCount  uint64
 	storeErrors  uint64
 	busy         uint64
+	hangUps      uint64
 }
 
 func (m *metrics) login(outcome string, factors []string) {
@@ -68,6 +69,8 @@ func (m *metrics) failed(e *Error) {
 		m.storeErrors++
 	case "busy":
 		m.busy++
+	case "client_closed_request":
+		m.hangUps++
 	}
 }
 
@@ -108,6 +111,9 @@ func (m *metrics) write(b *strings.Builder, bcryptRuns uint64) {
 	b.WriteString("# HELP gatehouse_store_errors_total Requests answered 503 because the store could not be reached.\n")
 	b.WriteString("# TYPE gatehouse_store_errors_total counter\n")
 	fmt.Fprintf(b, "gatehouse_store_errors_total %d\n", m.storeErrors)
+	b.WriteString("# HELP gatehouse_client_hangups_total Requests the client abandoned before the answer was ready (answered 499).\n")
+	b.WriteString("# TYPE gatehouse_client_hangups_total counter\n")
+	fmt.Fprintf(b, "gatehouse_client_hangups_total %d\n", m.hangUps)
 	b.WriteString("# HELP gatehouse_bcrypt_busy_total Password checks refused because every bcrypt slot stayed taken.\n")
 	b.WriteString("# TYPE gatehouse_bcrypt_busy_total counter\n")
 	fmt.Fprintf(b, "gatehouse_bcrypt_busy_total %d\n", m.busy)
