@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"gatehouse/auth"
 	"gatehouse/store"
 )
@@ -79,16 +82,33 @@ func TestFail_ClientHangUpIs499(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Server{log: slog.New(slog.DiscardHandler)}
+			m, err := newMetrics(prometheus.NewRegistry(), func() uint64 { return 0 })
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &Server{log: slog.New(slog.DiscardHandler), metrics: m}
 			r := httptest.NewRequestWithContext(tc.ctx, http.MethodGet, "/api/session", nil)
 			w := httptest.NewRecorder()
 			s.fail(w, r, tc.err)
 			if w.Code != tc.want {
 				t.Errorf("status %d, want %d", w.Code, tc.want)
 			}
-			if gotStoreErrors := s.metrics.storeErrors; (tc.want == 499) == (gotStoreErrors != 0) {
-				t.Errorf("store errors counted: %d, want them counted only for a 503", gotStoreErrors)
+			if n := counterValue(t, m.storeErrors); (tc.want == 499) == (n != 0) {
+				t.Errorf("store errors counted: %v, want them counted only for a 503", n)
+			}
+			if n := counterValue(t, m.hangUps); (tc.want == 499) != (n == 1) {
+				t.Errorf("hang-ups counted: %v, want one for a 499 only", n)
 			}
 		})
 	}
+}
+
+// counterValue reads a counter's value.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
