@@ -104,7 +104,15 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := auth.CheckNewPassword(password, pos[0]); err != nil {
+		// The account's email is one of the words the password must
+		// not be built on.
+		acct, err := st.Account(ctx, pos[0])
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no account named %q", pos[0])
+		} else if err != nil {
+			return err
+		}
+		if err := auth.CheckNewPassword(password, acct.Name, acct.Email); err != nil {
 			return err
 		}
 		hash, err := newHasherHash(password)
@@ -276,7 +284,7 @@ func userAdd(e *env, st store.Store, name string, roles []string, email string, 
 		if password, err = readSecret(e.stdin); err != nil {
 			return err
 		}
-		if err := auth.CheckNewPassword(password, name); err != nil {
+		if err := auth.CheckNewPassword(password, name, email); err != nil {
 			return err
 		}
 	} else {
