@@ -190,7 +190,7 @@ func userAdd(e *env, st store.Store, name string, roles []string, email string, 
 		if password, err = readSecret(e.stdin); err != nil {
 			return err
 		}
-		if err := auth.CheckNewPassword(password, name); err != nil {
+		if err := auth.CheckNewPassword(password, name, email); err != nil {
 			return err
 		}
 	} else {
@@ -273,7 +273,15 @@ func userPasswd(e *env, st store.Store, name string, passwordStdin bool, now tim
 	if err != nil {
 		return err
 	}
-	if err := auth.CheckNewPassword(password, name); err != nil {
+	// The account's email is one of the words the password must not be
+	// built on.
+	acct, err := st.Account(e.ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no account named %q", name)
+	} else if err != nil {
+		return err
+	}
+	if err := auth.CheckNewPassword(password, acct.Name, acct.Email); err != nil {
 		return err
 	}
 	hash, err := newHasherHash(password)

@@ -89,7 +89,7 @@ func addServeOptions(fs *flag.FlagSet) *serveOptions {
 	fs.DurationVar(&o.sessionIdle, "session-idle", server.DefaultSessionIdle, "end a session after this long without activity (at least "+server.MinSessionIdle.String()+")")
 	fs.DurationVar(&o.sessionMax, "session-max", server.DefaultSessionMax, "end a session this long after sign-in")
 	fs.StringVar(&o.cookieDom, "cookie-domain", "", "share the session cookie with sibling hosts under this `domain` (for apps behind forward auth)")
-	fs.Var(&o.proxies, "trusted-proxy", "accept X-Client-Cert and X-Forwarded-For only from this `CIDR` (repeatable)")
+	fs.Var(&o.proxies, "trusted-proxy", "accept a forwarded client certificate (X-Client-Cert or X-Forwarded-Tls-Client-Cert) and X-Forwarded-For only from this `CIDR` (repeatable)")
 	fs.BoolVar(&o.enrollWithTOTP, "enroll-with-totp", false, "let a new device's certificate request be approved on that device with a fresh TOTP code (a phished password and code then become a certificate)")
 	fs.IntVar(&o.maxDeviceCerts, "max-device-certificates", server.DefaultMaxDeviceCertificates, "the most valid certificates an account may hold before a new device's request is refused")
 	return o

@@ -202,12 +202,16 @@ func (h *Hasher) acquire(ctx context.Context, known bool) (release func(), err e
 
 	t := time.NewTimer(h.queueWait)
 	defer t.Stop()
+	var cause error
 	select {
 	case <-w:
 		h.runs.Add(1)
 		return h.release, nil
 	case <-t.C:
 	case <-ctx.Done():
+		// Still ErrBusy for callers, but with the cause: a request its
+		// client abandoned is not a sign of too many sign-ins.
+		cause = ctx.Err()
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -218,6 +222,9 @@ func (h *Hasher) acquire(ctx context.Context, known bool) (release func(), err e
 		h.handOut()
 	default:
 		*queue = slices.DeleteFunc(*queue, func(c chan struct{}) bool { return c == w })
+	}
+	if cause != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBusy, cause)
 	}
 	return nil, ErrBusy
 }
@@ -304,13 +311,15 @@ func (h *Hasher) CheckUnknown(ctx context.Context, password string) error {
 // a password alone can open a session, so NIST SP 800-63B-4 asks for 15.
 const MinPasswordLength = 15
 
-// CheckNewPassword applies the rules for a password being set: at least
-// MinPasswordLength characters, at most MaxPasswordBytes bytes, and not
-// the username, not on the blocklist of common and breached passwords,
-// not a repeated pattern or a run of consecutive characters. There are no
+// CheckNewPassword applies the rules for a password being set for the
+// account username (with email, which may be empty): at least
+// MinPasswordLength characters, at most MaxPasswordBytes bytes, not the
+// username, not on the blocklist of breached passwords, and a zxcvbn
+// score of at least MinPasswordScore, with the account's name, email and
+// the portal's name as words a guesser tries first. There are no
 // composition rules (NIST SP 800-63B). The error is in plain words for
-// the user.
-func CheckNewPassword(password, username string) error {
+// the user, and never quotes the password.
+func CheckNewPassword(password, username, email string) error {
 	switch {
 	case utf8.RuneCountInString(password) < MinPasswordLength:
 		return fmt.Errorf("the new password must be at least %d characters long", MinPasswordLength)
@@ -320,8 +329,10 @@ func CheckNewPassword(password, username string) error {
 		return errors.New("the new password is not valid text")
 	case strings.EqualFold(password, username):
 		return errors.New("the new password must not be your username")
+	case onBlocklist(password):
+		return errors.New("this password is on the list of common or breached passwords; choose another")
 	}
-	if why := weakReason(password, username); why != "" {
+	if why := strengthProblem(password, username, email); why != "" {
 		return errors.New(why)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestHasher_Check(t *testing.T) {
@@ -56,40 +57,91 @@ func TestNewHasher_RejectsBadCost(t *testing.T) {
 }
 
 func TestCheckNewPassword(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
-		name, password, user, errHas string
+		name, password, user, email string
+		// errHas is a part of the error's words; "" for no error.
+		errHas string
 	}{
-		{"fifteen characters is enough", "correct horse b", "alice", ""},
-		{"fourteen characters is too short", "correct horse ", "alice", "at least 15"},
-		{"multibyte characters count as characters", "naïve café über", "alice", ""},
-		{"more than 72 bytes is refused with the length", strings.Repeat("é", 37), "alice", "at most 72 bytes"},
-		{"the username is refused", "alice-in-wonderland", "alice-in-wonderland", "username"},
-		{"no composition rules", "mountain river lantern", "alice", ""},
-		{"a common long password is refused", "passwordpassword", "alice", "common or breached"},
-		{"the blocklist ignores case and spaces", "Correct Horse Battery Staple", "alice", "common or breached"},
-		{"one character repeated is refused", strings.Repeat("a", 20), "alice", "repeats a short pattern"},
-		{"a short unit repeated is refused", "abc1abc1abc1abc1", "alice", "repeats a short pattern"},
-		{"a listed run of digits is refused", "123456789012345", "alice", "common or breached"},
-		{"an unlisted run of digits is refused", "34567890123456789", "alice", "consecutive"},
-		{"a run of letters is refused", "bcdefghijklmnopq", "alice", "consecutive"},
-		{"a descending run is refused", "zyxwvutsrqponmlk", "alice", "consecutive"},
-		{"mostly the username is refused", "alicealice2026!", "alice", "mostly your username"},
-		{"the username inside a long phrase is fine", "alice likes quiet mountain lakes", "alice", ""},
+		{"a strong passphrase of fifteen or more characters", "violet kettle drifts", "alice", "alice@example.com", ""},
+		{"multibyte characters count as characters", "naïve café über alles", "alice", "", ""},
+		{"no composition rules", "mountain river lantern", "alice", "", ""},
+		{"the account's name inside a long phrase is fine", "alice likes quiet mountain lakes", "alice", "", ""},
+		{"fourteen characters is too short", "violet kettle ", "alice", "", "at least 15"},
+		{"more than 72 bytes is refused with the length", strings.Repeat("é", 37), "alice", "", "at most 72 bytes"},
+		{"the username is refused", "alice-in-wonderland", "alice-in-wonderland", "", "username"},
+
+		// Tried from outside and accepted by the old rules.
+		{"a common password repeated, plus a digit", "passwordpassword1", "bob", "", "too easy to guess: a repeated word"},
+		{"a season and a year, twice", "Summer2026Summer2026", "bob", "", "too easy to guess: a repeated word"},
+		{"a common phrase repeated, plus a digit", "iloveyouiloveyou1", "bob", "", "too easy to guess: a repeated word"},
+		{"the account's name twice and digits", "alicealice123456", "alice", "", "too easy to guess"},
+
+		{"the account's email", "alice@example.com1", "asmith", "alice@example.com", "your account's name, your email address"},
+		{"the account's words and the portal's, with a few more characters", "MyGatehouse2026!", "bob", "", "mostly your account's name, your email address or the portal's name"},
+		{"the parts of the email", "SmithExample123!", "asmith", "alice.smith@example.com", "mostly your account's name"},
+		{"the portal's name twice", "gatehouse_gatehouse", "bob", "", "mostly"},
+		{"the portal's name and digits", "Gatehouse12345678", "bob", "", "too easy to guess: it is built on your account's name, your email address or the portal's name"},
+		{"a keyboard pattern", "qwertyuiop[]asdf", "bob", "", "too easy to guess"},
+		{"a run of letters", "bcdefghijklmnopq", "bob", "", "runs like abcd"},
+		{"one character repeated", strings.Repeat("a", 20), "bob", "", "a character repeated"},
+		{"a short unit repeated", "abc1abc1abc1abc1", "bob", "", "repeated"},
+		{"a run of digits", "34567890123456789", "bob", "", "too easy to guess"},
+		{"a common password with look-alike letters", "p@ssw0rdp@ssw0rd", "bob", "", "too easy to guess"},
+
+		{"on the blocklist though zxcvbn rates it strong", "thequickbrownfoxjumpsoverthelazydog", "bob", "", "common or breached"},
+		{"the blocklist ignores case and spaces", "Correct Horse Battery Staple", "bob", "", "common or breached"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := CheckNewPassword(tc.password, tc.user)
+			t.Parallel()
+			err := CheckNewPassword(tc.password, tc.user, tc.email)
 			if tc.errHas == "" {
 				if err != nil {
-					t.Fatalf("unexpected error %v", err)
+					t.Fatalf("CheckNewPassword(%q) = %v, want it accepted", tc.password, err)
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
-				t.Fatalf("error = %v, want it to contain %q", err, tc.errHas)
+				t.Fatalf("CheckNewPassword(%q) = %v, want it refused with %q", tc.password, err, tc.errHas)
+			}
+			if strings.Contains(err.Error(), tc.password) {
+				t.Errorf("the error quotes the password: %v", err)
 			}
 		})
 	}
+}
+
+// The blocklist holds only what zxcvbn does not know: each entry is long
+// enough to pass the length rule and would pass zxcvbn too.
+func TestBlocklist_OnlyWhatZxcvbnMisses(t *testing.T) {
+	t.Parallel()
+	if len(commonPasswords) == 0 {
+		t.Fatal("the blocklist is empty")
+	}
+	for p := range commonPasswords {
+		if n := utf8.RuneCountInString(p); n < MinPasswordLength {
+			t.Errorf("%q has %d characters: the length rule refuses it already", p, n)
+		}
+		if why := strengthProblem(p, "", ""); why != "" {
+			t.Errorf("%q: zxcvbn refuses it already (%s); drop it from the list", p, why)
+		}
+	}
+}
+
+// FuzzCheckNewPassword checks that no input makes the rules panic, and
+// that a refusal never quotes the password.
+func FuzzCheckNewPassword(f *testing.F) {
+	for _, s := range []string{"passwordpassword1", "Summer2026Summer2026", "alicealice123456", "violet kettle drifts",
+		strings.Repeat("a", 72), strings.Repeat("ab", 36), "\xff\xfe long invalid text", "1990-01-01 1990-01-01", "qwertyuiop[]asdfghjkl;'"} {
+		f.Add(s, "alice", "alice@example.com")
+	}
+	f.Fuzz(func(t *testing.T, password, user, email string) {
+		err := CheckNewPassword(password, user, email)
+		if err != nil && len(password) >= 4 && strings.Contains(err.Error(), password) {
+			t.Fatalf("CheckNewPassword(%q) = %v: the error quotes the password", password, err)
+		}
+	})
 }
 
 // A check that cannot get a bcrypt slot within the queue wait gives up
@@ -125,8 +177,8 @@ func TestHasher_BoundedConcurrency(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	h.queueWait = time.Hour
-	if err := h.Check(ctx, hash, "x"); !errors.Is(err, ErrBusy) {
-		t.Errorf("Check with a cancelled request: got %v, want ErrBusy", err)
+	if err := h.Check(ctx, hash, "x"); !errors.Is(err, ErrBusy) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Check with a cancelled request: got %v, want ErrBusy and context.Canceled", err)
 	}
 	if n := h.waiting(); n != [2]int{} {
 		t.Errorf("waiters left behind by checks that gave up: %v", n)

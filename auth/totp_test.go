@@ -178,7 +178,7 @@ func TestRandomPassword_LengthAndAlphabet(t *testing.T) {
 			t.Fatalf("bad or repeated password %q", p)
 		}
 		seen[p] = true
-		if err := CheckNewPassword(p, "alice"); err != nil {
+		if err := CheckNewPassword(p, "alice", "alice@example.com"); err != nil {
 			t.Fatalf("a random password fails the rules: %v", err)
 		}
 	}

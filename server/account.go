@@ -70,7 +70,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v *visit
 		}
 		return err
 	}
-	if err := auth.CheckNewPassword(next, v.Account.Name); err != nil {
+	if err := auth.CheckNewPassword(next, v.Account.Name, v.Account.Email); err != nil {
 		return invalid("weak_password", err)
 	}
 	if next != confirm {

@@ -158,7 +158,7 @@ func (s *Server) createUser(r *http.Request, v *visit, in newUser) (store.Accoun
 	if password == "" {
 		temporary = auth.RandomPassword()
 		password = temporary
-	} else if err := auth.CheckNewPassword(password, in.Name); err != nil {
+	} else if err := auth.CheckNewPassword(password, in.Name, in.Email); err != nil {
 		return store.Account{}, "", invalid("weak_password", err)
 	}
 	hash, err := s.hasher.Hash(r.Context(), password)

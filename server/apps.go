@@ -128,7 +128,11 @@ func (s *Server) returnTo(r *http.Request, rd string) string {
 	}
 	apps, err := s.store.Apps(r.Context())
 	if err != nil {
-		s.log.Error("list apps for a return URL", "err", err.Error())
+		level := s.log.Error
+		if clientGone(r, err) {
+			level = s.log.Debug
+		}
+		level("list apps for a return URL", "err", err.Error())
 		return ""
 	}
 	if _, ok := appFor(apps, rd); ok {

@@ -144,7 +144,10 @@ func (s *Server) handleHealthz() http.Handler {
 // must answer.
 func (s *Server) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.store.Ping(r.Context()); err != nil {
+		if err := s.store.Ping(r.Context()); clientGone(r, err) {
+			s.fail(w, r, err)
+			return
+		} else if err != nil {
 			s.log.Error("readiness check", "err", err.Error())
 			w.Header().Set("Retry-After", "5")
 			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "the store is unreachable", "code": "unavailable"})

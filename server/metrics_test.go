@@ -2,8 +2,15 @@ package server_test
 
 import (
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"gatehouse/server"
 )
 
 func TestMetrics_CountLoginsVerifyAndNoNames(t *testing.T) {
@@ -26,25 +33,66 @@ func TestMetrics_CountLoginsVerifyAndNoNames(t *testing.T) {
 		t.Errorf("Content-Type = %q, want the Prometheus text format", ct)
 	}
 	for _, line := range []string{
-		`gatehouse_logins_total{outcome="success",factors="password"} 1`,
-		`gatehouse_logins_total{outcome="success",factors="password+certificate"} 1`,
-		`gatehouse_logins_total{outcome="failure",factors="none"} 1`,
+		`gatehouse_logins_total{factors="password",outcome="success"} 1`,
+		`gatehouse_logins_total{factors="password+certificate",outcome="success"} 1`,
+		`gatehouse_logins_total{factors="none",outcome="failure"} 1`,
 		`gatehouse_verify_requests_total{status="200"} 2`,
 		`gatehouse_verify_requests_total{status="401"} 1`,
 		`gatehouse_verify_duration_seconds_bucket{le="+Inf"} 3`,
 		`gatehouse_verify_duration_seconds_count 3`,
 		`gatehouse_store_errors_total 0`,
+		`gatehouse_client_hangups_total 0`,
+		`gatehouse_bcrypt_busy_total 0`,
 	} {
 		if !strings.Contains(r.Body, "\n"+line+"\n") {
 			t.Errorf("metrics lack %q:\n%s", line, r.Body)
 		}
 	}
-	if !strings.Contains(r.Body, "gatehouse_bcrypt_runs_total ") {
-		t.Error("metrics lack gatehouse_bcrypt_runs_total")
+	// The standard collectors come with the portal's own metrics.
+	want := []string{"gatehouse_bcrypt_runs_total", "go_goroutines", "go_memstats_heap_alloc_bytes", "go_gc_duration_seconds"}
+	if runtime.GOOS == "linux" {
+		want = append(want, "process_resident_memory_bytes", "process_open_fds")
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(r.Body))
+	if err != nil {
+		t.Fatalf("the exposition does not parse: %v", err)
+	}
+	for _, name := range want {
+		if families[name] == nil {
+			t.Errorf("metrics lack %s", name)
+		}
 	}
 	for _, secret := range []string{"bob", "admin", "127.0.0.1", bobPassword} {
 		if strings.Contains(r.Body, secret) {
 			t.Errorf("metrics mention %q", secret)
 		}
+	}
+}
+
+// The portal's metrics go to the registry it is given, and a registry
+// serves one portal.
+func TestMetrics_InjectedRegistry(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	p := newPortalWith(t, func(c *server.Config) { c.Registry = reg })
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range families {
+		names[f.GetName()] = true
+	}
+	for _, want := range []string{"gatehouse_store_errors_total", "gatehouse_bcrypt_runs_total", "gatehouse_client_hangups_total"} {
+		if !names[want] {
+			t.Errorf("the given registry lacks %s: %v", want, names)
+		}
+	}
+	if names["go_goroutines"] {
+		t.Error("the portal added the Go collector to a registry it was given; that is the caller's choice")
+	}
+	if _, err := server.New(p.cfg); err == nil || !strings.Contains(err.Error(), "register metrics") {
+		t.Errorf("a second portal on the same registry: %v, want it refused", err)
 	}
 }

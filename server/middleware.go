@@ -15,8 +15,10 @@ const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'se
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 
 // secure wraps the whole portal: security headers on every response,
-// no caching of anything but static files, a body size limit, and
-// rejection of cross-origin state-changing browser requests (CSRF).
+// no caching of anything but static files, a body size limit, rejection
+// of cross-origin state-changing browser requests (CSRF), and, from a
+// trusted proxy, of a request that forwards a client certificate more
+// than once.
 func (s *Server) secure(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -36,10 +38,17 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			h.Set("Cache-Control", "no-store")
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-		if !s.fromTrustedProxy(r) && !hostMatchesSNI(r) {
+		trusted := s.fromTrustedProxy(r)
+		if !trusted && !hostMatchesSNI(r) {
 			s.fail(w, r, &Error{Status: http.StatusMisdirectedRequest, Code: "misdirected",
 				Message: "this request names a different host than the one its connection was made to; open the portal at its own address"})
 			return
+		}
+		if trusted {
+			if err := checkForwardedCertHeaders(r.Header); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 		}
 		inner.ServeHTTP(w, r)
 	})

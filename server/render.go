@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,19 @@ func (e *Error) Unwrap() error { return e.Err }
 var errUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
 	Message: "the sign-in service cannot reach its data store right now; nothing was changed, please try again shortly"}
 
+// statusClientClosedRequest is nginx's 499: the client closed the
+// connection (or reset its HTTP/2 stream) before the answer was ready.
+// Nothing failed on the portal's side, so it is neither a store error
+// nor a 5xx, and nobody reads the answer.
+const statusClientClosedRequest = 499
+
+// clientGone reports whether err is the request's own cancellation: the
+// operation stopped because the client went away. (The portal sets no
+// deadline or cancellation of its own on a request's context.)
+func clientGone(r *http.Request, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(r.Context().Err(), context.Canceled)
+}
+
 // asError turns any error into an *Error: store outages become 503, other
 // unknown errors a plain 500 with no detail.
 func asError(err error) *Error {
@@ -73,11 +87,22 @@ func asError(err error) *Error {
 
 // fail is the one error path: it logs the cause and answers with JSON for
 // API clients and an HTML page for people.
+//
+// A request the client abandoned is answered 499, counted as such and
+// logged at DEBUG only: a store call cut short by the client's hang-up
+// says nothing about the store, and must not raise a store alert.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if clientGone(r, err) {
+		err = &Error{Status: statusClientClosedRequest, Code: "client_closed_request",
+			Message: "the request was abandoned before its answer was ready", Err: err}
+	}
 	e := asError(err)
 	s.metrics.failed(e)
 	level := s.log.Info
-	if e.Status >= 500 {
+	switch {
+	case e.Status == statusClientClosedRequest:
+		level = s.log.Debug
+	case e.Status >= 500:
 		level = s.log.Error
 	}
 	attrs := []any{"status", e.Status, "code", e.Code, "method", r.Method, "path", r.URL.Path}
@@ -85,6 +110,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		attrs = append(attrs, "err", e.Err.Error())
 	}
 	level("request failed", attrs...)
+	if e.Status == statusClientClosedRequest {
+		w.WriteHeader(e.Status) // for the access log and metrics; nobody reads it
+		return
+	}
 	setRetryAfter(w, e)
 	if e.RetryAfter <= 0 && e.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")

@@ -1,13 +1,20 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"gatehouse/auth"
+	"gatehouse/store"
 )
 
 func TestHumanDuration(t *testing.T) {
@@ -53,4 +60,55 @@ func TestMetricsAllowed(t *testing.T) {
 			t.Errorf("metricsAllowed(%s) = %v, want %v", addr, got, want)
 		}
 	}
+}
+
+// The error path tells a client's hang-up (the request's own context
+// canceled, and the error caused by it) from a failure on our side.
+func TestFail_ClientHangUpIs499(t *testing.T) {
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	canceled := fmt.Errorf("load session: %w: %w", store.ErrUnavailable, context.Canceled)
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want int
+	}{
+		{"store call cut short by the client", gone, canceled, 499},
+		{"bcrypt slot wait cut short by the client", gone, fmt.Errorf("check password: %w: %w", auth.ErrBusy, context.Canceled), 499},
+		{"store down, client gone too", gone, fmt.Errorf("ping: %w: dial tcp: connection refused", store.ErrUnavailable), http.StatusServiceUnavailable},
+		{"canceled, but not by the client", t.Context(), canceled, http.StatusServiceUnavailable},
+		{"store down", t.Context(), fmt.Errorf("ping: %w", store.ErrUnavailable), http.StatusServiceUnavailable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := newMetrics(prometheus.NewRegistry(), func() uint64 { return 0 })
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &Server{log: slog.New(slog.DiscardHandler), metrics: m}
+			r := httptest.NewRequestWithContext(tc.ctx, http.MethodGet, "/api/session", nil)
+			w := httptest.NewRecorder()
+			s.fail(w, r, tc.err)
+			if w.Code != tc.want {
+				t.Errorf("status %d, want %d", w.Code, tc.want)
+			}
+			if n := counterValue(t, m.storeErrors); (tc.want == 499) == (n != 0) {
+				t.Errorf("store errors counted: %v, want them counted only for a 503", n)
+			}
+			if n := counterValue(t, m.hangUps); (tc.want == 499) != (n == 1) {
+				t.Errorf("hang-ups counted: %v, want one for a 499 only", n)
+			}
+		})
+	}
+}
+
+// counterValue reads a counter's value.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"gatehouse/auth"
 	"gatehouse/auth/ca"
 	"gatehouse/static"
@@ -92,9 +94,10 @@ type Config struct {
 	// host-only "__Host-gatehouse".
 	CookieDomain string
 	// TrustedProxies are the addresses of TLS-terminating proxies. Only
-	// requests from them may carry the client's certificate in
-	// X-Client-Cert and the client's address in X-Forwarded-For; from
-	// anyone else those headers are ignored.
+	// requests from them may carry the client's certificate (in
+	// X-Client-Cert or X-Forwarded-Tls-Client-Cert, see forwarded.go) and
+	// the client's address in X-Forwarded-For; from anyone else those
+	// headers are ignored.
 	TrustedProxies []netip.Prefix
 	// Issuer, when set, is the built-in CA with its key: the help desk and
 	// admins can then issue device certificates from the portal.
@@ -107,6 +110,11 @@ type Config struct {
 	// hold before a new device's request is refused. Default
 	// DefaultMaxDeviceCertificates.
 	MaxDeviceCertificates int
+	// Registry receives the portal's metrics, and /metrics serves all it
+	// holds. A registry serves one portal: New fails when the portal's
+	// metrics are registered there already. Default: a registry of the
+	// portal's own with the Go runtime and process collectors.
+	Registry *prometheus.Registry
 	// Warnings are problems found at start that an operator must fix
 	// (a store that keeps nothing on disk); /readyz lists them.
 	Warnings []string
@@ -136,7 +144,8 @@ type Server struct {
 	cookieName  string
 	proxies     []netip.Prefix
 	warnings    []string
-	metrics     metrics
+	metrics     *metrics
+	registry    *prometheus.Registry
 	issuer      *ca.CA
 	// enrollWithTOTP and maxDeviceCerts: see Config.
 	enrollWithTOTP bool
@@ -178,6 +187,13 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = newRegistry()
+	}
+	m, err := newMetrics(cfg.Registry, cfg.Hasher.Runs)
+	if err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
+	}
 	cookieName := SessionCookieName
 	if cfg.CookieDomain != "" {
 		if err := checkCookieDomain(cfg.CookieDomain); err != nil {
@@ -208,6 +224,8 @@ func New(cfg Config) (http.Handler, error) {
 		proxies:     cfg.TrustedProxies,
 		warnings:    cfg.Warnings,
 		issuer:      cfg.Issuer,
+		metrics:     m,
+		registry:    cfg.Registry,
 
 		enrollWithTOTP: cfg.EnrollWithTOTP,
 		maxDeviceCerts: cfg.MaxDeviceCertificates,

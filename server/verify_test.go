@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"encoding/pem"
 	"net/http"
 	"net/netip"
@@ -141,6 +142,28 @@ func escapedPEM(p *portal) string {
 	return url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.AdminLeaf.Raw})))
 }
 
+// forwardedForms are the admin's certificate in each form a proxy
+// forwards it in: nginx's, Caddy's, and Traefik's with and without URL
+// escaping (leaf, then the CA).
+func forwardedForms(p *portal) map[string]http.Header {
+	b64 := base64.StdEncoding.EncodeToString
+	return map[string]http.Header{
+		"nginx":            {"X-Client-Cert": {escapedPEM(p)}},
+		"Caddy":            {"X-Client-Cert": {b64(p.AdminLeaf.Raw)}},
+		"Traefik":          {"X-Forwarded-Tls-Client-Cert": {b64(p.AdminLeaf.Raw) + "," + b64(p.ca.Cert.Raw)}},
+		"Traefik, escaped": {"X-Forwarded-Tls-Client-Cert": {url.QueryEscape(b64(p.AdminLeaf.Raw)) + "," + url.QueryEscape(b64(p.ca.Cert.Raw))}},
+	}
+}
+
+// with returns h and extra merged, as a new header.
+func with(h http.Header, extra http.Header) http.Header {
+	out := h.Clone()
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
 func TestTrustedProxy_ForwardedCertificateAndAddress(t *testing.T) {
 	t.Parallel()
 	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
@@ -149,22 +172,62 @@ func TestTrustedProxy_ForwardedCertificateAndAddress(t *testing.T) {
 		t.Parallel()
 		p := newPortalWith(t, func(c *server.Config) { c.TrustedProxies = loopback })
 		withApps(t, p)
-		forwarded := http.Header{"X-Client-Cert": {escapedPEM(p)}, "X-Forwarded-For": {"203.0.113.7, 198.51.100.9"}}
-		nginx := p.browser() // the proxy's own connection has no client certificate
-		r := nginx.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwarded)
-		wantStatus(t, "login through the proxy", r, http.StatusSeeOther)
-		wantVerified(t, "verify with the forwarded certificate", nginx.verify("https://ops.example.com:8443/console/", forwarded), "admin", "admin,employee", "password,certificate")
-		rec := p.session(nginx.sessionID())
-		if rec.ClientAddr != "198.51.100.9" {
-			t.Errorf("session client address = %q, want 198.51.100.9 (the last hop before the proxy)", rec.ClientAddr)
+		for form, cert := range forwardedForms(p) {
+			forwarded := with(cert, http.Header{"X-Forwarded-For": {"203.0.113.7, 198.51.100.9"}})
+			nginx := p.browser() // the proxy's own connection has no client certificate
+			r := nginx.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwarded)
+			wantStatus(t, form+": login through the proxy", r, http.StatusSeeOther)
+			wantVerified(t, form+": verify with the forwarded certificate", nginx.verify("https://ops.example.com:8443/console/", forwarded), "admin", "admin,employee", "password,certificate")
+			rec := p.session(nginx.sessionID())
+			if rec.ClientAddr != "198.51.100.9" {
+				t.Errorf("%s: session client address = %q, want 198.51.100.9 (the last hop before the proxy)", form, rec.ClientAddr)
+			}
+			if len(rec.Factors) != 2 {
+				t.Errorf("%s: session factors = %q, want the password and the certificate", form, rec.Factors)
+			}
+			// Without the header the request has no certificate, even
+			// though this connection presents one: that would be the
+			// proxy's own.
+			withHandshake := p.browser(p.AdminCert)
+			withHandshake.setCookie(nginx.cookie())
+			wantStatus(t, form+": handshake certificate from the proxy", withHandshake.verify("https://ops.example.com:8443/console/"), http.StatusForbidden)
+			// Every form is read for the same session.
+			for other, h := range forwardedForms(p) {
+				wantVerified(t, form+" session, "+other+" form", nginx.verify("https://ops.example.com:8443/console/", h), "admin", "admin,employee", "password,certificate")
+			}
 		}
-		// Without the header the request has no certificate, even though
-		// this connection presents one: that would be the proxy's own.
-		withHandshake := p.browser(p.AdminCert)
-		withHandshake.setCookie(nginx.cookie())
-		wantStatus(t, "handshake certificate from the proxy", withHandshake.verify("https://ops.example.com:8443/console/"), http.StatusForbidden)
-		// Garbage in the header counts as no certificate.
-		wantStatus(t, "a header that is not PEM", nginx.verify("https://ops.example.com:8443/console/", http.Header{"X-Client-Cert": {"%%%not-pem"}}), http.StatusForbidden)
+
+		nginx := p.browser()
+		nginx.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwardedForms(p)["Caddy"])
+		// Garbage in a header counts as no certificate.
+		for what, h := range map[string]http.Header{
+			"not PEM":                         {"X-Client-Cert": {"%%%not-pem"}},
+			"base64 with '+' read as a space": {"X-Client-Cert": {strings.ReplaceAll(forwardedForms(p)["Caddy"].Get("X-Client-Cert"), "+", " ")}},
+			"Traefik's, cut short":            {"X-Forwarded-Tls-Client-Cert": {forwardedForms(p)["Traefik"].Get("X-Forwarded-Tls-Client-Cert")[:300]}},
+			"empty":                           {"X-Client-Cert": {""}},
+		} {
+			r := nginx.verify("https://ops.example.com:8443/console/", h)
+			wantStatus(t, "a header that does not parse: "+what, r, http.StatusForbidden)
+			if !strings.Contains(r.Body, "factor_required") {
+				t.Errorf("a header that does not parse (%s): %s, want the certificate missing", what, r.Body)
+			}
+			wantVerified(t, "a header that does not parse, on the wiki: "+what, nginx.verify("https://wiki.example.com/", h), "admin", "employee", "password")
+		}
+		// Two forms in one request are refused, whatever they name: one
+		// of them came from the client.
+		for what, h := range map[string]http.Header{
+			"X-Client-Cert and Traefik's":          with(forwardedForms(p)["Caddy"], forwardedForms(p)["Traefik"]),
+			"an empty X-Client-Cert and Traefik's": with(http.Header{"X-Client-Cert": {""}}, forwardedForms(p)["Traefik"]),
+			"X-Client-Cert twice":                  {"X-Client-Cert": {escapedPEM(p), forwardedForms(p)["Caddy"].Get("X-Client-Cert")}},
+		} {
+			r := nginx.verify("https://ops.example.com:8443/console/", h)
+			wantStatus(t, "conflicting forms: "+what, r, http.StatusBadRequest)
+			if !strings.Contains(r.Body, "conflicting_client_cert") || r.Header.Get("Remote-User") != "" {
+				t.Errorf("conflicting forms (%s): %s, Remote-User %q; want conflicting_client_cert and no user", what, r.Body, r.Header.Get("Remote-User"))
+			}
+			r = nginx.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, h)
+			wantStatus(t, "login with conflicting forms: "+what, r, http.StatusBadRequest)
+		}
 		// The proxy checks Host against SNI itself.
 		req := nginx.newRequest(http.MethodGet, "/healthz", nil)
 		req.Host = "portal.example.com"
@@ -177,15 +240,22 @@ func TestTrustedProxy_ForwardedCertificateAndAddress(t *testing.T) {
 		t.Parallel()
 		p := newPortal(t) // no trusted proxies
 		withApps(t, p)
-		forwarded := http.Header{"X-Client-Cert": {escapedPEM(p)}, "X-Forwarded-For": {"203.0.113.7"}}
-		client := p.browser()
-		r := client.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwarded)
-		wantStatus(t, "login with a forged X-Client-Cert", r, http.StatusSeeOther)
-		r = client.verify("https://ops.example.com:8443/console/", forwarded)
-		wantStatus(t, "verify with a forged X-Client-Cert", r, http.StatusForbidden)
-		if rec := p.session(client.sessionID()); rec.ClientAddr != "127.0.0.1" || len(rec.Factors) != 1 {
-			t.Errorf("session = %+v, want client address 127.0.0.1 and the password factor only", rec)
+		for form, cert := range forwardedForms(p) {
+			forwarded := with(cert, http.Header{"X-Forwarded-For": {"203.0.113.7"}})
+			client := p.browser()
+			r := client.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwarded)
+			wantStatus(t, form+": login with a forged certificate header", r, http.StatusSeeOther)
+			r = client.verify("https://ops.example.com:8443/console/", forwarded)
+			wantStatus(t, form+": verify with a forged certificate header", r, http.StatusForbidden)
+			if rec := p.session(client.sessionID()); rec.ClientAddr != "127.0.0.1" || len(rec.Factors) != 1 {
+				t.Errorf("%s: session = %+v, want client address 127.0.0.1 and the password factor only", form, rec)
+			}
 		}
+		// Conflicting headers from a client are ignored like single ones.
+		client := p.browser(p.AdminCert)
+		client.login("admin", adminPassword)
+		wantVerified(t, "a client's conflicting headers", client.verify("https://ops.example.com:8443/console/", with(forwardedForms(p)["Caddy"], forwardedForms(p)["Traefik"])),
+			"admin", "admin,employee", "password,certificate")
 		req := client.newRequest(http.MethodGet, "/healthz", nil)
 		req.Host = "portal.example.com"
 		if r := client.do(req); r.Status != http.StatusMisdirectedRequest {

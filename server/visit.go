@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/gorilla/sessions"
 
 	"gatehouse/auth"
-	"gatehouse/auth/ca"
 	"gatehouse/store"
 )
 
@@ -181,8 +179,9 @@ func authAccount(a store.Account) auth.Account {
 
 // peerCertificates returns the certificate chain the client presented,
 // leaf first: from the TLS handshake, or, for a request from a trusted
-// proxy, from its X-Client-Cert header (and then never the handshake's:
-// that is the proxy's own). It is verified by the caller on every
+// proxy, from the header it forwarded the certificate in (see
+// forwarded.go), and then never the handshake's: that is the proxy's
+// own. It is verified by the caller on every
 // request: Go restores a handshake certificate on session resumption
 // without re-running any verification callback.
 func (s *Server) peerCertificates(r *http.Request) []*x509.Certificate {
@@ -193,30 +192,6 @@ func (s *Server) peerCertificates(r *http.Request) []*x509.Certificate {
 		return nil
 	}
 	return r.TLS.PeerCertificates
-}
-
-// maxForwardedCertBytes bounds the X-Client-Cert header.
-const maxForwardedCertBytes = 16 << 10
-
-// forwardedCertificate parses X-Client-Cert as nginx's
-// $ssl_client_escaped_cert writes it: a URL-escaped PEM certificate. A
-// header that does not parse counts as no certificate.
-func (s *Server) forwardedCertificate(r *http.Request) []*x509.Certificate {
-	h := r.Header.Get("X-Client-Cert")
-	if h == "" || len(h) > maxForwardedCertBytes {
-		return nil
-	}
-	text, err := url.QueryUnescape(h)
-	if err != nil {
-		s.log.Info("X-Client-Cert from a trusted proxy is not URL-escaped PEM", "err", err.Error())
-		return nil
-	}
-	chain, err := ca.ParseCertsPEM([]byte(text))
-	if err != nil {
-		s.log.Info("X-Client-Cert from a trusted proxy does not parse", "err", err.Error())
-		return nil
-	}
-	return chain
 }
 
 // fromTrustedProxy reports whether the request's connection comes from a

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -209,9 +210,13 @@ func TestNginx_ForwardAuthWithCookieDomainAndForwardedCertificate(t *testing.T) 
 		hits := app.hits.Load()
 		h := http.Header{"Cookie": {domainCookie + "=" + stolen}}
 		wantStatus(t, thief.getWith(t, opsURL, h), http.StatusForbidden)
-		// Nor does the certificate (public, after all) in a header help:
-		// nginx sends X-Client-Cert only from the TLS handshake.
+		// Nor does the certificate (public, after all) in a header help,
+		// in any form the portal reads: nginx sends X-Client-Cert only
+		// from the TLS handshake, and clears X-Forwarded-Tls-Client-Cert.
 		h.Set("X-Client-Cert", url.QueryEscape(string(adminPEM)))
+		wantStatus(t, thief.getWith(t, opsURL, h), http.StatusForbidden)
+		h.Del("X-Client-Cert")
+		h.Set("X-Forwarded-Tls-Client-Cert", base64.StdEncoding.EncodeToString(leafOf(t, adminCert).Raw))
 		wantStatus(t, thief.getWith(t, opsURL, h), http.StatusForbidden)
 		app.wantNoHitsSince(t, hits)
 
@@ -488,6 +493,8 @@ http {
             proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
             proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Client-Cert $ssl_client_escaped_cert;
+            # The portal also reads Traefik's form: never pass on the client's.
+            proxy_set_header X-Forwarded-Tls-Client-Cert "";
             proxy_ssl_server_name on;
             proxy_ssl_name {{$.PortalName}};
             proxy_ssl_trusted_certificate {{$.CA}};
