@@ -128,6 +128,7 @@ func serve(e *env, o *serveOptions) error {
 		SessionMax:            o.sessionMax,
 		CookieDomain:          o.cookieDom,
 		TrustedProxies:        proxies,
+		ClientCertHeader:      o.certHeader,
 		Warnings:              warnings,
 		Issuer:                issuer,
 		EnrollWithTOTP:        o.enrollWithTOTP,

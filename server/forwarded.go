@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"gatehouse/auth/ca"
@@ -57,6 +58,39 @@ const maxForwardedChain = 8
 // certificate.
 var errConflictingClientCert = &Error{Status: http.StatusBadRequest, Code: "conflicting_client_cert",
 	Message: "the proxy forwarded a client certificate more than once (X-Client-Cert and X-Forwarded-Tls-Client-Cert, or one of them twice); it must set one of these headers and clear the other"}
+
+// ClientCertHeaders are the headers a proxy may forward the client's
+// certificate in (Config.ClientCertHeader).
+var ClientCertHeaders = []string{headerClientCert, headerForwardedClientCert}
+
+// CheckClientCertHeader returns the canonical name of a client
+// certificate header a proxy may use (X-Client-Cert when name is empty),
+// or an error that names the ones there are.
+func CheckClientCertHeader(name string) (string, error) {
+	if name == "" {
+		return headerClientCert, nil
+	}
+	name = http.CanonicalHeaderKey(name)
+	if !slices.Contains(ClientCertHeaders, name) {
+		return "", fmt.Errorf("the client certificate header must be %s, not %q", strings.Join(ClientCertHeaders, " or "), name)
+	}
+	return name, nil
+}
+
+// checkProxyCertHeader refuses a request from a trusted proxy that
+// carries the certificate header the proxies are not configured to use.
+// A proxy sets and clears only its own header: nginx, given no client
+// certificate, sends no X-Client-Cert at all and passes on whatever else
+// the client sent, so a header of the other kind is the client's.
+func checkProxyCertHeader(h http.Header, want string) error {
+	for _, name := range ClientCertHeaders {
+		if name != want && len(h.Values(name)) > 0 {
+			return &Error{Status: http.StatusBadRequest, Code: "wrong_client_cert_header",
+				Message: fmt.Sprintf("this portal reads a forwarded client certificate from %s only (--client-cert-header), and the request carries %s; the proxy must clear it", want, name)}
+		}
+	}
+	return nil
+}
 
 // checkForwardedCertHeaders returns errConflictingClientCert when h holds
 // more than one forwarded certificate header line, counting empty ones:

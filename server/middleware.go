@@ -49,6 +49,10 @@ func (s *Server) secure(next http.Handler) http.Handler {
 				s.fail(w, r, err)
 				return
 			}
+			if err := checkProxyCertHeader(r.Header, s.certHeader); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 		}
 		inner.ServeHTTP(w, r)
 	})

@@ -99,6 +99,11 @@ type Config struct {
 	// the client's address in X-Forwarded-For; from anyone else those
 	// headers are ignored.
 	TrustedProxies []netip.Prefix
+	// ClientCertHeader is the one header the trusted proxies forward the
+	// client's certificate in: "X-Client-Cert" (nginx, Caddy; the
+	// default) or "X-Forwarded-Tls-Client-Cert" (Traefik). A request
+	// with the other one is refused: the proxy did not set it.
+	ClientCertHeader string
 	// Issuer, when set, is the built-in CA with its key: the help desk and
 	// admins can then issue device certificates from the portal.
 	Issuer *ca.CA
@@ -147,7 +152,8 @@ type Server struct {
 	metrics     *metrics
 	registry    *prometheus.Registry
 	issuer      *ca.CA
-	// enrollWithTOTP and maxDeviceCerts: see Config.
+	// certHeader, enrollWithTOTP and maxDeviceCerts: see Config.
+	certHeader     string
 	enrollWithTOTP bool
 	maxDeviceCerts int
 }
@@ -174,6 +180,10 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.SessionMax == 0 {
 		cfg.SessionMax = DefaultSessionMax
+	}
+	var err error
+	if cfg.ClientCertHeader, err = CheckClientCertHeader(cfg.ClientCertHeader); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
 	}
 	if cfg.MaxDeviceCertificates == 0 {
 		cfg.MaxDeviceCertificates = DefaultMaxDeviceCertificates
@@ -227,6 +237,7 @@ func New(cfg Config) (http.Handler, error) {
 		metrics:     m,
 		registry:    cfg.Registry,
 
+		certHeader:     cfg.ClientCertHeader,
 		enrollWithTOTP: cfg.EnrollWithTOTP,
 		maxDeviceCerts: cfg.MaxDeviceCertificates,
 	}

@@ -170,40 +170,59 @@ func TestTrustedProxy_ForwardedCertificateAndAddress(t *testing.T) {
 
 	t.Run("from a trusted proxy", func(t *testing.T) {
 		t.Parallel()
-		p := newPortalWith(t, func(c *server.Config) { c.TrustedProxies = loopback })
-		withApps(t, p)
-		for form, cert := range forwardedForms(p) {
-			forwarded := with(cert, http.Header{"X-Forwarded-For": {"203.0.113.7, 198.51.100.9"}})
-			nginx := p.browser() // the proxy's own connection has no client certificate
-			r := nginx.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwarded)
-			wantStatus(t, form+": login through the proxy", r, http.StatusSeeOther)
-			wantVerified(t, form+": verify with the forwarded certificate", nginx.verify("https://ops.example.com:8443/console/", forwarded), "admin", "admin,employee", "password,certificate")
-			rec := p.session(nginx.sessionID())
-			if rec.ClientAddr != "198.51.100.9" {
-				t.Errorf("%s: session client address = %q, want 198.51.100.9 (the last hop before the proxy)", form, rec.ClientAddr)
+		for _, header := range server.ClientCertHeaders {
+			p := newPortalWith(t, func(c *server.Config) { c.TrustedProxies = loopback; c.ClientCertHeader = header })
+			withApps(t, p)
+			forms := map[string]http.Header{}
+			for form, h := range forwardedForms(p) {
+				if _, ok := h[header]; ok {
+					forms[form] = h
+				}
 			}
-			if len(rec.Factors) != 2 {
-				t.Errorf("%s: session factors = %q, want the password and the certificate", form, rec.Factors)
-			}
-			// Without the header the request has no certificate, even
-			// though this connection presents one: that would be the
-			// proxy's own.
-			withHandshake := p.browser(p.AdminCert)
-			withHandshake.setCookie(nginx.cookie())
-			wantStatus(t, form+": handshake certificate from the proxy", withHandshake.verify("https://ops.example.com:8443/console/"), http.StatusForbidden)
-			// Every form is read for the same session.
-			for other, h := range forwardedForms(p) {
-				wantVerified(t, form+" session, "+other+" form", nginx.verify("https://ops.example.com:8443/console/", h), "admin", "admin,employee", "password,certificate")
+			for form, cert := range forms {
+				forwarded := with(cert, http.Header{"X-Forwarded-For": {"203.0.113.7, 198.51.100.9"}})
+				nginx := p.browser() // the proxy's own connection has no client certificate
+				r := nginx.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwarded)
+				wantStatus(t, form+": login through the proxy", r, http.StatusSeeOther)
+				wantVerified(t, form+": verify with the forwarded certificate", nginx.verify("https://ops.example.com:8443/console/", forwarded), "admin", "admin,employee", "password,certificate")
+				rec := p.session(nginx.sessionID())
+				if rec.ClientAddr != "198.51.100.9" {
+					t.Errorf("%s: session client address = %q, want 198.51.100.9 (the last hop before the proxy)", form, rec.ClientAddr)
+				}
+				if len(rec.Factors) != 2 {
+					t.Errorf("%s: session factors = %q, want the password and the certificate", form, rec.Factors)
+				}
+				// Without the header the request has no certificate, even
+				// though this connection presents one: that would be the
+				// proxy's own.
+				withHandshake := p.browser(p.AdminCert)
+				withHandshake.setCookie(nginx.cookie())
+				wantStatus(t, form+": handshake certificate from the proxy", withHandshake.verify("https://ops.example.com:8443/console/"), http.StatusForbidden)
+				// Every form of the configured header is read for the
+				// same session; the other header is refused: the proxy
+				// did not set it, so the client did.
+				for other, h := range forwardedForms(p) {
+					if _, ok := forms[other]; ok {
+						wantVerified(t, form+" session, "+other+" form", nginx.verify("https://ops.example.com:8443/console/", h), "admin", "admin,employee", "password,certificate")
+						continue
+					}
+					r := nginx.verify("https://ops.example.com:8443/console/", h)
+					wantStatus(t, header+" configured, "+other+" form", r, http.StatusBadRequest)
+					if !strings.Contains(r.Body, "wrong_client_cert_header") || r.Header.Get("Remote-User") != "" {
+						t.Errorf("%s configured, %s form: %s, Remote-User %q; want wrong_client_cert_header and no user", header, other, r.Body, r.Header.Get("Remote-User"))
+					}
+				}
 			}
 		}
 
+		p := newPortalWith(t, func(c *server.Config) { c.TrustedProxies = loopback })
+		withApps(t, p)
 		nginx := p.browser()
 		nginx.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwardedForms(p)["Caddy"])
 		// Garbage in a header counts as no certificate.
 		for what, h := range map[string]http.Header{
 			"not PEM":                         {"X-Client-Cert": {"%%%not-pem"}},
 			"base64 with '+' read as a space": {"X-Client-Cert": {strings.ReplaceAll(forwardedForms(p)["Caddy"].Get("X-Client-Cert"), "+", " ")}},
-			"Traefik's, cut short":            {"X-Forwarded-Tls-Client-Cert": {forwardedForms(p)["Traefik"].Get("X-Forwarded-Tls-Client-Cert")[:300]}},
 			"empty":                           {"X-Client-Cert": {""}},
 		} {
 			r := nginx.verify("https://ops.example.com:8443/console/", h)
@@ -213,6 +232,16 @@ func TestTrustedProxy_ForwardedCertificateAndAddress(t *testing.T) {
 			}
 			wantVerified(t, "a header that does not parse, on the wiki: "+what, nginx.verify("https://wiki.example.com/", h), "admin", "employee", "password")
 		}
+		traefik := newPortalWith(t, func(c *server.Config) {
+			c.TrustedProxies = loopback
+			c.ClientCertHeader = "x-forwarded-tls-client-cert"
+		})
+		withApps(t, traefik)
+		tb := traefik.browser()
+		tb.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwardedForms(traefik)["Traefik"])
+		cut := http.Header{"X-Forwarded-Tls-Client-Cert": {forwardedForms(traefik)["Traefik"].Get("X-Forwarded-Tls-Client-Cert")[:300]}}
+		wantStatus(t, "Traefik's header cut short", tb.verify("https://ops.example.com:8443/console/", cut), http.StatusForbidden)
+
 		// Two forms in one request are refused, whatever they name: one
 		// of them came from the client.
 		for what, h := range map[string]http.Header{
@@ -233,6 +262,12 @@ func TestTrustedProxy_ForwardedCertificateAndAddress(t *testing.T) {
 		req.Host = "portal.example.com"
 		if r := nginx.do(req); r.Status != http.StatusOK {
 			t.Errorf("Host differing from SNI from a trusted proxy: %d, want 200", r.Status)
+		}
+		if _, err := server.CheckClientCertHeader("X-SSL-Client-Cert"); err == nil {
+			t.Errorf("a client certificate header the portal does not read was accepted")
+		}
+		if h, err := server.CheckClientCertHeader("x-forwarded-tls-client-cert"); err != nil || h != "X-Forwarded-Tls-Client-Cert" {
+			t.Errorf("CheckClientCertHeader(Traefik's, lower case) = %q, %v", h, err)
 		}
 	})
 
