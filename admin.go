@@ -88,6 +88,13 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		return err
 	}
 	defer st.Close()
+	// On a store that lost its data, "no such account" would be a lie,
+	// and a new account would hide the loss.
+	if err := st.CheckMarker(e.ctx, ""); errors.Is(err, store.ErrDataLost) {
+		return fmt.Errorf("%w: the store is not set up (run gatehouse init), or it has lost its data: restore it from a backup, or start afresh with gatehouse init --store-only", err)
+	} else if err != nil {
+		return err
+	}
 	now := time.Now()
 	ctx := e.ctx
 

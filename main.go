@@ -6,7 +6,7 @@
 // Usage:
 //
 //	gatehouse serve                      run the portal (initialises DATA on first start)
-//	gatehouse init                       create the data directory
+//	gatehouse init [--store-only]        create the data directory (or set up a store afresh)
 //	gatehouse health [--ready]           is the portal on this machine alive (ready)? (exit status)
 //	gatehouse user add|list|passwd|roles|disable|enable|unlock|pin|unpin …
 //	gatehouse role set|list|delete …
@@ -40,7 +40,8 @@ const usage = `usage: gatehouse COMMAND [flags]
 
 commands:
   serve                                   run the portal over HTTPS
-  init                                    create the data directory and the first admin
+  init [--store-only]                     create the data directory and the first admin
+                                          (--store-only: set up afresh a store that lost its data)
   health [--ready]                        exit 0 if the portal on this machine is alive (ready: its store answers too)
   user add NAME --role R [--role R]… [--email E] [--password-stdin]
   user list

@@ -107,8 +107,12 @@ type Config struct {
 	// DefaultMaxDeviceCertificates.
 	MaxDeviceCertificates int
 	// Warnings are problems found at start that an operator must fix
-	// (a store that keeps nothing on disk); /readyz lists them.
+	// (accounts that share an email); /readyz lists them.
 	Warnings []string
+	// StoreWarnings, when set, returns what an operator must fix about
+	// the store as it is now (a Redis that keeps nothing on disk, found
+	// again after every reconnect); /readyz lists them after Warnings.
+	StoreWarnings func() []string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives one structured event per line; never a secret.
@@ -134,8 +138,10 @@ type Server struct {
 	cookieName  string
 	proxies     []netip.Prefix
 	warnings    []string
-	metrics     metrics
-	issuer      *ca.CA
+	// storeWarnings: see Config.StoreWarnings; never nil.
+	storeWarnings func() []string
+	metrics       metrics
+	issuer        *ca.CA
 	// enrollWithTOTP and maxDeviceCerts: see Config.
 	enrollWithTOTP bool
 	maxDeviceCerts int
@@ -176,6 +182,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.StoreWarnings == nil {
+		cfg.StoreWarnings = func() []string { return nil }
+	}
 	cookieName := SessionCookieName
 	if cfg.CookieDomain != "" {
 		if err := checkCookieDomain(cfg.CookieDomain); err != nil {
@@ -205,6 +214,8 @@ func New(cfg Config) (http.Handler, error) {
 		proxies:     cfg.TrustedProxies,
 		warnings:    cfg.Warnings,
 		issuer:      cfg.Issuer,
+
+		storeWarnings: cfg.StoreWarnings,
 
 		enrollWithTOTP: cfg.EnrollWithTOTP,
 		maxDeviceCerts: cfg.MaxDeviceCertificates,

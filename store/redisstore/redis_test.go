@@ -442,3 +442,107 @@ func TestRedisStore_EmailsWrittenBeforeTheIndexAreIndexed(t *testing.T) {
 		t.Errorf("CreateAccount with frank's email: error = %v, want store.ErrEmailTaken", err)
 	}
 }
+
+// A Redis restarted without persistence has lost the marker: the store
+// says so (and never that an account does not exist, which the caller
+// would otherwise hear).
+func TestRedisStore_LostDataIsNoticed(t *testing.T) {
+	r, s := openRedis(t)
+	if r.External() {
+		t.Skip("GATEHOUSE_TEST_REDIS is set: this test must restart its own Redis")
+	}
+	ctx := t.Context()
+	if err := s.Mark(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount(ctx, store.Account{Name: "alice", Roles: []string{"employee"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckMarker(ctx, "alice"); err != nil {
+		t.Fatalf("CheckMarker before the restart: %v", err)
+	}
+	r.Stop()
+	r.Start() // --save "" --appendonly no: everything is gone
+	if err := pollPing(ctx, s, reconnectWait); err != nil {
+		t.Fatalf("Ping after the restart: %v", err)
+	}
+	for _, account := range []string{"", "alice"} {
+		err := s.CheckMarker(ctx, account)
+		if !errors.Is(err, store.ErrDataLost) {
+			t.Errorf("CheckMarker(%q) after Redis restarted empty = %v, want store.ErrDataLost", account, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "alice") {
+			t.Errorf("CheckMarker's error names the account (it may be a password typed as a name): %v", err)
+		}
+	}
+	// Opening the empty store again does not mark it: it holds nothing.
+	again, err := redisstore.Open(ctx, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if err := again.CheckMarker(ctx, ""); !errors.Is(err, store.ErrDataLost) {
+		t.Errorf("CheckMarker after opening the emptied store again = %v, want store.ErrDataLost", err)
+	}
+}
+
+// A store written before markers existed holds accounts but no marker:
+// opening it marks it.
+func TestRedisStore_OlderStoreIsMarkedWhenItHoldsAccounts(t *testing.T) {
+	r := storetest.StartRedis(t)
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx := t.Context()
+	if err := rdb.Set(ctx, "gatehouse:account:alice", `{"name":"alice","roles":["employee"]}`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.SAdd(ctx, "gatehouse:accounts", "alice").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := redisstore.Open(ctx, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CheckMarker(ctx, ""); err != nil {
+		t.Errorf("CheckMarker of an older store with an account = %v, want it marked when opened", err)
+	}
+}
+
+// Persistence is read again whenever the client reconnects: a Redis that
+// comes back from a restart without persistence is noticed without a
+// restart of the portal, and one that comes back with it is no longer
+// warned about.
+func TestRedisStore_PersistenceIsReadAgainAfterReconnecting(t *testing.T) {
+	if os.Getenv("GATEHOUSE_TEST_REDIS") != "" {
+		t.Skip("GATEHOUSE_TEST_REDIS is set: this test must restart its own Redis with its own settings")
+	}
+	r := storetest.StartRedis(t, "--appendonly", "yes")
+	s, err := redisstore.Open(t.Context(), r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	if w := s.Warnings(); len(w) != 0 {
+		t.Fatalf("Warnings with an append-only Redis = %q, want none", w)
+	}
+	r.Restart() // no persistence now
+	if err := pollPing(ctx, s, reconnectWait); err != nil {
+		t.Fatalf("Ping after the restart: %v", err)
+	}
+	if w := s.Warnings(); len(w) != 1 || !strings.Contains(w[0], "keeps nothing on disk") {
+		t.Errorf("Warnings after Redis came back without persistence = %q, want one saying it keeps nothing on disk", w)
+	}
+	r.Restart("--appendonly", "yes")
+	if err := pollPing(ctx, s, reconnectWait); err != nil {
+		t.Fatalf("Ping after the second restart: %v", err)
+	}
+	if w := s.Warnings(); len(w) != 0 {
+		t.Errorf("Warnings after Redis came back with persistence = %q, want none", w)
+	}
+}

@@ -699,6 +699,29 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value`, counterKey(name), valu
 // table.
 func counterKey(name string) string { return "\x00counter:" + name }
 
+// markerName is the meta row of the marker, apart from SetMetaOnce
+// values and counters (migration 3 writes it as char(0) || 'marker').
+const markerName = "\x00marker"
+
+// Mark writes the marker row.
+func (s *Store) Mark(ctx context.Context) error {
+	return s.exec(ctx, "mark the store", "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+		markerName, "marked "+timeKey(s.now()))
+}
+
+// CheckMarker reports whether the marker row is there. The file is one
+// piece: the account makes no difference.
+func (s *Store) CheckMarker(ctx context.Context, account string) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM meta WHERE name = ?", markerName).Scan(&n); err != nil {
+		return wrap("check the store's marker", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("the store's marker is missing from this file: %w", store.ErrDataLost)
+	}
+	return nil
+}
+
 // Session returns a live session.
 func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
 	return getJSON[store.Session](ctx, s.db, "load session",

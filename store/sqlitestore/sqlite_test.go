@@ -588,3 +588,42 @@ func TestSQLiteStore_EmailsOfAnOlderFileAreIndexed(t *testing.T) {
 		t.Errorf("CreateAccount without email beside dave's: %v", err)
 	}
 }
+
+// A file written before markers existed is marked when it is opened, if
+// it holds an account; one without accounts is not: it is either new or
+// not the file that held the data.
+func TestSQLiteStore_OlderFileIsMarkedWhenItHoldsAccounts(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name     string
+		accounts int
+		marked   bool
+	}{
+		{"with accounts", 1, true},
+		{"empty", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tempPath(t)
+			db, err := sql.Open("sqlite", dsn(path, busyTimeout))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, migrations[0]+migrations[1]+migrations[2]+"PRAGMA user_version = 3;"); err != nil {
+				t.Fatalf("write a version 3 file: %v", err)
+			}
+			for i := range tc.accounts {
+				if _, err := db.ExecContext(ctx, "INSERT INTO accounts (name, data) VALUES (?, ?)", fmt.Sprint("user", i), `{"name":"x"}`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db.Close()
+			err = openFile(t, path).CheckMarker(ctx, "")
+			if tc.marked && err != nil {
+				t.Errorf("CheckMarker of an older file with accounts = %v, want it marked on upgrade", err)
+			}
+			if !tc.marked && !errors.Is(err, store.ErrDataLost) {
+				t.Errorf("CheckMarker of an older file without accounts = %v, want store.ErrDataLost", err)
+			}
+		})
+	}
+}
