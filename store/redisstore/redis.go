@@ -840,29 +840,58 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 	return nil, fmt.Errorf("raise counter %q: %w: too much contention", name, store.ErrUnavailable)
 }
 
-// DeleteUserSessions removes every session in the user's index.
+// deleteBatch is how many sessions one step of DeleteUserSessions
+// removes: small enough that Redis, which runs one command at a time,
+// answers every other instance between two steps within about a
+// millisecond, however many sessions the user has.
+const deleteBatch = 500
+
+// DeleteUserSessions removes every session in the user's index, a batch
+// at a time: each step reads up to about deleteBatch IDs from the index
+// (SSCAN, which resumes where the last step stopped, so no step wades
+// through what earlier ones emptied) and, in one transaction, unlinks
+// their records (UNLINK frees the memory in the background) and drops
+// them from the index, so an ID leaves the index only together with its
+// session. Passes repeat until the index is empty: sessions added
+// meanwhile are ended too.
 func (s *Store) DeleteUserSessions(ctx context.Context, user string) (int, error) {
-	ids, err := s.rdb.SMembers(ctx, userSessionsKey(user)).Result()
-	if err != nil {
-		return 0, wrap("list user sessions", err)
+	idx := userSessionsKey(user)
+	n := 0
+	var cursor uint64
+	for {
+		ids, next, err := s.rdb.SScan(ctx, idx, cursor, "", deleteBatch).Result()
+		if err != nil {
+			return n, wrap("list user sessions", err)
+		}
+		// COUNT is a hint: a step may bring a few more.
+		for batch := range slices.Chunk(ids, deleteBatch) {
+			keys := make([]string, len(batch))
+			for i, id := range batch {
+				keys[i] = sessionKey(id)
+			}
+			var unlinked *redis.IntCmd
+			_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				unlinked = p.Unlink(ctx, keys...)
+				p.SRem(ctx, idx, toAny(batch)...)
+				return nil
+			})
+			if err != nil {
+				return n, wrap("delete user sessions", err)
+			}
+			n += int(unlinked.Val())
+		}
+		if cursor = next; cursor != 0 {
+			continue
+		}
+		// A pass is over; sessions added during it may remain.
+		left, err := s.rdb.SCard(ctx, idx).Result()
+		if err != nil {
+			return n, wrap("count user sessions", err)
+		}
+		if left == 0 {
+			return n, nil
+		}
 	}
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = sessionKey(id)
-	}
-	var del *redis.IntCmd
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		del = p.Del(ctx, keys...)
-		p.SRem(ctx, userSessionsKey(user), toAny(ids)...)
-		return nil
-	})
-	if err != nil {
-		return 0, wrap("delete user sessions", err)
-	}
-	return int(del.Val()), nil
 }
 
 func toAny(s []string) []any {

@@ -627,3 +627,44 @@ func TestSQLiteStore_OlderFileIsMarkedWhenItHoldsAccounts(t *testing.T) {
 		})
 	}
 }
+
+// Ending more sessions than one batch holds ends them all and counts the
+// live ones, over several short write transactions.
+func TestSQLiteStore_DeleteUserSessionsInBatches(t *testing.T) {
+	ctx := t.Context()
+	s := openFile(t, tempPath(t))
+	now := s.now()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const live, expired = 2*deleteBatch + 10, 7
+	for i := range live + expired {
+		exp := now.Add(time.Hour)
+		if i >= live {
+			exp = now.Add(-time.Minute)
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO sessions (id, user, created_at, expires_at, data) VALUES (?, 'alice', ?, ?, '{}')",
+			fmt.Sprint("a", i), timeKey(now), exp.UnixNano())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSession(ctx, store.Session{ID: "b1", User: "bob"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteUserSessions(ctx, "alice")
+	if err != nil || n != live {
+		t.Fatalf("DeleteUserSessions = %d, %v; want %d (the live ones)", n, err, live)
+	}
+	var left int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM sessions WHERE user = 'alice'").Scan(&left); err != nil || left != 0 {
+		t.Errorf("alice's rows left = %d, %v; want 0", left, err)
+	}
+	if _, err := s.Session(ctx, "b1"); err != nil {
+		t.Errorf("bob's session: %v", err)
+	}
+}
