@@ -49,6 +49,13 @@ func (s *settings) onStore(fn func(e *env, st store.Store, args []string) error)
 			return err
 		}
 		defer st.Close()
+		// On a store that lost its data, "no such account" would be a
+		// lie, and a new account would hide the loss.
+		if err := st.CheckMarker(e.ctx, ""); errors.Is(err, store.ErrDataLost) {
+			return fmt.Errorf("%w: the store is not set up (run gatehouse init), or it has lost its data: restore it from a backup, or start afresh with gatehouse init --store-only", err)
+		} else if err != nil {
+			return err
+		}
 		return fn(e, st, args)
 	}
 }

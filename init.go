@@ -34,7 +34,18 @@ var initCmd = &command{
 	short: "create the data directory: a development CA, a server certificate, the built-in roles and the first admin",
 	setup: func(fs *flag.FlagSet) runFunc {
 		s := addSettings(fs)
-		return s.onStore(func(e *env, st store.Store, _ []string) error { return initDataDir(e, s, st, time.Now()) })
+		storeOnly := fs.Bool("store-only", false, "set up an empty store for a data directory that is already set up (a store that lost its data, with no backup to restore): built-in roles and a new first admin")
+		return func(e *env, _ []string) error {
+			st, err := openStore(e, s)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if *storeOnly {
+				return initStoreOnly(e, s, st, time.Now())
+			}
+			return initDataDir(e, s, st, time.Now())
+		}
 	},
 }
 
@@ -82,7 +93,71 @@ func initDataDir(e *env, o *settings, st store.Store, now time.Time) error {
 	if err := writeNew(l.totpKey(), []byte(hex.EncodeToString(randomBytes(auth.SecretKeyBytes))+"\n"), 0o600); err != nil {
 		return err
 	}
+	if err := initStore(e, st, authority, l, now); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, `Initialised %s
+  certificate authority:   %s
+  server certificate:      %s (localhost, 127.0.0.1, ::1)
+  first admin credentials: %s
+  admin's certificate:     %s.p12 (its import password is in the credentials file)
+`, l.dir, l.caCert(), l.serverCert(), l.initialAdmin(), l.adminPrefix())
+	return nil
+}
 
+// initStoreOnly sets up the store of a data directory that is already
+// set up, when the store has lost its data and there is no backup: the
+// built-in roles, a new first admin (new credentials and certificate
+// files in the data directory, replacing the old ones) and the marker.
+// It refuses a store that still has its marker or holds any account.
+func initStoreOnly(e *env, o *settings, st store.Store, now time.Time) error {
+	l := layout{o.data}
+	if !initialised(l) {
+		return fmt.Errorf("%s is not set up yet (no %s): run gatehouse init without --store-only", l.dir, l.caKey())
+	}
+	if err := st.CheckMarker(e.ctx, ""); !errors.Is(err, store.ErrDataLost) {
+		if err != nil {
+			return err
+		}
+		return errors.New("the store is set up already (its marker is there): --store-only is only for a store that lost its data")
+	}
+	if accts, err := st.Accounts(e.ctx); err != nil {
+		return err
+	} else if len(accts) > 0 {
+		return fmt.Errorf("the store holds accounts (%q…) but no marker: it may still be partly there; restore it from a backup, or empty it first", accts[0].Name)
+	}
+	certPEM, err := os.ReadFile(l.caCert())
+	if err != nil {
+		return err
+	}
+	keyPEM, err := os.ReadFile(l.caKey())
+	if err != nil {
+		return fmt.Errorf("the first admin's certificate needs the built-in CA's key: %w", err)
+	}
+	authority, err := ca.Load(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	for _, f := range []string{l.initialAdmin(), l.adminPrefix() + ".crt", l.adminPrefix() + ".key", l.adminPrefix() + ".p12"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := initStore(e, st, authority, l, now); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, `Set up the store for %s again (everything it held before is gone)
+  first admin credentials: %s
+  admin's certificate:     %s.p12 (its import password is in the credentials file)
+`, l.dir, l.initialAdmin(), l.adminPrefix())
+	return nil
+}
+
+// initStore fills a new store: the built-in roles, the first admin with
+// a random password and a client certificate from authority (files in
+// the data directory), and, last, the marker that says the store holds
+// Gatehouse's data.
+func initStore(e *env, st store.Store, authority *ca.CA, l layout, now time.Time) error {
 	for _, r := range builtinRoles {
 		if _, err := st.Role(e.ctx, r.Name); errors.Is(err, store.ErrNotFound) {
 			if err := st.PutRole(e.ctx, r); err != nil {
@@ -118,12 +193,9 @@ func initDataDir(e *env, o *settings, st store.Store, now time.Time) error {
 	if err := writeNew(l.initialAdmin(), []byte(creds), 0o600); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, `Initialised %s
-  certificate authority:   %s
-  server certificate:      %s (localhost, 127.0.0.1, ::1)
-  first admin credentials: %s
-  admin's certificate:     %s.p12 (its import password is in the credentials file)
-`, l.dir, l.caCert(), l.serverCert(), l.initialAdmin(), l.adminPrefix())
+	if err := st.Mark(e.ctx); err != nil {
+		return fmt.Errorf("mark the store as set up: %w", err)
+	}
 	return nil
 }
 

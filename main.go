@@ -6,7 +6,7 @@
 // Usage:
 //
 //	gatehouse serve                      run the portal (initialises DATA on first start)
-//	gatehouse init                       create the data directory
+//	gatehouse init [--store-only]        create the data directory (or set up a store afresh)
 //	gatehouse health [--ready]           is the portal on this machine alive (ready)? (exit status)
 //	gatehouse user add|list|passwd|roles|disable|enable|unlock|pin|unpin …
 //	gatehouse role set|list|delete …

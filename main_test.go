@@ -115,6 +115,9 @@ func TestRun_ServeSettingFromTheEnvironment(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--session-idle 30s") {
 		t.Errorf("serve with GATEHOUSE_SESSION_IDLE=30s: %v, want it refused", err)
 	}
+	if err := run(ctx, []string{"gatehouse", "init"}, getenv, strings.NewReader(""), io.Discard, io.Discard); err != nil {
+		t.Fatalf("init with serve settings in the environment: %v", err)
+	}
 	var out bytes.Buffer
 	if err := run(ctx, []string{"gatehouse", "role", "list"}, getenv, strings.NewReader(""), &out, io.Discard); err != nil {
 		t.Fatalf("role list with serve settings in the environment: %v", err)

@@ -56,8 +56,7 @@ func serve(e *env, o *serveOptions) error {
 		return err
 	}
 	defer st.Close()
-	warnings := storeWarnings(e.ctx, st, logger)
-	warnings = append(warnings, sharedEmailWarnings(e.ctx, st, logger)...)
+	warnings := sharedEmailWarnings(e.ctx, st, logger)
 
 	l := layout{o.data}
 	if !initialised(l) {
@@ -65,6 +64,9 @@ func serve(e *env, o *serveOptions) error {
 			return fmt.Errorf("initialise %s: %w", l.dir, err)
 		}
 	}
+	watch := newStoreWatch(st, logger)
+	watch.check(e.ctx) // before serving, so the log says it first
+	go watch.run(e.ctx, storeWatchInterval)
 
 	certFile, keyFile := o.tlsCert, o.tlsKey
 	if certFile == "" && keyFile == "" {
@@ -130,6 +132,7 @@ func serve(e *env, o *serveOptions) error {
 		TrustedProxies:        proxies,
 		ClientCertHeader:      o.certHeader,
 		Warnings:              warnings,
+		StoreWarnings:         watch.warnings,
 		Issuer:                issuer,
 		EnrollWithTOTP:        o.enrollWithTOTP,
 		MaxDeviceCertificates: o.maxDeviceCerts,
@@ -369,25 +372,68 @@ func parsePrefixes(values []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// storeWarnings checks the store for settings an operator must hear
-// about, logs each loudly and returns them for /readyz: today, a Redis
-// that keeps nothing on disk, where a restart would lose every account.
-func storeWarnings(ctx context.Context, st store.Store, logger *slog.Logger) []string {
-	rs, ok := st.(*redisstore.Store)
-	if !ok {
-		return nil
+// storeWatchInterval is how often a running portal looks at its store
+// for what an operator must hear about (the marker, persistence), so the
+// log says it even when nobody asks /readyz.
+const storeWatchInterval = 10 * time.Second
+
+// storeWatch tells the log, loudly and once per change, what an operator
+// must hear about the store while the portal runs: that it lost its data
+// (its marker is gone), and that a Redis keeps nothing on disk (read
+// again by the store whenever it reconnects, so a Redis restarted with
+// other settings is noticed without restarting the portal).
+type storeWatch struct {
+	st       store.Store
+	warnings func() []string
+	log      *slog.Logger
+	// lost and warned are what the log said last; only check and run
+	// use them, one at a time.
+	lost   bool
+	warned map[string]bool
+}
+
+func newStoreWatch(st store.Store, logger *slog.Logger) *storeWatch {
+	w := &storeWatch{st: st, log: logger, warnings: func() []string { return nil }, warned: map[string]bool{}}
+	if rs, ok := st.(*redisstore.Store); ok {
+		w.warnings = rs.Warnings
 	}
-	kept, detail, err := rs.Persistence(ctx)
-	switch {
-	case err != nil:
-		logger.Warn("could not read Redis's persistence settings", "err", err.Error())
-		return []string{"could not tell whether Redis keeps its data on disk"}
-	case !kept:
-		msg := "Redis keeps nothing on disk (" + detail + "): a Redis restart loses every account, role and certificate record; turn on appendonly yes"
-		logger.Warn("REDIS HAS NO PERSISTENCE", "detail", detail, "advice", "set appendonly yes (or save) on the Redis server")
-		return []string{msg}
+	return w
+}
+
+// check looks once and logs what changed since the last look.
+func (w *storeWatch) check(ctx context.Context) {
+	err := w.st.CheckMarker(ctx, "")
+	switch lost := errors.Is(err, store.ErrDataLost); {
+	case lost && !w.lost:
+		w.log.Error("STORE HAS LOST ITS DATA: nobody can sign in until it is restored",
+			"err", err.Error(), "advice", "restore the store from a backup (Redis: its RDB or append-only file) and the portal recovers by itself; with no backup, start afresh with gatehouse init --store-only")
+		w.lost = true
+	case !lost && err == nil && w.lost:
+		w.log.Info("the store's marker is back: sign-ins work again")
+		w.lost = false
 	}
-	return nil
+	now := map[string]bool{}
+	for _, msg := range w.warnings() {
+		now[msg] = true
+		if !w.warned[msg] {
+			w.log.Warn("REDIS HAS NO PERSISTENCE", "detail", msg, "advice", "set appendonly yes (or save) on the Redis server")
+		}
+	}
+	w.warned = now
+}
+
+// run checks every interval until ctx ends.
+func (w *storeWatch) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.check(ctx)
+		}
+	}
 }
 
 // sharedEmailWarnings finds accounts that share an email (compared as

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"gatehouse/auth"
@@ -140,23 +142,45 @@ func (s *Server) handleHealthz() http.Handler {
 	})
 }
 
-// handleReadyz reports whether the portal can serve logins: the store
-// must answer.
+// handleReadyz reports whether the portal can serve sign-ins: the store
+// must answer and still hold its marker. A store that answers without
+// its marker has lost its data (a Redis restarted without persistence, a
+// store URL naming another database): it is not ready, whatever it says.
 func (s *Server) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.store.Ping(r.Context()); clientGone(r, err) {
+		err := s.store.Ping(r.Context())
+		if err == nil {
+			err = s.store.CheckMarker(r.Context(), "")
+		}
+		if clientGone(r, err) {
 			s.fail(w, r, err)
 			return
-		} else if err != nil {
-			s.log.Error("readiness check", "err", err.Error())
+		}
+		if err != nil {
+			e := asError(err)
+			if errors.Is(err, store.ErrDataLost) {
+				s.log.Error("STORE HAS LOST ITS DATA", "err", err.Error(), "advice", dataLostAdvice)
+			} else {
+				s.log.Error("readiness check", "err", err.Error())
+			}
 			w.Header().Set("Retry-After", "5")
-			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "the store is unreachable", "code": "unavailable"})
+			out := map[string]string{"status": "unavailable", "error": e.Message, "code": e.Code}
+			if errors.Is(err, store.ErrDataLost) {
+				// Where the marker is missing, for the operator; it never
+				// names an account.
+				out["reason"] = err.Error()
+			}
+			s.writeJSON(w, http.StatusServiceUnavailable, out)
 			return
 		}
 		out := map[string]any{"status": "ready"}
-		if len(s.warnings) > 0 {
-			out["warnings"] = s.warnings
+		if warnings := append(slices.Clone(s.warnings), s.storeWarnings()...); len(warnings) > 0 {
+			out["warnings"] = warnings
 		}
 		s.writeJSON(w, http.StatusOK, out)
 	})
 }
+
+// dataLostAdvice is what the log tells an operator whose store lost its
+// data.
+const dataLostAdvice = "restore the store from a backup (Redis: its RDB or append-only file) and the portal recovers by itself; with no backup, start afresh with gatehouse init --store-only"

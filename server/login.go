@@ -77,6 +77,13 @@ func (s *Server) handleLoginPost() http.Handler {
 			return
 		}
 
+		// A store that lost its data would answer "no such account" for
+		// everyone: it is refused first, in plain words, for every name
+		// alike (so the check costs known and unknown names the same).
+		if err := s.store.CheckMarker(r.Context(), username); err != nil {
+			s.fail(w, r, hideName(err, username, s.unknownName(username)))
+			return
+		}
 		ctx := r.Context()
 		now := s.now()
 		// The account is looked up first, so that from here on a name

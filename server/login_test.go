@@ -304,3 +304,68 @@ func TestAPISession_Shape(t *testing.T) {
 		t.Errorf("effective_roles without a certificate (-want +got):\n%s", diff)
 	}
 }
+
+// A store restarted without its data (no persistence) answers, but has
+// lost its marker: /readyz is 503 with the reason, the log says it
+// loudly, and a sign-in gets a clear 503, never "invalid username or
+// password" as if the account did not exist. Restoring the data (here:
+// writing the marker and the account again) makes it ready again.
+func TestStoreLostItsData_NotReadyAndSignInRefused(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	if p.redis.External() {
+		t.Skip("GATEHOUSE_TEST_REDIS is set: this test must restart its own Redis")
+	}
+	b := p.browser()
+	wantStatus(t, "GET /readyz before", b.get("/readyz"), http.StatusOK)
+
+	p.redis.Stop()
+	p.redis.Start() // --save "" --appendonly no: the data is gone
+	deadline := time.Now().Add(pollWait)
+	var ready response
+	for {
+		ready = b.get("/readyz")
+		if ready.Status == http.StatusServiceUnavailable && strings.Contains(ready.Body, "data_lost") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /readyz after Redis came back empty = %d %s, want 503 data_lost", ready.Status, ready.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var body struct{ Status, Code, Error, Reason string }
+	if err := json.Unmarshal([]byte(ready.Body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Code != "data_lost" || !strings.Contains(body.Error, "lost its data") || !strings.Contains(body.Reason, "marker") {
+		t.Errorf("GET /readyz = %+v, want code data_lost, the error in plain words and the reason (the marker)", body)
+	}
+	if !strings.Contains(p.logs.String(), "STORE HAS LOST ITS DATA") {
+		t.Errorf("the log does not say loudly that the store lost its data:\n%s", p.logs.String())
+	}
+
+	for _, name := range []string{"admin", "nobody"} {
+		login := p.browser().post("/login", url.Values{"username": {name}, "password": {adminPassword}})
+		wantStatus(t, "POST /login as "+name+" on the emptied store", login, http.StatusServiceUnavailable)
+		if strings.Contains(login.Body, "invalid username or password") || !strings.Contains(login.Body, "lost its data") {
+			t.Errorf("POST /login as %s on the emptied store does not say the store lost its data:\n%.600s", name, login.Body)
+		}
+		api := p.browser().post("/login", url.Values{"username": {name}, "password": {adminPassword}}, http.Header{"Accept": {"application/json"}})
+		var code string
+		json.Unmarshal(api.JSON(t)["code"], &code)
+		if code != "data_lost" {
+			t.Errorf("POST /login (JSON) as %s: code %q, want data_lost", name, code)
+		}
+	}
+
+	// The operator restores the data: the portal is ready again by
+	// itself, and sign-ins work.
+	if err := p.store.Mark(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p.addAccount("admin", adminPassword, "admin", "employee")
+	wantStatus(t, "GET /readyz after the data came back", b.get("/readyz"), http.StatusOK)
+	again := p.browser()
+	again.login("admin", adminPassword)
+	wantStatus(t, "GET /api/session after signing in again", again.get("/api/session"), http.StatusOK)
+}

@@ -114,6 +114,9 @@ func newPortalWith(t testing.TB, configure func(*server.Config), redisArgs ...st
 		t.Fatalf("open Redis store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
+	if err := st.Mark(t.Context()); err != nil { // as gatehouse init does
+		t.Fatalf("mark the store: %v", err)
+	}
 
 	start := time.Now().Round(0).Truncate(time.Second)
 	clk := &clock{now: start}

@@ -73,6 +73,10 @@ func asError(err error) *Error {
 	if errors.Is(err, store.ErrBadCursor) {
 		return &Error{Status: http.StatusBadRequest, Code: "bad_before", Message: "before must be an event id from a previous page; start again from the first page of the audit trail", Err: err}
 	}
+	if errors.Is(err, store.ErrDataLost) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "data_lost", Err: err,
+			Message: "the sign-in service's data store has lost its data (it was restarted without keeping it, or is not the right one); nobody can sign in until an administrator restores it"}
+	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return &Error{Status: errUnavailable.Status, Code: errUnavailable.Code, Message: errUnavailable.Message, Err: err}
 	}

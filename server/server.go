@@ -121,8 +121,12 @@ type Config struct {
 	// portal's own with the Go runtime and process collectors.
 	Registry *prometheus.Registry
 	// Warnings are problems found at start that an operator must fix
-	// (a store that keeps nothing on disk); /readyz lists them.
+	// (accounts that share an email); /readyz lists them.
 	Warnings []string
+	// StoreWarnings, when set, returns what an operator must fix about
+	// the store as it is now (a Redis that keeps nothing on disk, found
+	// again after every reconnect); /readyz lists them after Warnings.
+	StoreWarnings func() []string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives one structured event per line; never a secret.
@@ -149,9 +153,11 @@ type Server struct {
 	cookieName  string
 	proxies     []netip.Prefix
 	warnings    []string
-	metrics     *metrics
-	registry    *prometheus.Registry
-	issuer      *ca.CA
+	// storeWarnings: see Config.StoreWarnings; never nil.
+	storeWarnings func() []string
+	metrics       *metrics
+	registry      *prometheus.Registry
+	issuer        *ca.CA
 	// certHeader, enrollWithTOTP and maxDeviceCerts: see Config.
 	certHeader     string
 	enrollWithTOTP bool
@@ -204,6 +210,9 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
+	if cfg.StoreWarnings == nil {
+		cfg.StoreWarnings = func() []string { return nil }
+	}
 	cookieName := SessionCookieName
 	if cfg.CookieDomain != "" {
 		if err := checkCookieDomain(cfg.CookieDomain); err != nil {
@@ -238,6 +247,7 @@ func New(cfg Config) (http.Handler, error) {
 		registry:    cfg.Registry,
 
 		certHeader:     cfg.ClientCertHeader,
+		storeWarnings:  cfg.StoreWarnings,
 		enrollWithTOTP: cfg.EnrollWithTOTP,
 		maxDeviceCerts: cfg.MaxDeviceCertificates,
 	}

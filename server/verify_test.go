@@ -220,11 +220,15 @@ func TestTrustedProxy_ForwardedCertificateAndAddress(t *testing.T) {
 		nginx := p.browser()
 		nginx.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}, forwardedForms(p)["Caddy"])
 		// Garbage in a header counts as no certificate.
-		for what, h := range map[string]http.Header{
-			"not PEM":                         {"X-Client-Cert": {"%%%not-pem"}},
-			"base64 with '+' read as a space": {"X-Client-Cert": {strings.ReplaceAll(forwardedForms(p)["Caddy"].Get("X-Client-Cert"), "+", " ")}},
-			"empty":                           {"X-Client-Cert": {""}},
-		} {
+		garbage := map[string]http.Header{
+			"not PEM": {"X-Client-Cert": {"%%%not-pem"}},
+			"empty":   {"X-Client-Cert": {""}},
+		}
+		if caddy := forwardedForms(p)["Caddy"].Get("X-Client-Cert"); strings.Contains(caddy, "+") {
+			// Only a certificate whose base64 holds a '+' shows this.
+			garbage["base64 with '+' read as a space"] = http.Header{"X-Client-Cert": {strings.ReplaceAll(caddy, "+", " ")}}
+		}
+		for what, h := range garbage {
 			r := nginx.verify("https://ops.example.com:8443/console/", h)
 			wantStatus(t, "a header that does not parse: "+what, r, http.StatusForbidden)
 			if !strings.Contains(r.Body, "factor_required") {

@@ -34,6 +34,12 @@ var (
 	// ErrBadCursor means an AuditQuery.Before that is not an event ID of
 	// this store (from another backend, or made up).
 	ErrBadCursor = errors.New("not an event ID of this store")
+	// ErrDataLost means the store no longer holds the marker written when
+	// it was set up (see Store.Mark): a Redis restarted without
+	// persistence, or a store URL or file that names another database.
+	// What it says about accounts cannot be trusted: an empty store must
+	// never read as "no such user".
+	ErrDataLost = errors.New("the store has lost its data")
 )
 
 // Account is a person who can sign in.
@@ -378,6 +384,17 @@ type Store interface {
 	// DeleteUserSessions removes every session of user and returns how
 	// many there were.
 	DeleteUserSessions(ctx context.Context, user string) (int, error)
+
+	// Mark writes the marker that says this store holds Gatehouse's
+	// data. "gatehouse init" writes it when it sets the store up; writing
+	// it again changes nothing.
+	Mark(ctx context.Context) error
+	// CheckMarker returns nil when the marker is in place where account's
+	// records are kept (everywhere, when account is ""), and an error
+	// wrapping ErrDataLost, which says where it is missing but never
+	// names the account, when it is not. A backend opened on data written
+	// before markers existed marks it, if it holds any account.
+	CheckMarker(ctx context.Context, account string) error
 
 	// Ping reports whether the backing service is reachable.
 	Ping(ctx context.Context) error

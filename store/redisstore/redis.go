@@ -38,6 +38,9 @@ const keyPrefix = "gatehouse:"
 type Store struct {
 	rdb     redis.UniversalClient
 	decoded decodeCache
+	// servers is what was last learnt about each Redis server on
+	// connecting to it: see onConnect.
+	servers servers
 }
 
 // Open connects to the Redis named by url and checks that it answers:
@@ -48,7 +51,9 @@ type Store struct {
 //	rediss+sentinel://…                            Sentinel, TLS to the servers
 //
 // With Sentinel, the client asks the sentinels for the current master and
-// follows failovers.
+// follows failovers. Every new connection to a server reads its
+// persistence settings (Warnings), so a Redis that comes back from a
+// restart without persistence is noticed at once.
 func Open(ctx context.Context, url string) (*Store, error) {
 	opts, err := parseURL(url)
 	if err != nil {
@@ -58,19 +63,18 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// Few retries: during an outage a request should fail in about a
 	// second, not queue behind many reconnect attempts.
 	opts.MaxRetries, opts.DialerRetries = 1, 1
-	rdb := redis.NewUniversalClient(opts)
-	s := New(rdb)
+	s := &Store{}
+	opts.OnConnect = s.onConnect
+	s.rdb = redis.NewUniversalClient(opts)
 	if err := s.Ping(ctx); err != nil {
-		rdb.Close()
+		s.rdb.Close()
 		return nil, err
 	}
-	if err := s.upgrade(ctx); err != nil {
-		rdb.Close()
-		return nil, err
-	}
-	if err := s.indexEmails(ctx); err != nil {
-		rdb.Close()
-		return nil, err
+	for _, step := range []func(context.Context) error{s.upgrade, s.indexEmails, s.markOnUpgrade} {
+		if err := step(ctx); err != nil {
+			s.rdb.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -138,30 +142,6 @@ func parseSentinelURL(url string) (*redis.UniversalOptions, error) {
 	return &redis.UniversalOptions{Addrs: fo.SentinelAddrs, MasterName: fo.MasterName,
 		Username: fo.Username, Password: fo.Password, SentinelUsername: fo.SentinelUsername,
 		SentinelPassword: fo.SentinelPassword, DB: fo.DB, TLSConfig: fo.TLSConfig}, nil
-}
-
-// Persistence reports whether Redis keeps its data across a restart
-// (append-only file or RDB snapshots), with the setting it found. When
-// Redis does not let us read its configuration (CONFIG is often disabled
-// by managed services), it falls back to INFO, which tells only about the
-// append-only file.
-func (s *Store) Persistence(ctx context.Context) (bool, string, error) {
-	cfg, err := s.rdb.ConfigGet(ctx, "appendonly").Result()
-	if err == nil {
-		saves, serr := s.rdb.ConfigGet(ctx, "save").Result()
-		if serr == nil {
-			aof, save := cfg["appendonly"], strings.TrimSpace(saves["save"])
-			return aof == "yes" || save != "", fmt.Sprintf("appendonly %s, save %q", aof, save), nil
-		}
-	}
-	info, ierr := s.rdb.Info(ctx, "persistence").Result()
-	if ierr != nil {
-		return false, "", wrap("read persistence settings", ierr)
-	}
-	if strings.Contains(info, "aof_enabled:1") {
-		return true, "aof_enabled:1", nil
-	}
-	return false, "aof_enabled:0 (CONFIG is not available, so RDB snapshots could not be checked)", nil
 }
 
 // New returns a Store that uses an existing client.
@@ -860,29 +840,58 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 	return nil, fmt.Errorf("raise counter %q: %w: too much contention", name, store.ErrUnavailable)
 }
 
-// DeleteUserSessions removes every session in the user's index.
+// deleteBatch is how many sessions one step of DeleteUserSessions
+// removes: small enough that Redis, which runs one command at a time,
+// answers every other instance between two steps within about a
+// millisecond, however many sessions the user has.
+const deleteBatch = 500
+
+// DeleteUserSessions removes every session in the user's index, a batch
+// at a time: each step reads up to about deleteBatch IDs from the index
+// (SSCAN, which resumes where the last step stopped, so no step wades
+// through what earlier ones emptied) and, in one transaction, unlinks
+// their records (UNLINK frees the memory in the background) and drops
+// them from the index, so an ID leaves the index only together with its
+// session. Passes repeat until the index is empty: sessions added
+// meanwhile are ended too.
 func (s *Store) DeleteUserSessions(ctx context.Context, user string) (int, error) {
-	ids, err := s.rdb.SMembers(ctx, userSessionsKey(user)).Result()
-	if err != nil {
-		return 0, wrap("list user sessions", err)
+	idx := userSessionsKey(user)
+	n := 0
+	var cursor uint64
+	for {
+		ids, next, err := s.rdb.SScan(ctx, idx, cursor, "", deleteBatch).Result()
+		if err != nil {
+			return n, wrap("list user sessions", err)
+		}
+		// COUNT is a hint: a step may bring a few more.
+		for batch := range slices.Chunk(ids, deleteBatch) {
+			keys := make([]string, len(batch))
+			for i, id := range batch {
+				keys[i] = sessionKey(id)
+			}
+			var unlinked *redis.IntCmd
+			_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				unlinked = p.Unlink(ctx, keys...)
+				p.SRem(ctx, idx, toAny(batch)...)
+				return nil
+			})
+			if err != nil {
+				return n, wrap("delete user sessions", err)
+			}
+			n += int(unlinked.Val())
+		}
+		if cursor = next; cursor != 0 {
+			continue
+		}
+		// A pass is over; sessions added during it may remain.
+		left, err := s.rdb.SCard(ctx, idx).Result()
+		if err != nil {
+			return n, wrap("count user sessions", err)
+		}
+		if left == 0 {
+			return n, nil
+		}
 	}
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = sessionKey(id)
-	}
-	var del *redis.IntCmd
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		del = p.Del(ctx, keys...)
-		p.SRem(ctx, userSessionsKey(user), toAny(ids)...)
-		return nil
-	})
-	if err != nil {
-		return 0, wrap("delete user sessions", err)
-	}
-	return int(del.Val()), nil
 }
 
 func toAny(s []string) []any {

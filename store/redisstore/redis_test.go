@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -441,4 +442,277 @@ func TestRedisStore_EmailsWrittenBeforeTheIndexAreIndexed(t *testing.T) {
 	if err := s.CreateAccount(ctx, store.Account{Name: "gina", Email: "old@example.com"}); !errors.Is(err, store.ErrEmailTaken) {
 		t.Errorf("CreateAccount with frank's email: error = %v, want store.ErrEmailTaken", err)
 	}
+}
+
+// A Redis restarted without persistence has lost the marker: the store
+// says so (and never that an account does not exist, which the caller
+// would otherwise hear).
+func TestRedisStore_LostDataIsNoticed(t *testing.T) {
+	r, s := openRedis(t)
+	if r.External() {
+		t.Skip("GATEHOUSE_TEST_REDIS is set: this test must restart its own Redis")
+	}
+	ctx := t.Context()
+	if err := s.Mark(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount(ctx, store.Account{Name: "alice", Roles: []string{"employee"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckMarker(ctx, "alice"); err != nil {
+		t.Fatalf("CheckMarker before the restart: %v", err)
+	}
+	r.Stop()
+	r.Start() // --save "" --appendonly no: everything is gone
+	if err := pollPing(ctx, s, reconnectWait); err != nil {
+		t.Fatalf("Ping after the restart: %v", err)
+	}
+	for _, account := range []string{"", "alice"} {
+		err := s.CheckMarker(ctx, account)
+		if !errors.Is(err, store.ErrDataLost) {
+			t.Errorf("CheckMarker(%q) after Redis restarted empty = %v, want store.ErrDataLost", account, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "alice") {
+			t.Errorf("CheckMarker's error names the account (it may be a password typed as a name): %v", err)
+		}
+	}
+	// Opening the empty store again does not mark it: it holds nothing.
+	again, err := redisstore.Open(ctx, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if err := again.CheckMarker(ctx, ""); !errors.Is(err, store.ErrDataLost) {
+		t.Errorf("CheckMarker after opening the emptied store again = %v, want store.ErrDataLost", err)
+	}
+}
+
+// A store written before markers existed holds accounts but no marker:
+// opening it marks it.
+func TestRedisStore_OlderStoreIsMarkedWhenItHoldsAccounts(t *testing.T) {
+	r := storetest.StartRedis(t)
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx := t.Context()
+	if err := rdb.Set(ctx, "gatehouse:account:alice", `{"name":"alice","roles":["employee"]}`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.SAdd(ctx, "gatehouse:accounts", "alice").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := redisstore.Open(ctx, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CheckMarker(ctx, ""); err != nil {
+		t.Errorf("CheckMarker of an older store with an account = %v, want it marked when opened", err)
+	}
+}
+
+// Persistence is read again whenever the client reconnects: a Redis that
+// comes back from a restart without persistence is noticed without a
+// restart of the portal, and one that comes back with it is no longer
+// warned about.
+func TestRedisStore_PersistenceIsReadAgainAfterReconnecting(t *testing.T) {
+	if os.Getenv("GATEHOUSE_TEST_REDIS") != "" {
+		t.Skip("GATEHOUSE_TEST_REDIS is set: this test must restart its own Redis with its own settings")
+	}
+	r := storetest.StartRedis(t, "--appendonly", "yes")
+	s, err := redisstore.Open(t.Context(), r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	if w := s.Warnings(); len(w) != 0 {
+		t.Fatalf("Warnings with an append-only Redis = %q, want none", w)
+	}
+	r.Restart() // no persistence now
+	if err := pollPing(ctx, s, reconnectWait); err != nil {
+		t.Fatalf("Ping after the restart: %v", err)
+	}
+	if w := s.Warnings(); len(w) != 1 || !strings.Contains(w[0], "keeps nothing on disk") {
+		t.Errorf("Warnings after Redis came back without persistence = %q, want one saying it keeps nothing on disk", w)
+	}
+	r.Restart("--appendonly", "yes")
+	if err := pollPing(ctx, s, reconnectWait); err != nil {
+		t.Fatalf("Ping after the second restart: %v", err)
+	}
+	if w := s.Warnings(); len(w) != 0 {
+		t.Errorf("Warnings after Redis came back with persistence = %q, want none", w)
+	}
+}
+
+// Ending many sessions of one user never sends Redis one huge command:
+// Redis runs one command at a time, and a DEL of 50,000 keys held every
+// other instance up for about 100 ms. The sessions go in batches.
+func TestRedisStore_DeleteUserSessionsInBatches(t *testing.T) {
+	r, _ := openRedis(t)
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	hook := &largestDelete{}
+	rdb.AddHook(hook)
+	s := redisstore.New(rdb)
+	ctx := t.Context()
+	const many = 1500
+	for i := range many {
+		if err := s.PutSession(ctx, store.Session{ID: fmt.Sprintf("a%d", i), User: "alice", ExpiresAt: time.Now().Add(time.Hour)}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutSession(ctx, store.Session{ID: "b1", User: "bob", ExpiresAt: time.Now().Add(time.Hour)}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteUserSessions(ctx, "alice")
+	if err != nil || n != many {
+		t.Fatalf("DeleteUserSessions = %d, %v; want %d", n, err, many)
+	}
+	if left, err := s.Sessions(ctx, "alice"); err != nil || len(left) != 0 {
+		t.Errorf("alice's sessions after DeleteUserSessions = %d, %v; want none", len(left), err)
+	}
+	if keys, _ := rdb.Keys(ctx, "gatehouse:session:a*").Result(); len(keys) != 0 {
+		t.Errorf("%d of alice's session records are left", len(keys))
+	}
+	if _, err := s.Session(ctx, "b1"); err != nil {
+		t.Errorf("bob's session: %v", err)
+	}
+	if got := hook.most.Load(); got > 500 || got == 0 {
+		t.Errorf("the largest delete named %d keys, want at most 500 per command", got)
+	}
+	if got := hook.commands.Load(); got < many/500 {
+		t.Errorf("%d delete commands for %d sessions, want batches of at most 500", got, many)
+	}
+}
+
+// largestDelete records the most keys one DEL or UNLINK named, and how
+// many there were.
+type largestDelete struct{ most, commands atomic.Int32 }
+
+func (h *largestDelete) note(cmd redis.Cmder) {
+	if name := cmd.Name(); name != "del" && name != "unlink" {
+		return
+	}
+	h.commands.Add(1)
+	n := int32(len(cmd.Args()) - 1)
+	for {
+		old := h.most.Load()
+		if n <= old || h.most.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+func (h *largestDelete) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *largestDelete) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.note(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *largestDelete) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.note(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// BenchmarkDeleteUserSessions ends 50,000 sessions of one user while
+// another client pings Redis without pause, as other portal instances
+// would use it meanwhile: max-ping-ms is the longest that client waited
+// (Go's scheduling on a busy machine included), max-cmd-ms the longest
+// one command ran inside Redis (its slow log), during which Redis
+// answered nobody else. Run with -benchtime=3x (each round writes the
+// 50,000 sessions first).
+func BenchmarkDeleteUserSessions(b *testing.B) {
+	r := storetest.StartRedis(b, "--slowlog-log-slower-than", "100", "--slowlog-max-len", "10000")
+	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer admin.Close()
+	s, err := redisstore.Open(b.Context(), r.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	other, err := redisstore.Open(b.Context(), r.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer other.Close()
+	ctx := b.Context()
+	const sessions = 50_000
+	var worst, longest time.Duration
+	for range b.N {
+		b.StopTimer()
+		fill(b, s, "alice", sessions)
+		admin.SlowLogReset(ctx)
+		stop := make(chan struct{})
+		done := make(chan time.Duration)
+		go func() {
+			var most time.Duration
+			for {
+				select {
+				case <-stop:
+					done <- most
+					return
+				default:
+				}
+				start := time.Now()
+				if err := other.Ping(ctx); err != nil {
+					b.Error(err)
+				}
+				most = max(most, time.Since(start))
+			}
+		}()
+		b.StartTimer()
+		n, err := s.DeleteUserSessions(ctx, "alice")
+		b.StopTimer()
+		close(stop)
+		worst = max(worst, <-done)
+		if err != nil || n != sessions {
+			b.Fatalf("DeleteUserSessions = %d, %v", n, err)
+		}
+		slow, err := admin.SlowLogGet(ctx, -1).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range slow {
+			longest = max(longest, e.Duration)
+		}
+	}
+	b.ReportMetric(float64(worst.Microseconds())/1000, "max-ping-ms")
+	b.ReportMetric(float64(longest.Microseconds())/1000, "max-cmd-ms")
+}
+
+// fill writes n sessions of user, as the portal writes them.
+func fill(b *testing.B, s *redisstore.Store, user string, n int) {
+	b.Helper()
+	const writers = 16
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += writers {
+				now := time.Now()
+				sess := store.Session{ID: fmt.Sprintf("%s-%d", user, i), User: user, Factors: []string{"password"}, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}
+				if err := s.PutSession(b.Context(), sess, time.Hour); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -107,6 +107,13 @@ ALTER TABLE accounts ADD COLUMN email_key TEXT;
 UPDATE accounts SET email_key = NULLIF(lower(json_extract(data, '$.email')), '');
 CREATE INDEX accounts_by_email ON accounts (email_key);
 `,
+	// The marker (Store.Mark) says that this file holds Gatehouse's
+	// data. A file written before markers existed gets one when it holds
+	// an account; an empty one is left for "gatehouse init" to mark.
+	3: `
+INSERT INTO meta (name, value) SELECT char(0) || 'marker', 'marked on upgrade'
+	WHERE EXISTS (SELECT 1 FROM accounts);
+`,
 }
 
 // schemaVersion is the version of the schema this code reads and writes.

@@ -699,6 +699,29 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value`, counterKey(name), valu
 // table.
 func counterKey(name string) string { return "\x00counter:" + name }
 
+// markerName is the meta row of the marker, apart from SetMetaOnce
+// values and counters (migration 3 writes it as char(0) || 'marker').
+const markerName = "\x00marker"
+
+// Mark writes the marker row.
+func (s *Store) Mark(ctx context.Context) error {
+	return s.exec(ctx, "mark the store", "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+		markerName, "marked "+timeKey(s.now()))
+}
+
+// CheckMarker reports whether the marker row is there. The file is one
+// piece: the account makes no difference.
+func (s *Store) CheckMarker(ctx context.Context, account string) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM meta WHERE name = ?", markerName).Scan(&n); err != nil {
+		return wrap("check the store's marker", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("the store's marker is missing from this file: %w", store.ErrDataLost)
+	}
+	return nil
+}
+
 // Session returns a live session.
 func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
 	return getJSON[store.Session](ctx, s.db, "load session",
@@ -737,27 +760,54 @@ func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, err
 		"SELECT data FROM sessions WHERE user = ? AND expires_at > ? ORDER BY created_at, id", user, s.now().UnixNano())
 }
 
-// DeleteUserSessions removes every session of user and returns how many
-// of them were live; expired ones go too but are not counted.
+// deleteBatch is how many sessions one write transaction of
+// DeleteUserSessions removes, so that other writers (the portal's
+// requests, the command line) wait for one short transaction at most,
+// however many sessions the user has.
+const deleteBatch = 1000
+
+// DeleteUserSessions removes every session of user, a batch per write
+// transaction, and returns how many of them were live; expired ones go
+// too but are not counted.
 func (s *Store) DeleteUserSessions(ctx context.Context, user string) (int, error) {
 	if user == "" {
 		return 0, nil
 	}
-	var n int64
-	err := s.write(ctx, "delete user sessions", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE user = ? AND expires_at > ?", user, s.now().UnixNano())
+	live := 0
+	for {
+		deleted, liveNow := 0, 0
+		err := s.write(ctx, "delete user sessions", func(tx *sql.Tx) error {
+			deleted, liveNow = 0, 0
+			rows, err := tx.QueryContext(ctx, `
+DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user = ? LIMIT ?)
+RETURNING expires_at > ?`, user, deleteBatch, s.now().UnixNano())
+			if err != nil {
+				return wrap("delete user sessions", err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var wasLive bool
+				if err := rows.Scan(&wasLive); err != nil {
+					return wrap("delete user sessions", err)
+				}
+				deleted++
+				if wasLive {
+					liveNow++
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return wrap("delete user sessions", err)
+			}
+			return nil
+		})
 		if err != nil {
-			return wrap("delete user sessions", err)
+			return live, err
 		}
-		if n, err = res.RowsAffected(); err != nil {
-			return wrap("delete user sessions", err)
+		live += liveNow
+		if deleted < deleteBatch {
+			return live, nil
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE user = ?", user); err != nil {
-			return wrap("delete user sessions", err)
-		}
-		return nil
-	})
-	return int(n), err
+	}
 }
 
 // Claim takes key for ttl unless it is held and not yet expired.

@@ -588,3 +588,83 @@ func TestSQLiteStore_EmailsOfAnOlderFileAreIndexed(t *testing.T) {
 		t.Errorf("CreateAccount without email beside dave's: %v", err)
 	}
 }
+
+// A file written before markers existed is marked when it is opened, if
+// it holds an account; one without accounts is not: it is either new or
+// not the file that held the data.
+func TestSQLiteStore_OlderFileIsMarkedWhenItHoldsAccounts(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name     string
+		accounts int
+		marked   bool
+	}{
+		{"with accounts", 1, true},
+		{"empty", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tempPath(t)
+			db, err := sql.Open("sqlite", dsn(path, busyTimeout))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, migrations[0]+migrations[1]+migrations[2]+"PRAGMA user_version = 3;"); err != nil {
+				t.Fatalf("write a version 3 file: %v", err)
+			}
+			for i := range tc.accounts {
+				if _, err := db.ExecContext(ctx, "INSERT INTO accounts (name, data) VALUES (?, ?)", fmt.Sprint("user", i), `{"name":"x"}`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db.Close()
+			err = openFile(t, path).CheckMarker(ctx, "")
+			if tc.marked && err != nil {
+				t.Errorf("CheckMarker of an older file with accounts = %v, want it marked on upgrade", err)
+			}
+			if !tc.marked && !errors.Is(err, store.ErrDataLost) {
+				t.Errorf("CheckMarker of an older file without accounts = %v, want store.ErrDataLost", err)
+			}
+		})
+	}
+}
+
+// Ending more sessions than one batch holds ends them all and counts the
+// live ones, over several short write transactions.
+func TestSQLiteStore_DeleteUserSessionsInBatches(t *testing.T) {
+	ctx := t.Context()
+	s := openFile(t, tempPath(t))
+	now := s.now()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const live, expired = 2*deleteBatch + 10, 7
+	for i := range live + expired {
+		exp := now.Add(time.Hour)
+		if i >= live {
+			exp = now.Add(-time.Minute)
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO sessions (id, user, created_at, expires_at, data) VALUES (?, 'alice', ?, ?, '{}')",
+			fmt.Sprint("a", i), timeKey(now), exp.UnixNano())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSession(ctx, store.Session{ID: "b1", User: "bob"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteUserSessions(ctx, "alice")
+	if err != nil || n != live {
+		t.Fatalf("DeleteUserSessions = %d, %v; want %d (the live ones)", n, err, live)
+	}
+	var left int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM sessions WHERE user = 'alice'").Scan(&left); err != nil || left != 0 {
+		t.Errorf("alice's rows left = %d, %v; want 0", left, err)
+	}
+	if _, err := s.Session(ctx, "b1"); err != nil {
+		t.Errorf("bob's session: %v", err)
+	}
+}

@@ -95,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateAccount/FreedEmailCanBeTakenAgain", testEmailFreed},
 		{"CreateAccount/ConcurrentCreatesForOneEmailOneWins", testCreateAccountEmailConcurrent},
 		{"UpdateAccount/ConcurrentUpdatesToOneEmailOneWins", testUpdateAccountEmailConcurrent},
+		{"Marker/MissingUntilMarked", testMarker},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -1467,5 +1468,30 @@ func testUpdateAccountEmailConcurrent(t *testing.T, s store.Store) {
 	}
 	if !cmp.Equal(holders, []string{want}) {
 		t.Errorf("accounts with the shared email = %q, want only the winner %q", holders, want)
+	}
+}
+
+// testMarker checks Mark and CheckMarker: a new store has no marker,
+// even once it holds an account; after Mark it has one everywhere.
+func testMarker(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, account := range []string{"", "alice"} {
+		if err := s.CheckMarker(ctx, account); !errors.Is(err, store.ErrDataLost) {
+			t.Errorf("CheckMarker(%q) of a new store = %v, want store.ErrDataLost", account, err)
+		}
+	}
+	mustCreateAccount(t, s, sampleAccount("alice"))
+	if err := s.CheckMarker(ctx, ""); !errors.Is(err, store.ErrDataLost) {
+		t.Errorf("CheckMarker of a store with an account but never marked = %v, want store.ErrDataLost", err)
+	}
+	for range 2 {
+		if err := s.Mark(ctx); err != nil {
+			t.Fatalf("Mark: %v", err)
+		}
+	}
+	for _, account := range []string{"", "alice", "bob"} {
+		if err := s.CheckMarker(ctx, account); err != nil {
+			t.Errorf("CheckMarker(%q) after Mark = %v, want nil", account, err)
+		}
 	}
 }

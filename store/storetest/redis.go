@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -32,7 +33,8 @@ type Redis struct {
 	dir      string
 	port     int
 	cmd      *exec.Cmd
-	args     []string
+	args     []string // the settings every start uses
+	extra    []string // the test's own settings, after args
 }
 
 // NeedService skips the test with reason, or fails it when CI=true: in CI
@@ -76,11 +78,12 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 	}
 	r.URL = "redis://" + r.Addr + "/0"
-	r.args = append([]string{
+	r.args = []string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--dir", r.dir, "--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--logfile", "",
-	}, extra...)
+	}
+	r.extra = extra
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -112,7 +115,7 @@ func (r *Redis) Start() {
 	if r.cmd != nil {
 		return
 	}
-	cmd := exec.Command(r.bin, r.args...)
+	cmd := exec.Command(r.bin, append(slices.Clone(r.args), r.extra...)...)
 	cmd.Dir = r.dir
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
@@ -127,6 +130,16 @@ func (r *Redis) Start() {
 	}
 	r.Stop()
 	r.t.Fatalf("redis-server on %s did not answer PING within 10s", r.Addr)
+}
+
+// Restart stops the server and starts it again on the same port and
+// directory with other extra arguments for redis-server (those given to
+// StartRedis are dropped), as an operator who changed its settings would.
+func (r *Redis) Restart(extra ...string) {
+	r.t.Helper()
+	r.Stop()
+	r.extra = extra
+	r.Start()
 }
 
 // Stop stops the server and waits for it to exit.

@@ -1,0 +1,165 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gatehouse/store"
+)
+
+// markerKey holds the marker (store.Store.Mark): the time the store was
+// set up. Redis restarted without persistence, or a URL naming another
+// database, has none.
+const markerKey = keyPrefix + "marker"
+
+// Mark writes the marker.
+func (s *Store) Mark(ctx context.Context) error {
+	if err := s.rdb.SetNX(ctx, markerKey, "marked "+time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
+		return wrap("mark the store", err)
+	}
+	return nil
+}
+
+// CheckMarker reports whether the marker is there.
+func (s *Store) CheckMarker(ctx context.Context, account string) error {
+	n, err := s.rdb.Exists(ctx, markerKey).Result()
+	if err != nil {
+		return wrap("check the store's marker", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("the marker written when the store was set up is gone from Redis: %w", store.ErrDataLost)
+	}
+	return nil
+}
+
+// markOnUpgrade marks a store written before markers existed: one that
+// holds accounts but no marker. A store without accounts stays unmarked,
+// to be set up by "gatehouse init" or reported as lost.
+func (s *Store) markOnUpgrade(ctx context.Context) error {
+	err := s.CheckMarker(ctx, "")
+	if !errors.Is(err, store.ErrDataLost) {
+		return err
+	}
+	n, err := s.rdb.SCard(ctx, accountsKey).Result()
+	if err != nil {
+		return wrap("count accounts", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	return s.Mark(ctx)
+}
+
+// server is what a connection learnt about one Redis server.
+type server struct {
+	// runID changes each time the server restarts.
+	runID string
+	// kept reports whether the server keeps its data on disk; detail
+	// says which settings were found.
+	kept   bool
+	detail string
+}
+
+// servers remembers, by address, what the last connection to each Redis
+// server found.
+type servers struct {
+	mu sync.Mutex
+	m  map[string]server
+}
+
+// onConnect runs on every new connection (go-redis's OnConnect): after a
+// restart of Redis the client reconnects, and the server's persistence
+// is read again there and then. It never fails the connection.
+func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
+	var info *redis.ClientInfoCmd
+	var serverInfo *redis.StringCmd
+	cn.Pipelined(ctx, func(p redis.Pipeliner) error {
+		info = p.ClientInfo(ctx)
+		serverInfo = p.Info(ctx, "server")
+		return nil
+	})
+	addr := "redis"
+	if ci, err := info.Result(); err == nil && ci.LAddr != "" {
+		addr = ci.LAddr
+	}
+	kept, detail, err := persistence(ctx, cn)
+	if err != nil {
+		return nil // the connection is used all the same; Warnings says nothing new
+	}
+	s.servers.mu.Lock()
+	defer s.servers.mu.Unlock()
+	if s.servers.m == nil {
+		s.servers.m = make(map[string]server)
+	}
+	s.servers.m[addr] = server{runID: infoField(serverInfo.Val(), "run_id"), kept: kept, detail: detail}
+	return nil
+}
+
+// infoField returns the value of field in the text INFO answers.
+func infoField(info, field string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Warnings returns what an operator must fix about the Redis servers the
+// store's connections have found so far: each that keeps nothing on
+// disk, where a restart loses every account, role and certificate
+// record. It reflects the latest connection to each server, so a server
+// restarted with other settings is seen as soon as the client reconnects.
+func (s *Store) Warnings() []string {
+	s.servers.mu.Lock()
+	defer s.servers.mu.Unlock()
+	var out []string
+	for _, addr := range slices.Sorted(maps.Keys(s.servers.m)) {
+		sv := s.servers.m[addr]
+		if sv.kept {
+			continue
+		}
+		where := "Redis"
+		if len(s.servers.m) > 1 {
+			where = "Redis at " + addr
+		}
+		out = append(out, where+" keeps nothing on disk ("+sv.detail+"): a restart of it loses every account, role and certificate record it holds; turn on appendonly yes")
+	}
+	return out
+}
+
+// Persistence reports whether Redis keeps its data across a restart
+// (append-only file or RDB snapshots), with the setting it found. When
+// Redis does not let us read its configuration (CONFIG is often disabled
+// by managed services), it falls back to INFO, which tells only about the
+// append-only file.
+func (s *Store) Persistence(ctx context.Context) (bool, string, error) {
+	return persistence(ctx, s.rdb)
+}
+
+func persistence(ctx context.Context, rdb redis.Cmdable) (bool, string, error) {
+	cfg, err := rdb.ConfigGet(ctx, "appendonly").Result()
+	if err == nil {
+		saves, serr := rdb.ConfigGet(ctx, "save").Result()
+		if serr == nil {
+			aof, save := cfg["appendonly"], strings.TrimSpace(saves["save"])
+			return aof == "yes" || save != "", fmt.Sprintf("appendonly %s, save %q", aof, save), nil
+		}
+	}
+	info, ierr := rdb.Info(ctx, "persistence").Result()
+	if ierr != nil {
+		return false, "", wrap("read persistence settings", ierr)
+	}
+	if strings.Contains(info, "aof_enabled:1") {
+		return true, "aof_enabled:1", nil
+	}
+	return false, "aof_enabled:0 (CONFIG is not available, so RDB snapshots could not be checked)", nil
+}
