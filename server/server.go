@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/zitadel/oidc/v3/pkg/op"
+
 	"gatehouse/auth"
 	"gatehouse/auth/ca"
 	"gatehouse/static"
@@ -138,6 +140,10 @@ type Server struct {
 	warnings    []string
 	metrics     metrics
 	issuer      *ca.CA
+	// sessionKey signs cookies; keys for other purposes derive from it.
+	sessionKey []byte
+	// oidc is the OpenID Provider (oidc.go).
+	oidc *op.Provider
 	// enrollWithTOTP and maxDeviceCerts: see Config.
 	enrollWithTOTP bool
 	maxDeviceCerts int
@@ -208,9 +214,13 @@ func New(cfg Config) (http.Handler, error) {
 		proxies:     cfg.TrustedProxies,
 		warnings:    cfg.Warnings,
 		issuer:      cfg.Issuer,
+		sessionKey:  cfg.SessionKey,
 
 		enrollWithTOTP: cfg.EnrollWithTOTP,
 		maxDeviceCerts: cfg.MaxDeviceCertificates,
+	}
+	if s.oidc, err = newOIDCProvider(s); err != nil {
+		return nil, fmt.Errorf("server config: OpenID Provider: %w", err)
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
