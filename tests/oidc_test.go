@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,6 +244,25 @@ func TestOIDC_RelyingPartyGetsClaimsOfTheSessionThatAuthorised(t *testing.T) {
 		// The code worked once.
 		if _, err := rp.config.Exchange(rp.ctx, code, oauth2.VerifierOption(a.verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 			t.Errorf("replayed code: error %v, want invalid_grant", err)
+		}
+	})
+
+	t.Run("code presented at once by many", func(t *testing.T) {
+		a := newAttempt()
+		code := rp.signInTo(t, admin, a, "admin", p.AdminPassword)
+		const n = 8
+		var wg sync.WaitGroup
+		var won atomic.Int32
+		for range n {
+			wg.Go(func() {
+				if _, err := rp.config.Exchange(rp.ctx, code, oauth2.VerifierOption(a.verifier)); err == nil {
+					won.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Errorf("%d of %d simultaneous exchanges of one code got tokens, want 1", won.Load(), n)
 		}
 	})
 
