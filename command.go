@@ -42,6 +42,7 @@ var commands = []*command{
 	certIssueCmd, certRevokeCmd, certListCmd,
 	appSetCmd, appListCmd, appDeleteCmd,
 	sessionListCmd, sessionEndCmd,
+	oidcClientSetCmd, oidcClientListCmd, oidcClientDeleteCmd, oidcKeysRotateCmd,
 	auditCmd,
 }
 

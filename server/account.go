@@ -49,7 +49,7 @@ func (s *Server) handlePasswordGet() http.Handler {
 			return
 		}
 		f := passwordForm{Must: v.Account.MustChangePassword, Done: r.URL.Query().Has("done"), Return: s.returnTo(r, r.URL.Query().Get("rd"))}
-		allowFormRedirect(w, f.Return)
+		s.allowFormRedirect(w, r, f.Return)
 		s.render(w, r, http.StatusOK, "password.html", page{Title: "Change password", Visit: v, Data: f})
 	})
 }
@@ -137,7 +137,7 @@ func (s *Server) handlePasswordPost() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		case err == nil && must:
 			// The sign-in goes on to where it was going.
-			allowFormRedirect(w, rd)
+			s.allowFormRedirect(w, r, rd)
 			http.Redirect(w, r, orHome(rd), http.StatusSeeOther)
 		case err == nil:
 			http.Redirect(w, r, "/account/password?done", http.StatusSeeOther)
@@ -146,7 +146,7 @@ func (s *Server) handlePasswordPost() http.Handler {
 		default:
 			setRetryAfter(w, e)
 			f := passwordForm{Must: v.Account.MustChangePassword, Return: rd}
-			allowFormRedirect(w, rd)
+			s.allowFormRedirect(w, r, rd)
 			s.render(w, r, e.Status, "password.html", page{Title: "Change password", Visit: v, Error: e.Message, Data: f})
 		}
 	})

@@ -41,6 +41,8 @@ var doneMessages = map[string]string{
 	"role-deleted":        "The role was deleted and taken off every account.",
 	"revoked":             "The certificate was revoked. Sessions that relied on it lost the roles that need it.",
 	"app":                 "The app was saved. /auth/verify uses it from the next request.",
+	"oidc-client":         "The OpenID Connect app was saved; its secret is unchanged.",
+	"oidc-client-deleted": "The OpenID Connect app was deleted: it gets no more sign-ins.",
 	"app-deleted":         "The app was deleted: its addresses are refused from now on.",
 	"unlocked":            "The account was unlocked and its sessions ended.",
 	"enrollment-approved": "The request is approved. The new device can now take its certificate; nobody else can.",

@@ -50,7 +50,7 @@ func (s *Server) handleLoginGet() http.Handler {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, f loginForm, msg string) {
-	allowFormRedirect(w, f.Return)
+	s.allowFormRedirect(w, r, f.Return)
 	f.Cert = s.verifier.Verify(r.Context(), s.peerCertificates(r), s.now())
 	s.render(w, r, status, "login.html", page{Title: "Sign in", Error: msg, Data: f})
 }
@@ -497,9 +497,13 @@ func badForm(err error) error {
 }
 
 // allowFormRedirect lets the page's form lead on to rd when rd is a
-// registered app on another origin: browsers apply the CSP form-action of
-// the page to the redirect that answers the form.
-func allowFormRedirect(w http.ResponseWriter, rd string) {
+// registered app on another origin, or resumes an app's OpenID Connect
+// request (then to that app's redirect URI): browsers apply the CSP
+// form-action of the page to every redirect that answers the form.
+func (s *Server) allowFormRedirect(w http.ResponseWriter, r *http.Request, rd string) {
+	if target := s.oidcFormTarget(r, rd); target != "" {
+		rd = target
+	}
 	u, err := url.Parse(rd)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return

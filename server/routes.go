@@ -95,6 +95,10 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/admin/apps/{name}", admin(apiGet(s, "app", s.store.App, appView)))
 	mux.Handle("PUT /api/admin/apps/{name}", admin(apiPut(s, func(j *appJSON) *string { return &j.Name }, s.putApp, appView)))
 	mux.Handle("DELETE /api/admin/apps/{name}", admin(apiDelete(s, s.deleteApp)))
+	mux.Handle("GET /api/admin/oidc-clients", admin(s.apiAdminOIDCClients))
+	mux.Handle("GET /api/admin/oidc-clients/{name}", admin(apiGet(s, "client", s.store.OIDCClient, oidcClientView)))
+	mux.Handle("PUT /api/admin/oidc-clients/{name}", admin(apiPut(s, func(j *oidcClientJSON) *string { return &j.ID }, s.putOIDCClient, issuedClientView)))
+	mux.Handle("DELETE /api/admin/oidc-clients/{name}", admin(apiDelete(s, s.deleteOIDCClient)))
 
 	// Admin console pages: the same operations and rules as the API.
 	mux.Handle("GET /admin", admin(s.pageAdminUsers))
@@ -115,6 +119,9 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /admin/apps", admin(s.pageAdminApps))
 	mux.Handle("POST /admin/apps", admin(s.formPutApp))
 	mux.Handle("POST /admin/apps/{name}/delete", admin(s.formDeleteApp))
+	mux.Handle("GET /admin/oidc-clients", admin(s.pageAdminOIDCClients))
+	mux.Handle("POST /admin/oidc-clients", admin(s.formPutOIDCClient))
+	mux.Handle("POST /admin/oidc-clients/{name}/delete", admin(s.formDeleteOIDCClient))
 
 	// Help-desk API: the effective role helpdesk, or admin. Targets holding
 	// admin or helpdesk are refused unless the actor is an admin.
@@ -131,6 +138,23 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /helpdesk", helpdesk(s.pageHelpdesk))
 	mux.Handle("GET /helpdesk/users/{name}", helpdesk(s.pageHelpdeskUser))
 	mux.Handle("POST /helpdesk/users/{name}/{action}", helpdesk(s.formHelpdeskAction))
+
+	// OpenID Provider for apps that sign people in with OpenID Connect
+	// (oidc.go). Package op serves the protocol; /oauth2/login is where an
+	// app's request meets the portal session and its roles in effect. The
+	// token and userinfo endpoints are called by apps' servers (no Origin,
+	// so cross-origin protection lets them through); authorization is a
+	// GET, and no form leads to an app except the sign-in forms, whose CSP
+	// allows the app's redirect URI (allowFormRedirect).
+	mux.Handle("GET /.well-known/openid-configuration", s.handleOIDCDiscovery())
+	mux.Handle("GET /oauth2/authorize", s.handleOIDC())
+	mux.Handle("GET /oauth2/authorize/callback", s.handleOIDC())
+	mux.Handle("POST /oauth2/token", s.handleOIDC())
+	mux.Handle("GET /oauth2/userinfo", s.handleOIDC())
+	mux.Handle("POST /oauth2/userinfo", s.handleOIDC())
+	mux.Handle("GET /oauth2/jwks", s.handleOIDC())
+	mux.Handle("GET /oauth2/login", s.handleOIDCLogin())
+	mux.Handle("GET /oauth2/refuse", s.handleOIDCRefuse())
 
 	mux.Handle("/", s.handleNotFound())
 }

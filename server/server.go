@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"gatehouse/auth"
 	"gatehouse/auth/ca"
@@ -158,6 +159,10 @@ type Server struct {
 	metrics       *metrics
 	registry      *prometheus.Registry
 	issuer        *ca.CA
+	// sessionKey signs cookies; keys for other purposes derive from it.
+	sessionKey []byte
+	// oidc is the OpenID Provider (oidc.go).
+	oidc *op.Provider
 	// certHeader, enrollWithTOTP and maxDeviceCerts: see Config.
 	certHeader     string
 	enrollWithTOTP bool
@@ -245,11 +250,15 @@ func New(cfg Config) (http.Handler, error) {
 		issuer:      cfg.Issuer,
 		metrics:     m,
 		registry:    cfg.Registry,
+		sessionKey:  cfg.SessionKey,
 
 		certHeader:     cfg.ClientCertHeader,
 		storeWarnings:  cfg.StoreWarnings,
 		enrollWithTOTP: cfg.EnrollWithTOTP,
 		maxDeviceCerts: cfg.MaxDeviceCertificates,
+	}
+	if s.oidc, err = newOIDCProvider(s); err != nil {
+		return nil, fmt.Errorf("server config: OpenID Provider: %w", err)
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)

@@ -51,7 +51,7 @@ func (s *Server) handleTOTPStepGet() http.Handler {
 			return
 		}
 		f := totpForm{Return: s.returnTo(r, r.URL.Query().Get("rd"))}
-		allowFormRedirect(w, f.Return)
+		s.allowFormRedirect(w, r, f.Return)
 		s.render(w, r, http.StatusOK, "login_totp.html", page{Title: "Enter your code", Data: f})
 	})
 }
@@ -71,7 +71,7 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 		}
 		f := totpForm{Return: s.returnTo(r, r.PostForm.Get("rd"))}
 		again := func(status int, msg string) {
-			allowFormRedirect(w, f.Return)
+			s.allowFormRedirect(w, r, f.Return)
 			s.render(w, r, status, "login_totp.html", page{Title: "Enter your code", Error: msg, Data: f})
 		}
 		how, err := s.checkSecondFactor(r, v.Account, r.PostForm.Get("code"))

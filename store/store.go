@@ -136,6 +136,39 @@ type App struct {
 	Roles []string `json:"roles"`
 }
 
+// OIDCClient is an app that signs people in with OpenID Connect, with
+// Gatehouse as its provider. It gets an authorization code only for a
+// session in which one of Roles is in effect.
+type OIDCClient struct {
+	ID string `json:"id"`
+	// SecretHash is "sha256:<hex>" of the client secret; empty for a
+	// public client, which has no secret and must use PKCE.
+	SecretHash string `json:"secret_hash,omitempty"`
+	// RedirectURIs are the only URIs a code is sent to, compared exactly.
+	RedirectURIs []string  `json:"redirect_uris"`
+	Roles        []string  `json:"roles"`
+	Public       bool      `json:"public,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// OIDCKey is a key that signs ID tokens. The newest key that is not
+// retired signs; every key in the store is published, so that tokens a
+// retired key signed still verify until they expire and the key is
+// deleted.
+type OIDCKey struct {
+	// ID is the key's "kid"; IDs sort in the order keys were made.
+	ID        string `json:"id"`
+	Algorithm string `json:"alg"`
+	// PrivateKey is the PKCS#8 private key, sealed by the caller: the
+	// store never holds it in the clear.
+	PrivateKey string    `json:"private_key"`
+	CreatedAt  time.Time `json:"created_at"`
+	// RetiredAt is when a newer key took over signing; zero while the key
+	// signs.
+	RetiredAt time.Time `json:"retired_at,omitzero"`
+}
+
 // SessionView is what a request on a session needs, read together: the
 // session record, its account (zero Name when the account is gone) and
 // every role and app definition, each sorted by name.
@@ -296,6 +329,36 @@ type Store interface {
 	PutApp(ctx context.Context, a App) error
 	// DeleteApp removes an app; missing is no error.
 	DeleteApp(ctx context.Context, name string) error
+
+	// OIDCClient returns the OpenID Connect client with that ID or
+	// ErrNotFound.
+	OIDCClient(ctx context.Context, id string) (OIDCClient, error)
+	// OIDCClients returns every OpenID Connect client, sorted by ID.
+	OIDCClients(ctx context.Context) ([]OIDCClient, error)
+	// PutOIDCClient creates or replaces an OpenID Connect client.
+	PutOIDCClient(ctx context.Context, c OIDCClient) error
+	// DeleteOIDCClient removes a client; missing is no error.
+	DeleteOIDCClient(ctx context.Context, id string) error
+
+	// OIDCKeys returns every token signing key, sorted by ID.
+	OIDCKeys(ctx context.Context) ([]OIDCKey, error)
+	// PutOIDCKey creates or replaces a signing key.
+	PutOIDCKey(ctx context.Context, k OIDCKey) error
+	// DeleteOIDCKey removes a signing key; missing is no error.
+	DeleteOIDCKey(ctx context.Context, id string) error
+
+	// PutTicket stores data under id for ttl (which must be positive),
+	// replacing what was there. Tickets are short-lived records such as
+	// OpenID Connect authorization requests, codes and access tokens.
+	PutTicket(ctx context.Context, id string, data []byte, ttl time.Duration) error
+	// Ticket returns the live ticket under id or ErrNotFound.
+	Ticket(ctx context.Context, id string) ([]byte, error)
+	// TakeTicket returns the live ticket under id and deletes it, in one
+	// atomic step: of two concurrent calls, one gets it and the other
+	// ErrNotFound. This makes authorization codes single-use.
+	TakeTicket(ctx context.Context, id string) ([]byte, error)
+	// DeleteTicket removes a ticket; missing is no error.
+	DeleteTicket(ctx context.Context, id string) error
 
 	// Role returns the named role or ErrNotFound.
 	Role(ctx context.Context, name string) (Role, error)

@@ -114,6 +114,25 @@ CREATE INDEX accounts_by_email ON accounts (email_key);
 INSERT INTO meta (name, value) SELECT char(0) || 'marker', 'marked on upgrade'
 	WHERE EXISTS (SELECT 1 FROM accounts);
 `,
+	// OpenID Connect: the clients, the token signing keys (sealed by the
+	// caller) and short-lived tickets (authorization requests, codes,
+	// access tokens), which expire like sessions.
+	4: `
+CREATE TABLE oidc_clients (
+	id   TEXT PRIMARY KEY,
+	data TEXT NOT NULL
+);
+CREATE TABLE oidc_keys (
+	id   TEXT PRIMARY KEY,
+	data TEXT NOT NULL
+);
+CREATE TABLE tickets (
+	id         TEXT PRIMARY KEY,
+	expires_at INTEGER NOT NULL,
+	data       BLOB NOT NULL
+);
+CREATE INDEX tickets_by_expiry ON tickets (expires_at);
+`,
 }
 
 // schemaVersion is the version of the schema this code reads and writes.

@@ -181,7 +181,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(*sql.Tx) error) er
 	return s.inTx(ctx, op, func(tx *sql.Tx) error {
 		if now := s.now(); now.Sub(s.lastPurge) >= purgeInterval {
 			s.lastPurge = now
-			for _, table := range []string{"sessions", "totp_used", "failures"} {
+			for _, table := range []string{"sessions", "totp_used", "failures", "tickets"} {
 				if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE expires_at <= ?", now.UnixNano()); err != nil {
 					return wrap("purge expired "+table, err)
 				}

@@ -96,6 +96,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CreateAccount/ConcurrentCreatesForOneEmailOneWins", testCreateAccountEmailConcurrent},
 		{"UpdateAccount/ConcurrentUpdatesToOneEmailOneWins", testUpdateAccountEmailConcurrent},
 		{"Marker/MissingUntilMarked", testMarker},
+		{"OIDCClients/PutReadReplaceListDelete", testOIDCClients},
+		{"OIDCKeys/PutListDelete", testOIDCKeys},
+		{"Ticket/PutReadDeleteAndExpire", testTickets},
+		{"TakeTicket/OnceOnly", testTakeTicket},
+		{"TakeTicket/ConcurrentTakesOneWins", testTakeTicketConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -1493,5 +1498,166 @@ func testMarker(t *testing.T, s store.Store) {
 		if err := s.CheckMarker(ctx, account); err != nil {
 			t.Errorf("CheckMarker(%q) after Mark = %v, want nil", account, err)
 		}
+	}
+}
+
+func testOIDCClients(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.OIDCClient(ctx, "grafana"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("OIDCClient(missing) error = %v, want store.ErrNotFound", err)
+	}
+	if got, err := s.OIDCClients(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("OIDCClients of an empty store = %v, %v; want none", got, err)
+	}
+	grafana := store.OIDCClient{ID: "grafana", SecretHash: "sha256:" + fmt.Sprintf("%064x", 1),
+		RedirectURIs: []string{"https://grafana.example.com/login/generic_oauth"}, Roles: []string{"employee"},
+		CreatedAt: when, UpdatedAt: when}
+	cli := store.OIDCClient{ID: "cli", RedirectURIs: []string{"http://127.0.0.1:8000/cb"}, Roles: []string{"admin"}, Public: true,
+		CreatedAt: when, UpdatedAt: when}
+	for _, c := range []store.OIDCClient{grafana, cli} {
+		if err := s.PutOIDCClient(ctx, c); err != nil {
+			t.Fatalf("PutOIDCClient(%s): %v", c.ID, err)
+		}
+	}
+	got, err := s.OIDCClient(ctx, "grafana")
+	if err != nil {
+		t.Fatalf("OIDCClient: %v", err)
+	}
+	if diff := cmp.Diff(grafana, got); diff != "" {
+		t.Errorf("OIDCClient after PutOIDCClient (-want +got):\n%s", diff)
+	}
+	grafana.Roles = []string{"employee", "admin"}
+	if err := s.PutOIDCClient(ctx, grafana); err != nil {
+		t.Fatalf("PutOIDCClient again: %v", err)
+	}
+	all, err := s.OIDCClients(ctx)
+	if err != nil {
+		t.Fatalf("OIDCClients: %v", err)
+	}
+	if diff := cmp.Diff([]store.OIDCClient{cli, grafana}, all); diff != "" {
+		t.Errorf("OIDCClients, sorted by ID (-want +got):\n%s", diff)
+	}
+	for range 2 {
+		if err := s.DeleteOIDCClient(ctx, "cli"); err != nil {
+			t.Fatalf("DeleteOIDCClient: %v", err)
+		}
+	}
+	if _, err := s.OIDCClient(ctx, "cli"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("OIDCClient after DeleteOIDCClient error = %v, want store.ErrNotFound", err)
+	}
+}
+
+func testOIDCKeys(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if got, err := s.OIDCKeys(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("OIDCKeys of an empty store = %v, %v; want none", got, err)
+	}
+	older := store.OIDCKey{ID: "20260503-a", Algorithm: "RS256", PrivateKey: "v1:sealed-a", CreatedAt: when}
+	newer := store.OIDCKey{ID: "20260504-b", Algorithm: "RS256", PrivateKey: "v1:sealed-b", CreatedAt: when.Add(24 * time.Hour)}
+	for _, k := range []store.OIDCKey{newer, older} {
+		if err := s.PutOIDCKey(ctx, k); err != nil {
+			t.Fatalf("PutOIDCKey(%s): %v", k.ID, err)
+		}
+	}
+	older.RetiredAt = when.Add(24 * time.Hour)
+	if err := s.PutOIDCKey(ctx, older); err != nil {
+		t.Fatalf("PutOIDCKey again: %v", err)
+	}
+	got, err := s.OIDCKeys(ctx)
+	if err != nil {
+		t.Fatalf("OIDCKeys: %v", err)
+	}
+	if diff := cmp.Diff([]store.OIDCKey{older, newer}, got); diff != "" {
+		t.Errorf("OIDCKeys, sorted by ID (-want +got):\n%s", diff)
+	}
+	for range 2 {
+		if err := s.DeleteOIDCKey(ctx, older.ID); err != nil {
+			t.Fatalf("DeleteOIDCKey: %v", err)
+		}
+	}
+	got, err = s.OIDCKeys(ctx)
+	if err != nil {
+		t.Fatalf("OIDCKeys: %v", err)
+	}
+	if diff := cmp.Diff([]store.OIDCKey{newer}, got); diff != "" {
+		t.Errorf("OIDCKeys after DeleteOIDCKey (-want +got):\n%s", diff)
+	}
+}
+
+func testTickets(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.Ticket(ctx, "code:x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Ticket(missing) error = %v, want store.ErrNotFound", err)
+	}
+	if err := s.PutTicket(ctx, "code:x", []byte("one"), 0); err == nil {
+		t.Errorf("PutTicket with ttl 0 succeeded, want an error")
+	}
+	if err := s.PutTicket(ctx, "code:x", []byte("one"), time.Minute); err != nil {
+		t.Fatalf("PutTicket: %v", err)
+	}
+	if err := s.PutTicket(ctx, "code:x", []byte("two"), time.Minute); err != nil {
+		t.Fatalf("PutTicket again: %v", err)
+	}
+	if got, err := s.Ticket(ctx, "code:x"); err != nil || string(got) != "two" {
+		t.Errorf("Ticket = %q, %v; want \"two\"", got, err)
+	}
+	for range 2 {
+		if err := s.DeleteTicket(ctx, "code:x"); err != nil {
+			t.Fatalf("DeleteTicket: %v", err)
+		}
+	}
+	if _, err := s.Ticket(ctx, "code:x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Ticket after DeleteTicket error = %v, want store.ErrNotFound", err)
+	}
+	if err := s.PutTicket(ctx, "code:short", []byte("soon gone"), time.Second); err != nil {
+		t.Fatalf("PutTicket: %v", err)
+	}
+	gone := pollUntil(sessionExpiryWait, func() bool {
+		_, err := s.Ticket(ctx, "code:short")
+		return errors.Is(err, store.ErrNotFound)
+	})
+	if !gone {
+		t.Fatalf("a ticket with a one-second ttl was still there after %v", sessionExpiryWait)
+	}
+	if _, err := s.TakeTicket(ctx, "code:short"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("TakeTicket(expired) error = %v, want store.ErrNotFound", err)
+	}
+}
+
+func testTakeTicket(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.PutTicket(ctx, "code:y", []byte("grant"), time.Minute); err != nil {
+		t.Fatalf("PutTicket: %v", err)
+	}
+	if got, err := s.TakeTicket(ctx, "code:y"); err != nil || string(got) != "grant" {
+		t.Fatalf("TakeTicket = %q, %v; want \"grant\"", got, err)
+	}
+	if _, err := s.TakeTicket(ctx, "code:y"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second TakeTicket error = %v, want store.ErrNotFound", err)
+	}
+	if _, err := s.Ticket(ctx, "code:y"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Ticket after TakeTicket error = %v, want store.ErrNotFound", err)
+	}
+}
+
+func testTakeTicketConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.PutTicket(ctx, "code:z", []byte("grant"), time.Minute); err != nil {
+		t.Fatalf("PutTicket: %v", err)
+	}
+	const n = 8
+	errs := make([]error, n)
+	concurrently(n, func(i int) { _, errs[i] = s.TakeTicket(ctx, "code:z") })
+	took := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			took++
+		case !errors.Is(err, store.ErrNotFound):
+			t.Errorf("TakeTicket error = %v, want nil or store.ErrNotFound", err)
+		}
+	}
+	if took != 1 {
+		t.Errorf("%d of %d concurrent TakeTicket calls got the ticket, want exactly 1", took, n)
 	}
 }

@@ -1,0 +1,494 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"gatehouse/store"
+)
+
+// Lifetimes of what the provider hands out. Codes are exchanged by the
+// app's server within seconds of the redirect; tokens are short because
+// an app keeps its own session after sign-in.
+const (
+	// oidcRequestLifetime bounds the time from the app's authorization
+	// request to the person's sign-in (a password, a TOTP code, perhaps
+	// choosing a certificate).
+	oidcRequestLifetime = 10 * time.Minute
+	// oidcCodeLifetime is how long an authorization code can be
+	// exchanged (RFC 6749 §4.1.2 recommends at most ten minutes).
+	oidcCodeLifetime = time.Minute
+	// oidcTokenLifetime is the lifetime of ID and access tokens; an
+	// access token also ends with the session that authorised it.
+	oidcTokenLifetime = 15 * time.Minute
+)
+
+// Ticket names: the kind of record, then its ID.
+const (
+	ticketRequest = "oidc-request:"
+	ticketCode    = "oidc-code:"
+	ticketToken   = "oidc-token:"
+)
+
+// authRequest is an app's authorization request, kept as a ticket from
+// the redirect to the portal until its code is exchanged. Grant fills
+// in who signed in and what the session had in effect at that moment.
+type authRequest struct {
+	ID                  string                   `json:"id"`
+	ClientID            string                   `json:"client_id"`
+	RedirectURI         string                   `json:"redirect_uri"`
+	State               string                   `json:"state,omitempty"`
+	Nonce               string                   `json:"nonce,omitempty"`
+	Scopes              []string                 `json:"scopes"`
+	ResponseType        oidc.ResponseType        `json:"response_type"`
+	ResponseMode        oidc.ResponseMode        `json:"response_mode,omitempty"`
+	Prompt              []string                 `json:"prompt,omitempty"`
+	CodeChallenge       string                   `json:"code_challenge,omitempty"`
+	CodeChallengeMethod oidc.CodeChallengeMethod `json:"code_challenge_method,omitempty"`
+	CreatedAt           time.Time                `json:"created_at"`
+
+	// Set when the person's session grants the request.
+	Grant *oidcGrant `json:"grant,omitempty"`
+}
+
+// oidcGrant is what a session had in effect when it authorised an app:
+// the claims of the tokens issued for it come from here, so a token
+// never claims more than that session had.
+type oidcGrant struct {
+	Subject   string    `json:"sub"`
+	Email     string    `json:"email,omitempty"`
+	Groups    []string  `json:"groups"`
+	AMR       []string  `json:"amr"`
+	ACR       string    `json:"acr"`
+	AuthTime  time.Time `json:"auth_time"`
+	SessionID string    `json:"session_id"`
+	// SessionEnds is the session's absolute end: tokens never outlive it.
+	SessionEnds time.Time `json:"session_ends"`
+}
+
+func (a *authRequest) GetID() string         { return a.ID }
+func (a *authRequest) GetAudience() []string { return []string{a.ClientID} }
+func (a *authRequest) GetClientID() string   { return a.ClientID }
+func (a *authRequest) GetNonce() string      { return a.Nonce }
+func (a *authRequest) GetRedirectURI() string {
+	return a.RedirectURI
+}
+func (a *authRequest) GetResponseType() oidc.ResponseType { return a.ResponseType }
+func (a *authRequest) GetResponseMode() oidc.ResponseMode { return a.ResponseMode }
+func (a *authRequest) GetScopes() []string                { return a.Scopes }
+func (a *authRequest) GetState() string                   { return a.State }
+func (a *authRequest) Done() bool                         { return a.Grant != nil }
+
+func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge {
+	if a.CodeChallenge == "" {
+		return nil
+	}
+	return &oidc.CodeChallenge{Challenge: a.CodeChallenge, Method: a.CodeChallengeMethod}
+}
+
+func (a *authRequest) GetSubject() string {
+	if a.Grant == nil {
+		return ""
+	}
+	return a.Grant.Subject
+}
+
+func (a *authRequest) GetACR() string {
+	if a.Grant == nil {
+		return ""
+	}
+	return a.Grant.ACR
+}
+
+func (a *authRequest) GetAMR() []string {
+	if a.Grant == nil {
+		return nil
+	}
+	return a.Grant.AMR
+}
+
+func (a *authRequest) GetAuthTime() time.Time {
+	if a.Grant == nil {
+		return time.Time{}
+	}
+	return a.Grant.AuthTime
+}
+
+// accessToken is what an access token stands for, kept as a ticket for
+// the token's lifetime.
+type accessToken struct {
+	ClientID string     `json:"client_id"`
+	Scopes   []string   `json:"scopes"`
+	Grant    *oidcGrant `json:"grant"`
+}
+
+// oidcClient is a registered client as package op sees it.
+type oidcClient struct{ c store.OIDCClient }
+
+func (c oidcClient) GetID() string                    { return c.c.ID }
+func (c oidcClient) RedirectURIs() []string           { return c.c.RedirectURIs }
+func (c oidcClient) PostLogoutRedirectURIs() []string { return nil }
+func (c oidcClient) ApplicationType() op.ApplicationType {
+	if c.c.Public {
+		return op.ApplicationTypeNative
+	}
+	return op.ApplicationTypeWeb
+}
+func (c oidcClient) AuthMethod() oidc.AuthMethod {
+	if c.c.Public {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic // client_secret_post is accepted too
+}
+func (c oidcClient) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c oidcClient) GrantTypes() []oidc.GrantType { return []oidc.GrantType{oidc.GrantTypeCode} }
+func (c oidcClient) LoginURL(id string) string    { return oidcLoginPath + "?id=" + id }
+func (c oidcClient) AccessTokenType() op.AccessTokenType {
+	return op.AccessTokenTypeBearer
+}
+func (c oidcClient) IDTokenLifetime() time.Duration { return oidcTokenLifetime }
+func (c oidcClient) DevMode() bool                  { return false }
+func (c oidcClient) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c oidcClient) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c oidcClient) IsScopeAllowed(scope string) bool { return scope == oidcScopeGroups }
+
+// IDTokenUserinfoClaimsAssertion puts the profile claims (name, email,
+// groups) in the ID token itself: apps such as Grafana read them there.
+func (c oidcClient) IDTokenUserinfoClaimsAssertion() bool { return true }
+func (c oidcClient) ClockSkew() time.Duration             { return 0 }
+
+// oidcScopeGroups is the scope some apps ask for to get the groups claim;
+// Gatehouse sends groups whatever the scopes.
+const oidcScopeGroups = "groups"
+
+// oidcStorage backs package op with the portal's store: clients, the
+// authorization requests, codes and access tokens as tickets, and the
+// signing keys.
+type oidcStorage struct {
+	s    *Server
+	keys *oidcKeys
+}
+
+var _ op.Storage = (*oidcStorage)(nil)
+var _ op.CanSetUserinfoFromRequest = (*oidcStorage)(nil)
+
+// requestKey carries the HTTP request through package op to the storage,
+// so that audit events name the client address as every other does.
+type requestKey struct{}
+
+func withRequest(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, r)))
+	})
+}
+
+// audit records e for the request in ctx.
+func (o *oidcStorage) audit(ctx context.Context, e store.AuditEvent) error {
+	r, ok := ctx.Value(requestKey{}).(*http.Request)
+	if !ok {
+		return errors.New("audit: no request in the context")
+	}
+	return o.s.audit(r, e)
+}
+
+// randomID returns n random bytes as URL-safe text.
+func randomID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashed names a ticket by the SHA-256 of a secret (a code), so that the
+// store never holds the secret itself.
+func hashed(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+func (o *oidcStorage) putJSON(ctx context.Context, id string, v any, ttl time.Duration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", id, err)
+	}
+	return o.s.store.PutTicket(ctx, id, b, ttl)
+}
+
+func (o *oidcStorage) loadRequest(ctx context.Context, b []byte, err error) (*authRequest, error) {
+	if err != nil {
+		return nil, err
+	}
+	var a authRequest
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("decode authorization request: %w", err)
+	}
+	return &a, nil
+}
+
+// CreateAuthRequest keeps a validated authorization request. PKCE is
+// checked here, beyond what package op requires: S256 only (the plain
+// method sends the verifier in the clear), and always for public clients.
+func (o *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
+	c, err := o.s.store.OIDCClient(ctx, req.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256:
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
+	case req.CodeChallenge == "" && c.Public:
+		return nil, oidc.ErrInvalidRequest().WithDescription("a public client must use PKCE with S256")
+	}
+	a := &authRequest{
+		ID:                  randomID(24),
+		ClientID:            req.ClientID,
+		RedirectURI:         req.RedirectURI,
+		State:               req.State,
+		Nonce:               req.Nonce,
+		Scopes:              req.Scopes,
+		ResponseType:        req.ResponseType,
+		ResponseMode:        req.ResponseMode,
+		Prompt:              req.Prompt,
+		CodeChallenge:       req.CodeChallenge,
+		CodeChallengeMethod: req.CodeChallengeMethod,
+		CreatedAt:           o.s.now().UTC(),
+	}
+	if err := o.putJSON(ctx, ticketRequest+a.ID, a, oidcRequestLifetime); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (o *oidcStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	b, err := o.s.store.Ticket(ctx, ticketRequest+id)
+	return o.loadRequest(ctx, b, err)
+}
+
+// SaveAuthCode keeps the code, by its hash, for oidcCodeLifetime.
+// A request gets one code: asking the callback again for a request that
+// already has one (from the browser's history, say) is refused.
+func (o *oidcStorage) SaveAuthCode(ctx context.Context, id, code string) error {
+	first, err := o.s.store.Claim(ctx, "oidc-code-issued:"+id, oidcRequestLifetime)
+	if err != nil {
+		return err
+	}
+	if !first {
+		return oidc.ErrInvalidRequest().WithDescription("this authorization request already has its code")
+	}
+	return o.s.store.PutTicket(ctx, ticketCode+hashed(code), []byte(id), oidcCodeLifetime)
+}
+
+// AuthRequestByCode takes the code from the store: it is deleted in the
+// same atomic step, so a code works once, even when two requests present
+// it at the same moment, and a code presented with a wrong secret is
+// spent too. The request it names is taken with it.
+func (o *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	id, err := o.s.store.TakeTicket(ctx, ticketCode+hashed(code))
+	if err != nil {
+		return nil, err
+	}
+	b, err := o.s.store.TakeTicket(ctx, ticketRequest+string(id))
+	return o.loadRequest(ctx, b, err)
+}
+
+func (o *oidcStorage) DeleteAuthRequest(ctx context.Context, id string) error {
+	return o.s.store.DeleteTicket(ctx, ticketRequest+id)
+}
+
+// CreateAccessToken keeps what the token stands for, and records the
+// issue in the audit trail. The token lives oidcTokenLifetime, or less
+// when the session that authorised it ends sooner.
+func (o *oidcStorage) CreateAccessToken(ctx context.Context, tr op.TokenRequest) (string, time.Time, error) {
+	a, ok := tr.(*authRequest)
+	if !ok || a.Grant == nil {
+		return "", time.Time{}, errors.New("only authorization codes are exchanged for tokens")
+	}
+	now := o.s.now()
+	exp := now.Add(oidcTokenLifetime)
+	if a.Grant.SessionEnds.Before(exp) {
+		exp = a.Grant.SessionEnds
+	}
+	if !exp.After(now) {
+		return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the session that authorised this code has ended")
+	}
+	id := randomID(24)
+	if err := o.putJSON(ctx, ticketToken+id, accessToken{ClientID: a.ClientID, Scopes: a.Scopes, Grant: a.Grant}, exp.Sub(now)); err != nil {
+		return "", time.Time{}, err
+	}
+	err := o.audit(ctx, store.AuditEvent{Action: "oidc.token", Outcome: "success", Actor: a.ClientID, Target: a.Grant.Subject,
+		ActorFactors: factorsOfAMR(a.Grant.AMR), Reason: "authorization_code"})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return id, exp, nil
+}
+
+func (o *oidcStorage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
+	return "", "", time.Time{}, oidc.ErrUnsupportedGrantType().WithDescription("refresh tokens are not issued")
+}
+
+func (o *oidcStorage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
+	return nil, oidc.ErrUnsupportedGrantType().WithDescription("refresh tokens are not issued")
+}
+
+func (o *oidcStorage) TerminateSession(context.Context, string, string) error { return nil }
+
+func (o *oidcStorage) RevokeToken(context.Context, string, string, string) *oidc.Error {
+	return oidc.ErrInvalidRequest().WithDescription("token revocation is not offered")
+}
+
+func (o *oidcStorage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
+	return "", "", op.ErrInvalidRefreshToken
+}
+
+func (o *oidcStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	k, err := o.keys.signing(ctx)
+	if errors.Is(err, errNoSigningKey) {
+		// The first token of a new store: make the first key, once
+		// across every instance sharing the store.
+		if ok, cerr := o.s.store.Claim(ctx, "oidc-first-key", time.Minute); cerr != nil {
+			return nil, cerr
+		} else if ok {
+			if _, err := RotateOIDCKey(ctx, o.s.store, o.s.sealer, o.s.now()); err != nil {
+				return nil, err
+			}
+		}
+		k, err = o.keys.signing(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (o *oidcStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{oidcKeyAlgorithm}, nil
+}
+
+// KeySet publishes every key in the store, retired ones too: tokens they
+// signed verify until they expire.
+func (o *oidcStorage) KeySet(ctx context.Context) ([]op.Key, error) {
+	keys, err := o.keys.all(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]op.Key, len(keys))
+	for i, k := range keys {
+		out[i] = publicKey{k}
+	}
+	return out, nil
+}
+
+func (o *oidcStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := o.s.store.OIDCClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return oidcClient{c}, nil
+}
+
+// AuthorizeClientIDSecret checks a confidential client's secret. The
+// secret is random and long, so its SHA-256 is as good as a slow hash,
+// compared in constant time. A refusal is in the audit trail.
+func (o *oidcStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	c, err := o.s.store.OIDCClient(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return oidc.ErrServerError().WithParent(err)
+	}
+	if err == nil && !c.Public && c.SecretHash != "" &&
+		subtle.ConstantTimeCompare([]byte(c.SecretHash), []byte(secretHash(secret))) == 1 {
+		return nil
+	}
+	if aerr := o.audit(ctx, store.AuditEvent{Action: "oidc.token", Outcome: "failure", Actor: id, Reason: "bad_client_secret"}); aerr != nil {
+		return oidc.ErrServerError().WithParent(aerr)
+	}
+	return errors.New("unknown client or wrong secret")
+}
+
+// secretHash is how a client secret is kept.
+func secretHash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func (o *oidcStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+	return nil
+}
+
+// SetUserinfoFromRequest fills the ID token's claims from the grant.
+func (o *oidcStorage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+	a, ok := req.(*authRequest)
+	if !ok || a.Grant == nil {
+		return errors.New("ID token for something other than a granted authorization request")
+	}
+	setUserinfo(info, a.Grant)
+	return nil
+}
+
+// SetUserinfoFromToken answers /oauth2/userinfo. A token whose session has
+// ended (signed out, revoked, expired) answers nothing.
+func (o *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
+	b, err := o.s.store.Ticket(ctx, ticketToken+tokenID)
+	if err != nil {
+		return err
+	}
+	var t accessToken
+	if err := json.Unmarshal(b, &t); err != nil {
+		return fmt.Errorf("decode access token: %w", err)
+	}
+	if t.Grant == nil || t.Grant.Subject != subject {
+		return errors.New("access token for another subject")
+	}
+	if _, err := o.s.store.Session(ctx, t.Grant.SessionID); err != nil {
+		return fmt.Errorf("the session behind this access token: %w", err)
+	}
+	setUserinfo(info, t.Grant)
+	return nil
+}
+
+// setUserinfo sets the claims every token and userinfo answer carries.
+func setUserinfo(info *oidc.UserInfo, g *oidcGrant) {
+	info.Subject = g.Subject
+	info.PreferredUsername = g.Subject
+	if g.Email != "" {
+		info.Email = g.Email
+	}
+	info.AppendClaims("groups", slices.Clone(g.Groups))
+}
+
+func (o *oidcStorage) SetIntrospectionFromToken(context.Context, *oidc.IntrospectionResponse, string, string, string) error {
+	return errors.New("introspection is not offered")
+}
+
+func (o *oidcStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+func (o *oidcStorage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, errors.New("JWT client authentication is not offered")
+}
+
+func (o *oidcStorage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, errors.New("the JWT profile grant is not offered")
+}
+
+func (o *oidcStorage) Health(ctx context.Context) error { return o.s.store.Ping(ctx) }
