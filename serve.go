@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"gatehouse/store"
+	"gatehouse/store/cached"
 	"gatehouse/store/redisstore"
 	"io/fs"
 	"log/slog"
@@ -55,8 +56,9 @@ func serve(e *env, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
 	warnings := storeWarnings(e.ctx, st, logger)
+	st = withCache(st, logger)
+	defer st.Close()
 	warnings = append(warnings, sharedEmailWarnings(e.ctx, st, logger)...)
 
 	l := layout{o.data}
@@ -366,6 +368,22 @@ func parsePrefixes(values []string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// withCache puts the store cache (store/cached) in front of a backend
+// that can feed it. Without a feed, or when it cannot start, the portal
+// reads the store on every request, as correct and slower.
+func withCache(st store.Store, logger *slog.Logger) store.Store {
+	src, ok := st.(cached.Source)
+	if !ok {
+		return st
+	}
+	c, err := cached.New(st, src, nil, logger)
+	if err != nil {
+		logger.Warn("store cache off", "err", err.Error())
+		return st
+	}
+	return c
 }
 
 // storeWarnings checks the store for settings an operator must hear
