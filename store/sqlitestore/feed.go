@@ -23,18 +23,54 @@ func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
 	return &versionFeed{conn: conn, h: h, last: -1}, nil
 }
 
-// versionFeed compares data_version with the value the last Sync saw.
+// versionFeed compares data_version with the value the last check saw.
+// Requests that arrive while a check runs wait for the next one, so that
+// one query serves many of them.
 type versionFeed struct {
-	mu   sync.Mutex
 	conn *sql.Conn
 	h    cached.Handler
+
+	mu       sync.Mutex
+	checking bool
+	waiting  []chan error
+	// last is only used by the caller running the checks.
 	last int64
 }
 
-// Sync drops the cache when anything was committed since the last call.
+// Sync drops the cache when anything was committed since the last check.
 func (f *versionFeed) Sync(ctx context.Context) error {
+	ch := make(chan error, 1)
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.waiting = append(f.waiting, ch)
+	if !f.checking {
+		// This caller runs checks until nobody waits: each check starts
+		// after every waiter of its batch arrived.
+		f.checking = true
+		for len(f.waiting) > 0 {
+			batch := f.waiting
+			f.waiting = nil
+			f.mu.Unlock()
+			err := f.check()
+			for _, w := range batch {
+				w <- err
+			}
+			f.mu.Lock()
+		}
+		f.checking = false
+	}
+	f.mu.Unlock()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// check reads data_version and drops the cache if it moved.
+func (f *versionFeed) check() error {
+	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
+	defer cancel()
 	var v int64
 	if err := f.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
 		f.last = -1
