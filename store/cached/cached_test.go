@@ -20,7 +20,7 @@ import (
 )
 
 // wrap puts a cache in front of backend, closed when t ends.
-func wrap(t *testing.T, backend interface {
+func wrap(t testing.TB, backend interface {
 	store.Store
 	cached.Source
 }) *cached.Store {
@@ -33,7 +33,7 @@ func wrap(t *testing.T, backend interface {
 	return c
 }
 
-func openRedis(t *testing.T, url string) *redisstore.Store {
+func openRedis(t testing.TB, url string) *redisstore.Store {
 	t.Helper()
 	s, err := redisstore.Open(t.Context(), url)
 	if err != nil {
@@ -42,7 +42,7 @@ func openRedis(t *testing.T, url string) *redisstore.Store {
 	return s
 }
 
-func openFile(t *testing.T, path string) *sqlitestore.Store {
+func openFile(t testing.TB, path string) *sqlitestore.Store {
 	t.Helper()
 	s, err := sqlitestore.Open(t.Context(), path)
 	if err != nil {
@@ -169,7 +169,7 @@ func testWritesSeenAtOnce(t *testing.T, writer store.Store, reader store.Store) 
 
 // setUp writes an account with a session and a certificate, the role
 // and an app.
-func setUp(t *testing.T, s store.Store, user, sid, serial string) {
+func setUp(t testing.TB, s store.Store, user, sid, serial string) {
 	t.Helper()
 	ctx := t.Context()
 	now := time.Now()
