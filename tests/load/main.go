@@ -71,14 +71,15 @@ func main() {
 	sessions := flag.Int("sessions", 100_000, "live sessions to create for the memory measurement (10^5 by default; 10^6 for the large-store run)")
 	keep := flag.Bool("keep", false, "leave the data directory and logs in place")
 	rounds := flag.Int("ratios", 0, "measure only the ratios of SPEC \"Performance\" with wrk and nginx, in this many interleaved rounds")
+	nginxWorkers := flag.Int("nginx-workers", 1, "nginx worker processes in the ratios' nginx")
 	flag.Parse()
-	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *keep); err != nil {
+	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, concurrency, flood, sessions, rounds int, keep bool) error {
+func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, keep bool) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gatehouse-load-")
 	if err != nil {
@@ -120,7 +121,7 @@ func run(duration time.Duration, concurrency, flood, sessions, rounds int, keep 
 		return err
 	}
 	if rounds > 0 {
-		return ratios(dir, bin, p, cookie, rounds, concurrency, duration)
+		return ratios(dir, bin, p, cookie, rounds, concurrency, nginxWorkers, duration)
 	}
 	withSession := func(req *http.Request) { req.Header.Set("Cookie", cookie) }
 	anonymous := func(*http.Request) {}

@@ -43,7 +43,7 @@ type wrkResult struct {
 	non2xx   int
 }
 
-func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, concurrency int, duration time.Duration) error {
+func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, concurrency, nginxWorkers int, duration time.Duration) error {
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
 		return errors.New("the ratios need wrk (apt-get install wrk)")
@@ -90,7 +90,7 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 	}))
 	defer app.Close()
 
-	site, stop, err := startNginx(dir, nginx, redisPortal, app.Addr().String())
+	site, stop, err := startNginx(dir, nginx, redisPortal, app.Addr().String(), nginxWorkers)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 		{"nginx + auth_request", site + "/some/page", []string{"Cookie: " + redisCookie}},
 		{"nginx alone", site + "/open/some/page", []string{"Cookie: " + redisCookie}},
 	}
-	fmt.Printf("\nratios: wrk -t1 -c%d -d%v, %d rounds, targets interleaved\n", concurrency, duration, rounds)
+	fmt.Printf("\nratios: wrk -t1 -c%d -d%v, %d rounds, targets interleaved; nginx with %d worker processes\n", concurrency, duration, rounds, nginxWorkers)
 	results := make([][]wrkResult, len(targets))
 	for r := range rounds {
 		for i := range targets {
@@ -189,7 +189,7 @@ func runWrk(wrk string, t target, concurrency int, duration time.Duration) (wrkR
 // the portal, for the host "localhost" (the portal's own certificate
 // serves it too), with /open/ passed to the app without auth_request as
 // the baseline. It returns the site's URL.
-func startNginx(dir, bin string, p *portal, app string) (string, func(), error) {
+func startNginx(dir, bin string, p *portal, app string, workers int) (string, func(), error) {
 	ndir := filepath.Join(dir, "nginx")
 	if err := os.MkdirAll(ndir, 0o700); err != nil {
 		return "", nil, err
@@ -201,6 +201,7 @@ func startNginx(dir, bin string, p *portal, app string) (string, func(), error) 
 	portalPort := p.url[strings.LastIndex(p.url, ":")+1:]
 	params := nginxconf.Params{
 		Dir:        ndir,
+		Workers:    workers,
 		Listen:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Hosts:      []string{"localhost"},
 		Cert:       filepath.Join(p.data, "pki", "server.crt"),
