@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"gatehouse/store"
+	"gatehouse/store/cached"
 	"gatehouse/store/redisstore"
 	"io/fs"
 	"log/slog"
@@ -55,6 +56,8 @@ func serve(e *env, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	backend := st // the store itself, for what only the backend can say
+	st = withCache(st, logger)
 	defer st.Close()
 	warnings := sharedEmailWarnings(e.ctx, st, logger)
 
@@ -64,7 +67,7 @@ func serve(e *env, o *serveOptions) error {
 			return fmt.Errorf("initialise %s: %w", l.dir, err)
 		}
 	}
-	watch := newStoreWatch(st, logger)
+	watch := newStoreWatch(backend, logger)
 	watch.check(e.ctx) // before serving, so the log says it first
 	go watch.run(e.ctx, storeWatchInterval)
 
@@ -398,6 +401,22 @@ func newStoreWatch(st store.Store, logger *slog.Logger) *storeWatch {
 		w.warnings = rs.Warnings
 	}
 	return w
+}
+
+// withCache puts the store cache (store/cached) in front of a backend
+// that can feed it. Without a feed, or when it cannot start, the portal
+// reads the store on every request, as correct and slower.
+func withCache(st store.Store, logger *slog.Logger) store.Store {
+	src, ok := st.(cached.Source)
+	if !ok {
+		return st
+	}
+	c, err := cached.New(st, src, nil, logger)
+	if err != nil {
+		logger.Warn("store cache off", "err", err.Error())
+		return st
+	}
+	return c
 }
 
 // check looks once and logs what changed since the last look.

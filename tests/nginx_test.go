@@ -21,11 +21,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"text/template"
 	"time"
 
 	"gatehouse/auth/ca"
 	"gatehouse/store/storetest"
+	"gatehouse/tests/nginxconf"
 )
 
 // Forward auth through a real nginx: the portal at
@@ -435,75 +435,6 @@ type nginxSite struct {
 	certCA *testCA
 }
 
-// nginxConfig is the configuration docs/forward-auth.md shows, with the
-// test's paths. Every path nginx writes is under .Dir.
-var nginxConfig = template.Must(template.New("nginx.conf").Parse(`{{if .User}}user {{.User}};
-{{end}}worker_processes 1;
-events { worker_connections 64; }
-
-http {
-    access_log {{.Dir}}/access.log;
-    client_body_temp_path {{.Dir}}/client_body;
-    proxy_temp_path {{.Dir}}/proxy;
-    fastcgi_temp_path {{.Dir}}/fastcgi;
-    uwsgi_temp_path {{.Dir}}/uwsgi;
-    scgi_temp_path {{.Dir}}/scgi;
-
-    ssl_protocols TLSv1.2 TLSv1.3;
-
-    # Names no site below serves get no handshake: no protected site
-    # answers for a Host the portal may know as another app.
-    server {
-        listen {{.Listen}} ssl default_server;
-        ssl_reject_handshake on;
-    }
-{{range .Hosts}}
-    server {
-        listen {{$.Listen}} ssl;
-        server_name {{.}};
-        ssl_certificate {{$.Cert}};
-        ssl_certificate_key {{$.Key}};
-        # Ask for a client certificate; Gatehouse verifies it.
-        ssl_verify_client optional_no_ca;
-
-        location / {
-            auth_request /_gatehouse;
-            auth_request_set $gatehouse_user $upstream_http_remote_user;
-            auth_request_set $gatehouse_email $upstream_http_remote_email;
-            auth_request_set $gatehouse_roles $upstream_http_remote_roles;
-            auth_request_set $gatehouse_factors $upstream_http_remote_factors;
-            auth_request_set $gatehouse_login $upstream_http_location;
-            error_page 401 =302 $gatehouse_login;
-
-            # These replace whatever the client sent under the same names.
-            proxy_set_header Host $host;
-            proxy_set_header Remote-User $gatehouse_user;
-            proxy_set_header Remote-Email $gatehouse_email;
-            proxy_set_header Remote-Roles $gatehouse_roles;
-            proxy_set_header Remote-Factors $gatehouse_factors;
-            proxy_pass http://{{$.App}};
-        }
-
-        location = /_gatehouse {
-            internal;
-            proxy_pass https://{{$.PortalAddr}}/auth/verify;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header Host {{$.PortalHost}};
-            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_set_header X-Client-Cert $ssl_client_escaped_cert;
-            # The portal also reads Traefik's form: never pass on the client's.
-            proxy_set_header X-Forwarded-Tls-Client-Cert "";
-            proxy_ssl_server_name on;
-            proxy_ssl_name {{$.PortalName}};
-            proxy_ssl_trusted_certificate {{$.CA}};
-            proxy_ssl_verify on;
-        }
-    }
-{{end}}}
-`))
-
 // runningNginx is an nginx started for one test.
 type runningNginx struct {
 	port int
@@ -522,17 +453,17 @@ func startNginx(t *testing.T, bin string, site nginxSite) *runningNginx {
 	dir := t.TempDir()
 	certFile, keyFile := writeServerCertFiles(t, site.certCA, dir, "sites", site.Hosts...)
 	n := &runningNginx{port: freePort(t)}
-	data := struct {
-		nginxSite
-		Dir, User, Listen, Cert, Key, PortalAddr, PortalHost string
-	}{
-		nginxSite:  site,
+	data := nginxconf.Params{
 		Dir:        dir,
 		Listen:     net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)),
+		Hosts:      site.Hosts,
 		Cert:       certFile,
 		Key:        keyFile,
+		App:        site.App,
 		PortalAddr: site.Portal.Addr,
 		PortalHost: net.JoinHostPort(site.PortalName, strconv.Itoa(port(site.Portal.Addr))),
+		PortalName: site.PortalName,
+		CA:         site.CA,
 	}
 	if os.Geteuid() == 0 {
 		// The temporary directory is private to the user running the
@@ -540,7 +471,7 @@ func startNginx(t *testing.T, bin string, site nginxSite) *runningNginx {
 		data.User = "root"
 	}
 	var conf bytes.Buffer
-	if err := nginxConfig.Execute(&conf, data); err != nil {
+	if err := nginxconf.Write(&conf, data); err != nil {
 		t.Fatal(err)
 	}
 	confFile := filepath.Join(dir, "nginx.conf")

@@ -42,9 +42,10 @@ var _ store.Store = (*Store)(nil)
 // little per request, the CLI a few times per command.
 const busyTimeout = 5 * time.Second
 
-// maxConns bounds the SQLite connections one Store keeps open. Readers
-// run in parallel (WAL mode); writers take turns anyway.
-const maxConns = 8
+// maxConns bounds the SQLite connections one Store keeps open, the
+// cache's (see Watch) included. Readers run in parallel (WAL mode);
+// writers take turns anyway.
+const maxConns = 9
 
 // purgeInterval is how often, at most, a write also deletes expired
 // sessions, TOTP marks and failure counters. Reads ignore expired rows

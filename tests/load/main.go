@@ -19,6 +19,7 @@
 //
 //	go run ./tests/load -duration 10s -concurrency 32
 //	go run ./tests/load -sessions 1000000    # also fill Redis with a million sessions
+//	go run ./tests/load -ratios 3 -duration 8s   # only the ratios: verify/healthz, embedded/Redis, nginx
 //
 // Every loop is bounded by -duration; nothing leaves 127.0.0.1.
 package main
@@ -69,14 +70,16 @@ func main() {
 	flood := flag.Int("flood", 16, "concurrent clients sending failed logins in the flood phase")
 	sessions := flag.Int("sessions", 100_000, "live sessions to create for the memory measurement (10^5 by default; 10^6 for the large-store run)")
 	keep := flag.Bool("keep", false, "leave the data directory and logs in place")
+	rounds := flag.Int("ratios", 0, "measure only the ratios of SPEC \"Performance\" with wrk and nginx, in this many interleaved rounds")
+	nginxWorkers := flag.Int("nginx-workers", 1, "nginx worker processes in the ratios' nginx")
 	flag.Parse()
-	if err := run(*duration, *concurrency, *flood, *sessions, *keep); err != nil {
+	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, concurrency, flood, sessions int, keep bool) error {
+func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, keep bool) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gatehouse-load-")
 	if err != nil {
@@ -116,6 +119,9 @@ func run(duration time.Duration, concurrency, flood, sessions int, keep bool) er
 	cookie, err := p.login(nil)
 	if err != nil {
 		return err
+	}
+	if rounds > 0 {
+		return ratios(dir, bin, p, cookie, rounds, concurrency, nginxWorkers, duration)
 	}
 	withSession := func(req *http.Request) { req.Header.Set("Cookie", cookie) }
 	anonymous := func(*http.Request) {}
@@ -310,8 +316,8 @@ func (p *portal) setUp() error {
 	if _, err := p.cli(benchPassword+"\n", "user", "add", benchUser, "--role", "employee", "--password-stdin"); err != nil {
 		return err
 	}
-	prefix := filepath.Join(filepath.Dir(p.data), benchUser)
-	if _, err := p.cli("", "cert", "issue", benchUser, "--out", prefix, "--p12-password-stdin"); err != nil {
+	prefix := p.data + "-" + benchUser
+	if _, err := p.cli("a passphrase for the bench user's p12 file\n", "cert", "issue", benchUser, "--out", prefix, "--p12-password-stdin"); err != nil {
 		// Older builds print the passphrase instead of reading it.
 		if _, err2 := p.cli("", "cert", "issue", benchUser, "--out", prefix); err2 != nil {
 			return err
@@ -320,12 +326,18 @@ func (p *portal) setUp() error {
 	if p.benchCert, err = tls.LoadX509KeyPair(prefix+".crt", prefix+".key"); err != nil {
 		return err
 	}
+	return p.registerApp("bench", appURL)
+}
+
+// registerApp registers an app for the employee role, as an admin with
+// the certificate would.
+func (p *portal) registerApp(name, appURL string) error {
 	adminCookie, err := p.loginAs(&p.adminCert, "admin", p.adminPassword)
 	if err != nil {
 		return err
 	}
 	body := fmt.Sprintf(`{"url":%q,"roles":["employee"]}`, appURL)
-	req, _ := http.NewRequest(http.MethodPut, p.url+"/api/admin/apps/bench", strings.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPut, p.url+"/api/admin/apps/"+name, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Cookie", adminCookie)
 	resp, err := (&http.Client{Transport: p.transport(&p.adminCert, false, "")}).Do(req)

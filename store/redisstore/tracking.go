@@ -1,0 +1,273 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gatehouse/store/cached"
+)
+
+// The cache's feed: Redis's own client-side caching support (CLIENT
+// TRACKING, broadcasting mode). One dedicated connection asks Redis to
+// report every write to a key under keyPrefix, by anyone, and receives
+// the reports on the same connection (REDIRECT to itself, subscribed to
+// __redis__:invalidate in RESP2). Key names are read by changeOf only:
+// a key it does not know drops the whole cache, so renamed keys cost
+// speed, never correctness.
+//
+// Sync is a read barrier: it sends PING on that connection and waits
+// for the answer. Redis runs commands one at a time and writes the
+// reports of a write to the connection when the write runs, so by the
+// time the PONG arrives every write that completed before the PING was
+// sent has been reported. Requests that arrive while a PING is out wait
+// for the next one, so one round trip serves many of them.
+//
+// On a Cluster, tracking is per node: the feed would need one such
+// connection per master and a drop of the cache when slots move; until
+// then Watch refuses a cluster client and the portal runs uncached.
+
+// trackingChannel is where Redis sends a redirected client its reports.
+const trackingChannel = "__redis__:invalidate"
+
+// syncTimeout bounds the wait for a PONG; past it the request reads
+// Redis itself and the connection is replaced.
+const syncTimeout = readTimeout
+
+// reconnectDelay is the pause before a lost feed connects again.
+const reconnectDelay = 100 * time.Millisecond
+
+var errFeedDown = errors.New("invalidation feed not connected")
+
+// Watch starts the cache's feed on a connection of its own.
+func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
+	c, ok := s.rdb.(*redis.Client)
+	if !ok {
+		return nil, errors.New("redis: the cache's invalidation feed needs a single server or Sentinel, not a cluster")
+	}
+	opt := c.Options()
+	o := *opt
+	o.Protocol = 2 // reports arrive as pub/sub messages
+	o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+		id, err := cn.ClientID(ctx).Result()
+		if err != nil {
+			return err
+		}
+		return cn.Do(ctx, "CLIENT", "TRACKING", "on", "REDIRECT", id, "BCAST", "PREFIX", keyPrefix).Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &trackingFeed{client: redis.NewClient(&o), h: h, cancel: cancel, done: make(chan struct{})}
+	go f.run(ctx)
+	return f, nil
+}
+
+// trackingFeed is the connection that receives reports of writes.
+type trackingFeed struct {
+	client *redis.Client
+	h      cached.Handler
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu sync.Mutex
+	ps *redis.PubSub
+	// alive is set once the current connection is subscribed (tracking
+	// is on from before that) and cleared when it fails.
+	alive bool
+	// seq numbers the PINGs; sent is the number of the one out, and
+	// out the requests waiting for it, next those waiting for the
+	// following one.
+	seq       uint64
+	inflight  bool
+	out, next []chan error
+}
+
+func (f *trackingFeed) run(ctx context.Context) {
+	defer close(f.done)
+	for ctx.Err() == nil {
+		ps := f.client.Subscribe(ctx, trackingChannel)
+		f.mu.Lock()
+		if ctx.Err() != nil { // Close ran meanwhile
+			f.mu.Unlock()
+			ps.Close()
+			return
+		}
+		f.ps = ps
+		f.mu.Unlock()
+		err := f.receive(ctx, ps)
+		f.lost(err)
+		ps.Close()
+		select {
+		case <-ctx.Done():
+		case <-time.After(reconnectDelay):
+		}
+	}
+}
+
+// receive handles one connection's messages until it fails.
+func (f *trackingFeed) receive(ctx context.Context, ps *redis.PubSub) error {
+	for {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			return err
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == trackingChannel {
+				// Tracking was turned on before the subscription: from
+				// here on no write goes unreported. What was kept before
+				// may have missed some.
+				f.h.Reset()
+				f.mu.Lock()
+				f.alive = true
+				f.mu.Unlock()
+			}
+		case *redis.Message:
+			if m.Channel != trackingChannel {
+				continue
+			}
+			if m.PayloadSlice == nil {
+				f.h.Reset() // FLUSHALL, FLUSHDB
+				continue
+			}
+			for _, key := range m.PayloadSlice {
+				if ch, ok := changeOf(key); ok {
+					f.h.Invalidate(ch)
+				}
+			}
+		case *redis.Pong:
+			f.answered(m.Payload)
+		}
+	}
+}
+
+// answered releases the requests waiting for the PING numbered payload
+// and sends the next one if more are waiting.
+func (f *trackingFeed) answered(payload string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.inflight || payload != strconv.FormatUint(f.seq, 10) {
+		return
+	}
+	for _, ch := range f.out {
+		ch <- nil
+	}
+	f.out, f.next = f.next, nil
+	f.inflight = false
+	if len(f.out) > 0 {
+		f.pingLocked()
+	}
+}
+
+// pingLocked sends the next PING for the requests in f.out.
+func (f *trackingFeed) pingLocked() {
+	f.seq++
+	f.inflight = true
+	if err := f.ps.Ping(context.Background(), strconv.FormatUint(f.seq, 10)); err != nil {
+		f.failLocked(err)
+	}
+}
+
+// failLocked fails every waiting request.
+func (f *trackingFeed) failLocked(err error) {
+	for _, ch := range f.out {
+		ch <- err
+	}
+	for _, ch := range f.next {
+		ch <- err
+	}
+	f.out, f.next, f.inflight = nil, nil, false
+}
+
+// lost marks the connection down: nothing is served from the cache until
+// a new one has subscribed, and what was kept is dropped.
+func (f *trackingFeed) lost(err error) {
+	f.mu.Lock()
+	f.alive = false
+	f.failLocked(fmt.Errorf("%w: %w", errFeedDown, err))
+	f.mu.Unlock()
+	f.h.Reset()
+}
+
+// Sync returns once every write completed before the call has been
+// reported, or an error when the feed cannot tell.
+func (f *trackingFeed) Sync(ctx context.Context) error {
+	ch := make(chan error, 1)
+	f.mu.Lock()
+	if !f.alive {
+		f.mu.Unlock()
+		return errFeedDown
+	}
+	if f.inflight {
+		f.next = append(f.next, ch)
+	} else {
+		f.out = append(f.out, ch)
+		f.pingLocked()
+	}
+	f.mu.Unlock()
+	t := time.NewTimer(syncTimeout)
+	defer t.Stop()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		// A connection that does not answer in time is replaced: its
+		// reports can no longer be relied on.
+		f.mu.Lock()
+		f.alive = false
+		ps := f.ps
+		f.mu.Unlock()
+		ps.Close()
+		return fmt.Errorf("%w: no answer within %v", errFeedDown, syncTimeout)
+	}
+}
+
+// Close stops the feed.
+func (f *trackingFeed) Close() error {
+	f.cancel()
+	f.mu.Lock()
+	if f.ps != nil {
+		f.ps.Close()
+	}
+	f.mu.Unlock()
+	<-f.done
+	return f.client.Close()
+}
+
+// changeOf says which cached records a write to key may have changed;
+// ok is false for keys no cached record is read from. A key it does not
+// recognise changes everything.
+func changeOf(key string) (ch cached.Change, ok bool) {
+	rest, found := strings.CutPrefix(key, keyPrefix)
+	if !found {
+		return cached.Change{}, true
+	}
+	if name, found := strings.CutPrefix(rest, "session:"); found {
+		return cached.Change{Kind: cached.Session, Name: name}, true
+	}
+	if name, found := strings.CutPrefix(rest, "account:"); found {
+		return cached.Change{Kind: cached.Account, Name: name}, true
+	}
+	switch {
+	case rest == "roles", strings.HasPrefix(rest, "role:"):
+		return cached.Change{Kind: cached.Roles}, true
+	case rest == "apps", strings.HasPrefix(rest, "app:"):
+		return cached.Change{Kind: cached.Apps}, true
+	case rest == "revoked-certs", rest == "revoked":
+		return cached.Change{Kind: cached.Revocations}, true
+	}
+	for _, p := range []string{"audit", "accounts", "account-emails", "certs", "cert:", "user-sessions:",
+		"totp-used:", "failures:", "meta:", "counter:", "claim:"} {
+		if strings.HasPrefix(rest, p) {
+			return cached.Change{}, false
+		}
+	}
+	return cached.Change{}, true
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gatehouse/tests/nginxconf"
+)
+
+// The ratios of SPEC "Performance", measured in one run with wrk (a load
+// generator much lighter than Go's client, so that it takes less of the
+// cores the portal needs): verify against the same portal's /healthz,
+// the embedded store against Redis, and an app page behind nginx's
+// auth_request (the configuration of docs/forward-auth.md) against the
+// same nginx and app without it. Each target is measured rounds times,
+// the targets interleaved and their order rotated from round to round,
+// and the medians are compared.
+
+// target is one URL wrk loads, with the headers it sends.
+type target struct {
+	name    string
+	url     string
+	headers []string
+}
+
+// wrkResult is what one wrk run reports.
+type wrkResult struct {
+	rate     float64
+	p50, p99 time.Duration
+	non2xx   int
+}
+
+func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, concurrency, nginxWorkers int, duration time.Duration) error {
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		return errors.New("the ratios need wrk (apt-get install wrk)")
+	}
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
+			return errors.New("the ratios need nginx (apt-get install nginx)")
+		}
+		nginx = "/usr/sbin/nginx"
+	}
+
+	// The same portal binary on the embedded store, beside the Redis one.
+	emb := &portal{bin: bin, data: filepath.Join(dir, "data-embedded"), store: ""}
+	if _, err := emb.cli("", "init"); err != nil {
+		return err
+	}
+	embDir := filepath.Join(dir, "embedded")
+	if err := os.MkdirAll(embDir, 0o700); err != nil {
+		return err
+	}
+	srv, err := emb.serve(embDir)
+	if err != nil {
+		return err
+	}
+	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
+	if err := emb.setUp(); err != nil {
+		return err
+	}
+	embCookie, err := emb.login(nil)
+	if err != nil {
+		return err
+	}
+
+	// An app page: a few hundred bytes, answered at once.
+	app, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	page := bytes.Repeat([]byte("<p>an internal app's page</p>\n"), 10)
+	go http.Serve(app, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page)
+	}))
+	defer app.Close()
+
+	site, stop, err := startNginx(dir, nginx, redisPortal, app.Addr().String(), nginxWorkers)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if err := redisPortal.registerApp("bench-nginx", site+"/"); err != nil {
+		return err
+	}
+	if err := checkThroughNginx(site, redisCookie, redisPortal.roots); err != nil {
+		return err
+	}
+
+	original := "X-Original-URL: " + appURL + "some/page"
+	targets := []target{
+		{"healthz", redisPortal.url + "/healthz", nil},
+		{"verify, Redis", redisPortal.url + "/auth/verify", []string{"Cookie: " + redisCookie, original}},
+		{"verify, embedded", emb.url + "/auth/verify", []string{"Cookie: " + embCookie, original}},
+		{"nginx + auth_request", site + "/some/page", []string{"Cookie: " + redisCookie}},
+		{"nginx alone", site + "/open/some/page", []string{"Cookie: " + redisCookie}},
+	}
+	fmt.Printf("\nratios: wrk -t1 -c%d -d%v, %d rounds, targets interleaved; nginx with %d worker processes\n", concurrency, duration, rounds, nginxWorkers)
+	results := make([][]wrkResult, len(targets))
+	for r := range rounds {
+		for i := range targets {
+			k := (i + r) % len(targets)
+			res, err := runWrk(wrk, targets[k], concurrency, duration)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  round %d  %-22s %9.0f /s   p50 %-9v p99 %-9v non-2xx/3xx %d\n", r+1, targets[k].name, res.rate, res.p50, res.p99, res.non2xx)
+			results[k] = append(results[k], res)
+		}
+	}
+	med := make([]wrkResult, len(targets))
+	fmt.Println("\nmedians")
+	for k, t := range targets {
+		med[k] = median(results[k])
+		fmt.Printf("  %-22s %9.0f /s   p50 %-9v p99 %v\n", t.name, med[k].rate, med[k].p50, med[k].p99)
+	}
+	health, vr, ve, withAuth, alone := med[0], med[1], med[2], med[3], med[4]
+	fmt.Println("\nratios (of the medians)")
+	fmt.Printf("  %-32s %.2f\n", "verify (Redis) / healthz", vr.rate/health.rate)
+	fmt.Printf("  %-32s %.2f\n", "verify (embedded) / healthz", ve.rate/health.rate)
+	fmt.Printf("  %-32s %.2f (p99 %.2f: %v / %v)\n", "embedded / Redis, throughput", ve.rate/vr.rate, float64(ve.p99)/float64(vr.p99), ve.p99, vr.p99)
+	fmt.Printf("  %-32s %.2f\n", "nginx with auth / nginx alone", withAuth.rate/alone.rate)
+	return nil
+}
+
+// median takes each figure's median separately.
+func median(rs []wrkResult) wrkResult {
+	pick := func(f func(wrkResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return wrkResult{
+		rate: pick(func(r wrkResult) float64 { return r.rate }),
+		p50:  time.Duration(pick(func(r wrkResult) float64 { return float64(r.p50) })),
+		p99:  time.Duration(pick(func(r wrkResult) float64 { return float64(r.p99) })),
+	}
+}
+
+// runWrk loads t with wrk, one thread and concurrency connections.
+func runWrk(wrk string, t target, concurrency int, duration time.Duration) (wrkResult, error) {
+	args := []string{"-t1", "-c" + strconv.Itoa(concurrency), "-d" + strconv.Itoa(int(duration.Seconds())) + "s", "--latency"}
+	for _, h := range t.headers {
+		args = append(args, "-H", h)
+	}
+	out, err := exec.Command(wrk, append(args, t.url)...).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %v\n%s", t.url, err, out)
+	}
+	var r wrkResult
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "Requests/sec:":
+			r.rate, _ = strconv.ParseFloat(f[1], 64)
+		case len(f) == 2 && f[0] == "50%":
+			r.p50, _ = time.ParseDuration(f[1])
+		case len(f) == 2 && f[0] == "99%":
+			r.p99, _ = time.ParseDuration(f[1])
+		case strings.HasPrefix(strings.TrimSpace(line), "Non-2xx or 3xx responses:"):
+			r.non2xx, _ = strconv.Atoi(f[len(f)-1])
+		}
+	}
+	if r.rate == 0 {
+		return r, fmt.Errorf("wrk %s: no rate in\n%s", t.url, out)
+	}
+	return r, nil
+}
+
+// startNginx runs nginx with the documented configuration in front of
+// the portal, for the host "localhost" (the portal's own certificate
+// serves it too), with /open/ passed to the app without auth_request as
+// the baseline. It returns the site's URL.
+func startNginx(dir, bin string, p *portal, app string, workers int) (string, func(), error) {
+	ndir := filepath.Join(dir, "nginx")
+	if err := os.MkdirAll(ndir, 0o700); err != nil {
+		return "", nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	portalPort := p.url[strings.LastIndex(p.url, ":")+1:]
+	params := nginxconf.Params{
+		Dir:        ndir,
+		Workers:    workers,
+		Listen:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Hosts:      []string{"localhost"},
+		Cert:       filepath.Join(p.data, "pki", "server.crt"),
+		Key:        filepath.Join(p.data, "pki", "server.key"),
+		App:        app,
+		PortalAddr: "127.0.0.1:" + portalPort,
+		PortalHost: "localhost:" + portalPort,
+		PortalName: "localhost",
+		CA:         filepath.Join(p.data, "pki", "ca.crt"),
+		OpenPath:   "/open/",
+	}
+	if os.Geteuid() == 0 {
+		params.User = "root"
+	}
+	var conf bytes.Buffer
+	if err := nginxconf.Write(&conf, params); err != nil {
+		return "", nil, err
+	}
+	confFile := filepath.Join(ndir, "nginx.conf")
+	if err := os.WriteFile(confFile, conf.Bytes(), 0o600); err != nil {
+		return "", nil, err
+	}
+	errorLog := filepath.Join(ndir, "error.log")
+	args := []string{"-p", ndir, "-c", confFile, "-e", errorLog,
+		"-g", fmt.Sprintf("daemon off; pid %s; error_log %s warn;", filepath.Join(ndir, "nginx.pid"), errorLog)}
+	if out, err := exec.Command(bin, append([]string{"-t"}, args...)...).CombinedOutput(); err != nil {
+		return "", nil, fmt.Errorf("nginx -t: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", params.Listen); err == nil {
+			c.Close()
+			return "https://localhost:" + strconv.Itoa(port), stop, nil
+		}
+	}
+	stop()
+	return "", nil, errors.New("nginx does not listen; see " + errorLog)
+}
+
+// checkThroughNginx makes sure the site answers the session with the app's
+// page and an anonymous visitor with a redirect to the login page, so
+// that wrk measures the right thing.
+func checkThroughNginx(site, cookie string, roots *x509.CertPool) error {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		cookie string
+		want   int
+	}{{cookie, http.StatusOK}, {"", http.StatusFound}} {
+		req, _ := http.NewRequest(http.MethodGet, site+"/some/page", nil)
+		if tc.cookie != "" {
+			req.Header.Set("Cookie", tc.cookie)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return fmt.Errorf("through nginx: %w", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			return fmt.Errorf("through nginx with cookie %t: status %d, want %d", tc.cookie != "", resp.StatusCode, tc.want)
+		}
+	}
+	return nil
+}
