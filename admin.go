@@ -173,22 +173,22 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 		}
 		// Take the role off every account first, so that a role created
 		// later under the same name is not silently held by them.
-		accts, err := st.Accounts(ctx)
-		if err != nil {
-			return err
-		}
-		for _, a := range accts {
+		err := store.EachAccount(ctx, st, func(a store.Account) error {
 			if !slices.Contains(a.Roles, pos[0]) {
-				continue
+				return nil
 			}
 			err := st.UpdateAccount(ctx, a.Name, func(a *store.Account) error {
 				a.Roles = slices.DeleteFunc(a.Roles, func(r string) bool { return r == pos[0] })
 				a.UpdatedAt = now
 				return nil
 			})
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
 			}
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		if err := st.DeleteRole(ctx, pos[0]); err != nil {
 			return err
@@ -217,7 +217,7 @@ func cmdAdmin(e *env, cmd string, args []string) error {
 			return err
 		}
 		enc := json.NewEncoder(e.stdout)
-		for _, ev := range events {
+		for _, ev := range events.Items {
 			if err := enc.Encode(ev); err != nil {
 				return err
 			}
@@ -475,11 +475,10 @@ var fingerprintPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // its serial (hex) or its fingerprint. It takes effect on the next
 // request of every session that uses the certificate.
 func certRevoke(e *env, st store.Store, id, reason string, now time.Time) error {
-	certs, err := st.Certificates(e.ctx, "")
+	c, ok, err := store.LookupCertificate(e.ctx, st, id)
 	if err != nil {
 		return err
 	}
-	c, ok := store.FindCertificate(certs, id)
 	if !ok {
 		return fmt.Errorf("no certificate issued by this portal has serial or fingerprint %q (see gatehouse cert list)", strings.TrimSpace(id))
 	}

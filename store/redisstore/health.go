@@ -15,14 +15,9 @@ import (
 	"gatehouse/store"
 )
 
-// markerKey holds the marker (store.Store.Mark): the time the store was
-// set up. Redis restarted without persistence, or a URL naming another
-// database, has none.
-const markerKey = keyPrefix + "marker"
-
 // Mark writes the marker.
 func (s *Store) Mark(ctx context.Context) error {
-	if err := s.rdb.SetNX(ctx, markerKey, "marked "+time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
+	if err := s.rdb.SetNX(ctx, s.k.marker, "marked "+time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
 		return wrap("mark the store", err)
 	}
 	return nil
@@ -30,7 +25,7 @@ func (s *Store) Mark(ctx context.Context) error {
 
 // CheckMarker reports whether the marker is there.
 func (s *Store) CheckMarker(ctx context.Context, account string) error {
-	n, err := s.rdb.Exists(ctx, markerKey).Result()
+	n, err := s.rdb.Exists(ctx, s.k.marker).Result()
 	if err != nil {
 		return wrap("check the store's marker", err)
 	}
@@ -48,7 +43,7 @@ func (s *Store) markOnUpgrade(ctx context.Context) error {
 	if !errors.Is(err, store.ErrDataLost) {
 		return err
 	}
-	n, err := s.rdb.SCard(ctx, accountsKey).Result()
+	n, err := s.rdb.SCard(ctx, s.k.accounts).Result()
 	if err != nil {
 		return wrap("count accounts", err)
 	}

@@ -30,13 +30,10 @@ const (
 	writeTimeout = time.Second
 )
 
-// keyPrefix starts every key Gatehouse writes, so that a Redis shared with
-// other software stays readable.
-const keyPrefix = "gatehouse:"
-
 // Store is a store.Store backed by Redis.
 type Store struct {
 	rdb     redis.UniversalClient
+	k       keyspace
 	decoded decodeCache
 	// servers is what was last learnt about each Redis server on
 	// connecting to it: see onConnect.
@@ -63,14 +60,14 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// Few retries: during an outage a request should fail in about a
 	// second, not queue behind many reconnect attempts.
 	opts.MaxRetries, opts.DialerRetries = 1, 1
-	s := &Store{}
+	s := &Store{k: newKeyspace()}
 	opts.OnConnect = s.onConnect
 	s.rdb = redis.NewUniversalClient(opts)
 	if err := s.Ping(ctx); err != nil {
 		s.rdb.Close()
 		return nil, err
 	}
-	for _, step := range []func(context.Context) error{s.upgrade, s.indexEmails, s.markOnUpgrade} {
+	for _, step := range []func(context.Context) error{s.upgrade, s.indexEmails, s.indexForPaging, s.markOnUpgrade} {
 		if err := step(ctx); err != nil {
 			s.rdb.Close()
 			return nil, err
@@ -91,7 +88,7 @@ const emailsIndexedMark = "email-index"
 // an account that changes its email meanwhile is harmless: see
 // emailHolder.
 func (s *Store) indexEmails(ctx context.Context) error {
-	if n, err := s.rdb.Exists(ctx, metaKey(emailsIndexedMark)).Result(); err != nil {
+	if n, err := s.rdb.Exists(ctx, s.k.meta(emailsIndexedMark)).Result(); err != nil {
 		return wrap("check the email index", err)
 	} else if n > 0 {
 		return nil
@@ -103,10 +100,10 @@ func (s *Store) indexEmails(ctx context.Context) error {
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, a := range accts {
 			if k := store.EmailKey(a.Email); k != "" {
-				p.HSetNX(ctx, emailsKey, k, a.Name)
+				p.HSetNX(ctx, s.k.emails, k, a.Name)
 			}
 		}
-		p.Set(ctx, metaKey(emailsIndexedMark), "1", 0)
+		p.Set(ctx, s.k.meta(emailsIndexedMark), "1", 0)
 		return nil
 	})
 	if err != nil {
@@ -146,7 +143,7 @@ func parseSentinelURL(url string) (*redis.UniversalOptions, error) {
 
 // New returns a Store that uses an existing client.
 func New(rdb redis.UniversalClient) *Store {
-	return &Store{rdb: rdb}
+	return &Store{rdb: rdb, k: newKeyspace()}
 }
 
 // Close closes the Redis client.
@@ -159,29 +156,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
-
-func accountKey(name string) string      { return keyPrefix + "account:" + name }
-func roleKey(name string) string         { return keyPrefix + "role:" + name }
-func appKey(name string) string          { return keyPrefix + "app:" + name }
-func sessionKey(id string) string        { return keyPrefix + "session:" + id }
-func userSessionsKey(name string) string { return keyPrefix + "user-sessions:" + name }
-func certKey(serial string) string       { return keyPrefix + "cert:" + serial }
-
-const (
-	accountsKey = keyPrefix + "accounts"
-	rolesKey    = keyPrefix + "roles"
-	appsKey     = keyPrefix + "apps"
-	certsKey    = keyPrefix + "certs"
-	// revokedKey is the set of revoked certificates as "issuer/serial";
-	// legacyRevokedKey the set of fingerprints earlier versions kept.
-	revokedKey       = keyPrefix + "revoked-certs"
-	legacyRevokedKey = keyPrefix + "revoked"
-	auditKey         = keyPrefix + "audit"
-	// emailsKey is a hash from store.EmailKey of an account's email to
-	// the account's name, written in the same transaction as the
-	// account record; it is what makes emails unique.
-	emailsKey = keyPrefix + "account-emails"
-)
 
 // wrap turns a go-redis error into a store error: redis.Nil becomes
 // store.ErrNotFound, anything else store.ErrUnavailable.
@@ -239,25 +213,30 @@ func getAll[T any](ctx context.Context, rdb redis.Cmdable, op, indexKey string, 
 
 // Account returns the named account.
 func (s *Store) Account(ctx context.Context, name string) (store.Account, error) {
-	return getJSON[store.Account](ctx, s.rdb, "load account", accountKey(name))
+	return getJSON[store.Account](ctx, s.rdb, "load account", s.k.account(name))
 }
 
 // Accounts returns every account sorted by name.
 func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
-	return getAll[store.Account](ctx, s.rdb, "list accounts", accountsKey, accountKey)
+	return getAll[store.Account](ctx, s.rdb, "list accounts", s.k.accounts, s.k.account)
 }
 
 // CreateAccount adds a new account; it fails with store.ErrExists when the
 // name is taken and with store.ErrEmailTaken when another account has its
-// email. The record, its index entry and its email entry are written
-// together, under WATCH of the record and the email index, so of two
-// creates racing for one email only one can succeed.
+// email. The record, its index entries and its email entry are written
+// together, under WATCH of the record and (for an account with an email)
+// the email index, so of two creates racing for one email only one can
+// succeed; an account without an email does not wait for others.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode account: %w", err)
 	}
-	key, email := accountKey(a.Name), store.EmailKey(a.Email)
+	key, email := s.k.account(a.Name), store.EmailKey(a.Email)
+	watched := []string{key}
+	if email != "" {
+		watched = append(watched, s.k.emails)
+	}
 	for range maxTxRetries {
 		var done error // set when the outcome is final
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -270,7 +249,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 				return nil
 			}
 			if email != "" {
-				holder, err := emailHolder(ctx, tx, email)
+				holder, err := s.emailHolder(ctx, tx, email)
 				if err != nil {
 					return err
 				}
@@ -281,14 +260,15 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, b, 0)
-				p.SAdd(ctx, accountsKey, a.Name)
+				p.SAdd(ctx, s.k.accounts, a.Name)
+				p.ZAdd(ctx, s.k.accountNames, redis.Z{Member: a.Name})
 				if email != "" {
-					p.HSet(ctx, emailsKey, email, a.Name)
+					p.HSet(ctx, s.k.emails, email, a.Name)
 				}
 				return nil
 			})
 			return err
-		}, key, emailsKey)
+		}, watched...)
 		switch {
 		case done != nil:
 			return done
@@ -306,19 +286,19 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 // EmailKey), or "" when none. An entry whose account is gone or no longer
 // has that email (left by an index build racing a change, or by an older
 // gatehouse) counts as free. It must run inside a transaction that
-// watches emailsKey; it watches the holder's record too.
-func emailHolder(ctx context.Context, tx *redis.Tx, email string) (string, error) {
-	holder, err := tx.HGet(ctx, emailsKey, email).Result()
+// watches the email index; it watches the holder's record too.
+func (s *Store) emailHolder(ctx context.Context, tx *redis.Tx, email string) (string, error) {
+	holder, err := tx.HGet(ctx, s.k.emails, email).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
 	if err != nil {
 		return "", err
 	}
-	if err := tx.Watch(ctx, accountKey(holder)).Err(); err != nil {
+	if err := tx.Watch(ctx, s.k.account(holder)).Err(); err != nil {
 		return "", err
 	}
-	raw, err := tx.Get(ctx, accountKey(holder)).Bytes()
+	raw, err := tx.Get(ctx, s.k.account(holder)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
@@ -344,7 +324,7 @@ const maxTxRetries = 20
 // transaction, and fails with store.ErrEmailTaken when another account
 // has the new one; an unchanged email is never refused.
 func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.Account) error) error {
-	key := accountKey(name)
+	key := s.k.account(name)
 	for range maxTxRetries {
 		var done error // set when the outcome is final: a load or fn error
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -362,11 +342,11 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 			after := store.EmailKey(a.Email)
 			moved, dropBefore := after != before, false
 			if moved {
-				if err := tx.Watch(ctx, emailsKey).Err(); err != nil {
+				if err := tx.Watch(ctx, s.k.emails).Err(); err != nil {
 					return err
 				}
 				if after != "" {
-					holder, err := emailHolder(ctx, tx, after)
+					holder, err := s.emailHolder(ctx, tx, after)
 					if err != nil {
 						return err
 					}
@@ -376,7 +356,7 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 					}
 				}
 				if before != "" {
-					h, err := tx.HGet(ctx, emailsKey, before).Result()
+					h, err := tx.HGet(ctx, s.k.emails, before).Result()
 					if err != nil && !errors.Is(err, redis.Nil) {
 						return err
 					}
@@ -391,10 +371,10 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, b, 0)
 				if dropBefore {
-					p.HDel(ctx, emailsKey, before)
+					p.HDel(ctx, s.k.emails, before)
 				}
 				if moved && after != "" {
-					p.HSet(ctx, emailsKey, after, name)
+					p.HSet(ctx, s.k.emails, after, name)
 				}
 				return nil
 			})
@@ -415,12 +395,12 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 
 // Role returns the named role.
 func (s *Store) Role(ctx context.Context, name string) (store.Role, error) {
-	return getJSON[store.Role](ctx, s.rdb, "load role", roleKey(name))
+	return getJSON[store.Role](ctx, s.rdb, "load role", s.k.role(name))
 }
 
 // Roles returns every role sorted by name.
 func (s *Store) Roles(ctx context.Context) ([]store.Role, error) {
-	return getAll[store.Role](ctx, s.rdb, "list roles", rolesKey, roleKey)
+	return getAll[store.Role](ctx, s.rdb, "list roles", s.k.roles, s.k.role)
 }
 
 // PutRole creates or replaces a role.
@@ -430,8 +410,8 @@ func (s *Store) PutRole(ctx context.Context, r store.Role) error {
 		return fmt.Errorf("encode role: %w", err)
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, roleKey(r.Name), b, 0)
-		p.SAdd(ctx, rolesKey, r.Name)
+		p.Set(ctx, s.k.role(r.Name), b, 0)
+		p.SAdd(ctx, s.k.roles, r.Name)
 		return nil
 	})
 	if err != nil {
@@ -442,12 +422,12 @@ func (s *Store) PutRole(ctx context.Context, r store.Role) error {
 
 // App returns the named app.
 func (s *Store) App(ctx context.Context, name string) (store.App, error) {
-	return getJSON[store.App](ctx, s.rdb, "load app", appKey(name))
+	return getJSON[store.App](ctx, s.rdb, "load app", s.k.app(name))
 }
 
 // Apps returns every app sorted by name.
 func (s *Store) Apps(ctx context.Context) ([]store.App, error) {
-	return getAll[store.App](ctx, s.rdb, "list apps", appsKey, appKey)
+	return getAll[store.App](ctx, s.rdb, "list apps", s.k.apps, s.k.app)
 }
 
 // PutApp creates or replaces an app.
@@ -457,8 +437,8 @@ func (s *Store) PutApp(ctx context.Context, a store.App) error {
 		return fmt.Errorf("encode app: %w", err)
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, appKey(a.Name), b, 0)
-		p.SAdd(ctx, appsKey, a.Name)
+		p.Set(ctx, s.k.app(a.Name), b, 0)
+		p.SAdd(ctx, s.k.apps, a.Name)
 		return nil
 	})
 	if err != nil {
@@ -470,8 +450,8 @@ func (s *Store) PutApp(ctx context.Context, a store.App) error {
 // DeleteApp removes an app.
 func (s *Store) DeleteApp(ctx context.Context, name string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, appKey(name))
-		p.SRem(ctx, appsKey, name)
+		p.Del(ctx, s.k.app(name))
+		p.SRem(ctx, s.k.apps, name)
 		return nil
 	})
 	if err != nil {
@@ -480,15 +460,28 @@ func (s *Store) DeleteApp(ctx context.Context, name string) error {
 	return nil
 }
 
-// PutCertificate records an issued certificate.
+// PutCertificate records an issued certificate, in the set of serials
+// and in the sorted sets that list certificates by issue time (all, and
+// the user's). A record it replaces leaves those sets.
 func (s *Store) PutCertificate(ctx context.Context, c store.Certificate) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encode certificate: %w", err)
 	}
+	old, err := getJSON[store.Certificate](ctx, s.rdb, "put certificate", s.k.cert(c.Serial))
+	replaced := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, certKey(c.Serial), b, 0)
-		p.SAdd(ctx, certsKey, c.Serial)
+		p.Set(ctx, s.k.cert(c.Serial), b, 0)
+		p.SAdd(ctx, s.k.certs, c.Serial)
+		if replaced {
+			p.ZRem(ctx, s.k.certsByIssue, issueMember(old))
+			p.ZRem(ctx, s.k.certsOf(old.User), issueMember(old))
+		}
+		p.ZAdd(ctx, s.k.certsByIssue, redis.Z{Member: issueMember(c)})
+		p.ZAdd(ctx, s.k.certsOf(c.User), redis.Z{Member: issueMember(c)})
 		return nil
 	})
 	if err != nil {
@@ -498,9 +491,15 @@ func (s *Store) PutCertificate(ctx context.Context, c store.Certificate) error {
 }
 
 // Certificates returns the certificates issued to user (all when user is
-// empty), oldest first.
+// empty), oldest first. A user's are read from the user's certsOf set.
 func (s *Store) Certificates(ctx context.Context, user string) ([]store.Certificate, error) {
-	all, err := getAll[store.Certificate](ctx, s.rdb, "list certificates", certsKey, certKey)
+	var all []store.Certificate
+	var err error
+	if user == "" {
+		all, err = getAll[store.Certificate](ctx, s.rdb, "list certificates", s.k.certs, s.k.cert)
+	} else {
+		all, err = s.userCertificates(ctx, user)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -514,9 +513,25 @@ func (s *Store) Certificates(ctx context.Context, user string) ([]store.Certific
 	return out, nil
 }
 
+// userCertificates reads the certificates in user's certsOf set.
+func (s *Store) userCertificates(ctx context.Context, user string) ([]store.Certificate, error) {
+	members, err := s.rdb.ZRange(ctx, s.k.certsOf(user), 0, -1).Result()
+	if err != nil {
+		return nil, wrap("list certificates", err)
+	}
+	keys := make([]string, 0, len(members))
+	for _, m := range members {
+		if _, serial, err := parseTimeHex(m); err == nil {
+			keys = append(keys, s.k.cert(serial))
+		}
+	}
+	vals, found, err := getRecords[store.Certificate](ctx, s.rdb, "list certificates", keys)
+	return present(vals, found), err
+}
+
 // Session returns a live session.
 func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
-	return getJSON[store.Session](ctx, s.rdb, "load session", sessionKey(id))
+	return getJSON[store.Session](ctx, s.rdb, "load session", s.k.session(id))
 }
 
 // PutSession writes a session that Redis expires after ttl, and indexes
@@ -530,15 +545,19 @@ func (s *Store) PutSession(ctx context.Context, sess store.Session, ttl time.Dur
 		return fmt.Errorf("encode session: %w", err)
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, sessionKey(sess.ID), b, ttl)
+		p.Set(ctx, s.k.session(sess.ID), b, ttl)
 		if sess.User != "" {
 			// The index lives as long as its longest-lived session (NX
 			// sets a first expiry, GT only ever extends it), so it does
 			// not outgrow the sessions Redis expires by itself.
-			idx := userSessionsKey(sess.User)
+			// sessionsOf holds the same sessions in order, for paging.
+			idx, ordered := s.k.userSessions(sess.User), s.k.sessionsOf(sess.User)
 			p.SAdd(ctx, idx, sess.ID)
-			p.ExpireNX(ctx, idx, ttl)
-			p.ExpireGT(ctx, idx, ttl)
+			p.ZAdd(ctx, ordered, redis.Z{Member: sessionMember(sess)})
+			for _, k := range []string{idx, ordered} {
+				p.ExpireNX(ctx, k, ttl)
+				p.ExpireGT(ctx, k, ttl)
+			}
 		}
 		return nil
 	})
@@ -558,8 +577,9 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		return err
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, sessionKey(id))
-		p.SRem(ctx, userSessionsKey(sess.User), id)
+		p.Del(ctx, s.k.session(id))
+		p.SRem(ctx, s.k.userSessions(sess.User), id)
+		p.ZRem(ctx, s.k.sessionsOf(sess.User), sessionMember(sess))
 		return nil
 	})
 	if err != nil {
@@ -571,8 +591,8 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 // DeleteRole removes a role.
 func (s *Store) DeleteRole(ctx context.Context, name string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, roleKey(name))
-		p.SRem(ctx, rolesKey, name)
+		p.Del(ctx, s.k.role(name))
+		p.SRem(ctx, s.k.roles, name)
 		return nil
 	})
 	if err != nil {
@@ -586,7 +606,7 @@ func (s *Store) DeleteRole(ctx context.Context, name string) error {
 // a certificate, so revocation takes effect at once on every instance.
 func (s *Store) RevokeCertificate(ctx context.Context, serial string, at time.Time, reason string) (store.Certificate, error) {
 	op := "revoke certificate " + serial
-	c, err := getJSON[store.Certificate](ctx, s.rdb, op, certKey(serial))
+	c, err := getJSON[store.Certificate](ctx, s.rdb, op, s.k.cert(serial))
 	if err != nil {
 		return c, err
 	}
@@ -598,11 +618,11 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, at time.Ti
 		return store.Certificate{}, fmt.Errorf("%s: encode: %w", op, err)
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, certKey(c.Serial), b, 0)
-		p.SAdd(ctx, revokedKey, revokedMember(c.Issuer, c.Serial))
+		p.Set(ctx, s.k.cert(c.Serial), b, 0)
+		p.SAdd(ctx, s.k.revoked, revokedMember(c.Issuer, c.Serial))
 		// Instances of earlier versions, still running during an
 		// upgrade, read revocations by fingerprint.
-		p.SAdd(ctx, legacyRevokedKey, c.Fingerprint)
+		p.SAdd(ctx, s.k.legacyRevoked, c.Fingerprint)
 		return nil
 	})
 	if err != nil {
@@ -623,7 +643,7 @@ func revokedMember(issuer, serial string) string {
 // was revoked (or a certificate with that serial, when its record had no
 // issuer), in one round trip.
 func (s *Store) IsRevoked(ctx context.Context, issuer, serial string) (bool, error) {
-	in, err := s.rdb.SMIsMember(ctx, revokedKey, revokedMember(issuer, serial), revokedMember(store.AnyIssuer, serial)).Result()
+	in, err := s.rdb.SMIsMember(ctx, s.k.revoked, revokedMember(issuer, serial), revokedMember(store.AnyIssuer, serial)).Result()
 	if err != nil {
 		return false, wrap("check revocation", err)
 	}
@@ -638,7 +658,7 @@ func (s *Store) IsRevoked(ctx context.Context, issuer, serial string) (bool, err
 // revoked by an instance of an earlier version during an upgrade is
 // picked up by the next start.
 func (s *Store) upgrade(ctx context.Context) error {
-	legacy, err := s.rdb.Exists(ctx, legacyRevokedKey).Result()
+	legacy, err := s.rdb.Exists(ctx, s.k.legacyRevoked).Result()
 	if err != nil {
 		return wrap("check stored revocations", err)
 	}
@@ -658,14 +678,11 @@ func (s *Store) upgrade(ctx context.Context) error {
 	if len(members) == 0 {
 		return nil
 	}
-	if err := s.rdb.SAdd(ctx, revokedKey, members...).Err(); err != nil {
+	if err := s.rdb.SAdd(ctx, s.k.revoked, members...).Err(); err != nil {
 		return wrap("rewrite stored revocations by issuer and serial", err)
 	}
 	return nil
 }
-
-// maxAuditPage bounds one page of the audit trail.
-const maxAuditPage = 1000
 
 // AppendAudit adds an event to the audit stream. Redis assigns the ID,
 // which orders events across portal instances.
@@ -675,71 +692,66 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 	if err != nil {
 		return fmt.Errorf("encode audit event: %w", err)
 	}
-	if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: auditKey, Values: []any{"e", b}}).Err(); err != nil {
+	if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.k.audit, Values: []any{"e", b}}).Err(); err != nil {
 		return wrap("append audit event", err)
 	}
 	return nil
 }
 
-// Audit returns events newest first, a page at a time.
-func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
+// Audit returns events newest first, a page at a time. It reads the
+// stream backwards in batches, filtering, until the page is full or
+// maxAuditScan events were looked at: a bound on one page's work, however
+// long the trail and however rare the events the filters match. Next is
+// then the last event looked at.
+func (s *Store) Audit(ctx context.Context, q store.AuditQuery) (store.Page[store.AuditEvent], error) {
+	var page store.Page[store.AuditEvent]
 	limit := q.Limit
-	if limit <= 0 || limit > maxAuditPage {
-		limit = maxAuditPage
+	if limit <= 0 || limit > store.MaxPage {
+		limit = store.MaxPage
 	}
 	end := "+"
 	if q.Before != "" {
 		end = "(" + q.Before
 	}
-	// Read backwards in batches, filtering, until the page is full or
-	// maxAuditScan events were looked at (a bound on one request's work;
-	// the caller pages on with the last ID it got).
-	out := make([]store.AuditEvent, 0, min(limit, 100))
+	page.Items = make([]store.AuditEvent, 0, min(limit, 100))
 	scanned := 0
-	for scanned < maxAuditScan && len(out) < limit {
-		msgs, err := s.rdb.XRevRangeN(ctx, auditKey, end, "-", auditBatch).Result()
+	for {
+		msgs, err := s.rdb.XRevRangeN(ctx, s.k.audit, end, "-", auditBatch).Result()
 		if err != nil {
-			return nil, wrap("read audit trail", err)
+			return page, wrap("read audit trail", err)
 		}
 		for _, m := range msgs {
 			raw, _ := m.Values["e"].(string)
 			var e store.AuditEvent
 			if err := json.Unmarshal([]byte(raw), &e); err != nil {
-				return nil, fmt.Errorf("decode audit event %s: %w", m.ID, err)
+				return page, fmt.Errorf("decode audit event %s: %w", m.ID, err)
 			}
 			e.ID = m.ID
+			scanned++
 			if q.Matches(e) {
-				out = append(out, e)
-				if len(out) == limit {
-					break
-				}
+				page.Items = append(page.Items, e)
+			}
+			if len(page.Items) == limit || scanned == maxAuditScan {
+				page.Next = m.ID
+				return page, nil
 			}
 		}
-		scanned += len(msgs)
 		if len(msgs) < auditBatch {
-			break
+			return page, nil // the oldest event was looked at
 		}
 		end = "(" + msgs[len(msgs)-1].ID
 	}
-	return out, nil
 }
 
-// Bounds on reading the audit stream for one query.
+// Bounds on reading the audit stream for one page.
 const (
 	auditBatch   = 500
-	maxAuditScan = 100_000
+	maxAuditScan = 20_000
 )
-
-func totpStepKey(user string, step int64) string {
-	return fmt.Sprintf("%stotp-used:%s:%d", keyPrefix, user, step)
-}
-func failureKey(key string) string  { return keyPrefix + "failures:" + key }
-func metaKey(name string) string    { return keyPrefix + "meta:" + name }
-func counterKey(name string) string { return keyPrefix + "counter:" + name }
 
 // UseTOTPStep marks a step used with SET NX, atomic across instances.
 func (s *Store) UseTOTPStep(ctx context.Context, user string, step int64, ttl time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, totpStepKey(user, step), 1, ttl).Result()
+	ok, err := s.rdb.SetNX(ctx, s.k.totpStep(user, step), 1, ttl).Result()
 	if err != nil {
 		return false, wrap("mark TOTP step", err)
 	}
@@ -750,8 +762,8 @@ func (s *Store) UseTOTPStep(ctx context.Context, user string, step int64, ttl ti
 func (s *Store) AddFailure(ctx context.Context, key string, ttl time.Duration) (int, error) {
 	var incr *redis.IntCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		incr = p.Incr(ctx, failureKey(key))
-		p.Expire(ctx, failureKey(key), ttl)
+		incr = p.Incr(ctx, s.k.failure(key))
+		p.Expire(ctx, s.k.failure(key), ttl)
 		return nil
 	})
 	if err != nil {
@@ -762,7 +774,7 @@ func (s *Store) AddFailure(ctx context.Context, key string, ttl time.Duration) (
 
 // Failures returns the counter, 0 when absent.
 func (s *Store) Failures(ctx context.Context, key string) (int, error) {
-	n, err := s.rdb.Get(ctx, failureKey(key)).Int()
+	n, err := s.rdb.Get(ctx, s.k.failure(key)).Int()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
@@ -772,9 +784,36 @@ func (s *Store) Failures(ctx context.Context, key string) (int, error) {
 	return n, nil
 }
 
+// FailuresOf reads the counters in one pipeline (the keys may live on
+// different servers of a Cluster).
+func (s *Store) FailuresOf(ctx context.Context, keys []string) ([]int, error) {
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, s.k.failure(k))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, wrap("read failures", err)
+	}
+	out := make([]int, len(keys))
+	for i, c := range cmds {
+		n, err := c.Int()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return nil, wrap("read failures", err)
+		default:
+			out[i] = n
+		}
+	}
+	return out, nil
+}
+
 // ResetFailures deletes the counter.
 func (s *Store) ResetFailures(ctx context.Context, key string) error {
-	if err := s.rdb.Del(ctx, failureKey(key)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.k.failure(key)).Err(); err != nil {
 		return wrap("reset failures", err)
 	}
 	return nil
@@ -782,10 +821,10 @@ func (s *Store) ResetFailures(ctx context.Context, key string) error {
 
 // SetMetaOnce stores a value unless one exists and returns the one kept.
 func (s *Store) SetMetaOnce(ctx context.Context, name, value string) (string, error) {
-	if err := s.rdb.SetNX(ctx, metaKey(name), value, 0).Err(); err != nil {
+	if err := s.rdb.SetNX(ctx, s.k.meta(name), value, 0).Err(); err != nil {
 		return "", wrap("set meta", err)
 	}
-	v, err := s.rdb.Get(ctx, metaKey(name)).Result()
+	v, err := s.rdb.Get(ctx, s.k.meta(name)).Result()
 	if err != nil {
 		return "", wrap("read meta", err)
 	}
@@ -799,7 +838,7 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 	if value == nil {
 		return nil, fmt.Errorf("raise counter %q: no value", name)
 	}
-	key := counterKey(name)
+	key := s.k.counter(name)
 	for range maxTxRetries {
 		var kept *big.Int
 		var done error // set when the outcome is final: a bad stored value
@@ -846,42 +885,74 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 // millisecond, however many sessions the user has.
 const deleteBatch = 500
 
-// DeleteUserSessions removes every session in the user's index, a batch
-// at a time: each step reads up to about deleteBatch IDs from the index
-// (SSCAN, which resumes where the last step stopped, so no step wades
-// through what earlier ones emptied) and, in one transaction, unlinks
-// their records (UNLINK frees the memory in the background) and drops
-// them from the index, so an ID leaves the index only together with its
-// session. Passes repeat until the index is empty: sessions added
-// meanwhile are ended too.
+// DeleteUserSessions removes every session of user, a batch at a time.
+// Each step reads up to deleteBatch sessions from the user's sorted set
+// (its head: O(log n)) and, in one transaction, unlinks their records
+// (UNLINK frees the memory in the background) and takes them off both of
+// the user's indexes, so a session leaves an index only together with
+// its record. Then the same for IDs only in the set (written by an
+// earlier version), with SSCAN, which resumes where the last step
+// stopped. It repeats until both are empty: sessions started meanwhile
+// are ended too.
 func (s *Store) DeleteUserSessions(ctx context.Context, user string) (int, error) {
-	idx := userSessionsKey(user)
+	idx, ordered := s.k.userSessions(user), s.k.sessionsOf(user)
 	n := 0
-	var cursor uint64
+	unlink := func(ids, members []string) error {
+		keys := make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = s.k.session(id)
+		}
+		var unlinked *redis.IntCmd
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if len(ids) > 0 {
+				unlinked = p.Unlink(ctx, keys...)
+				p.SRem(ctx, idx, toAny(ids)...)
+			}
+			if len(members) > 0 {
+				p.ZRem(ctx, ordered, toAny(members)...)
+			}
+			return nil
+		})
+		if err != nil {
+			return wrap("delete user sessions", err)
+		}
+		if unlinked != nil {
+			n += int(unlinked.Val())
+		}
+		return nil
+	}
 	for {
-		ids, next, err := s.rdb.SScan(ctx, idx, cursor, "", deleteBatch).Result()
+		members, err := s.rdb.ZRange(ctx, ordered, 0, deleteBatch-1).Result()
 		if err != nil {
 			return n, wrap("list user sessions", err)
 		}
-		// COUNT is a hint: a step may bring a few more.
-		for batch := range slices.Chunk(ids, deleteBatch) {
-			keys := make([]string, len(batch))
-			for i, id := range batch {
-				keys[i] = sessionKey(id)
+		if len(members) > 0 {
+			ids := make([]string, 0, len(members))
+			for _, m := range members {
+				if _, id, err := parseTimeHex(m); err == nil {
+					ids = append(ids, id)
+				}
 			}
-			var unlinked *redis.IntCmd
-			_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				unlinked = p.Unlink(ctx, keys...)
-				p.SRem(ctx, idx, toAny(batch)...)
-				return nil
-			})
-			if err != nil {
-				return n, wrap("delete user sessions", err)
+			if err := unlink(ids, members); err != nil {
+				return n, err
 			}
-			n += int(unlinked.Val())
-		}
-		if cursor = next; cursor != 0 {
 			continue
+		}
+		var cursor uint64
+		for {
+			ids, next, err := s.rdb.SScan(ctx, idx, cursor, "", deleteBatch).Result()
+			if err != nil {
+				return n, wrap("list user sessions", err)
+			}
+			// COUNT is a hint: a step may bring a few more.
+			for batch := range slices.Chunk(ids, deleteBatch) {
+				if err := unlink(batch, nil); err != nil {
+					return n, err
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
 		}
 		// A pass is over; sessions added during it may remain.
 		left, err := s.rdb.SCard(ctx, idx).Result()
@@ -905,7 +976,7 @@ func toAny(s []string) []any {
 // DeleteAccount removes the account record, its index entry and its
 // email entry, together.
 func (s *Store) DeleteAccount(ctx context.Context, name string) error {
-	key := accountKey(name)
+	key := s.k.account(name)
 	for range maxTxRetries {
 		var done error // set when the outcome is final
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -922,7 +993,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 			_ = json.Unmarshal(raw, &a)
 			email, drop := store.EmailKey(a.Email), false
 			if email != "" {
-				h, err := tx.HGet(ctx, emailsKey, email).Result()
+				h, err := tx.HGet(ctx, s.k.emails, email).Result()
 				if err != nil && !errors.Is(err, redis.Nil) {
 					return err
 				}
@@ -930,14 +1001,15 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Del(ctx, key)
-				p.SRem(ctx, accountsKey, name)
+				p.SRem(ctx, s.k.accounts, name)
+				p.ZRem(ctx, s.k.accountNames, name)
 				if drop {
-					p.HDel(ctx, emailsKey, email)
+					p.HDel(ctx, s.k.emails, email)
 				}
 				return nil
 			})
 			return err
-		}, key, emailsKey)
+		}, key, s.k.emails)
 		switch {
 		case done != nil:
 			return done
@@ -954,7 +1026,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 // Sessions returns the user's live sessions; IDs in the index whose
 // session expired are dropped from it on the way.
 func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, error) {
-	ids, err := s.rdb.SMembers(ctx, userSessionsKey(user)).Result()
+	ids, err := s.rdb.SMembers(ctx, s.k.userSessions(user)).Result()
 	if err != nil {
 		return nil, wrap("list user sessions", err)
 	}
@@ -963,7 +1035,7 @@ func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, err
 	}
 	keys := make([]string, len(ids))
 	for i, id := range ids {
-		keys[i] = sessionKey(id)
+		keys[i] = s.k.session(id)
 	}
 	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
@@ -984,7 +1056,7 @@ func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, err
 		out = append(out, sess)
 	}
 	if len(dead) > 0 {
-		s.rdb.SRem(ctx, userSessionsKey(user), dead...) // best effort
+		s.rdb.SRem(ctx, s.k.userSessions(user), dead...) // best effort
 	}
 	slices.SortFunc(out, func(a, b store.Session) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil
@@ -1024,7 +1096,7 @@ func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) 
 	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
 		return store.ViewByParts(ctx, s, id)
 	}
-	res, err := viewScript.Run(ctx, s.rdb, []string{sessionKey(id)}, keyPrefix).Result()
+	res, err := viewScript.Run(ctx, s.rdb, []string{s.k.session(id)}, keyPrefix).Result()
 	if err != nil && isScriptingRefused(err) {
 		// A Redis whose ACL or provider forbids scripts: the same answer
 		// in several round trips.
@@ -1161,7 +1233,7 @@ func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool,
 	if ttl <= 0 {
 		return false, fmt.Errorf("claim: ttl must be positive, got %v", ttl)
 	}
-	ok, err := s.rdb.SetNX(ctx, keyPrefix+"claim:"+key, 1, ttl).Result()
+	ok, err := s.rdb.SetNX(ctx, s.k.claim(key), 1, ttl).Result()
 	if err != nil {
 		return false, wrap("claim", err)
 	}
@@ -1184,12 +1256,17 @@ func (s *Store) RefreshSession(ctx context.Context, sess store.Session, ttl time
 	if err != nil {
 		return false, fmt.Errorf("encode session: %w", err)
 	}
-	ok, err := s.rdb.SetXX(ctx, sessionKey(sess.ID), b, ttl).Result()
+	ok, err := s.rdb.SetXX(ctx, s.k.session(sess.ID), b, ttl).Result()
 	if err != nil {
 		return false, wrap("refresh session", err)
 	}
 	if ok && sess.User != "" {
-		if err := s.rdb.ExpireGT(ctx, userSessionsKey(sess.User), ttl).Err(); err != nil {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.ExpireGT(ctx, s.k.userSessions(sess.User), ttl)
+			p.ExpireGT(ctx, s.k.sessionsOf(sess.User), ttl)
+			return nil
+		})
+		if err != nil {
 			return true, wrap("refresh session index", err)
 		}
 	}
