@@ -51,7 +51,7 @@ var commonFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "clie
 
 func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
-	fs.StringVar(&o.store, "store", "", "store: redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, or the `file` of the embedded store (default DATA/"+EmbeddedStoreFile+")")
+	fs.StringVar(&o.store, "store", "", "store: redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, redis+cluster://HOST:PORT?addr=HOST2:PORT2…, or the `file` of the embedded store (default DATA/"+EmbeddedStoreFile+")")
 	fs.StringVar(&o.addr, "addr", ":8443", "HTTPS listen `address`")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate `file` (PEM; default DATA/pki/server.crt)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key `file` (PEM; default DATA/pki/server.key)")
@@ -133,7 +133,8 @@ func (l *stringList) Set(v string) error {
 func openStore(e *env, o *options) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"),
-		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"):
+		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"),
+		strings.HasPrefix(o.store, "redis+cluster://"), strings.HasPrefix(o.store, "rediss+cluster://"):
 		s, err := redisstore.Open(e.ctx, o.store)
 		if errors.Is(err, store.ErrUnavailable) {
 			return nil, fmt.Errorf("open store %s: %w (is Redis running at that address? check --store or GATEHOUSE_STORE)", redactURL(o.store), err)
@@ -143,7 +144,7 @@ func openStore(e *env, o *options) (store.Store, error) {
 		}
 		return s, nil
 	case strings.Contains(o.store, "://"):
-		return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://…, redis+sentinel://… or a file for the embedded store", redactURL(o.store))
+		return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, redis+cluster://… or a file for the embedded store", redactURL(o.store))
 	}
 	path, explicit := strings.CutPrefix(o.store, "file:")
 	if path != "" && !explicit && !strings.HasSuffix(path, ".db") {

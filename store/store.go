@@ -43,6 +43,17 @@ var (
 	ErrDataLost = errors.New("the store has lost its data")
 )
 
+// ServerError says which server of a store spread over several (a Redis
+// Cluster) failed, so that an operator knows where to look. It wraps the
+// failure (ErrUnavailable, for one that does not answer).
+type ServerError struct {
+	Server string // host:port
+	Err    error
+}
+
+func (e *ServerError) Error() string { return "server " + e.Server + ": " + e.Err.Error() }
+func (e *ServerError) Unwrap() error { return e.Err }
+
 // Account is a person who can sign in.
 type Account struct {
 	Name  string `json:"name"`

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	neturl "net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -46,9 +47,13 @@ type Store struct {
 //	rediss://…                                     the same over TLS
 //	redis+sentinel://[user:password@]sentinel:port/db?master_name=NAME&addr=sentinel2:port…
 //	rediss+sentinel://…                            Sentinel, TLS to the servers
+//	redis+cluster://[user:password@]host:port?addr=host2:port&addr=…
+//	rediss+cluster://…                             Redis Cluster, over TLS
 //
 // With Sentinel, the client asks the sentinels for the current master and
-// follows failovers. Every new connection to a server reads its
+// follows failovers. With Cluster, the addresses are where the client
+// first learns the cluster's layout (any of its servers will do; several
+// in case one is down), and it follows slots as they move. Every new connection to a server reads its
 // persistence settings (Warnings), so a Redis that comes back from a
 // restart without persistence is noticed at once.
 func Open(ctx context.Context, url string) (*Store, error) {
@@ -60,9 +65,11 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// Few retries: during an outage a request should fail in about a
 	// second, not queue behind many reconnect attempts.
 	opts.MaxRetries, opts.DialerRetries = 1, 1
-	s := &Store{k: newKeyspace()}
+	s := &Store{}
 	opts.OnConnect = s.onConnect
 	s.rdb = redis.NewUniversalClient(opts)
+	_, cluster := s.rdb.(*redis.ClusterClient)
+	s.k = newKeyspace(cluster)
 	if err := s.Ping(ctx); err != nil {
 		s.rdb.Close()
 		return nil, err
@@ -99,7 +106,12 @@ func (s *Store) indexEmails(ctx context.Context) error {
 	}
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, a := range accts {
-			if k := store.EmailKey(a.Email); k != "" {
+			k := store.EmailKey(a.Email)
+			switch {
+			case k == "":
+			case s.k.cluster:
+				p.SetNX(ctx, s.k.emailClaim(k), a.Name, 0)
+			default:
 				p.HSetNX(ctx, s.k.emails, k, a.Name)
 			}
 		}
@@ -120,12 +132,35 @@ func parseURL(url string) (*redis.UniversalOptions, error) {
 	if rest, ok := strings.CutPrefix(url, "rediss+sentinel://"); ok {
 		return parseSentinelURL("rediss://" + rest)
 	}
+	if rest, ok := strings.CutPrefix(url, "redis+cluster://"); ok {
+		return parseClusterURL("redis://" + rest)
+	}
+	if rest, ok := strings.CutPrefix(url, "rediss+cluster://"); ok {
+		return parseClusterURL("rediss://" + rest)
+	}
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse redis URL: %w", err)
 	}
 	return &redis.UniversalOptions{Addrs: []string{opt.Addr}, Username: opt.Username, Password: opt.Password,
 		DB: opt.DB, TLSConfig: opt.TLSConfig}, nil
+}
+
+func parseClusterURL(url string) (*redis.UniversalOptions, error) {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis+cluster URL: %w", err)
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
+		return nil, fmt.Errorf("parse redis+cluster URL: Redis Cluster has only database 0, not %q", p)
+	}
+	u.Path = ""
+	co, err := redis.ParseClusterURL(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("parse redis+cluster URL: %w", err)
+	}
+	return &redis.UniversalOptions{Addrs: co.Addrs, IsClusterMode: true, Username: co.Username, Password: co.Password,
+		TLSConfig: co.TLSConfig}, nil
 }
 
 func parseSentinelURL(url string) (*redis.UniversalOptions, error) {
@@ -143,15 +178,40 @@ func parseSentinelURL(url string) (*redis.UniversalOptions, error) {
 
 // New returns a Store that uses an existing client.
 func New(rdb redis.UniversalClient) *Store {
-	return &Store{rdb: rdb, k: newKeyspace()}
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &Store{rdb: rdb, k: newKeyspace(cluster)}
 }
 
 // Close closes the Redis client.
 func (s *Store) Close() error { return s.rdb.Close() }
 
-// Ping reports whether Redis answers.
+// Ping reports whether Redis answers. On a Cluster every server must
+// answer and see the cluster as ok (a master down without a replica to
+// take over leaves slots nobody serves); the error names the first
+// server that does not (store.ServerError).
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		if err := s.rdb.Ping(ctx).Err(); err != nil {
+			return wrap("ping", err)
+		}
+		return nil
+	}
+	err := cc.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
+		info, err := c.ClusterInfo(ctx).Result()
+		if err == nil && infoField(info, "cluster_state") != "ok" {
+			err = fmt.Errorf("cluster_state:%s: some slots are served by no server", infoField(info, "cluster_state"))
+		}
+		if err != nil {
+			return &store.ServerError{Server: c.Options().Addr, Err: wrap("ping", err)}
+		}
+		return nil
+	})
+	if err != nil {
+		var se *store.ServerError
+		if errors.As(err, &se) {
+			return err
+		}
 		return wrap("ping", err)
 	}
 	return nil
@@ -216,9 +276,24 @@ func (s *Store) Account(ctx context.Context, name string) (store.Account, error)
 	return getJSON[store.Account](ctx, s.rdb, "load account", s.k.account(name))
 }
 
-// Accounts returns every account sorted by name.
+// Accounts returns every account sorted by name: from the set of names
+// on one server (which instances of earlier versions also write), from
+// the sorted set of names on a Cluster, whose records are on every
+// server.
 func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
-	return getAll[store.Account](ctx, s.rdb, "list accounts", s.k.accounts, s.k.account)
+	if !s.k.cluster {
+		return getAll[store.Account](ctx, s.rdb, "list accounts", s.k.accounts, s.k.account)
+	}
+	names, err := s.rdb.ZRange(ctx, s.k.accountNames, 0, -1).Result()
+	if err != nil {
+		return nil, wrap("list accounts", err)
+	}
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = s.k.account(n)
+	}
+	vals, found, err := getRecords[store.Account](ctx, s.rdb, "list accounts", keys)
+	return present(vals, found), err
 }
 
 // CreateAccount adds a new account; it fails with store.ErrExists when the
@@ -231,6 +306,9 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode account: %w", err)
+	}
+	if s.k.cluster {
+		return s.createInCluster(ctx, a, b)
 	}
 	key, email := s.k.account(a.Name), store.EmailKey(a.Email)
 	watched := []string{key}
@@ -324,6 +402,9 @@ const maxTxRetries = 20
 // transaction, and fails with store.ErrEmailTaken when another account
 // has the new one; an unchanged email is never refused.
 func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.Account) error) error {
+	if s.k.cluster {
+		return s.updateInCluster(ctx, name, fn)
+	}
 	key := s.k.account(name)
 	for range maxTxRetries {
 		var done error // set when the outcome is final: a load or fn error
@@ -536,9 +617,16 @@ func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
 
 // PutSession writes a session that Redis expires after ttl, and indexes
 // it under its user so that all of a user's sessions can be found.
+//
+// On a Cluster the session lives in its account's shard, beside the
+// account and its indexes, so its ID must name that shard
+// (store.SessionID); another ID is refused.
 func (s *Store) PutSession(ctx context.Context, sess store.Session, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("put session: ttl must be positive, got %v", ttl)
+	}
+	if shard, ok := store.SessionShard(sess.ID); s.k.cluster && (!ok || shard != store.Shard(sess.User)) {
+		return fmt.Errorf("put session: on a Redis Cluster a session ID must be made by store.SessionID for its user, so that it lives in the account's shard")
 	}
 	b, err := json.Marshal(sess)
 	if err != nil {
@@ -976,6 +1064,9 @@ func toAny(s []string) []any {
 // DeleteAccount removes the account record, its index entry and its
 // email entry, together.
 func (s *Store) DeleteAccount(ctx context.Context, name string) error {
+	if s.k.cluster {
+		return s.deleteInCluster(ctx, name)
+	}
 	key := s.k.account(name)
 	for range maxTxRetries {
 		var done error // set when the outcome is final
@@ -1062,52 +1153,65 @@ func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, err
 	return out, nil
 }
 
-// viewScript reads a session, its account and every role and app
-// definition in one round trip: the hot path of every request on a
-// session, /auth/verify above all. KEYS[1] is the session key; ARGV[1]
-// the key prefix. It returns false for a missing session, else
-// {session, account or false, {role…}, {app…}}.
-var viewScript = redis.NewScript(`
+// sessionScript reads a session and its account: KEYS[1] is the session
+// key, ARGV[1] the account key without the name (in the session's shard:
+// on a Cluster the account lives there too). It returns false for a
+// missing session, else {session, account or false}.
+var sessionScript = redis.NewScript(`
 local s = redis.call('GET', KEYS[1])
 if not s then return false end
 local ok, sess = pcall(cjson.decode, s)
 if not ok or type(sess) ~= 'table' or type(sess['user']) ~= 'string' then
   return redis.error_reply('session record does not decode')
 end
-local p = ARGV[1]
-local a = redis.call('GET', p .. 'account:' .. sess['user'])
-local function all(index, kind)
-  local names = redis.call('SMEMBERS', p .. index)
+local a = redis.call('GET', ARGV[1] .. sess['user'])
+return {s, a or false}
+`)
+
+// configScript reads every role and app definition: KEYS[1] and KEYS[2]
+// are the sets of role and app names, ARGV[1] and ARGV[2] the role and
+// app keys without the name. It returns {{role…}, {app…}}.
+var configScript = redis.NewScript(`
+local function all(index, prefix)
+  local names = redis.call('SMEMBERS', index)
   local out = {}
   for i, n in ipairs(names) do
-    local v = redis.call('GET', p .. kind .. ':' .. n)
+    local v = redis.call('GET', prefix .. n)
     if v then out[#out + 1] = v end
   end
   return out
 end
-return {s, a or false, all('roles', 'role'), all('apps', 'app')}
+return {all(KEYS[1], ARGV[1]), all(KEYS[2], ARGV[2])}
 `)
 
 // View reads a session with its account and the role and app
-// definitions. On a single server or through Sentinel it is one round
-// trip (a Lua script); a Cluster keeps keys on different nodes, so there
-// it reads them one after the other.
+// definitions: the hot path of every request on a session, /auth/verify
+// above all. It is one pipeline of two scripts, so one round trip: on
+// one server both run there; on a Cluster the session script runs on
+// the server of the session's shard (which holds the account too) and
+// the other on the server of {config}, both at once.
 func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) {
-	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
-		return store.ViewByParts(ctx, s, id)
+	res, err := s.runView(ctx, id, false)
+	if err != nil && isNoScript(err) {
+		// A server that does not know the scripts yet (new, restarted,
+		// or a Cluster's other node): send them in full, once.
+		res, err = s.runView(ctx, id, true)
 	}
-	res, err := viewScript.Run(ctx, s.rdb, []string{s.k.session(id)}, keyPrefix).Result()
 	if err != nil && isScriptingRefused(err) {
 		// A Redis whose ACL or provider forbids scripts: the same answer
 		// in several round trips.
 		return store.ViewByParts(ctx, s, id)
 	}
+	if errors.Is(err, redis.Nil) {
+		return store.SessionView{}, fmt.Errorf("load session view: %w", store.ErrNotFound)
+	}
 	if err != nil {
 		return store.SessionView{}, wrap("load session view", err)
 	}
-	parts, ok := res.([]any)
-	if !ok || len(parts) != 4 {
-		return store.SessionView{}, fmt.Errorf("load session view: unexpected answer %T", res)
+	parts, ok := res[0].([]any)
+	config, ok2 := res[1].([]any)
+	if !ok || len(parts) != 2 || !ok2 || len(config) != 2 {
+		return store.SessionView{}, fmt.Errorf("load session view: unexpected answer %T %T", res[0], res[1])
 	}
 	var v store.SessionView
 	if err := decodeString(parts[0], &v.Session); err != nil {
@@ -1118,16 +1222,45 @@ func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) 
 			return v, fmt.Errorf("load session view: account: %w", err)
 		}
 	}
-	if v.Roles, err = decodeListCached[store.Role](&s.decoded, parts[2]); err != nil {
+	if v.Roles, err = decodeListCached[store.Role](&s.decoded, config[0]); err != nil {
 		return v, fmt.Errorf("load session view: roles: %w", err)
 	}
-	if v.Apps, err = decodeListCached[store.App](&s.decoded, parts[3]); err != nil {
+	if v.Apps, err = decodeListCached[store.App](&s.decoded, config[1]); err != nil {
 		return v, fmt.Errorf("load session view: apps: %w", err)
 	}
 	slices.SortFunc(v.Roles, func(a, b store.Role) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(v.Apps, func(a, b store.App) int { return strings.Compare(a.Name, b.Name) })
 	return v, nil
 }
+
+// runView sends View's two scripts in one pipeline, by hash or, with
+// full, in full, and returns their answers; redis.Nil when there is no
+// session.
+func (s *Store) runView(ctx context.Context, id string, full bool) ([2]any, error) {
+	var cmds [2]*redis.Cmd
+	run := func(p redis.Pipeliner, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+		if full {
+			return sc.Eval(ctx, p, keys, args...)
+		}
+		return sc.EvalSha(ctx, p, keys, args...)
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmds[0] = run(p, sessionScript, []string{s.k.session(id)}, s.k.accountPrefix(id))
+		cmds[1] = run(p, configScript, []string{s.k.roles, s.k.apps}, s.k.rolePrefix(), s.k.appPrefix())
+		return nil
+	})
+	var out [2]any
+	for i, c := range cmds {
+		if c.Err() != nil {
+			return out, c.Err()
+		}
+		out[i] = c.Val()
+	}
+	return out, err
+}
+
+// isNoScript reports whether Redis did not know a script by its hash.
+func isNoScript(err error) bool { return strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
 func decodeString(x any, v any) error {
 	str, ok := x.(string)

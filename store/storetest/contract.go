@@ -138,9 +138,21 @@ func sampleAccount(name string) store.Account {
 	}
 }
 
+// sid is the ID of the test's session named id of user, made as the
+// portal makes session IDs (store.SessionID): a Redis Cluster keeps a
+// session in its account's shard, which the ID names.
+func sid(user, id string) string { return store.SessionID(user, id) }
+
+// plainID is the name a test gave a session: its ID without the shard.
+func plainID(s store.Session) string {
+	_, name, _ := strings.Cut(s.ID, ".")
+	return name
+}
+
+// sampleSession is a session of user, with the ID sid(user, id).
 func sampleSession(id, user string) store.Session {
 	return store.Session{
-		ID:              id,
+		ID:              sid(user, id),
 		User:            user,
 		Factors:         []string{"password", "certificate"},
 		CertFingerprint: "sha256:" + fmt.Sprintf("%064x", 42),
@@ -464,7 +476,7 @@ func testSessionRoundTrip(t *testing.T, s store.Store) {
 	if err := s.PutSession(t.Context(), want, time.Hour); err != nil {
 		t.Fatalf("PutSession: %v", err)
 	}
-	got, err := s.Session(t.Context(), "s1")
+	got, err := s.Session(t.Context(), sid("alice", "s1"))
 	if err != nil {
 		t.Fatalf("Session: %v", err)
 	}
@@ -485,7 +497,7 @@ func testPutSessionReplaces(t *testing.T, s store.Store) {
 	if err := s.PutSession(ctx, want, time.Hour); err != nil {
 		t.Fatalf("PutSession again: %v", err)
 	}
-	got, err := s.Session(ctx, "s1")
+	got, err := s.Session(ctx, sid("alice", "s1"))
 	if err != nil {
 		t.Fatalf("Session: %v", err)
 	}
@@ -500,7 +512,7 @@ func testPutSessionBadTTL(t *testing.T, s store.Store) {
 		if err := s.PutSession(t.Context(), sampleSession(id, "alice"), ttl); err == nil {
 			t.Errorf("PutSession with ttl %v succeeded, want an error", ttl)
 		}
-		if _, err := s.Session(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.Session(t.Context(), sid("alice", id)); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("after PutSession with ttl %v, Session error = %v, want store.ErrNotFound", ttl, err)
 		}
 	}
@@ -519,16 +531,16 @@ func testDeleteSession(t *testing.T, s store.Store) {
 			t.Fatalf("PutSession(%s): %v", id, err)
 		}
 	}
-	if err := s.DeleteSession(ctx, "s1"); err != nil {
+	if err := s.DeleteSession(ctx, sid("alice", "s1")); err != nil {
 		t.Fatalf("DeleteSession: %v", err)
 	}
-	if _, err := s.Session(ctx, "s1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Session(ctx, sid("alice", "s1")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Session after DeleteSession error = %v, want store.ErrNotFound", err)
 	}
-	if _, err := s.Session(ctx, "s2"); err != nil {
+	if _, err := s.Session(ctx, sid("alice", "s2")); err != nil {
 		t.Errorf("deleting s1 affected s2 of the same user: %v", err)
 	}
-	if err := s.DeleteSession(ctx, "s1"); err != nil {
+	if err := s.DeleteSession(ctx, sid("alice", "s1")); err != nil {
 		t.Errorf("DeleteSession twice = %v, want nil", err)
 	}
 }
@@ -543,7 +555,7 @@ func testSessionExpires(t *testing.T, s store.Store) {
 	}
 	deadline := time.Now().Add(sessionExpiryWait)
 	for {
-		_, err := s.Session(ctx, "short")
+		_, err := s.Session(ctx, sid("alice", "short"))
 		if errors.Is(err, store.ErrNotFound) {
 			break
 		}
@@ -555,7 +567,7 @@ func testSessionExpires(t *testing.T, s store.Store) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, err := s.Session(ctx, "long"); err != nil {
+	if _, err := s.Session(ctx, sid("alice", "long")); err != nil {
 		t.Errorf("session with a ttl of 1h: %v", err)
 	}
 }
@@ -789,7 +801,7 @@ func testDeleteUserSessions(t *testing.T, s store.Store) {
 			t.Errorf("session %s survived: %v", id, err)
 		}
 	}
-	if _, err := s.Session(ctx, "b1"); err != nil {
+	if _, err := s.Session(ctx, sid("bob", "b1")); err != nil {
 		t.Errorf("bob's session was removed: %v", err)
 	}
 	if n, err := s.DeleteUserSessions(ctx, "nobody"); err != nil || n != 0 {
@@ -831,10 +843,10 @@ func testSessionsOfUser(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := names(got, func(x store.Session) string { return x.ID }); !slices.Equal(ids, []string{"a2", "a1"}) {
+	if ids := names(got, plainID); !slices.Equal(ids, []string{"a2", "a1"}) {
 		t.Errorf("alice's sessions = %q, want oldest first", ids)
 	}
-	if err := s.DeleteSession(ctx, "a2"); err != nil {
+	if err := s.DeleteSession(ctx, sid("alice", "a2")); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Sessions(ctx, "alice")
@@ -995,7 +1007,7 @@ func testDeleteAccountLeavesSessions(t *testing.T, s store.Store) {
 	if err := s.DeleteAccount(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Session(ctx, "a1"); err != nil {
+	if _, err := s.Session(ctx, sid("alice", "a1")); err != nil {
 		t.Errorf("DeleteAccount touched the account's session: %v (callers end sessions themselves)", err)
 	}
 }
@@ -1015,12 +1027,12 @@ func testPutSessionRenewsTTL(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	if !pollUntil(sessionExpiryWait, func() bool {
-		_, err := s.Session(ctx, "marker")
+		_, err := s.Session(ctx, sid("bob", "marker"))
 		return errors.Is(err, store.ErrNotFound)
 	}) {
 		t.Fatal("session stored with a ttl of 1s never expired")
 	}
-	if _, err := s.Session(ctx, "renewed"); err != nil {
+	if _, err := s.Session(ctx, sid("alice", "renewed")); err != nil {
 		t.Errorf("session put again with a ttl of 1h: %v", err)
 	}
 }
@@ -1034,7 +1046,7 @@ func testSessionsExpired(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	if !pollUntil(sessionExpiryWait, func() bool {
-		_, err := s.Session(ctx, "short")
+		_, err := s.Session(ctx, sid("alice", "short"))
 		return errors.Is(err, store.ErrNotFound)
 	}) {
 		t.Fatal("session stored with a ttl of 1s never expired")
@@ -1043,7 +1055,7 @@ func testSessionsExpired(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := names(got, func(x store.Session) string { return x.ID }); !slices.Equal(ids, []string{"long"}) {
+	if ids := names(got, plainID); !slices.Equal(ids, []string{"long"}) {
 		t.Errorf("Sessions after one expired = %q, want only the live one", ids)
 	}
 	if n, err := s.DeleteUserSessions(ctx, "alice"); err != nil || n != 1 {
@@ -1611,7 +1623,7 @@ func listSessionsFixture(t *testing.T, s store.Store) []string {
 	put("c-0", "carol", when.Add(-time.Minute), time.Hour)
 	put("g-1", "ghost", when, time.Hour)
 	if !pollUntil(sessionExpiryWait, func() bool {
-		_, err := s.Session(ctx, "a-gone")
+		_, err := s.Session(ctx, sid("alice", "a-gone"))
 		return errors.Is(err, store.ErrNotFound)
 	}) {
 		t.Fatal("session stored with a ttl of 1s never expired")
@@ -1627,7 +1639,7 @@ func testListSessions(t *testing.T, s store.Store) {
 		got := pageAll(t, fmt.Sprintf("ListSessions by %d", limit), limit, func(c string) (store.Page[store.Session], error) {
 			return s.ListSessions(t.Context(), store.ListQuery{Cursor: c, Limit: limit})
 		})
-		if diff := cmp.Diff(want, names(got, func(x store.Session) string { return x.ID }), cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff(want, names(got, plainID), cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("ListSessions by %d (-want +got):\n%s", limit, diff)
 		}
 	}
@@ -1645,7 +1657,7 @@ func testListSessionsOfUser(t *testing.T, s store.Store) {
 			got := pageAll(t, fmt.Sprintf("ListSessions of %s by %d", user, limit), limit, func(c string) (store.Page[store.Session], error) {
 				return s.ListSessions(t.Context(), store.ListQuery{User: user, Cursor: c, Limit: limit})
 			})
-			if diff := cmp.Diff(want, names(got, func(x store.Session) string { return x.ID }), cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(want, names(got, plainID), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("ListSessions of %s by %d (-want +got):\n%s", user, limit, diff)
 			}
 		}
