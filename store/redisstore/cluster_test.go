@@ -191,3 +191,41 @@ func ownerOf(ctx context.Context, rdb *redis.Client, slot int64) (string, error)
 	}
 	return "", errors.New("no server serves the slot")
 }
+
+// Opening a Cluster's store again (every command of the command line
+// does) keeps what the listings show.
+func TestRedisStore_ClusterOpenAgainKeepsListings(t *testing.T) {
+	c := storetest.StartCluster(t)
+	s := openCluster(t, c)
+	ctx := t.Context()
+	for _, name := range []string{"alice", "bob"} {
+		if err := s.CreateAccount(ctx, store.Account{Name: name, Email: name + "@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutSession(ctx, store.Session{ID: store.SessionID(name, "s"), User: name}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutCertificate(ctx, store.Certificate{Serial: name, User: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := openCluster(t, c)
+	accts, err := again.ListAccounts(ctx, store.ListQuery{})
+	if err != nil || len(accts.Items) != 2 {
+		t.Errorf("ListAccounts after opening again = %d accounts, %v; want 2", len(accts.Items), err)
+	}
+	if all, err := again.Accounts(ctx); err != nil || len(all) != 2 {
+		t.Errorf("Accounts after opening again = %d, %v; want 2", len(all), err)
+	}
+	sessions, err := again.ListSessions(ctx, store.ListQuery{})
+	if err != nil || len(sessions.Items) != 2 {
+		t.Errorf("ListSessions after opening again = %d sessions, %v; want 2", len(sessions.Items), err)
+	}
+	certs, err := again.ListCertificates(ctx, store.ListQuery{})
+	if err != nil || len(certs.Items) != 2 {
+		t.Errorf("ListCertificates after opening again = %d, %v; want 2", len(certs.Items), err)
+	}
+	if err := again.CreateAccount(ctx, store.Account{Name: "carol", Email: "BOB@example.com"}); !errors.Is(err, store.ErrEmailTaken) {
+		t.Errorf("CreateAccount with bob's email after opening again: %v, want store.ErrEmailTaken", err)
+	}
+}

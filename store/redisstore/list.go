@@ -336,6 +336,8 @@ const sessionsListedMark = "sessions-listed"
 // sets earlier versions keep (instances of an earlier version may have
 // written some during a rolling upgrade), users' sessions once per store.
 // Until then, the only loss is that a listing leaves those records out.
+// No earlier version ran on a Cluster, which keeps no set of account
+// names: there only certificates (whose set it keeps) are checked.
 func (s *Store) indexForPaging(ctx context.Context) error {
 	var names, listed, certs, byIssue *redis.IntCmd
 	var sessionsDone *redis.IntCmd
@@ -348,7 +350,7 @@ func (s *Store) indexForPaging(ctx context.Context) error {
 	if err != nil {
 		return wrap("check the listing indexes", err)
 	}
-	if names.Val() != listed.Val() {
+	if names.Val() != listed.Val() && !s.k.cluster {
 		if err := s.indexAccountNames(ctx); err != nil {
 			return err
 		}
@@ -371,7 +373,7 @@ func (s *Store) indexForPaging(ctx context.Context) error {
 			}
 		}
 	}
-	if sessionsDone.Val() == 0 {
+	if sessionsDone.Val() == 0 && !s.k.cluster {
 		if err := s.indexSessions(ctx); err != nil {
 			return err
 		}
