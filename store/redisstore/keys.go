@@ -52,6 +52,10 @@ type keyspace struct {
 	// legacyRevoked the set of fingerprints earlier versions kept.
 	revoked, legacyRevoked string
 	audit                  string
+	// rolePrefix and appPrefix are role and app keys without the name,
+	// for the session view's scripts (made once: they run on every
+	// request).
+	rolePrefix, appPrefix string
 }
 
 // newKeyspace returns the names of a store on one server or behind
@@ -68,6 +72,8 @@ func newKeyspace(cluster bool) keyspace {
 	k.revoked = k.global("certs", "revoked-certs")
 	k.legacyRevoked = k.global("certs", "revoked")
 	k.audit = keyPrefix + "audit"
+	k.rolePrefix = k.global("config", "role:")
+	k.appPrefix = k.global("config", "app:")
 	return k
 }
 
@@ -106,16 +112,15 @@ func (k keyspace) session(id string) string {
 // script, which reads the account of the session it finds; the shard is
 // the session's.
 func (k keyspace) accountPrefix(sessionID string) string {
+	if !k.cluster {
+		return keyPrefix + "account:"
+	}
 	shard, ok := store.SessionShard(sessionID)
 	if !ok {
 		shard = store.Shard(sessionID)
 	}
 	return k.inShard(shard, "account:")
 }
-
-// rolePrefix and appPrefix are role and app without the name.
-func (k keyspace) rolePrefix() string { return k.global("config", "role:") }
-func (k keyspace) appPrefix() string  { return k.global("config", "app:") }
 
 // userSessions is the set of a user's session IDs: what
 // DeleteUserSessions ends. sessionsOf is the sorted set of sessionMember

@@ -1153,7 +1153,36 @@ func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, err
 	return out, nil
 }
 
-// sessionScript reads a session and its account: KEYS[1] is the session
+// viewScript reads a session, its account and every role and app
+// definition, on one server: KEYS[1] is the session key, KEYS[2] and
+// KEYS[3] the sets of role and app names, ARGV[1], ARGV[2] and ARGV[3]
+// the account, role and app keys without the name. It returns false for
+// a missing session, else {session, account or false, {role…}, {app…}}.
+var viewScript = redis.NewScript(`
+local s = redis.call('GET', KEYS[1])
+if not s then return false end
+local ok, sess = pcall(cjson.decode, s)
+if not ok or type(sess) ~= 'table' or type(sess['user']) ~= 'string' then
+  return redis.error_reply('session record does not decode')
+end
+local a = redis.call('GET', ARGV[1] .. sess['user'])
+local function all(index, prefix)
+  local names = redis.call('SMEMBERS', index)
+  local out = {}
+  for i, n in ipairs(names) do
+    local v = redis.call('GET', prefix .. n)
+    if v then out[#out + 1] = v end
+  end
+  return out
+end
+return {s, a or false, all(KEYS[2], ARGV[2]), all(KEYS[3], ARGV[3])}
+`)
+
+// sessionScript and configScript are viewScript in two, for a Cluster,
+// where a script reads one slot: sessionScript reads a session and its
+// account (KEYS[1] is the session key, ARGV[1] the account key without
+// the name, in the session's shard: the account lives there too) and
+// returns false for a missing session, else {session, account or false}.
 // key, ARGV[1] the account key without the name (in the session's shard:
 // on a Cluster the account lives there too). It returns false for a
 // missing session, else {session, account or false}.
@@ -1186,10 +1215,10 @@ return {all(KEYS[1], ARGV[1]), all(KEYS[2], ARGV[2])}
 
 // View reads a session with its account and the role and app
 // definitions: the hot path of every request on a session, /auth/verify
-// above all. It is one pipeline of two scripts, so one round trip: on
-// one server both run there; on a Cluster the session script runs on
-// the server of the session's shard (which holds the account too) and
-// the other on the server of {config}, both at once.
+// above all. It is one round trip: on one server one script; on a
+// Cluster one pipeline of two scripts, the session script on the server
+// of the session's shard (which holds the account too) and the other on
+// the server of {config}, both at once.
 func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) {
 	res, err := s.runView(ctx, id, false)
 	if err != nil && isNoScript(err) {
@@ -1208,10 +1237,9 @@ func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) 
 	if err != nil {
 		return store.SessionView{}, wrap("load session view", err)
 	}
-	parts, ok := res[0].([]any)
-	config, ok2 := res[1].([]any)
-	if !ok || len(parts) != 2 || !ok2 || len(config) != 2 {
-		return store.SessionView{}, fmt.Errorf("load session view: unexpected answer %T %T", res[0], res[1])
+	parts, ok := res.([]any)
+	if !ok || len(parts) != 4 {
+		return store.SessionView{}, fmt.Errorf("load session view: unexpected answer %T", res)
 	}
 	var v store.SessionView
 	if err := decodeString(parts[0], &v.Session); err != nil {
@@ -1222,10 +1250,10 @@ func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) 
 			return v, fmt.Errorf("load session view: account: %w", err)
 		}
 	}
-	if v.Roles, err = decodeListCached[store.Role](&s.decoded, config[0]); err != nil {
+	if v.Roles, err = decodeListCached[store.Role](&s.decoded, parts[2]); err != nil {
 		return v, fmt.Errorf("load session view: roles: %w", err)
 	}
-	if v.Apps, err = decodeListCached[store.App](&s.decoded, config[1]); err != nil {
+	if v.Apps, err = decodeListCached[store.App](&s.decoded, parts[3]); err != nil {
 		return v, fmt.Errorf("load session view: apps: %w", err)
 	}
 	slices.SortFunc(v.Roles, func(a, b store.Role) int { return strings.Compare(a.Name, b.Name) })
@@ -1233,30 +1261,37 @@ func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) 
 	return v, nil
 }
 
-// runView sends View's two scripts in one pipeline, by hash or, with
-// full, in full, and returns their answers; redis.Nil when there is no
-// session.
-func (s *Store) runView(ctx context.Context, id string, full bool) ([2]any, error) {
-	var cmds [2]*redis.Cmd
-	run := func(p redis.Pipeliner, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+// runView runs View's script (on one server) or its two scripts in one
+// pipeline (on a Cluster), by hash or, with full, in full, and returns
+// the answer as viewScript gives it; redis.Nil when there is no session.
+func (s *Store) runView(ctx context.Context, id string, full bool) (any, error) {
+	run := func(c redis.Scripter, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
 		if full {
-			return sc.Eval(ctx, p, keys, args...)
+			return sc.Eval(ctx, c, keys, args...)
 		}
-		return sc.EvalSha(ctx, p, keys, args...)
+		return sc.EvalSha(ctx, c, keys, args...)
 	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		cmds[0] = run(p, sessionScript, []string{s.k.session(id)}, s.k.accountPrefix(id))
-		cmds[1] = run(p, configScript, []string{s.k.roles, s.k.apps}, s.k.rolePrefix(), s.k.appPrefix())
+	if !s.k.cluster {
+		return run(s.rdb, viewScript, []string{s.k.session(id), s.k.roles, s.k.apps},
+			s.k.accountPrefix(id), s.k.rolePrefix, s.k.appPrefix).Result()
+	}
+	var sess, config *redis.Cmd
+	s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		sess = run(p, sessionScript, []string{s.k.session(id)}, s.k.accountPrefix(id))
+		config = run(p, configScript, []string{s.k.roles, s.k.apps}, s.k.rolePrefix, s.k.appPrefix)
 		return nil
 	})
-	var out [2]any
-	for i, c := range cmds {
-		if c.Err() != nil {
-			return out, c.Err()
+	for _, c := range []*redis.Cmd{sess, config} {
+		if err := c.Err(); err != nil {
+			return nil, err
 		}
-		out[i] = c.Val()
 	}
-	return out, err
+	parts, ok := sess.Val().([]any)
+	cfg, ok2 := config.Val().([]any)
+	if !ok || len(parts) != 2 || !ok2 || len(cfg) != 2 {
+		return nil, fmt.Errorf("unexpected answer %T %T", sess.Val(), config.Val())
+	}
+	return []any{parts[0], parts[1], cfg[0], cfg[1]}, nil
 }
 
 // isNoScript reports whether Redis did not know a script by its hash.
