@@ -709,8 +709,11 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, at time.Ti
 		p.Set(ctx, s.k.cert(c.Serial), b, 0)
 		p.SAdd(ctx, s.k.revoked, revokedMember(c.Issuer, c.Serial))
 		// Instances of earlier versions, still running during an
-		// upgrade, read revocations by fingerprint.
-		p.SAdd(ctx, s.k.legacyRevoked, c.Fingerprint)
+		// upgrade, read revocations by fingerprint. None ever ran on
+		// a Cluster.
+		if !s.k.cluster {
+			p.SAdd(ctx, s.k.legacyRevoked, c.Fingerprint)
+		}
 		return nil
 	})
 	if err != nil {
