@@ -20,7 +20,7 @@ var auditCmd = &command{
 				return err
 			}
 			enc := json.NewEncoder(e.stdout)
-			for _, ev := range events {
+			for _, ev := range events.Items {
 				if err := enc.Encode(ev); err != nil {
 					return err
 				}

@@ -137,11 +137,10 @@ func issueClientCert(e *env, st store.Store, authority *ca.CA, acct store.Accoun
 // its serial (hex) or its fingerprint. It takes effect on the next
 // request of every session that uses the certificate.
 func certRevoke(e *env, st store.Store, id, reason string, now time.Time) error {
-	certs, err := st.Certificates(e.ctx, "")
+	c, ok, err := store.LookupCertificate(e.ctx, st, id)
 	if err != nil {
 		return err
 	}
-	c, ok := store.FindCertificate(certs, id)
 	if !ok {
 		return fmt.Errorf("no certificate issued by this portal has serial or fingerprint %q (see gatehouse cert list)", strings.TrimSpace(id))
 	}

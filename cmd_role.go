@@ -99,22 +99,22 @@ func roleDelete(e *env, st store.Store, name string, now time.Time) error {
 	} else if err != nil {
 		return err
 	}
-	accts, err := st.Accounts(e.ctx)
-	if err != nil {
-		return err
-	}
-	for _, a := range accts {
+	err := store.EachAccount(e.ctx, st, func(a store.Account) error {
 		if !slices.Contains(a.Roles, name) {
-			continue
+			return nil
 		}
 		err := st.UpdateAccount(e.ctx, a.Name, func(a *store.Account) error {
 			a.Roles = slices.DeleteFunc(a.Roles, func(r string) bool { return r == name })
 			a.UpdatedAt = now
 			return nil
 		})
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
 		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if err := st.DeleteRole(e.ctx, name); err != nil {
 		return err

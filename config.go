@@ -31,7 +31,7 @@ type settings struct {
 func addSettings(fs *flag.FlagSet) *settings {
 	s := new(settings)
 	fs.StringVar(&s.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
-	fs.StringVar(&s.store, "store", "", "the store's `URL`: redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, or a file ending in .db (or file:PATH) for the embedded store (default DATA/"+EmbeddedStoreFile+")")
+	fs.StringVar(&s.store, "store", "", "the store's `URL`: redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, redis+cluster://HOST:PORT?addr=HOST2:PORT2…, or a file ending in .db (or file:PATH) for the embedded store (default DATA/"+EmbeddedStoreFile+")")
 	return s
 }
 
@@ -176,7 +176,8 @@ func (l *stringList) Set(v string) error {
 func openStore(e *env, o *settings) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"),
-		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"):
+		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"),
+		strings.HasPrefix(o.store, "redis+cluster://"), strings.HasPrefix(o.store, "rediss+cluster://"):
 		s, err := redisstore.Open(e.ctx, o.store)
 		if errors.Is(err, store.ErrUnavailable) {
 			return nil, fmt.Errorf("open store %s: %w (is Redis running at that address? check --store or GATEHOUSE_STORE)", redactURL(o.store), err)
@@ -186,7 +187,7 @@ func openStore(e *env, o *settings) (store.Store, error) {
 		}
 		return s, nil
 	case strings.Contains(o.store, "://"):
-		return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://…, redis+sentinel://… or a file for the embedded store", redactURL(o.store))
+		return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, redis+cluster://… or a file for the embedded store", redactURL(o.store))
 	}
 	path, explicit := strings.CutPrefix(o.store, "file:")
 	if path != "" && !explicit && !strings.HasSuffix(path, ".db") {

@@ -121,10 +121,10 @@ func initStoreOnly(e *env, o *settings, st store.Store, now time.Time) error {
 		}
 		return errors.New("the store is set up already (its marker is there): --store-only is only for a store that lost its data")
 	}
-	if accts, err := st.Accounts(e.ctx); err != nil {
+	if page, err := st.ListAccounts(e.ctx, store.ListQuery{Limit: 1}); err != nil {
 		return err
-	} else if len(accts) > 0 {
-		return fmt.Errorf("the store holds accounts (%q…) but no marker: it may still be partly there; restore it from a backup, or empty it first", accts[0].Name)
+	} else if len(page.Items) > 0 {
+		return fmt.Errorf("the store holds accounts (%q…) but no marker: it may still be partly there; restore it from a backup, or empty it first", page.Items[0].Name)
 	}
 	certPEM, err := os.ReadFile(l.caCert())
 	if err != nil {

@@ -462,16 +462,16 @@ func (w *storeWatch) run(ctx context.Context, every time.Duration) {
 // them; the warning for /readyz, which anyone may ask for, only counts
 // them.
 func sharedEmailWarnings(ctx context.Context, st store.Store, logger *slog.Logger) []string {
-	accts, err := st.Accounts(ctx)
-	if err != nil {
-		logger.Warn("could not check whether accounts share an email", "err", err.Error())
-		return nil
-	}
 	holders := map[string][]string{}
-	for _, a := range accts {
+	err := store.EachAccount(ctx, st, func(a store.Account) error {
 		if k := store.EmailKey(a.Email); k != "" {
 			holders[k] = append(holders[k], a.Name)
 		}
+		return nil
+	})
+	if err != nil {
+		logger.Warn("could not check whether accounts share an email", "err", err.Error())
+		return nil
 	}
 	shared := 0
 	for _, email := range slices.Sorted(maps.Keys(holders)) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,61 +43,117 @@ type userJSON struct {
 }
 
 func (s *Server) userView(r *http.Request, a store.Account) (userJSON, error) {
-	pw, err := s.store.Failures(r.Context(), auth.FailureCounter(auth.CounterPassword, a.Name))
+	views, err := s.userViews(r, []store.Account{a})
 	if err != nil {
 		return userJSON{}, err
 	}
-	totp, err := s.store.Failures(r.Context(), auth.FailureCounter(auth.CounterTOTP, a.Name))
-	if err != nil {
-		return userJSON{}, err
-	}
-	locks := 0
-	for _, f := range []string{auth.CounterPassword, auth.CounterTOTP} {
-		n, err := s.store.Failures(r.Context(), auth.LockCounter(auth.FailureCounter(f, a.Name)))
-		if err != nil {
-			return userJSON{}, err
-		}
-		locks += n
-	}
-	return userJSON{
-		Name: a.Name, Email: a.Email, Roles: nonNil(a.Roles), Disabled: a.Disabled,
-		MustChangePassword: a.MustChangePassword, TOTPEnrolled: a.TOTPSecret != "",
-		RecoveryCodesLeft: len(a.RecoveryCodes), PasswordFailures: pw, TOTPFailures: totp,
-		Locked:             locks > 0 || max(pw, totp) >= auth.MaxConsecutiveFailures,
-		PinnedFingerprints: nonNil(a.PinnedFingerprints), PinnedKeys: nonNil(a.PinnedKeys),
-		CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
-	}, nil
+	return views[0], nil
 }
 
-// maxListedUsers bounds one answer of a user search.
-const maxListedUsers = 500
-
-// findUsers returns the accounts whose name or email contains q (all
-// when q is empty) and, when role is set, that hold role.
-func (s *Server) findUsers(r *http.Request, q, role string) ([]userJSON, error) {
-	accts, err := s.store.Accounts(r.Context())
+// userViews is userView of several accounts, with their failure and lock
+// counters read in one go.
+func (s *Server) userViews(r *http.Request, accts []store.Account) ([]userJSON, error) {
+	// Per account: password and TOTP failures, then their locks.
+	var keys []string
+	for _, a := range accts {
+		pw, totp := auth.FailureCounter(auth.CounterPassword, a.Name), auth.FailureCounter(auth.CounterTOTP, a.Name)
+		keys = append(keys, pw, totp, auth.LockCounter(pw), auth.LockCounter(totp))
+	}
+	counts, err := s.store.FailuresOf(r.Context(), keys)
 	if err != nil {
 		return nil, err
 	}
-	q = strings.ToLower(strings.TrimSpace(q))
-	out := []userJSON{}
-	for _, a := range accts {
-		if q != "" && !strings.Contains(a.Name, q) && !strings.Contains(strings.ToLower(a.Email), q) {
-			continue
-		}
-		if role != "" && !slices.Contains(a.Roles, role) {
-			continue
-		}
-		u, err := s.userView(r, a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-		if len(out) == maxListedUsers {
-			break
+	out := make([]userJSON, len(accts))
+	for i, a := range accts {
+		pw, totp, locks := counts[4*i], counts[4*i+1], counts[4*i+2]+counts[4*i+3]
+		out[i] = userJSON{
+			Name: a.Name, Email: a.Email, Roles: nonNil(a.Roles), Disabled: a.Disabled,
+			MustChangePassword: a.MustChangePassword, TOTPEnrolled: a.TOTPSecret != "",
+			RecoveryCodesLeft: len(a.RecoveryCodes), PasswordFailures: pw, TOTPFailures: totp,
+			Locked:             locks > 0 || max(pw, totp) >= auth.MaxConsecutiveFailures,
+			PinnedFingerprints: nonNil(a.PinnedFingerprints), PinnedKeys: nonNil(a.PinnedKeys),
+			CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
 		}
 	}
 	return out, nil
+}
+
+// Paging of the admin and help-desk lists. Every list takes limit (1 to
+// 1000, default 100) and cursor (the next of the previous page) and
+// answers at most limit items with a next cursor when there are more: a
+// page costs the same whatever the number of records.
+
+// defaultPage is how many items a list shows when limit is not given.
+const defaultPage = 100
+
+// listParams reads limit and cursor from the query string.
+func listParams(r *http.Request) (store.ListQuery, error) {
+	q := store.ListQuery{Limit: defaultPage, Cursor: r.URL.Query().Get("cursor")}
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > store.MaxPage {
+			return q, &Error{Status: http.StatusBadRequest, Code: "bad_limit", Message: fmt.Sprintf("limit must be a number from 1 to %d", store.MaxPage)}
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+// errBadCursor answers a cursor that is not the next of a page of the
+// same list.
+var errBadCursor = &Error{Status: http.StatusBadRequest, Code: "bad_cursor",
+	Message: "cursor must be the next of a previous page of the same list; start again from the first page"}
+
+// listError turns a store's ErrBadCursor into errBadCursor.
+func listError(err error) error {
+	if errors.Is(err, store.ErrBadCursor) {
+		return errBadCursor
+	}
+	return err
+}
+
+// maxUserScan bounds how many accounts one page of a search looks at:
+// a search whose matches are rare answers a short page, with a next
+// cursor, rather than reading every account.
+const maxUserScan = 5000
+
+// findUsers returns a page of the accounts whose name or email contains
+// q (all when q is empty) and, when role is set, that hold role, with
+// the cursor of the next page ("" at the end).
+func (s *Server) findUsers(r *http.Request, q, role string, lq store.ListQuery) ([]userJSON, string, error) {
+	q = strings.ToLower(strings.TrimSpace(q))
+	matches := func(a store.Account) bool {
+		return (q == "" || strings.Contains(a.Name, q) || strings.Contains(strings.ToLower(a.Email), q)) &&
+			(role == "" || slices.Contains(a.Roles, role))
+	}
+	var found []store.Account
+	next, looked := lq.Cursor, 0
+	for len(found) < lq.Limit {
+		batch := lq.Limit - len(found) // unfiltered, exactly the page
+		if q != "" || role != "" {
+			batch = min(store.MaxPage, maxUserScan-looked)
+		}
+		page, err := s.store.ListAccounts(r.Context(), store.ListQuery{Cursor: next, Limit: batch})
+		if err != nil {
+			return nil, "", listError(err)
+		}
+		next = page.Next
+		for i, a := range page.Items {
+			looked++
+			if !matches(a) {
+				continue
+			}
+			if found = append(found, a); len(found) == lq.Limit && i < len(page.Items)-1 {
+				next = store.Cursor(store.AccountCursor, store.AccountPosition{Name: a.Name})
+				break
+			}
+		}
+		if next == "" || looked >= maxUserScan {
+			break
+		}
+	}
+	users, err := s.userViews(r, found)
+	return users, next, err
 }
 
 // loadTarget loads the account an action is about, as a 404 when missing.
@@ -316,22 +373,22 @@ func (s *Server) deleteRole(r *http.Request, v *visit, name string) error {
 	} else if err != nil {
 		return err
 	}
-	accts, err := s.store.Accounts(r.Context())
-	if err != nil {
-		return err
-	}
-	for _, a := range accts {
+	err := store.EachAccount(r.Context(), s.store, func(a store.Account) error {
 		if !slices.Contains(a.Roles, name) {
-			continue
+			return nil
 		}
 		err := s.store.UpdateAccount(r.Context(), a.Name, func(a *store.Account) error {
 			a.Roles = slices.DeleteFunc(a.Roles, func(x string) bool { return x == name })
 			a.UpdatedAt = s.now()
 			return nil
 		})
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
 		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if err := s.store.DeleteRole(r.Context(), name); err != nil {
 		return err
@@ -386,11 +443,10 @@ func (s *Server) revokeCertificate(r *http.Request, v *visit, id, reason string,
 	if err != nil {
 		return store.Certificate{}, err
 	}
-	certs, err := s.store.Certificates(r.Context(), "")
+	c, ok, err := store.LookupCertificate(r.Context(), s.store, id)
 	if err != nil {
 		return store.Certificate{}, err
 	}
-	c, ok := store.FindCertificate(certs, id)
 	if !ok {
 		return store.Certificate{}, &Error{Status: http.StatusNotFound, Code: "no_such_certificate",
 			Message: "no certificate issued by this portal has that serial or fingerprint"}
@@ -431,33 +487,69 @@ func SessionHandle(id string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// liveSessions lists the sessions of user, or of everyone when user is
-// empty.
-func (s *Server) liveSessions(r *http.Request, user string) ([]liveSessionJSON, error) {
-	users := []string{user}
-	if user == "" {
-		accts, err := s.store.Accounts(r.Context())
-		if err != nil {
-			return nil, err
-		}
-		users = users[:0]
-		for _, a := range accts {
-			users = append(users, a.Name)
+// liveSessions returns a page of live sessions, of lq.User or of
+// everyone, by account then start time, with the cursor of the next
+// page. A store's session cursor holds a session ID, which no admin may
+// see (it would take the session over): the cursor given out is sealed.
+func (s *Server) liveSessions(r *http.Request, lq store.ListQuery) ([]liveSessionJSON, string, error) {
+	if lq.Cursor != "" {
+		var err error
+		if lq.Cursor, err = s.openCursor(lq.Cursor); err != nil {
+			return nil, "", err
 		}
 	}
-	out := []liveSessionJSON{}
-	for _, u := range users {
-		list, err := s.store.Sessions(r.Context(), u)
-		if err != nil {
-			return nil, err
-		}
-		for _, x := range list {
-			out = append(out, liveSessionJSON{Handle: SessionHandle(x.ID), User: x.User, Factors: nonNil(x.Factors),
-				CertFingerprint: x.CertFingerprint, ClientAddr: x.ClientAddr,
-				CreatedAt: x.CreatedAt.UTC(), LastSeen: x.LastSeen.UTC(), ExpiresAt: x.ExpiresAt.UTC()})
-		}
+	page, err := s.store.ListSessions(r.Context(), lq)
+	if err != nil {
+		return nil, "", listError(err)
 	}
-	return out, nil
+	out := make([]liveSessionJSON, 0, len(page.Items))
+	for _, x := range page.Items {
+		out = append(out, liveSessionJSON{Handle: SessionHandle(x.ID), User: x.User, Factors: nonNil(x.Factors),
+			CertFingerprint: x.CertFingerprint, ClientAddr: x.ClientAddr,
+			CreatedAt: x.CreatedAt.UTC(), LastSeen: x.LastSeen.UTC(), ExpiresAt: x.ExpiresAt.UTC()})
+	}
+	return out, s.sealCursor(page.Next), nil
+}
+
+// sessionCursorContext binds sealed session cursors to their use.
+const sessionCursorContext = "gatehouse admin session cursor"
+
+// sealCursor seals a store's session cursor into URL-safe text.
+func (s *Server) sealCursor(c string) string {
+	if c == "" {
+		return ""
+	}
+	return urlSafe.Replace(s.sealer.Seal([]byte(c), sessionCursorContext))
+}
+
+// openCursor opens a cursor made by sealCursor.
+func (s *Server) openCursor(c string) (string, error) {
+	plain, err := s.sealer.Open(urlStd.Replace(c), sessionCursorContext)
+	if err != nil {
+		return "", errBadCursor
+	}
+	return string(plain), nil
+}
+
+// urlSafe and urlStd map the sealer's text ("v1:" and standard base64)
+// to characters that need no escaping in a URL, and back.
+var (
+	urlSafe = strings.NewReplacer("+", "-", "/", "_", ":", ".")
+	urlStd  = strings.NewReplacer("-", "+", "_", "/", ".", ":")
+)
+
+// certificates returns a page of certificates, of lq.User or of
+// everyone, oldest first, with the cursor of the next page.
+func (s *Server) certificates(r *http.Request, v *visit, lq store.ListQuery) ([]issuedCertJSON, string, error) {
+	page, err := s.store.ListCertificates(r.Context(), lq)
+	if err != nil {
+		return nil, "", listError(err)
+	}
+	out := make([]issuedCertJSON, 0, len(page.Items))
+	for _, c := range page.Items {
+		out = append(out, s.certViewFor(v, c))
+	}
+	return out, page.Next, nil
 }
 
 // revokeSessions ends one session of user (by handle), or all of them
@@ -495,16 +587,14 @@ func (s *Server) revokeSessions(r *http.Request, v *visit, user, handle string) 
 // auditQuery reads the audit filters of a request's query string.
 func auditQuery(r *http.Request) (store.AuditQuery, error) {
 	q := r.URL.Query()
-	aq := store.AuditQuery{User: q.Get("user"), Actor: q.Get("actor"), Action: q.Get("action"), Before: q.Get("before"), Limit: 100}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return aq, &Error{Status: http.StatusBadRequest, Code: "bad_limit", Message: "limit must be a number from 1 to 1000"}
-		}
-		aq.Limit = n
+	lq, err := listParams(r)
+	if err != nil {
+		return store.AuditQuery{}, err
 	}
+	// cursor, as in every list, or before, as earlier versions took it.
+	aq := store.AuditQuery{User: q.Get("user"), Actor: q.Get("actor"), Action: q.Get("action"), Before: cmp.Or(lq.Cursor, q.Get("before")), Limit: lq.Limit}
 	if aq.Before != "" && strings.Trim(aq.Before, "0123456789-") != "" {
-		return aq, &Error{Status: http.StatusBadRequest, Code: "bad_before", Message: "before must be an event id from a previous page; start again from the first page of the audit trail"}
+		return aq, badAuditCursor(r)
 	}
 	for name, dst := range map[string]*time.Time{"since": &aq.Since, "until": &aq.Until} {
 		if v := q.Get(name); v != "" {
@@ -518,6 +608,16 @@ func auditQuery(r *http.Request) (store.AuditQuery, error) {
 	return aq, nil
 }
 
+// badAuditCursor is the answer to an audit cursor that is not an event
+// ID: bad_cursor for cursor=, as every list says, and bad_before for
+// before=, as earlier versions said.
+func badAuditCursor(r *http.Request) *Error {
+	if r.URL.Query().Get("cursor") != "" {
+		return errBadCursor
+	}
+	return &Error{Status: http.StatusBadRequest, Code: "bad_before", Message: "before must be an event id from a previous page; start again from the first page of the audit trail"}
+}
+
 func parseTime(v string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, nil
@@ -528,12 +628,25 @@ func parseTime(v string) (time.Time, error) {
 // JSON handlers of /api/admin/.
 
 func (s *Server) apiAdminUsers(w http.ResponseWriter, r *http.Request, v *visit) {
-	users, err := s.findUsers(r, r.URL.Query().Get("q"), r.URL.Query().Get("role"))
+	lq, err := listParams(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"users": users})
+	users, next, err := s.findUsers(r, r.URL.Query().Get("q"), r.URL.Query().Get("role"), lq)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, withNext(map[string]any{"users": users}, next))
+}
+
+// withNext adds "next" to a list's answer when there is a next page.
+func withNext(out map[string]any, next string) map[string]any {
+	if next != "" {
+		out["next"] = next
+	}
+	return out
 }
 
 func (s *Server) apiAdminCreateUser(w http.ResponseWriter, r *http.Request, v *visit) {
@@ -570,21 +683,28 @@ func (s *Server) apiAdminUser(w http.ResponseWriter, r *http.Request, v *visit) 
 		s.fail(w, r, err)
 		return
 	}
-	sessions, err := s.liveSessions(r, a.Name)
+	// The first page of each; sessions_next and certificates_next
+	// continue them in /api/admin/sessions and /api/admin/certificates
+	// with ?user=.
+	first := store.ListQuery{User: a.Name, Limit: defaultPage}
+	sessions, sessionsNext, err := s.liveSessions(r, first)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	certs, err := s.store.Certificates(r.Context(), a.Name)
+	certs, certsNext, err := s.certificates(r, v, first)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	cv := []issuedCertJSON{}
-	for _, c := range certs {
-		cv = append(cv, s.certView(c))
+	out := map[string]any{"user": u, "sessions": sessions, "certificates": certs}
+	if sessionsNext != "" {
+		out["sessions_next"] = sessionsNext
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"user": u, "sessions": sessions, "certificates": cv})
+	if certsNext != "" {
+		out["certificates_next"] = certsNext
+	}
+	s.writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) apiAdminUpdateUser(w http.ResponseWriter, r *http.Request, v *visit) {
@@ -620,16 +740,18 @@ func (s *Server) apiAdminRoles(w http.ResponseWriter, r *http.Request, v *visit)
 }
 
 func (s *Server) apiAdminCertificates(w http.ResponseWriter, r *http.Request, v *visit) {
-	certs, err := s.store.Certificates(r.Context(), r.URL.Query().Get("user"))
+	lq, err := listParams(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out := []issuedCertJSON{}
-	for _, c := range certs {
-		out = append(out, s.certView(c))
+	lq.User = r.URL.Query().Get("user")
+	certs, next, err := s.certificates(r, v, lq)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"certificates": out})
+	s.writeJSON(w, http.StatusOK, withNext(map[string]any{"certificates": certs}, next))
 }
 
 func (s *Server) apiAdminRevokeCertificate(w http.ResponseWriter, r *http.Request, v *visit) {
@@ -650,12 +772,18 @@ func (s *Server) apiAdminRevokeCertificate(w http.ResponseWriter, r *http.Reques
 }
 
 func (s *Server) apiAdminSessions(w http.ResponseWriter, r *http.Request, v *visit) {
-	list, err := s.liveSessions(r, r.URL.Query().Get("user"))
+	lq, err := listParams(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"sessions": list})
+	lq.User = r.URL.Query().Get("user")
+	list, next, err := s.liveSessions(r, lq)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, withNext(map[string]any{"sessions": list}, next))
 }
 
 func (s *Server) apiAdminRevokeSessions(w http.ResponseWriter, r *http.Request, v *visit) {
@@ -673,19 +801,18 @@ func (s *Server) apiAdminAudit(w http.ResponseWriter, r *http.Request, v *visit)
 		s.fail(w, r, err)
 		return
 	}
-	events, err := s.store.Audit(r.Context(), q)
+	page, err := s.store.Audit(r.Context(), q)
+	if errors.Is(err, store.ErrBadCursor) {
+		err = badAuditCursor(r)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out := map[string]any{"events": events}
-	if len(events) == q.Limit {
-		out["next"] = events[len(events)-1].ID
+	if page.Items == nil {
+		page.Items = []store.AuditEvent{}
 	}
-	if events == nil {
-		out["events"] = []store.AuditEvent{}
-	}
-	s.writeJSON(w, http.StatusOK, out)
+	s.writeJSON(w, http.StatusOK, withNext(map[string]any{"events": page.Items}, page.Next))
 }
 
 // apiHandler is an admin or help-desk API handler, after requireRole.

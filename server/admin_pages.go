@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -123,13 +124,30 @@ func (s *Server) formRoleChoices(r *http.Request, posted []string) ([]roleChoice
 	return s.roleChoices(r, posted)
 }
 
+// nextPage is the link to the page of the list at path that continues at
+// cursor, with the filters of r's query; "" when there is no next page.
+func nextPage(path string, r *http.Request, cursor string) string {
+	if cursor == "" {
+		return ""
+	}
+	q := url.Values{}
+	for k, vs := range r.URL.Query() {
+		if k != "cursor" && k != "before" && k != "done" {
+			q[k] = vs
+		}
+	}
+	q.Set("cursor", cursor)
+	return path + "?" + q.Encode()
+}
+
 // usersPage is the content of /admin.
 type usersPage struct {
 	Console
 	Query, Role string
 	Users       []userJSON
-	Limited     bool
-	Roles       []roleChoice
+	// Next is the link to the next page of accounts, or empty.
+	Next  string
+	Roles []roleChoice
 	// New holds what a refused create form had, to fill it in again.
 	New newUser
 }
@@ -140,12 +158,17 @@ func (s *Server) showUsers(w http.ResponseWriter, r *http.Request, v *visit, sta
 	if r.Method == http.MethodPost {
 		d.New = newUser{Name: r.PostFormValue("name"), Email: r.PostFormValue("email"), Roles: r.PostForm["roles"]}
 	}
-	var err error
-	if d.Users, err = s.findUsers(r, d.Query, d.Role); err != nil {
+	lq, err := listParams(r)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	d.Limited = len(d.Users) == maxListedUsers
+	var next string
+	if d.Users, next, err = s.findUsers(r, d.Query, d.Role, lq); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d.Next = nextPage("/admin", r, next)
 	if d.Roles, err = s.formRoleChoices(r, d.New.Roles); err != nil {
 		s.fail(w, r, err)
 		return
@@ -178,14 +201,16 @@ func (s *Server) formCreateUser(w http.ResponseWriter, r *http.Request, v *visit
 	s.render(w, r, http.StatusCreated, "onetime.html", page{Title: "Temporary password", Visit: v, Data: d})
 }
 
-// userPage is the content of /admin/users/{name}.
+// userPage is the content of /admin/users/{name}: the first page of the
+// account's sessions and certificates, with links to the rest.
 type userPage struct {
 	Console
-	User         userJSON
-	Roles        []roleChoice
-	Sessions     []liveSessionJSON
-	Certificates []issuedCertJSON
-	Self         bool
+	User                    userJSON
+	Roles                   []roleChoice
+	Sessions                []liveSessionJSON
+	Certificates            []issuedCertJSON
+	MoreSessions, MoreCerts string
+	Self                    bool
 }
 
 func (s *Server) showUser(w http.ResponseWriter, r *http.Request, v *visit, status int, msg string) {
@@ -203,17 +228,21 @@ func (s *Server) showUser(w http.ResponseWriter, r *http.Request, v *visit, stat
 		s.fail(w, r, err)
 		return
 	}
-	if d.Sessions, err = s.liveSessions(r, a.Name); err != nil {
+	first := store.ListQuery{User: a.Name, Limit: defaultPage}
+	var next string
+	if d.Sessions, next, err = s.liveSessions(r, first); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	certs, err := s.store.Certificates(r.Context(), a.Name)
-	if err != nil {
+	if next != "" {
+		d.MoreSessions = "/admin/sessions?" + url.Values{"user": {a.Name}, "cursor": {next}}.Encode()
+	}
+	if d.Certificates, next, err = s.certificates(r, v, first); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	for _, c := range certs {
-		d.Certificates = append(d.Certificates, s.certViewFor(v, c))
+	if next != "" {
+		d.MoreCerts = "/admin/certificates?" + url.Values{"user": {a.Name}, "cursor": {next}}.Encode()
 	}
 	s.render(w, r, status, "admin_user.html", page{Title: a.Name, Visit: v, Error: msg, Data: d})
 }
@@ -311,15 +340,15 @@ func (s *Server) showRoles(w http.ResponseWriter, r *http.Request, v *visit, sta
 	for _, x := range roles {
 		d.Roles = append(d.Roles, roleView(x))
 	}
-	accts, err := s.store.Accounts(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	for _, a := range accts {
+	err = store.EachAccount(r.Context(), s.store, func(a store.Account) error {
 		for _, role := range a.Roles {
 			d.Holders[role]++
 		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	if r.Method == http.MethodPost && r.PostFormValue("new") != "" {
 		d.New = roleFromForm(r)
@@ -363,18 +392,25 @@ type sessionsPage struct {
 	Console
 	User     string
 	Sessions []liveSessionJSON
+	Next     string
 	// Mine is the handle of the viewer's own session.
 	Mine string
 }
 
 func (s *Server) showSessions(w http.ResponseWriter, r *http.Request, v *visit, status int, msg string) {
 	d := sessionsPage{Console: s.console(r, v, "sessions"), User: r.URL.Query().Get("user"), Mine: SessionHandle(v.session.ID)}
-	var err error
-	if d.Sessions, err = s.liveSessions(r, d.User); err != nil {
+	lq, err := listParams(r)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	slices.SortFunc(d.Sessions, func(a, b liveSessionJSON) int { return b.LastSeen.Compare(a.LastSeen) })
+	lq.User = d.User
+	var next string
+	if d.Sessions, next, err = s.liveSessions(r, lq); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d.Next = nextPage("/admin/sessions", r, next)
 	s.render(w, r, status, "admin_sessions.html", page{Title: "Sessions", Visit: v, Error: msg, Data: d})
 }
 
@@ -387,18 +423,23 @@ type certificatesPage struct {
 	Console
 	User         string
 	Certificates []issuedCertJSON
+	Next         string
 }
 
 func (s *Server) showCertificates(w http.ResponseWriter, r *http.Request, v *visit, status int, msg string) {
 	d := certificatesPage{Console: s.console(r, v, "certificates"), User: r.URL.Query().Get("user")}
-	certs, err := s.store.Certificates(r.Context(), d.User)
+	lq, err := listParams(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	for _, c := range certs {
-		d.Certificates = append(d.Certificates, s.certViewFor(v, c))
+	lq.User = d.User
+	var next string
+	if d.Certificates, next, err = s.certificates(r, v, lq); err != nil {
+		s.fail(w, r, err)
+		return
 	}
+	d.Next = nextPage("/admin/certificates", r, next)
 	s.render(w, r, status, "admin_certificates.html", page{Title: "Certificates", Visit: v, Error: msg, Data: d})
 }
 
@@ -429,11 +470,13 @@ func (s *Server) pageAdminAudit(w http.ResponseWriter, r *http.Request, v *visit
 	d.Filter.User, d.Filter.Actor, d.Filter.Action = q.Get("user"), q.Get("actor"), q.Get("action")
 	d.Filter.Since, d.Filter.Until = q.Get("since"), q.Get("until")
 	aq, err := auditQuery(r)
+	var events store.Page[store.AuditEvent]
 	if err == nil {
-		if q.Get("limit") == "" {
-			aq.Limit = 50
+		events, err = s.store.Audit(r.Context(), aq)
+		if errors.Is(err, store.ErrBadCursor) {
+			err = badAuditCursor(r)
 		}
-		d.Events, err = s.store.Audit(r.Context(), aq)
+		d.Events = events.Items
 	}
 	if e := asError(err); err != nil && e.Status != http.StatusBadRequest {
 		s.fail(w, r, err)
@@ -442,15 +485,6 @@ func (s *Server) pageAdminAudit(w http.ResponseWriter, r *http.Request, v *visit
 		s.render(w, r, e.Status, "admin_audit.html", page{Title: "Audit trail", Visit: v, Error: e.Message, Data: d})
 		return
 	}
-	if len(d.Events) == aq.Limit {
-		next := url.Values{}
-		for k, vs := range q {
-			if k != "before" && k != "done" {
-				next[k] = vs
-			}
-		}
-		next.Set("before", d.Events[len(d.Events)-1].ID)
-		d.Next = "/admin/audit?" + next.Encode()
-	}
+	d.Next = nextPage("/admin/audit", r, events.Next)
 	s.render(w, r, http.StatusOK, "admin_audit.html", page{Title: "Audit trail", Visit: v, Data: d})
 }

@@ -2,10 +2,15 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse/store"
 )
@@ -80,3 +85,135 @@ func TestAdminUsers_EmailOfAnotherAccountIsConflict(t *testing.T) {
 		})
 	}
 }
+
+// pageThrough follows next from path (which has ?limit=) until the end,
+// and returns every item of the list's key, in order, and the pages.
+func pageThrough(t *testing.T, b *browser, path, key string) ([]map[string]any, int) {
+	t.Helper()
+	var all []map[string]any
+	next, pages := "", 0
+	for {
+		u := path
+		if next != "" {
+			u += "&cursor=" + url.QueryEscape(next)
+		}
+		r := b.get(u)
+		wantStatus(t, "GET "+u, r, http.StatusOK)
+		var body map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		var items []map[string]any
+		if err := json.Unmarshal(body[key], &items); err != nil {
+			t.Fatalf("GET %s: %s: %v", u, key, err)
+		}
+		all, pages = append(all, items...), pages+1
+		next = ""
+		if raw, ok := body["next"]; ok {
+			json.Unmarshal(raw, &next)
+		}
+		if next == "" {
+			return all, pages
+		}
+		if pages > 100 {
+			t.Fatalf("GET %s: no end after 100 pages", path)
+		}
+	}
+}
+
+func field(items []map[string]any, name string) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i], _ = it[name].(string)
+	}
+	return out
+}
+
+// Every admin list takes limit and cursor and answers next while there
+// is more: users, sessions, certificates and the audit trail, each item
+// once, in order. A session cursor never shows a session ID.
+func TestAdminLists_PageWithLimitAndCursor(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	ctx := t.Context()
+	now := p.clock.Now()
+	var ids []string
+	for i, name := range []string{"dora", "bob", "erin", "carl"} {
+		if err := p.store.CreateAccount(ctx, store.Account{Name: name, Roles: []string{"employee"}, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 2 {
+			id := fmt.Sprintf("%s-session-%d", name, j)
+			ids = append(ids, id)
+			sess := store.Session{ID: id, User: name, Factors: []string{"password"}, CreatedAt: now.Add(time.Duration(j) * time.Second), LastSeen: now, ExpiresAt: now.Add(time.Hour)}
+			if err := p.store.PutSession(ctx, sess, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := store.Certificate{Serial: fmt.Sprintf("%02x", 10+i), Fingerprint: fmt.Sprintf("sha256:%064x", i), User: name, Subject: "CN=" + name, IssuedAt: now.Add(time.Duration(i) * time.Minute), NotAfter: now.Add(time.Hour)}
+		if err := p.store.PutCertificate(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := p.browser(p.AdminCert)
+	admin.login("admin", adminPassword)
+
+	users, pages := pageThrough(t, admin, "/api/admin/users?limit=2", "users")
+	if got := field(users, "name"); !slices.Equal(got, []string{"admin", "bob", "carl", "dora", "erin"}) || pages != 3 {
+		t.Errorf("users by 2 = %q in %d pages, want every account once by name in 3", got, pages)
+	}
+	matches, _ := pageThrough(t, admin, "/api/admin/users?limit=1&q=r", "users")
+	if got := field(matches, "name"); !slices.Equal(got, []string{"carl", "dora", "erin"}) {
+		t.Errorf("users matching r by 1 = %q", got)
+	}
+	sessions, _ := pageThrough(t, admin, "/api/admin/sessions?limit=3", "sessions")
+	if got := field(sessions, "user"); !slices.Equal(got, []string{"admin", "bob", "bob", "carl", "carl", "dora", "dora", "erin", "erin"}) {
+		t.Errorf("sessions by 3 = %q, want every session once, by account", got)
+	}
+	mine, _ := pageThrough(t, admin, "/api/admin/sessions?limit=1&user=dora", "sessions")
+	if len(mine) != 2 {
+		t.Errorf("dora's sessions by 1 = %d, want 2", len(mine))
+	}
+	certs, _ := pageThrough(t, admin, "/api/admin/certificates?limit=3", "certificates")
+	if got := field(certs, "user"); !slices.Equal(got, []string{"dora", "bob", "erin", "carl"}) {
+		t.Errorf("certificates by 3 = %q, want oldest first", got)
+	}
+	events, _ := pageThrough(t, admin, "/api/admin/audit?limit=1", "events")
+	if len(events) == 0 || events[0]["action"] != "login" {
+		t.Errorf("audit by 1 = %v", events)
+	}
+
+	// A session cursor is sealed: no session ID in it.
+	r := admin.get("/api/admin/sessions?limit=1")
+	var first struct{ Next string }
+	json.Unmarshal([]byte(r.Body), &first)
+	for _, id := range append(ids, admin.sessionID()) {
+		if first.Next == "" || strings.Contains(first.Next, id) {
+			t.Fatalf("the next cursor of sessions %q shows a session ID", first.Next)
+		}
+	}
+
+	for _, path := range []string{"/api/admin/users", "/api/admin/sessions", "/api/admin/certificates", "/api/admin/audit"} {
+		for q, code := range map[string]string{"limit=0": "bad_limit", "limit=1001": "bad_limit", "limit=x": "bad_limit", "cursor=nonsense": "bad_cursor"} {
+			r := admin.get(path + "?" + q)
+			wantStatus(t, path+"?"+q, r, http.StatusBadRequest)
+			if !strings.Contains(r.Body, `"code":"`+code+`"`) {
+				t.Errorf("GET %s?%s = %s, want code %s", path, q, r.Body, code)
+			}
+		}
+	}
+
+	// The pages: a next link while there is more, following it works.
+	for _, path := range []string{"/admin?limit=2", "/admin/sessions?limit=4", "/admin/certificates?limit=2", "/admin/audit?limit=1"} {
+		r := admin.get(path)
+		wantStatus(t, "GET "+path, r, http.StatusOK)
+		m := nextLinkRE.FindStringSubmatch(r.Body)
+		if m == nil {
+			t.Errorf("GET %s has no next page link", path)
+			continue
+		}
+		wantStatus(t, "the next page of "+path, admin.get(html.UnescapeString(m[1])), http.StatusOK)
+	}
+}
+
+var nextLinkRE = regexp.MustCompile(`<a href="([^"]+)"(?: rel="next")?>(?:Next page|Older events)`)

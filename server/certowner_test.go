@@ -116,7 +116,8 @@ func TestLogin_CertificateNamingMoreThanOneAccountCountsForNone(t *testing.T) {
 						t.Errorf("%s %s: notices %q, want one saying the certificate names more than one account", user.name, when, v.Notices)
 					}
 				}
-				events, err := p.store.Audit(t.Context(), store.AuditQuery{Actor: user.name, Action: "login", Limit: 1})
+				page, err := p.store.Audit(t.Context(), store.AuditQuery{Actor: user.name, Action: "login", Limit: 1})
+				events := page.Items
 				if err != nil || len(events) != 1 {
 					t.Fatalf("login event of %s: %v, %v", user.name, events, err)
 				}

@@ -118,12 +118,17 @@ func (s *Server) helpdeskOps() map[string]struct {
 }
 
 func (s *Server) apiHelpdeskUsers(w http.ResponseWriter, r *http.Request, v *visit) {
-	users, err := s.findUsers(r, r.URL.Query().Get("q"), "")
+	lq, err := listParams(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"users": users})
+	users, next, err := s.findUsers(r, r.URL.Query().Get("q"), "", lq)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, withNext(map[string]any{"users": users}, next))
 }
 
 // apiHelpdeskAction serves POST /api/helpdesk/users/{name}/{action}.

@@ -13,20 +13,26 @@ import (
 // helpdeskPage is the content of /helpdesk.
 type helpdeskPage struct {
 	Console
-	Query   string
-	Users   []userJSON
-	Limited bool
+	Query string
+	Users []userJSON
+	// Next is the link to the next page of matches, or empty.
+	Next string
 }
 
 func (s *Server) pageHelpdesk(w http.ResponseWriter, r *http.Request, v *visit) {
 	d := helpdeskPage{Console: s.console(r, v, "helpdesk"), Query: strings.TrimSpace(r.URL.Query().Get("q"))}
 	if d.Query != "" {
-		var err error
-		if d.Users, err = s.findUsers(r, d.Query, ""); err != nil {
+		lq, err := listParams(r)
+		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		d.Limited = len(d.Users) == maxListedUsers
+		var next string
+		if d.Users, next, err = s.findUsers(r, d.Query, "", lq); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		d.Next = nextPage("/helpdesk", r, next)
 	}
 	s.render(w, r, http.StatusOK, "helpdesk.html", page{Title: "Help desk", Visit: v, Data: d})
 }

@@ -170,6 +170,11 @@ func (s *Server) handleReadyz() http.Handler {
 				// names an account.
 				out["reason"] = err.Error()
 			}
+			if se := (*store.ServerError)(nil); errors.As(err, &se) {
+				// Which server of several, so the operator knows where
+				// to look. One server is named by the configuration.
+				out["server"] = se.Server
+			}
 			s.writeJSON(w, http.StatusServiceUnavailable, out)
 			return
 		}

@@ -168,7 +168,8 @@ func TestLogin_UnknownDeviceFailuresDoNotLockOutKnownDevices(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.b.post("/login", url.Values{"username": {"bob"}, "password": {bobPassword}})
 			wantStatus(t, "bob on a known device while locked for unknown ones", r, http.StatusSeeOther)
-			events, err := p.store.Audit(t.Context(), store.AuditQuery{Actor: "bob", Action: "login", Limit: 1})
+			page, err := p.store.Audit(t.Context(), store.AuditQuery{Actor: "bob", Action: "login", Limit: 1})
+			events := page.Items
 			if err != nil || len(events) != 1 || events[0].Outcome != "success" || events[0].KnownDevice != tc.how {
 				t.Errorf("audit event = %+v (%v), want a success from a known device (%s)", events, err, tc.how)
 			}
@@ -377,7 +378,8 @@ func TestLogin_DisabledAccountHasNoKnownDevices(t *testing.T) {
 	if n := p.failures(auth.FailureCounter(auth.CounterPassword, "bob")); n != 1 {
 		t.Errorf("account count = %d, want 1", n)
 	}
-	events, err := p.store.Audit(t.Context(), store.AuditQuery{Actor: "bob", Action: "login", Limit: 1})
+	page, err := p.store.Audit(t.Context(), store.AuditQuery{Actor: "bob", Action: "login", Limit: 1})
+	events := page.Items
 	if err != nil || len(events) != 1 || events[0].KnownDevice != "" {
 		t.Errorf("audit event = %+v (%v), want a failure from an unknown device", events, err)
 	}

@@ -60,7 +60,8 @@ func TestLogin_UnknownNameIsLoggedAsKeyedHash(t *testing.T) {
 			}
 			wantNoKeyHolds(t, p, tc.typed)
 
-			events, err := p.store.Audit(t.Context(), store.AuditQuery{Action: "login"})
+			page, err := p.store.Audit(t.Context(), store.AuditQuery{Action: "login"})
+			events := page.Items
 			if err != nil {
 				t.Fatalf("read the audit trail: %v", err)
 			}
@@ -106,7 +107,8 @@ func TestLogin_UnknownNameHashSurvivesRestart(t *testing.T) {
 		t.Helper()
 		form := url.Values{"username": {typed}, "password": {"some password or other"}}
 		wantStatus(t, "POST /login with an unknown name", p.browser().post("/login", form), http.StatusUnauthorized)
-		events, err := p.store.Audit(t.Context(), store.AuditQuery{Action: "login"})
+		page, err := p.store.Audit(t.Context(), store.AuditQuery{Action: "login"})
+		events := page.Items
 		if err != nil || len(events) != 1 {
 			t.Fatalf("audit trail: %+v, %v; want one login event", events, err)
 		}
@@ -140,7 +142,8 @@ func TestLogin_KnownNameIsLoggedAsIs(t *testing.T) {
 	p := newPortal(t)
 	form := url.Values{"username": {"admin"}, "password": {"not the password"}}
 	wantStatus(t, "POST /login with a wrong password", p.browser().post("/login", form), http.StatusUnauthorized)
-	events, err := p.store.Audit(t.Context(), store.AuditQuery{Action: "login"})
+	page, err := p.store.Audit(t.Context(), store.AuditQuery{Action: "login"})
+	events := page.Items
 	if err != nil {
 		t.Fatalf("read the audit trail: %v", err)
 	}

@@ -139,7 +139,7 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 	}
 	ttl, _ := sess.Values[ttlKey{}].(time.Duration)
 	if sess.ID == "" {
-		id, err := newSessionID()
+		id, err := newSessionID(rec.User)
 		if err != nil {
 			return err
 		}
@@ -176,10 +176,13 @@ var errSessionGone = errors.New("the session ended during the request")
 // ttlKey carries, in Values, how long the store keeps the record.
 type ttlKey struct{}
 
-func newSessionID() (string, error) {
+// newSessionID returns a new random ID for a session of user, naming
+// the shard of user's account (store.SessionID), so that a store spread
+// over several servers reads the session and the account in one go.
+func newSessionID(user string) (string, error) {
 	b := make([]byte, sessionIDBytes)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("new session ID: %w", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	return store.SessionID(user, base64.RawURLEncoding.EncodeToString(b)), nil
 }

@@ -31,9 +31,10 @@ var (
 	// ErrUnavailable wraps failures to reach the backing service, so that
 	// callers can fail closed with a clear "service unavailable".
 	ErrUnavailable = errors.New("store unavailable")
-	// ErrBadCursor means an AuditQuery.Before that is not an event ID of
-	// this store (from another backend, or made up).
-	ErrBadCursor = errors.New("not an event ID of this store")
+	// ErrBadCursor means a cursor that this store did not make: an
+	// AuditQuery.Before that is not one of its event IDs, or a
+	// ListQuery.Cursor that is not a Next of the same listing.
+	ErrBadCursor = errors.New("not a cursor of this store")
 	// ErrDataLost means the store no longer holds the marker written when
 	// it was set up (see Store.Mark): a Redis restarted without
 	// persistence, or a store URL or file that names another database.
@@ -41,6 +42,17 @@ var (
 	// never read as "no such user".
 	ErrDataLost = errors.New("the store has lost its data")
 )
+
+// ServerError says which server of a store spread over several (a Redis
+// Cluster) failed, so that an operator knows where to look. It wraps the
+// failure (ErrUnavailable, for one that does not answer).
+type ServerError struct {
+	Server string // host:port
+	Err    error
+}
+
+func (e *ServerError) Error() string { return "server " + e.Server + ": " + e.Err.Error() }
+func (e *ServerError) Unwrap() error { return e.Err }
 
 // Account is a person who can sign in.
 type Account struct {
@@ -244,7 +256,7 @@ type AuditQuery struct {
 	// Before, when set, returns only events older than this ID (the
 	// previous page's last ID).
 	Before string
-	// Limit bounds the number of events (default and maximum 1000).
+	// Limit bounds the number of events (default and maximum MaxPage).
 	Limit int
 	// User matches events whose actor or target is this account.
 	User string
@@ -309,6 +321,9 @@ type Store interface {
 	Account(ctx context.Context, name string) (Account, error)
 	// Accounts returns every account, sorted by name.
 	Accounts(ctx context.Context) ([]Account, error)
+	// ListAccounts returns a page of accounts, sorted by name (q.User
+	// does not apply).
+	ListAccounts(ctx context.Context, q ListQuery) (Page[Account], error)
 	// CreateAccount adds a new account, or returns ErrExists when the
 	// name is taken and ErrEmailTaken when another account has its email
 	// (see EmailKey); of two concurrent calls for one email, one wins.
@@ -376,6 +391,9 @@ type Store interface {
 	// Certificates returns the certificates issued to user, or to everyone
 	// when user is empty, oldest first.
 	Certificates(ctx context.Context, user string) ([]Certificate, error)
+	// ListCertificates returns a page of the certificates Certificates
+	// returns for q.User, in the same order (IssuedAt, then Serial).
+	ListCertificates(ctx context.Context, q ListQuery) (Page[Certificate], error)
 
 	// RevokeCertificate marks the certificate with that serial revoked
 	// and returns its record, or ErrNotFound. A revocation is never
@@ -388,8 +406,11 @@ type Store interface {
 
 	// AppendAudit adds an event to the audit trail.
 	AppendAudit(ctx context.Context, e AuditEvent) error
-	// Audit returns audit events, newest first.
-	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+	// Audit returns a page of audit events, newest first. Its Next is the
+	// Before of the following page: the last event it looked at, which
+	// is older than every event listed (a backend may stop looking early,
+	// to bound one page's work, and leave the page short).
+	Audit(ctx context.Context, q AuditQuery) (Page[AuditEvent], error)
 
 	// UseTOTPStep records that a TOTP code of time step step was accepted
 	// for user, and reports whether this was the first use; the mark is
@@ -403,6 +424,10 @@ type Store interface {
 	AddFailure(ctx context.Context, key string, ttl time.Duration) (int, error)
 	// Failures returns the current count under key (0 when none).
 	Failures(ctx context.Context, key string) (int, error)
+	// FailuresOf returns the current counts under keys, in order (0 where
+	// there is none), in one read where the backend can: a page of an
+	// admin list shows several counters per account.
+	FailuresOf(ctx context.Context, keys []string) ([]int, error)
 	// ResetFailures forgets the count under key.
 	ResetFailures(ctx context.Context, key string) error
 
@@ -444,6 +469,10 @@ type Store interface {
 	RefreshSession(ctx context.Context, s Session, ttl time.Duration) (bool, error)
 	// Sessions returns the live sessions of user, oldest first.
 	Sessions(ctx context.Context, user string) ([]Session, error)
+	// ListSessions returns a page of live sessions in the order (User,
+	// CreatedAt, ID): q.User's, or, when q.User is empty, those of every
+	// account that exists.
+	ListSessions(ctx context.Context, q ListQuery) (Page[Session], error)
 	// DeleteUserSessions removes every session of user and returns how
 	// many there were.
 	DeleteUserSessions(ctx context.Context, user string) (int, error)
@@ -542,6 +571,34 @@ func FindCertificate(certs []Certificate, id string) (Certificate, bool) {
 		return Certificate{}, false
 	}
 	return certs[i], true
+}
+
+// LookupCertificate finds the certificate that id names, as
+// FindCertificate does, paging through every certificate of s.
+func LookupCertificate(ctx context.Context, s Store, id string) (Certificate, bool, error) {
+	var found Certificate
+	errFound := errors.New("found")
+	err := ForEach(func(cursor string) (Page[Certificate], error) {
+		return s.ListCertificates(ctx, ListQuery{Cursor: cursor})
+	}, func(c Certificate) error {
+		if _, ok := FindCertificate([]Certificate{c}, id); ok {
+			found = c
+			return errFound
+		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		return found, true, nil
+	}
+	return Certificate{}, false, err
+}
+
+// EachAccount calls fn for every account of s, sorted by name, a page at
+// a time.
+func EachAccount(ctx context.Context, s Store, fn func(Account) error) error {
+	return ForEach(func(cursor string) (Page[Account], error) {
+		return s.ListAccounts(ctx, ListQuery{Cursor: cursor})
+	}, fn)
 }
 
 // AnyIssuer is the issuer a revocation is kept under when the record it

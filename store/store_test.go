@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"testing"
 	"time"
@@ -62,6 +63,36 @@ func TestFindCertificate(t *testing.T) {
 		got, ok := store.FindCertificate(certs, tc.id)
 		if ok != (tc.want != "") || got.Serial != tc.want {
 			t.Errorf("FindCertificate(%q) = %q, %v; want %q", tc.id, got.Serial, ok, tc.want)
+		}
+	}
+}
+
+func TestShard_SpreadsAndIsStable(t *testing.T) {
+	seen := map[string]int{}
+	for i := range 100_000 {
+		seen[store.Shard(fmt.Sprint("user", i))]++
+	}
+	if len(seen) != store.Shards {
+		t.Errorf("100,000 names fall in %d shards, want all %d", len(seen), store.Shards)
+	}
+	for shard, n := range seen {
+		if n < 40 || n > 170 {
+			t.Errorf("shard %s holds %d of 100,000 names, want about 98", shard, n)
+		}
+	}
+	if store.Shard("alice") != store.Shard("alice") || store.Shard("alice") == store.Shard("bob") && store.Shard("alice") == store.Shard("carol") {
+		t.Error("Shard is not a stable function of the name")
+	}
+}
+
+func TestSessionID_NamesTheUsersShard(t *testing.T) {
+	id := store.SessionID("alice", "r4nd0m_-")
+	if shard, ok := store.SessionShard(id); !ok || shard != store.Shard("alice") {
+		t.Errorf("store.SessionShard(%q) = %q, %v; want alice's shard %q", id, shard, ok, store.Shard("alice"))
+	}
+	for _, id := range []string{"s1", "abc", ".x", "zzz.x", "400.x", "12.x", "1234.x", "abc."} {
+		if shard, ok := store.SessionShard(id); ok {
+			t.Errorf("store.SessionShard(%q) = %q, true; want false", id, shard)
 		}
 	}
 }

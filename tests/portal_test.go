@@ -52,6 +52,8 @@ type portal struct {
 	AdminP12Password string
 	// Redis is the store the portal and the CLI use.
 	Redis *storetest.Redis
+	// StoreURL, when set, is the store instead (a Redis Cluster's URL).
+	StoreURL string
 
 	bin    string
 	logDir string
@@ -129,7 +131,10 @@ func flushRedis(t *testing.T, url string) {
 // follow the positional arguments).
 func (p *portal) command(ctx context.Context, args ...string) *exec.Cmd {
 	full := append(slices.Clone(args), "--data", p.Data)
-	if p.Redis != nil {
+	switch {
+	case p.StoreURL != "":
+		full = append(full, "--store", p.StoreURL)
+	case p.Redis != nil:
 		full = append(full, "--store", p.Redis.URL)
 	} // else the embedded store, DATA/gatehouse.db
 	cmd := exec.CommandContext(ctx, p.bin, full...)

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,40 +14,96 @@ import (
 	"gatehouse/store"
 )
 
-// markerKey holds the marker (store.Store.Mark): the time the store was
-// set up. Redis restarted without persistence, or a URL naming another
-// database, has none.
-const markerKey = keyPrefix + "marker"
+// shards returns the shards that have a marker of their own: every one
+// on a Cluster, one ("") on one server.
+func (s *Store) shards() []string {
+	if !s.k.cluster {
+		return []string{""}
+	}
+	out := make([]string, store.Shards)
+	for i := range out {
+		out[i] = store.ShardNumber(i)
+	}
+	return out
+}
 
-// Mark writes the marker.
+// Mark writes the marker: one on a single server, one per shard on a
+// Cluster (in one pipeline, each write going to the server that holds
+// the shard).
 func (s *Store) Mark(ctx context.Context) error {
-	if err := s.rdb.SetNX(ctx, markerKey, "marked "+time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
+	value := "marked " + time.Now().UTC().Format(time.RFC3339)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, shard := range s.shards() {
+			p.SetNX(ctx, s.k.marker(shard), value, 0)
+		}
+		return nil
+	})
+	if err != nil {
 		return wrap("mark the store", err)
 	}
 	return nil
 }
 
-// CheckMarker reports whether the marker is there.
+// CheckMarker reports whether the marker is there: for an account, its
+// shard's; else every shard's. On a Cluster the error names the servers
+// that hold the shards whose markers are gone.
 func (s *Store) CheckMarker(ctx context.Context, account string) error {
-	n, err := s.rdb.Exists(ctx, markerKey).Result()
+	shards := s.shards()
+	if account != "" && s.k.cluster {
+		shards = []string{store.Shard(account)}
+	}
+	missing, err := s.missingMarkers(ctx, shards)
 	if err != nil {
-		return wrap("check the store's marker", err)
+		return err
 	}
-	if n == 0 {
-		return fmt.Errorf("the marker written when the store was set up is gone from Redis: %w", store.ErrDataLost)
+	if len(missing) == 0 {
+		return nil
 	}
-	return nil
+	if !s.k.cluster {
+		return fmt.Errorf("the marker written when the store was set up is missing: %w", store.ErrDataLost)
+	}
+	servers := map[string]bool{}
+	for _, shard := range missing {
+		if c, err := s.rdb.(*redis.ClusterClient).MasterForKey(ctx, s.k.marker(shard)); err == nil {
+			servers[c.Options().Addr] = true
+		}
+	}
+	return fmt.Errorf("the marker written when the store was set up is missing for %d of %d shards, held by %s: %w",
+		len(missing), len(shards), strings.Join(slices.Sorted(maps.Keys(servers)), ", "), store.ErrDataLost)
+}
+
+// missingMarkers returns the shards among shards whose marker is gone.
+func (s *Store) missingMarkers(ctx context.Context, shards []string) ([]string, error) {
+	cmds := make([]*redis.IntCmd, len(shards))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, shard := range shards {
+			cmds[i] = p.Exists(ctx, s.k.marker(shard))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("check the store's marker", err)
+	}
+	var missing []string
+	for i, c := range cmds {
+		if c.Val() == 0 {
+			missing = append(missing, shards[i])
+		}
+	}
+	return missing, nil
 }
 
 // markOnUpgrade marks a store written before markers existed: one that
-// holds accounts but no marker. A store without accounts stays unmarked,
-// to be set up by "gatehouse init" or reported as lost.
+// holds accounts but no marker at all. A store without accounts stays
+// unmarked, to be set up by "gatehouse init" or reported as lost; so
+// does a Cluster that lost some markers (a server that lost its data).
 func (s *Store) markOnUpgrade(ctx context.Context) error {
-	err := s.CheckMarker(ctx, "")
-	if !errors.Is(err, store.ErrDataLost) {
+	shards := s.shards()
+	missing, err := s.missingMarkers(ctx, shards)
+	if err != nil || len(missing) < len(shards) {
 		return err
 	}
-	n, err := s.rdb.SCard(ctx, accountsKey).Result()
+	n, err := s.rdb.ZCard(ctx, s.k.accountNames).Result()
 	if err != nil {
 		return wrap("count accounts", err)
 	}

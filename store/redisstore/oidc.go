@@ -14,13 +14,16 @@ import (
 // Keys of the OpenID Connect records: one key per client, per signing
 // key and per ticket, and a set listing the clients and one listing the
 // signing keys. Tickets expire by Redis's own TTL and are never listed.
-func oidcClientKey(id string) string { return keyPrefix + "oidc-client:" + id }
-func oidcKeyKey(id string) string    { return keyPrefix + "oidc-key:" + id }
+// Clients, keys and their sets carry the hash tag {oidc}: on a Cluster a
+// record and its set are written in one transaction, so they share a
+// slot (tickets are used alone and need none).
+func oidcClientKey(id string) string { return keyPrefix + "{oidc}:client:" + id }
+func oidcKeyKey(id string) string    { return keyPrefix + "{oidc}:key:" + id }
 func ticketKey(id string) string     { return keyPrefix + "ticket:" + id }
 
 const (
-	oidcClientsKey = keyPrefix + "oidc-clients"
-	oidcKeysKey    = keyPrefix + "oidc-keys"
+	oidcClientsKey = keyPrefix + "{oidc}:clients"
+	oidcKeysKey    = keyPrefix + "{oidc}:keys"
 )
 
 // OIDCClient returns the client with that ID.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	neturl "net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -30,13 +31,10 @@ const (
 	writeTimeout = time.Second
 )
 
-// keyPrefix starts every key Gatehouse writes, so that a Redis shared with
-// other software stays readable.
-const keyPrefix = "gatehouse:"
-
 // Store is a store.Store backed by Redis.
 type Store struct {
 	rdb     redis.UniversalClient
+	k       keyspace
 	decoded decodeCache
 	// servers is what was last learnt about each Redis server on
 	// connecting to it: see onConnect.
@@ -49,9 +47,13 @@ type Store struct {
 //	rediss://…                                     the same over TLS
 //	redis+sentinel://[user:password@]sentinel:port/db?master_name=NAME&addr=sentinel2:port…
 //	rediss+sentinel://…                            Sentinel, TLS to the servers
+//	redis+cluster://[user:password@]host:port?addr=host2:port&addr=…
+//	rediss+cluster://…                             Redis Cluster, over TLS
 //
 // With Sentinel, the client asks the sentinels for the current master and
-// follows failovers. Every new connection to a server reads its
+// follows failovers. With Cluster, the addresses are where the client
+// first learns the cluster's layout (any of its servers will do; several
+// in case one is down), and it follows slots as they move. Every new connection to a server reads its
 // persistence settings (Warnings), so a Redis that comes back from a
 // restart without persistence is noticed at once.
 func Open(ctx context.Context, url string) (*Store, error) {
@@ -66,11 +68,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	s := &Store{}
 	opts.OnConnect = s.onConnect
 	s.rdb = redis.NewUniversalClient(opts)
+	_, cluster := s.rdb.(*redis.ClusterClient)
+	s.k = newKeyspace(cluster)
 	if err := s.Ping(ctx); err != nil {
 		s.rdb.Close()
 		return nil, err
 	}
-	for _, step := range []func(context.Context) error{s.upgrade, s.indexEmails, s.markOnUpgrade} {
+	for _, step := range []func(context.Context) error{s.upgrade, s.indexEmails, s.indexForPaging, s.markOnUpgrade} {
 		if err := step(ctx); err != nil {
 			s.rdb.Close()
 			return nil, err
@@ -91,7 +95,7 @@ const emailsIndexedMark = "email-index"
 // an account that changes its email meanwhile is harmless: see
 // emailHolder.
 func (s *Store) indexEmails(ctx context.Context) error {
-	if n, err := s.rdb.Exists(ctx, metaKey(emailsIndexedMark)).Result(); err != nil {
+	if n, err := s.rdb.Exists(ctx, s.k.meta(emailsIndexedMark)).Result(); err != nil {
 		return wrap("check the email index", err)
 	} else if n > 0 {
 		return nil
@@ -102,11 +106,16 @@ func (s *Store) indexEmails(ctx context.Context) error {
 	}
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, a := range accts {
-			if k := store.EmailKey(a.Email); k != "" {
-				p.HSetNX(ctx, emailsKey, k, a.Name)
+			k := store.EmailKey(a.Email)
+			switch {
+			case k == "":
+			case s.k.cluster:
+				p.SetNX(ctx, s.k.emailClaim(k), a.Name, 0)
+			default:
+				p.HSetNX(ctx, s.k.emails, k, a.Name)
 			}
 		}
-		p.Set(ctx, metaKey(emailsIndexedMark), "1", 0)
+		p.Set(ctx, s.k.meta(emailsIndexedMark), "1", 0)
 		return nil
 	})
 	if err != nil {
@@ -123,12 +132,35 @@ func parseURL(url string) (*redis.UniversalOptions, error) {
 	if rest, ok := strings.CutPrefix(url, "rediss+sentinel://"); ok {
 		return parseSentinelURL("rediss://" + rest)
 	}
+	if rest, ok := strings.CutPrefix(url, "redis+cluster://"); ok {
+		return parseClusterURL("redis://" + rest)
+	}
+	if rest, ok := strings.CutPrefix(url, "rediss+cluster://"); ok {
+		return parseClusterURL("rediss://" + rest)
+	}
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse redis URL: %w", err)
 	}
 	return &redis.UniversalOptions{Addrs: []string{opt.Addr}, Username: opt.Username, Password: opt.Password,
 		DB: opt.DB, TLSConfig: opt.TLSConfig}, nil
+}
+
+func parseClusterURL(url string) (*redis.UniversalOptions, error) {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis+cluster URL: %w", err)
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
+		return nil, fmt.Errorf("parse redis+cluster URL: Redis Cluster has only database 0, not %q", p)
+	}
+	u.Path = ""
+	co, err := redis.ParseClusterURL(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("parse redis+cluster URL: %w", err)
+	}
+	return &redis.UniversalOptions{Addrs: co.Addrs, IsClusterMode: true, Username: co.Username, Password: co.Password,
+		TLSConfig: co.TLSConfig}, nil
 }
 
 func parseSentinelURL(url string) (*redis.UniversalOptions, error) {
@@ -146,42 +178,44 @@ func parseSentinelURL(url string) (*redis.UniversalOptions, error) {
 
 // New returns a Store that uses an existing client.
 func New(rdb redis.UniversalClient) *Store {
-	return &Store{rdb: rdb}
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &Store{rdb: rdb, k: newKeyspace(cluster)}
 }
 
 // Close closes the Redis client.
 func (s *Store) Close() error { return s.rdb.Close() }
 
-// Ping reports whether Redis answers.
+// Ping reports whether Redis answers. On a Cluster every server must
+// answer and see the cluster as ok (a master down without a replica to
+// take over leaves slots nobody serves); the error names the first
+// server that does not (store.ServerError).
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		if err := s.rdb.Ping(ctx).Err(); err != nil {
+			return wrap("ping", err)
+		}
+		return nil
+	}
+	err := cc.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
+		info, err := c.ClusterInfo(ctx).Result()
+		if err == nil && infoField(info, "cluster_state") != "ok" {
+			err = fmt.Errorf("cluster_state:%s: some slots are served by no server", infoField(info, "cluster_state"))
+		}
+		if err != nil {
+			return &store.ServerError{Server: c.Options().Addr, Err: wrap("ping", err)}
+		}
+		return nil
+	})
+	if err != nil {
+		var se *store.ServerError
+		if errors.As(err, &se) {
+			return err
+		}
 		return wrap("ping", err)
 	}
 	return nil
 }
-
-func accountKey(name string) string      { return keyPrefix + "account:" + name }
-func roleKey(name string) string         { return keyPrefix + "role:" + name }
-func appKey(name string) string          { return keyPrefix + "app:" + name }
-func sessionKey(id string) string        { return keyPrefix + "session:" + id }
-func userSessionsKey(name string) string { return keyPrefix + "user-sessions:" + name }
-func certKey(serial string) string       { return keyPrefix + "cert:" + serial }
-
-const (
-	accountsKey = keyPrefix + "accounts"
-	rolesKey    = keyPrefix + "roles"
-	appsKey     = keyPrefix + "apps"
-	certsKey    = keyPrefix + "certs"
-	// revokedKey is the set of revoked certificates as "issuer/serial";
-	// legacyRevokedKey the set of fingerprints earlier versions kept.
-	revokedKey       = keyPrefix + "revoked-certs"
-	legacyRevokedKey = keyPrefix + "revoked"
-	auditKey         = keyPrefix + "audit"
-	// emailsKey is a hash from store.EmailKey of an account's email to
-	// the account's name, written in the same transaction as the
-	// account record; it is what makes emails unique.
-	emailsKey = keyPrefix + "account-emails"
-)
 
 // wrap turns a go-redis error into a store error: redis.Nil becomes
 // store.ErrNotFound, anything else store.ErrUnavailable.
@@ -239,25 +273,48 @@ func getAll[T any](ctx context.Context, rdb redis.Cmdable, op, indexKey string, 
 
 // Account returns the named account.
 func (s *Store) Account(ctx context.Context, name string) (store.Account, error) {
-	return getJSON[store.Account](ctx, s.rdb, "load account", accountKey(name))
+	return getJSON[store.Account](ctx, s.rdb, "load account", s.k.account(name))
 }
 
-// Accounts returns every account sorted by name.
+// Accounts returns every account sorted by name: from the set of names
+// on one server (which instances of earlier versions also write), from
+// the sorted set of names on a Cluster, whose records are on every
+// server.
 func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
-	return getAll[store.Account](ctx, s.rdb, "list accounts", accountsKey, accountKey)
+	if !s.k.cluster {
+		return getAll[store.Account](ctx, s.rdb, "list accounts", s.k.accounts, s.k.account)
+	}
+	names, err := s.rdb.ZRange(ctx, s.k.accountNames, 0, -1).Result()
+	if err != nil {
+		return nil, wrap("list accounts", err)
+	}
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = s.k.account(n)
+	}
+	vals, found, err := getRecords[store.Account](ctx, s.rdb, "list accounts", keys)
+	return present(vals, found), err
 }
 
 // CreateAccount adds a new account; it fails with store.ErrExists when the
 // name is taken and with store.ErrEmailTaken when another account has its
-// email. The record, its index entry and its email entry are written
-// together, under WATCH of the record and the email index, so of two
-// creates racing for one email only one can succeed.
+// email. The record, its index entries and its email entry are written
+// together, under WATCH of the record and (for an account with an email)
+// the email index, so of two creates racing for one email only one can
+// succeed; an account without an email does not wait for others.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode account: %w", err)
 	}
-	key, email := accountKey(a.Name), store.EmailKey(a.Email)
+	if s.k.cluster {
+		return s.createInCluster(ctx, a, b)
+	}
+	key, email := s.k.account(a.Name), store.EmailKey(a.Email)
+	watched := []string{key}
+	if email != "" {
+		watched = append(watched, s.k.emails)
+	}
 	for range maxTxRetries {
 		var done error // set when the outcome is final
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -270,7 +327,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 				return nil
 			}
 			if email != "" {
-				holder, err := emailHolder(ctx, tx, email)
+				holder, err := s.emailHolder(ctx, tx, email)
 				if err != nil {
 					return err
 				}
@@ -281,14 +338,15 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, b, 0)
-				p.SAdd(ctx, accountsKey, a.Name)
+				p.SAdd(ctx, s.k.accounts, a.Name)
+				p.ZAdd(ctx, s.k.accountNames, redis.Z{Member: a.Name})
 				if email != "" {
-					p.HSet(ctx, emailsKey, email, a.Name)
+					p.HSet(ctx, s.k.emails, email, a.Name)
 				}
 				return nil
 			})
 			return err
-		}, key, emailsKey)
+		}, watched...)
 		switch {
 		case done != nil:
 			return done
@@ -306,19 +364,19 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 // EmailKey), or "" when none. An entry whose account is gone or no longer
 // has that email (left by an index build racing a change, or by an older
 // gatehouse) counts as free. It must run inside a transaction that
-// watches emailsKey; it watches the holder's record too.
-func emailHolder(ctx context.Context, tx *redis.Tx, email string) (string, error) {
-	holder, err := tx.HGet(ctx, emailsKey, email).Result()
+// watches the email index; it watches the holder's record too.
+func (s *Store) emailHolder(ctx context.Context, tx *redis.Tx, email string) (string, error) {
+	holder, err := tx.HGet(ctx, s.k.emails, email).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
 	if err != nil {
 		return "", err
 	}
-	if err := tx.Watch(ctx, accountKey(holder)).Err(); err != nil {
+	if err := tx.Watch(ctx, s.k.account(holder)).Err(); err != nil {
 		return "", err
 	}
-	raw, err := tx.Get(ctx, accountKey(holder)).Bytes()
+	raw, err := tx.Get(ctx, s.k.account(holder)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
@@ -344,7 +402,10 @@ const maxTxRetries = 20
 // transaction, and fails with store.ErrEmailTaken when another account
 // has the new one; an unchanged email is never refused.
 func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.Account) error) error {
-	key := accountKey(name)
+	if s.k.cluster {
+		return s.updateInCluster(ctx, name, fn)
+	}
+	key := s.k.account(name)
 	for range maxTxRetries {
 		var done error // set when the outcome is final: a load or fn error
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -362,11 +423,11 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 			after := store.EmailKey(a.Email)
 			moved, dropBefore := after != before, false
 			if moved {
-				if err := tx.Watch(ctx, emailsKey).Err(); err != nil {
+				if err := tx.Watch(ctx, s.k.emails).Err(); err != nil {
 					return err
 				}
 				if after != "" {
-					holder, err := emailHolder(ctx, tx, after)
+					holder, err := s.emailHolder(ctx, tx, after)
 					if err != nil {
 						return err
 					}
@@ -376,7 +437,7 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 					}
 				}
 				if before != "" {
-					h, err := tx.HGet(ctx, emailsKey, before).Result()
+					h, err := tx.HGet(ctx, s.k.emails, before).Result()
 					if err != nil && !errors.Is(err, redis.Nil) {
 						return err
 					}
@@ -391,10 +452,10 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, b, 0)
 				if dropBefore {
-					p.HDel(ctx, emailsKey, before)
+					p.HDel(ctx, s.k.emails, before)
 				}
 				if moved && after != "" {
-					p.HSet(ctx, emailsKey, after, name)
+					p.HSet(ctx, s.k.emails, after, name)
 				}
 				return nil
 			})
@@ -415,12 +476,12 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 
 // Role returns the named role.
 func (s *Store) Role(ctx context.Context, name string) (store.Role, error) {
-	return getJSON[store.Role](ctx, s.rdb, "load role", roleKey(name))
+	return getJSON[store.Role](ctx, s.rdb, "load role", s.k.role(name))
 }
 
 // Roles returns every role sorted by name.
 func (s *Store) Roles(ctx context.Context) ([]store.Role, error) {
-	return getAll[store.Role](ctx, s.rdb, "list roles", rolesKey, roleKey)
+	return getAll[store.Role](ctx, s.rdb, "list roles", s.k.roles, s.k.role)
 }
 
 // PutRole creates or replaces a role.
@@ -430,8 +491,8 @@ func (s *Store) PutRole(ctx context.Context, r store.Role) error {
 		return fmt.Errorf("encode role: %w", err)
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, roleKey(r.Name), b, 0)
-		p.SAdd(ctx, rolesKey, r.Name)
+		p.Set(ctx, s.k.role(r.Name), b, 0)
+		p.SAdd(ctx, s.k.roles, r.Name)
 		return nil
 	})
 	if err != nil {
@@ -442,12 +503,12 @@ func (s *Store) PutRole(ctx context.Context, r store.Role) error {
 
 // App returns the named app.
 func (s *Store) App(ctx context.Context, name string) (store.App, error) {
-	return getJSON[store.App](ctx, s.rdb, "load app", appKey(name))
+	return getJSON[store.App](ctx, s.rdb, "load app", s.k.app(name))
 }
 
 // Apps returns every app sorted by name.
 func (s *Store) Apps(ctx context.Context) ([]store.App, error) {
-	return getAll[store.App](ctx, s.rdb, "list apps", appsKey, appKey)
+	return getAll[store.App](ctx, s.rdb, "list apps", s.k.apps, s.k.app)
 }
 
 // PutApp creates or replaces an app.
@@ -457,8 +518,8 @@ func (s *Store) PutApp(ctx context.Context, a store.App) error {
 		return fmt.Errorf("encode app: %w", err)
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, appKey(a.Name), b, 0)
-		p.SAdd(ctx, appsKey, a.Name)
+		p.Set(ctx, s.k.app(a.Name), b, 0)
+		p.SAdd(ctx, s.k.apps, a.Name)
 		return nil
 	})
 	if err != nil {
@@ -470,8 +531,8 @@ func (s *Store) PutApp(ctx context.Context, a store.App) error {
 // DeleteApp removes an app.
 func (s *Store) DeleteApp(ctx context.Context, name string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, appKey(name))
-		p.SRem(ctx, appsKey, name)
+		p.Del(ctx, s.k.app(name))
+		p.SRem(ctx, s.k.apps, name)
 		return nil
 	})
 	if err != nil {
@@ -480,15 +541,28 @@ func (s *Store) DeleteApp(ctx context.Context, name string) error {
 	return nil
 }
 
-// PutCertificate records an issued certificate.
+// PutCertificate records an issued certificate, in the set of serials
+// and in the sorted sets that list certificates by issue time (all, and
+// the user's). A record it replaces leaves those sets.
 func (s *Store) PutCertificate(ctx context.Context, c store.Certificate) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encode certificate: %w", err)
 	}
+	old, err := getJSON[store.Certificate](ctx, s.rdb, "put certificate", s.k.cert(c.Serial))
+	replaced := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, certKey(c.Serial), b, 0)
-		p.SAdd(ctx, certsKey, c.Serial)
+		p.Set(ctx, s.k.cert(c.Serial), b, 0)
+		p.SAdd(ctx, s.k.certs, c.Serial)
+		if replaced {
+			p.ZRem(ctx, s.k.certsByIssue, issueMember(old))
+			p.ZRem(ctx, s.k.certsOf(old.User), issueMember(old))
+		}
+		p.ZAdd(ctx, s.k.certsByIssue, redis.Z{Member: issueMember(c)})
+		p.ZAdd(ctx, s.k.certsOf(c.User), redis.Z{Member: issueMember(c)})
 		return nil
 	})
 	if err != nil {
@@ -498,9 +572,15 @@ func (s *Store) PutCertificate(ctx context.Context, c store.Certificate) error {
 }
 
 // Certificates returns the certificates issued to user (all when user is
-// empty), oldest first.
+// empty), oldest first. A user's are read from the user's certsOf set.
 func (s *Store) Certificates(ctx context.Context, user string) ([]store.Certificate, error) {
-	all, err := getAll[store.Certificate](ctx, s.rdb, "list certificates", certsKey, certKey)
+	var all []store.Certificate
+	var err error
+	if user == "" {
+		all, err = getAll[store.Certificate](ctx, s.rdb, "list certificates", s.k.certs, s.k.cert)
+	} else {
+		all, err = s.userCertificates(ctx, user)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -514,31 +594,58 @@ func (s *Store) Certificates(ctx context.Context, user string) ([]store.Certific
 	return out, nil
 }
 
+// userCertificates reads the certificates in user's certsOf set.
+func (s *Store) userCertificates(ctx context.Context, user string) ([]store.Certificate, error) {
+	members, err := s.rdb.ZRange(ctx, s.k.certsOf(user), 0, -1).Result()
+	if err != nil {
+		return nil, wrap("list certificates", err)
+	}
+	keys := make([]string, 0, len(members))
+	for _, m := range members {
+		if _, serial, err := parseTimeHex(m); err == nil {
+			keys = append(keys, s.k.cert(serial))
+		}
+	}
+	vals, found, err := getRecords[store.Certificate](ctx, s.rdb, "list certificates", keys)
+	return present(vals, found), err
+}
+
 // Session returns a live session.
 func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
-	return getJSON[store.Session](ctx, s.rdb, "load session", sessionKey(id))
+	return getJSON[store.Session](ctx, s.rdb, "load session", s.k.session(id))
 }
 
 // PutSession writes a session that Redis expires after ttl, and indexes
 // it under its user so that all of a user's sessions can be found.
+//
+// On a Cluster the session lives in its account's shard, beside the
+// account and its indexes, so its ID must name that shard
+// (store.SessionID); another ID is refused.
 func (s *Store) PutSession(ctx context.Context, sess store.Session, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("put session: ttl must be positive, got %v", ttl)
+	}
+	if shard, ok := store.SessionShard(sess.ID); s.k.cluster && (!ok || shard != store.Shard(sess.User)) {
+		return fmt.Errorf("put session: on a Redis Cluster a session ID must be made by store.SessionID for its user, so that it lives in the account's shard")
 	}
 	b, err := json.Marshal(sess)
 	if err != nil {
 		return fmt.Errorf("encode session: %w", err)
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, sessionKey(sess.ID), b, ttl)
+		p.Set(ctx, s.k.session(sess.ID), b, ttl)
 		if sess.User != "" {
 			// The index lives as long as its longest-lived session (NX
 			// sets a first expiry, GT only ever extends it), so it does
 			// not outgrow the sessions Redis expires by itself.
-			idx := userSessionsKey(sess.User)
+			// sessionsOf holds the same sessions in order, for paging.
+			idx, ordered := s.k.userSessions(sess.User), s.k.sessionsOf(sess.User)
 			p.SAdd(ctx, idx, sess.ID)
-			p.ExpireNX(ctx, idx, ttl)
-			p.ExpireGT(ctx, idx, ttl)
+			p.ZAdd(ctx, ordered, redis.Z{Member: sessionMember(sess)})
+			for _, k := range []string{idx, ordered} {
+				p.ExpireNX(ctx, k, ttl)
+				p.ExpireGT(ctx, k, ttl)
+			}
 		}
 		return nil
 	})
@@ -558,8 +665,9 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		return err
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, sessionKey(id))
-		p.SRem(ctx, userSessionsKey(sess.User), id)
+		p.Del(ctx, s.k.session(id))
+		p.SRem(ctx, s.k.userSessions(sess.User), id)
+		p.ZRem(ctx, s.k.sessionsOf(sess.User), sessionMember(sess))
 		return nil
 	})
 	if err != nil {
@@ -571,8 +679,8 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 // DeleteRole removes a role.
 func (s *Store) DeleteRole(ctx context.Context, name string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, roleKey(name))
-		p.SRem(ctx, rolesKey, name)
+		p.Del(ctx, s.k.role(name))
+		p.SRem(ctx, s.k.roles, name)
 		return nil
 	})
 	if err != nil {
@@ -586,7 +694,7 @@ func (s *Store) DeleteRole(ctx context.Context, name string) error {
 // a certificate, so revocation takes effect at once on every instance.
 func (s *Store) RevokeCertificate(ctx context.Context, serial string, at time.Time, reason string) (store.Certificate, error) {
 	op := "revoke certificate " + serial
-	c, err := getJSON[store.Certificate](ctx, s.rdb, op, certKey(serial))
+	c, err := getJSON[store.Certificate](ctx, s.rdb, op, s.k.cert(serial))
 	if err != nil {
 		return c, err
 	}
@@ -598,11 +706,14 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, at time.Ti
 		return store.Certificate{}, fmt.Errorf("%s: encode: %w", op, err)
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, certKey(c.Serial), b, 0)
-		p.SAdd(ctx, revokedKey, revokedMember(c.Issuer, c.Serial))
+		p.Set(ctx, s.k.cert(c.Serial), b, 0)
+		p.SAdd(ctx, s.k.revoked, revokedMember(c.Issuer, c.Serial))
 		// Instances of earlier versions, still running during an
-		// upgrade, read revocations by fingerprint.
-		p.SAdd(ctx, legacyRevokedKey, c.Fingerprint)
+		// upgrade, read revocations by fingerprint. None ever ran on
+		// a Cluster.
+		if !s.k.cluster {
+			p.SAdd(ctx, s.k.legacyRevoked, c.Fingerprint)
+		}
 		return nil
 	})
 	if err != nil {
@@ -623,7 +734,7 @@ func revokedMember(issuer, serial string) string {
 // was revoked (or a certificate with that serial, when its record had no
 // issuer), in one round trip.
 func (s *Store) IsRevoked(ctx context.Context, issuer, serial string) (bool, error) {
-	in, err := s.rdb.SMIsMember(ctx, revokedKey, revokedMember(issuer, serial), revokedMember(store.AnyIssuer, serial)).Result()
+	in, err := s.rdb.SMIsMember(ctx, s.k.revoked, revokedMember(issuer, serial), revokedMember(store.AnyIssuer, serial)).Result()
 	if err != nil {
 		return false, wrap("check revocation", err)
 	}
@@ -638,7 +749,7 @@ func (s *Store) IsRevoked(ctx context.Context, issuer, serial string) (bool, err
 // revoked by an instance of an earlier version during an upgrade is
 // picked up by the next start.
 func (s *Store) upgrade(ctx context.Context) error {
-	legacy, err := s.rdb.Exists(ctx, legacyRevokedKey).Result()
+	legacy, err := s.rdb.Exists(ctx, s.k.legacyRevoked).Result()
 	if err != nil {
 		return wrap("check stored revocations", err)
 	}
@@ -658,14 +769,11 @@ func (s *Store) upgrade(ctx context.Context) error {
 	if len(members) == 0 {
 		return nil
 	}
-	if err := s.rdb.SAdd(ctx, revokedKey, members...).Err(); err != nil {
+	if err := s.rdb.SAdd(ctx, s.k.revoked, members...).Err(); err != nil {
 		return wrap("rewrite stored revocations by issuer and serial", err)
 	}
 	return nil
 }
-
-// maxAuditPage bounds one page of the audit trail.
-const maxAuditPage = 1000
 
 // AppendAudit adds an event to the audit stream. Redis assigns the ID,
 // which orders events across portal instances.
@@ -675,71 +783,66 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 	if err != nil {
 		return fmt.Errorf("encode audit event: %w", err)
 	}
-	if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: auditKey, Values: []any{"e", b}}).Err(); err != nil {
+	if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.k.audit, Values: []any{"e", b}}).Err(); err != nil {
 		return wrap("append audit event", err)
 	}
 	return nil
 }
 
-// Audit returns events newest first, a page at a time.
-func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
+// Audit returns events newest first, a page at a time. It reads the
+// stream backwards in batches, filtering, until the page is full or
+// maxAuditScan events were looked at: a bound on one page's work, however
+// long the trail and however rare the events the filters match. Next is
+// then the last event looked at.
+func (s *Store) Audit(ctx context.Context, q store.AuditQuery) (store.Page[store.AuditEvent], error) {
+	var page store.Page[store.AuditEvent]
 	limit := q.Limit
-	if limit <= 0 || limit > maxAuditPage {
-		limit = maxAuditPage
+	if limit <= 0 || limit > store.MaxPage {
+		limit = store.MaxPage
 	}
 	end := "+"
 	if q.Before != "" {
 		end = "(" + q.Before
 	}
-	// Read backwards in batches, filtering, until the page is full or
-	// maxAuditScan events were looked at (a bound on one request's work;
-	// the caller pages on with the last ID it got).
-	out := make([]store.AuditEvent, 0, min(limit, 100))
+	page.Items = make([]store.AuditEvent, 0, min(limit, 100))
 	scanned := 0
-	for scanned < maxAuditScan && len(out) < limit {
-		msgs, err := s.rdb.XRevRangeN(ctx, auditKey, end, "-", auditBatch).Result()
+	for {
+		msgs, err := s.rdb.XRevRangeN(ctx, s.k.audit, end, "-", auditBatch).Result()
 		if err != nil {
-			return nil, wrap("read audit trail", err)
+			return page, wrap("read audit trail", err)
 		}
 		for _, m := range msgs {
 			raw, _ := m.Values["e"].(string)
 			var e store.AuditEvent
 			if err := json.Unmarshal([]byte(raw), &e); err != nil {
-				return nil, fmt.Errorf("decode audit event %s: %w", m.ID, err)
+				return page, fmt.Errorf("decode audit event %s: %w", m.ID, err)
 			}
 			e.ID = m.ID
+			scanned++
 			if q.Matches(e) {
-				out = append(out, e)
-				if len(out) == limit {
-					break
-				}
+				page.Items = append(page.Items, e)
+			}
+			if len(page.Items) == limit || scanned == maxAuditScan {
+				page.Next = m.ID
+				return page, nil
 			}
 		}
-		scanned += len(msgs)
 		if len(msgs) < auditBatch {
-			break
+			return page, nil // the oldest event was looked at
 		}
 		end = "(" + msgs[len(msgs)-1].ID
 	}
-	return out, nil
 }
 
-// Bounds on reading the audit stream for one query.
+// Bounds on reading the audit stream for one page.
 const (
 	auditBatch   = 500
-	maxAuditScan = 100_000
+	maxAuditScan = 20_000
 )
-
-func totpStepKey(user string, step int64) string {
-	return fmt.Sprintf("%stotp-used:%s:%d", keyPrefix, user, step)
-}
-func failureKey(key string) string  { return keyPrefix + "failures:" + key }
-func metaKey(name string) string    { return keyPrefix + "meta:" + name }
-func counterKey(name string) string { return keyPrefix + "counter:" + name }
 
 // UseTOTPStep marks a step used with SET NX, atomic across instances.
 func (s *Store) UseTOTPStep(ctx context.Context, user string, step int64, ttl time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, totpStepKey(user, step), 1, ttl).Result()
+	ok, err := s.rdb.SetNX(ctx, s.k.totpStep(user, step), 1, ttl).Result()
 	if err != nil {
 		return false, wrap("mark TOTP step", err)
 	}
@@ -750,8 +853,8 @@ func (s *Store) UseTOTPStep(ctx context.Context, user string, step int64, ttl ti
 func (s *Store) AddFailure(ctx context.Context, key string, ttl time.Duration) (int, error) {
 	var incr *redis.IntCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		incr = p.Incr(ctx, failureKey(key))
-		p.Expire(ctx, failureKey(key), ttl)
+		incr = p.Incr(ctx, s.k.failure(key))
+		p.Expire(ctx, s.k.failure(key), ttl)
 		return nil
 	})
 	if err != nil {
@@ -762,7 +865,7 @@ func (s *Store) AddFailure(ctx context.Context, key string, ttl time.Duration) (
 
 // Failures returns the counter, 0 when absent.
 func (s *Store) Failures(ctx context.Context, key string) (int, error) {
-	n, err := s.rdb.Get(ctx, failureKey(key)).Int()
+	n, err := s.rdb.Get(ctx, s.k.failure(key)).Int()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
@@ -772,9 +875,36 @@ func (s *Store) Failures(ctx context.Context, key string) (int, error) {
 	return n, nil
 }
 
+// FailuresOf reads the counters in one pipeline (the keys may live on
+// different servers of a Cluster).
+func (s *Store) FailuresOf(ctx context.Context, keys []string) ([]int, error) {
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, s.k.failure(k))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, wrap("read failures", err)
+	}
+	out := make([]int, len(keys))
+	for i, c := range cmds {
+		n, err := c.Int()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return nil, wrap("read failures", err)
+		default:
+			out[i] = n
+		}
+	}
+	return out, nil
+}
+
 // ResetFailures deletes the counter.
 func (s *Store) ResetFailures(ctx context.Context, key string) error {
-	if err := s.rdb.Del(ctx, failureKey(key)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.k.failure(key)).Err(); err != nil {
 		return wrap("reset failures", err)
 	}
 	return nil
@@ -782,10 +912,10 @@ func (s *Store) ResetFailures(ctx context.Context, key string) error {
 
 // SetMetaOnce stores a value unless one exists and returns the one kept.
 func (s *Store) SetMetaOnce(ctx context.Context, name, value string) (string, error) {
-	if err := s.rdb.SetNX(ctx, metaKey(name), value, 0).Err(); err != nil {
+	if err := s.rdb.SetNX(ctx, s.k.meta(name), value, 0).Err(); err != nil {
 		return "", wrap("set meta", err)
 	}
-	v, err := s.rdb.Get(ctx, metaKey(name)).Result()
+	v, err := s.rdb.Get(ctx, s.k.meta(name)).Result()
 	if err != nil {
 		return "", wrap("read meta", err)
 	}
@@ -799,7 +929,7 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 	if value == nil {
 		return nil, fmt.Errorf("raise counter %q: no value", name)
 	}
-	key := counterKey(name)
+	key := s.k.counter(name)
 	for range maxTxRetries {
 		var kept *big.Int
 		var done error // set when the outcome is final: a bad stored value
@@ -846,42 +976,74 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 // millisecond, however many sessions the user has.
 const deleteBatch = 500
 
-// DeleteUserSessions removes every session in the user's index, a batch
-// at a time: each step reads up to about deleteBatch IDs from the index
-// (SSCAN, which resumes where the last step stopped, so no step wades
-// through what earlier ones emptied) and, in one transaction, unlinks
-// their records (UNLINK frees the memory in the background) and drops
-// them from the index, so an ID leaves the index only together with its
-// session. Passes repeat until the index is empty: sessions added
-// meanwhile are ended too.
+// DeleteUserSessions removes every session of user, a batch at a time.
+// Each step reads up to deleteBatch sessions from the user's sorted set
+// (its head: O(log n)) and, in one transaction, unlinks their records
+// (UNLINK frees the memory in the background) and takes them off both of
+// the user's indexes, so a session leaves an index only together with
+// its record. Then the same for IDs only in the set (written by an
+// earlier version), with SSCAN, which resumes where the last step
+// stopped. It repeats until both are empty: sessions started meanwhile
+// are ended too.
 func (s *Store) DeleteUserSessions(ctx context.Context, user string) (int, error) {
-	idx := userSessionsKey(user)
+	idx, ordered := s.k.userSessions(user), s.k.sessionsOf(user)
 	n := 0
-	var cursor uint64
+	unlink := func(ids, members []string) error {
+		keys := make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = s.k.session(id)
+		}
+		var unlinked *redis.IntCmd
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if len(ids) > 0 {
+				unlinked = p.Unlink(ctx, keys...)
+				p.SRem(ctx, idx, toAny(ids)...)
+			}
+			if len(members) > 0 {
+				p.ZRem(ctx, ordered, toAny(members)...)
+			}
+			return nil
+		})
+		if err != nil {
+			return wrap("delete user sessions", err)
+		}
+		if unlinked != nil {
+			n += int(unlinked.Val())
+		}
+		return nil
+	}
 	for {
-		ids, next, err := s.rdb.SScan(ctx, idx, cursor, "", deleteBatch).Result()
+		members, err := s.rdb.ZRange(ctx, ordered, 0, deleteBatch-1).Result()
 		if err != nil {
 			return n, wrap("list user sessions", err)
 		}
-		// COUNT is a hint: a step may bring a few more.
-		for batch := range slices.Chunk(ids, deleteBatch) {
-			keys := make([]string, len(batch))
-			for i, id := range batch {
-				keys[i] = sessionKey(id)
+		if len(members) > 0 {
+			ids := make([]string, 0, len(members))
+			for _, m := range members {
+				if _, id, err := parseTimeHex(m); err == nil {
+					ids = append(ids, id)
+				}
 			}
-			var unlinked *redis.IntCmd
-			_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				unlinked = p.Unlink(ctx, keys...)
-				p.SRem(ctx, idx, toAny(batch)...)
-				return nil
-			})
-			if err != nil {
-				return n, wrap("delete user sessions", err)
+			if err := unlink(ids, members); err != nil {
+				return n, err
 			}
-			n += int(unlinked.Val())
-		}
-		if cursor = next; cursor != 0 {
 			continue
+		}
+		var cursor uint64
+		for {
+			ids, next, err := s.rdb.SScan(ctx, idx, cursor, "", deleteBatch).Result()
+			if err != nil {
+				return n, wrap("list user sessions", err)
+			}
+			// COUNT is a hint: a step may bring a few more.
+			for batch := range slices.Chunk(ids, deleteBatch) {
+				if err := unlink(batch, nil); err != nil {
+					return n, err
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
 		}
 		// A pass is over; sessions added during it may remain.
 		left, err := s.rdb.SCard(ctx, idx).Result()
@@ -905,7 +1067,10 @@ func toAny(s []string) []any {
 // DeleteAccount removes the account record, its index entry and its
 // email entry, together.
 func (s *Store) DeleteAccount(ctx context.Context, name string) error {
-	key := accountKey(name)
+	if s.k.cluster {
+		return s.deleteInCluster(ctx, name)
+	}
+	key := s.k.account(name)
 	for range maxTxRetries {
 		var done error // set when the outcome is final
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -922,7 +1087,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 			_ = json.Unmarshal(raw, &a)
 			email, drop := store.EmailKey(a.Email), false
 			if email != "" {
-				h, err := tx.HGet(ctx, emailsKey, email).Result()
+				h, err := tx.HGet(ctx, s.k.emails, email).Result()
 				if err != nil && !errors.Is(err, redis.Nil) {
 					return err
 				}
@@ -930,14 +1095,15 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Del(ctx, key)
-				p.SRem(ctx, accountsKey, name)
+				p.SRem(ctx, s.k.accounts, name)
+				p.ZRem(ctx, s.k.accountNames, name)
 				if drop {
-					p.HDel(ctx, emailsKey, email)
+					p.HDel(ctx, s.k.emails, email)
 				}
 				return nil
 			})
 			return err
-		}, key, emailsKey)
+		}, key, s.k.emails)
 		switch {
 		case done != nil:
 			return done
@@ -954,7 +1120,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 // Sessions returns the user's live sessions; IDs in the index whose
 // session expired are dropped from it on the way.
 func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, error) {
-	ids, err := s.rdb.SMembers(ctx, userSessionsKey(user)).Result()
+	ids, err := s.rdb.SMembers(ctx, s.k.userSessions(user)).Result()
 	if err != nil {
 		return nil, wrap("list user sessions", err)
 	}
@@ -963,7 +1129,7 @@ func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, err
 	}
 	keys := make([]string, len(ids))
 	for i, id := range ids {
-		keys[i] = sessionKey(id)
+		keys[i] = s.k.session(id)
 	}
 	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
@@ -984,17 +1150,17 @@ func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, err
 		out = append(out, sess)
 	}
 	if len(dead) > 0 {
-		s.rdb.SRem(ctx, userSessionsKey(user), dead...) // best effort
+		s.rdb.SRem(ctx, s.k.userSessions(user), dead...) // best effort
 	}
 	slices.SortFunc(out, func(a, b store.Session) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil
 }
 
 // viewScript reads a session, its account and every role and app
-// definition in one round trip: the hot path of every request on a
-// session, /auth/verify above all. KEYS[1] is the session key; ARGV[1]
-// the key prefix. It returns false for a missing session, else
-// {session, account or false, {role…}, {app…}}.
+// definition, on one server: KEYS[1] is the session key, KEYS[2] and
+// KEYS[3] the sets of role and app names, ARGV[1], ARGV[2] and ARGV[3]
+// the account, role and app keys without the name. It returns false for
+// a missing session, else {session, account or false, {role…}, {app…}}.
 var viewScript = redis.NewScript(`
 local s = redis.call('GET', KEYS[1])
 if not s then return false end
@@ -1002,33 +1168,74 @@ local ok, sess = pcall(cjson.decode, s)
 if not ok or type(sess) ~= 'table' or type(sess['user']) ~= 'string' then
   return redis.error_reply('session record does not decode')
 end
-local p = ARGV[1]
-local a = redis.call('GET', p .. 'account:' .. sess['user'])
-local function all(index, kind)
-  local names = redis.call('SMEMBERS', p .. index)
+local a = redis.call('GET', ARGV[1] .. sess['user'])
+local function all(index, prefix)
+  local names = redis.call('SMEMBERS', index)
   local out = {}
   for i, n in ipairs(names) do
-    local v = redis.call('GET', p .. kind .. ':' .. n)
+    local v = redis.call('GET', prefix .. n)
     if v then out[#out + 1] = v end
   end
   return out
 end
-return {s, a or false, all('roles', 'role'), all('apps', 'app')}
+return {s, a or false, all(KEYS[2], ARGV[2]), all(KEYS[3], ARGV[3])}
+`)
+
+// sessionScript and configScript are viewScript in two, for a Cluster,
+// where a script reads one slot: sessionScript reads a session and its
+// account (KEYS[1] is the session key, ARGV[1] the account key without
+// the name, in the session's shard: the account lives there too) and
+// returns false for a missing session, else {session, account or false}.
+// key, ARGV[1] the account key without the name (in the session's shard:
+// on a Cluster the account lives there too). It returns false for a
+// missing session, else {session, account or false}.
+var sessionScript = redis.NewScript(`
+local s = redis.call('GET', KEYS[1])
+if not s then return false end
+local ok, sess = pcall(cjson.decode, s)
+if not ok or type(sess) ~= 'table' or type(sess['user']) ~= 'string' then
+  return redis.error_reply('session record does not decode')
+end
+local a = redis.call('GET', ARGV[1] .. sess['user'])
+return {s, a or false}
+`)
+
+// configScript reads every role and app definition: KEYS[1] and KEYS[2]
+// are the sets of role and app names, ARGV[1] and ARGV[2] the role and
+// app keys without the name. It returns {{role…}, {app…}}.
+var configScript = redis.NewScript(`
+local function all(index, prefix)
+  local names = redis.call('SMEMBERS', index)
+  local out = {}
+  for i, n in ipairs(names) do
+    local v = redis.call('GET', prefix .. n)
+    if v then out[#out + 1] = v end
+  end
+  return out
+end
+return {all(KEYS[1], ARGV[1]), all(KEYS[2], ARGV[2])}
 `)
 
 // View reads a session with its account and the role and app
-// definitions. On a single server or through Sentinel it is one round
-// trip (a Lua script); a Cluster keeps keys on different nodes, so there
-// it reads them one after the other.
+// definitions: the hot path of every request on a session, /auth/verify
+// above all. It is one round trip: on one server one script; on a
+// Cluster one pipeline of two scripts, the session script on the server
+// of the session's shard (which holds the account too) and the other on
+// the server of {config}, both at once.
 func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) {
-	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
-		return store.ViewByParts(ctx, s, id)
+	res, err := s.runView(ctx, id, false)
+	if err != nil && isNoScript(err) {
+		// A server that does not know the scripts yet (new, restarted,
+		// or a Cluster's other node): send them in full, once.
+		res, err = s.runView(ctx, id, true)
 	}
-	res, err := viewScript.Run(ctx, s.rdb, []string{sessionKey(id)}, keyPrefix).Result()
 	if err != nil && isScriptingRefused(err) {
 		// A Redis whose ACL or provider forbids scripts: the same answer
 		// in several round trips.
 		return store.ViewByParts(ctx, s, id)
+	}
+	if errors.Is(err, redis.Nil) {
+		return store.SessionView{}, fmt.Errorf("load session view: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.SessionView{}, wrap("load session view", err)
@@ -1056,6 +1263,42 @@ func (s *Store) View(ctx context.Context, id string) (store.SessionView, error) 
 	slices.SortFunc(v.Apps, func(a, b store.App) int { return strings.Compare(a.Name, b.Name) })
 	return v, nil
 }
+
+// runView runs View's script (on one server) or its two scripts in one
+// pipeline (on a Cluster), by hash or, with full, in full, and returns
+// the answer as viewScript gives it; redis.Nil when there is no session.
+func (s *Store) runView(ctx context.Context, id string, full bool) (any, error) {
+	run := func(c redis.Scripter, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+		if full {
+			return sc.Eval(ctx, c, keys, args...)
+		}
+		return sc.EvalSha(ctx, c, keys, args...)
+	}
+	if !s.k.cluster {
+		return run(s.rdb, viewScript, []string{s.k.session(id), s.k.roles, s.k.apps},
+			s.k.accountPrefix(id), s.k.rolePrefix, s.k.appPrefix).Result()
+	}
+	var sess, config *redis.Cmd
+	s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		sess = run(p, sessionScript, []string{s.k.session(id)}, s.k.accountPrefix(id))
+		config = run(p, configScript, []string{s.k.roles, s.k.apps}, s.k.rolePrefix, s.k.appPrefix)
+		return nil
+	})
+	for _, c := range []*redis.Cmd{sess, config} {
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
+	}
+	parts, ok := sess.Val().([]any)
+	cfg, ok2 := config.Val().([]any)
+	if !ok || len(parts) != 2 || !ok2 || len(cfg) != 2 {
+		return nil, fmt.Errorf("unexpected answer %T %T", sess.Val(), config.Val())
+	}
+	return []any{parts[0], parts[1], cfg[0], cfg[1]}, nil
+}
+
+// isNoScript reports whether Redis did not know a script by its hash.
+func isNoScript(err error) bool { return strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
 func decodeString(x any, v any) error {
 	str, ok := x.(string)
@@ -1161,7 +1404,7 @@ func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool,
 	if ttl <= 0 {
 		return false, fmt.Errorf("claim: ttl must be positive, got %v", ttl)
 	}
-	ok, err := s.rdb.SetNX(ctx, keyPrefix+"claim:"+key, 1, ttl).Result()
+	ok, err := s.rdb.SetNX(ctx, s.k.claim(key), 1, ttl).Result()
 	if err != nil {
 		return false, wrap("claim", err)
 	}
@@ -1184,12 +1427,17 @@ func (s *Store) RefreshSession(ctx context.Context, sess store.Session, ttl time
 	if err != nil {
 		return false, fmt.Errorf("encode session: %w", err)
 	}
-	ok, err := s.rdb.SetXX(ctx, sessionKey(sess.ID), b, ttl).Result()
+	ok, err := s.rdb.SetXX(ctx, s.k.session(sess.ID), b, ttl).Result()
 	if err != nil {
 		return false, wrap("refresh session", err)
 	}
 	if ok && sess.User != "" {
-		if err := s.rdb.ExpireGT(ctx, userSessionsKey(sess.User), ttl).Err(); err != nil {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.ExpireGT(ctx, s.k.userSessions(sess.User), ttl)
+			p.ExpireGT(ctx, s.k.sessionsOf(sess.User), ttl)
+			return nil
+		})
+		if err != nil {
 			return true, wrap("refresh session index", err)
 		}
 	}

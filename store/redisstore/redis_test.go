@@ -279,11 +279,21 @@ func TestRedisStore_DataSurvivesRedisRestartWithPersistence(t *testing.T) {
 	}
 }
 
-// BenchmarkView is the session lookup of every request: one script call
-// returning the session, its account and the role and app definitions.
+// BenchmarkView is the session lookup of every request: one pipeline of
+// two scripts returning the session, its account and the role and app
+// definitions, on one server and on a three-master Cluster (where the
+// two scripts go to two servers at once).
 func BenchmarkView(b *testing.B) {
-	r := storetest.StartRedis(b)
-	s, err := redisstore.Open(b.Context(), r.URL)
+	b.Run("server", func(b *testing.B) {
+		benchmarkView(b, storetest.StartRedis(b).URL)
+	})
+	b.Run("cluster", func(b *testing.B) {
+		benchmarkView(b, storetest.StartCluster(b).URL)
+	})
+}
+
+func benchmarkView(b *testing.B, url string) {
+	s, err := redisstore.Open(b.Context(), url)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -295,13 +305,15 @@ func BenchmarkView(b *testing.B) {
 		s.PutRole(ctx, store.Role{Name: role, RequireCertificate: role != "employee"})
 	}
 	s.PutApp(ctx, store.App{Name: "wiki", URL: "https://wiki.example.com/", Roles: []string{"employee"}})
-	if err := s.PutSession(ctx, store.Session{ID: "s1", User: "alice", Factors: []string{"password", "certificate"}, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}, time.Hour); err != nil {
+	id := store.SessionID("alice", "s1")
+	if err := s.PutSession(ctx, store.Session{ID: id, User: "alice", Factors: []string{"password", "certificate"}, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}, time.Hour); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.View(ctx, "s1"); err != nil {
+			if _, err := s.View(ctx, id); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -715,4 +727,65 @@ func fill(b *testing.B, s *redisstore.Store, user string, n int) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Records written by an earlier version, which kept only sets, are in
+// the listings once the store is opened.
+func TestRedisStore_ListsIncludeWhatAnEarlierVersionWrote(t *testing.T) {
+	r := storetest.StartRedis(t)
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Second)
+	write := func(key string, v any) {
+		t.Helper()
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Set(ctx, key, b, time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"bob", "alice"} {
+		write("gatehouse:account:"+n, store.Account{Name: n, Roles: []string{"employee"}})
+		rdb.SAdd(ctx, "gatehouse:accounts", n)
+	}
+	write("gatehouse:cert:0b", store.Certificate{Serial: "0b", User: "bob", IssuedAt: now})
+	write("gatehouse:cert:0a", store.Certificate{Serial: "0a", User: "alice", IssuedAt: now.Add(time.Minute)})
+	rdb.SAdd(ctx, "gatehouse:certs", "0a", "0b")
+	write("gatehouse:session:s2", store.Session{ID: "s2", User: "alice", CreatedAt: now.Add(time.Minute)})
+	write("gatehouse:session:s1", store.Session{ID: "s1", User: "alice", CreatedAt: now})
+	rdb.SAdd(ctx, "gatehouse:user-sessions:alice", "s1", "s2", "expired")
+	rdb.Expire(ctx, "gatehouse:user-sessions:alice", time.Hour)
+
+	s, err := redisstore.Open(ctx, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	accts, err := s.ListAccounts(ctx, store.ListQuery{})
+	if err != nil || len(accts.Items) != 2 || accts.Items[0].Name != "alice" {
+		t.Errorf("ListAccounts = %+v, %v; want alice and bob", accts.Items, err)
+	}
+	certs, err := s.ListCertificates(ctx, store.ListQuery{})
+	if err != nil || len(certs.Items) != 2 || certs.Items[0].Serial != "0b" {
+		t.Errorf("ListCertificates = %+v, %v; want 0b then 0a", certs.Items, err)
+	}
+	mine, err := s.ListCertificates(ctx, store.ListQuery{User: "alice"})
+	if err != nil || len(mine.Items) != 1 || mine.Items[0].Serial != "0a" {
+		t.Errorf("ListCertificates of alice = %+v, %v; want 0a", mine.Items, err)
+	}
+	sessions, err := s.ListSessions(ctx, store.ListQuery{})
+	if err != nil || len(sessions.Items) != 2 || sessions.Items[0].ID != "s1" {
+		t.Errorf("ListSessions = %+v, %v; want s1 then s2", sessions.Items, err)
+	}
+	// The sessions an earlier version indexed are still ended.
+	if n, err := s.DeleteUserSessions(ctx, "alice"); err != nil || n != 2 {
+		t.Errorf("DeleteUserSessions = %d, %v; want 2", n, err)
+	}
 }

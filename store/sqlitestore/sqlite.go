@@ -52,9 +52,6 @@ const maxConns = 9
 // whether or not they were purged yet.
 const purgeInterval = time.Minute
 
-// maxAuditPage bounds one page of the audit trail.
-const maxAuditPage = 1000
-
 // Store is a store.Store backed by a SQLite file.
 type Store struct {
 	db *sql.DB
@@ -283,6 +280,25 @@ func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
 	return listJSON[store.Account](ctx, s.db, "list accounts", "SELECT data FROM accounts ORDER BY name")
 }
 
+// ListAccounts returns a page of accounts by name (the primary key).
+func (s *Store) ListAccounts(ctx context.Context, q store.ListQuery) (store.Page[store.Account], error) {
+	var pos store.AccountPosition
+	if q.Cursor != "" {
+		if err := store.ParseCursor(store.AccountCursor, q.Cursor, &pos); err != nil {
+			return store.Page[store.Account]{}, fmt.Errorf("list accounts: %w", err)
+		}
+	}
+	limit := q.PageLimit()
+	items, err := listJSON[store.Account](ctx, s.db, "list accounts",
+		"SELECT data FROM accounts WHERE name > ? ORDER BY name LIMIT ?", pos.Name, limit+1)
+	page := store.Page[store.Account]{Items: items}
+	if err == nil && len(items) > limit {
+		page.Items = items[:limit]
+		page.Next = store.Cursor(store.AccountCursor, store.AccountPosition{Name: items[limit-1].Name})
+	}
+	return page, err
+}
+
 // CreateAccount adds a new account; it fails with store.ErrExists when the
 // name is taken and with store.ErrEmailTaken when another account has its
 // email. Both are checked in the write transaction, which holds the
@@ -455,6 +471,36 @@ func (s *Store) Certificates(ctx context.Context, user string) ([]store.Certific
 		"SELECT data FROM certificates WHERE user = ? ORDER BY issued_at, serial", user)
 }
 
+// ListCertificates returns a page of certificates in the order (issued
+// at, serial), through the index on that order (or on user first).
+func (s *Store) ListCertificates(ctx context.Context, q store.ListQuery) (store.Page[store.Certificate], error) {
+	var pos store.CertificatePosition
+	after := [2]any{"", ""}
+	if q.Cursor != "" {
+		if err := store.ParseCursor(store.CertificateCursor, q.Cursor, &pos); err != nil {
+			return store.Page[store.Certificate]{}, fmt.Errorf("list certificates: %w", err)
+		}
+		after = [2]any{timeKey(pos.IssuedAt), pos.Serial}
+	}
+	limit := q.PageLimit()
+	var items []store.Certificate
+	var err error
+	if q.User == "" {
+		items, err = listJSON[store.Certificate](ctx, s.db, "list certificates",
+			"SELECT data FROM certificates WHERE (issued_at, serial) > (?, ?) ORDER BY issued_at, serial LIMIT ?", after[0], after[1], limit+1)
+	} else {
+		items, err = listJSON[store.Certificate](ctx, s.db, "list certificates",
+			"SELECT data FROM certificates WHERE user = ? AND (issued_at, serial) > (?, ?) ORDER BY issued_at, serial LIMIT ?", q.User, after[0], after[1], limit+1)
+	}
+	page := store.Page[store.Certificate]{Items: items}
+	if err == nil && len(items) > limit {
+		last := items[limit-1]
+		page.Items = items[:limit]
+		page.Next = store.Cursor(store.CertificateCursor, store.CertificatePosition{IssuedAt: last.IssuedAt, Serial: last.Serial})
+	}
+	return page, err
+}
+
 // RevokeCertificate marks an issued certificate revoked, keeping the first
 // revocation's time and reason, and adds its issuer and serial to the
 // list IsRevoked reads on every request that presents a certificate.
@@ -516,17 +562,20 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 }
 
 // Audit returns the events q selects, newest first, at most a page.
-func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
+// Every filter has an index, so a page costs index seeks, not a scan of
+// the trail; Next is set when the page is full.
+func (s *Store) Audit(ctx context.Context, q store.AuditQuery) (store.Page[store.AuditEvent], error) {
+	var page store.Page[store.AuditEvent]
 	limit := q.Limit
-	if limit <= 0 || limit > maxAuditPage {
-		limit = maxAuditPage
+	if limit <= 0 || limit > store.MaxPage {
+		limit = store.MaxPage
 	}
 	var where []string
 	var args []any
 	if q.Before != "" {
 		before, err := strconv.ParseInt(q.Before, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("read audit trail: %q: %w", q.Before, store.ErrBadCursor)
+			return page, fmt.Errorf("read audit trail: %q: %w", q.Before, store.ErrBadCursor)
 		}
 		where, args = append(where, "id < ?"), append(args, before)
 	}
@@ -554,27 +603,30 @@ func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEve
 
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, wrap("read audit trail", err)
+		return page, wrap("read audit trail", err)
 	}
 	defer rows.Close()
-	out := make([]store.AuditEvent, 0, min(limit, 100))
+	page.Items = make([]store.AuditEvent, 0, min(limit, 100))
 	for rows.Next() {
 		var id int64
 		var b []byte
 		if err := rows.Scan(&id, &b); err != nil {
-			return nil, wrap("read audit trail", err)
+			return page, wrap("read audit trail", err)
 		}
 		var e store.AuditEvent
 		if err := json.Unmarshal(b, &e); err != nil {
-			return nil, fmt.Errorf("decode audit event %d: %w", id, err)
+			return page, fmt.Errorf("decode audit event %d: %w", id, err)
 		}
 		e.ID = strconv.FormatInt(id, 10)
-		out = append(out, e)
+		page.Items = append(page.Items, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, wrap("read audit trail", err)
+		return page, wrap("read audit trail", err)
 	}
-	return out, nil
+	if len(page.Items) == limit {
+		page.Next = page.Items[limit-1].ID
+	}
+	return page, nil
 }
 
 // UseTOTPStep marks a step used unless a live mark is there, in one
@@ -636,6 +688,20 @@ func (s *Store) Failures(ctx context.Context, key string) (int, error) {
 		return 0, wrap("read failures", err)
 	}
 	return n, nil
+}
+
+// FailuresOf reads the counters; the file is local, so one query each
+// costs no round trip.
+func (s *Store) FailuresOf(ctx context.Context, keys []string) ([]int, error) {
+	out := make([]int, len(keys))
+	for i, k := range keys {
+		n, err := s.Failures(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
 }
 
 // ResetFailures deletes the counter.
@@ -766,6 +832,49 @@ func (s *Store) Sessions(ctx context.Context, user string) ([]store.Session, err
 // requests, the command line) wait for one short transaction at most,
 // however many sessions the user has.
 const deleteBatch = 1000
+
+// ListSessions returns a page of live sessions in the order (user,
+// created at, ID), the order of the index sessions_by_user; without a
+// user, only the sessions of accounts that exist.
+func (s *Store) ListSessions(ctx context.Context, q store.ListQuery) (store.Page[store.Session], error) {
+	var pos store.SessionPosition
+	if q.Cursor != "" {
+		if err := store.ParseCursor(store.SessionCursor, q.Cursor, &pos); err != nil {
+			return store.Page[store.Session]{}, fmt.Errorf("list sessions: %w", err)
+		}
+	}
+	limit, now := q.PageLimit(), s.now().UnixNano()
+	// The position as a row value: after every session of a user that
+	// is done, after (user, created, id) otherwise.
+	user, created, id := pos.User, "", ""
+	if q.Cursor != "" && !pos.UserDone {
+		created, id = timeKey(pos.CreatedAt), pos.ID
+	} else if pos.UserDone {
+		created = "\U0010FFFF" // after any time key
+	}
+	var items []store.Session
+	var err error
+	if q.User != "" {
+		if q.Cursor != "" && pos.User != q.User {
+			return store.Page[store.Session]{}, fmt.Errorf("list sessions: a cursor of another account's list: %w", store.ErrBadCursor)
+		}
+		items, err = listJSON[store.Session](ctx, s.db, "list sessions", `
+SELECT data FROM sessions WHERE user = ? AND expires_at > ? AND (created_at, id) > (?, ?)
+ORDER BY created_at, id LIMIT ?`, q.User, now, created, id, limit+1)
+	} else {
+		items, err = listJSON[store.Session](ctx, s.db, "list sessions", `
+SELECT s.data FROM sessions s JOIN accounts a ON a.name = s.user
+WHERE s.expires_at > ? AND (s.user, s.created_at, s.id) > (?, ?, ?)
+ORDER BY s.user, s.created_at, s.id LIMIT ?`, now, user, created, id, limit+1)
+	}
+	page := store.Page[store.Session]{Items: items}
+	if err == nil && len(items) > limit {
+		last := items[limit-1]
+		page.Items = items[:limit]
+		page.Next = store.Cursor(store.SessionCursor, store.SessionPosition{User: last.User, CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return page, err
+}
 
 // DeleteUserSessions removes every session of user, a batch per write
 // transaction, and returns how many of them were live; expired ones go

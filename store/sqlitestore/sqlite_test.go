@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -120,7 +121,7 @@ func TestSQLiteStore_DataSurvivesReopening(t *testing.T) {
 	if err := s.AppendAudit(ctx, store.AuditEvent{Action: "login", Actor: "bob", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.Audit(ctx, store.AuditQuery{Limit: 1}); len(got) != 1 || got[0].Actor != "bob" {
+	if got, _ := s.Audit(ctx, store.AuditQuery{Limit: 1}); len(got.Items) != 1 || got.Items[0].Actor != "bob" {
 		t.Errorf("newest event after reopening = %+v", got)
 	}
 }
@@ -314,7 +315,7 @@ loop:
 	if _, err := s.Session(ctx, "from-child"); err != nil {
 		t.Errorf("session the other process wrote: %v", err)
 	}
-	if ev, err := s.Audit(ctx, store.AuditQuery{Actor: "child"}); err != nil || len(ev) != 1 {
+	if ev, err := s.Audit(ctx, store.AuditQuery{Actor: "child"}); err != nil || len(ev.Items) != 1 {
 		t.Errorf("audit events the other process wrote = %+v, %v", ev, err)
 	}
 	t.Logf("%d updates here, %d in the other process", len(ours), helperUpdates)
@@ -666,5 +667,91 @@ func TestSQLiteStore_DeleteUserSessionsInBatches(t *testing.T) {
 	}
 	if _, err := s.Session(ctx, "b1"); err != nil {
 		t.Errorf("bob's session: %v", err)
+	}
+}
+
+// BenchmarkListPages reads one page (100) of each listing, first and in
+// the middle, from files of 10^3 and 10^5 accounts, each with a session
+// and a certificate, and as many audit events: time and memory per page
+// must be about the same at both sizes.
+func BenchmarkListPages(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		s, err := Open(b.Context(), filepath.Join(b.TempDir(), "gatehouse.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		fillFile(b, s, n)
+		mid := fmt.Sprintf("user%06d", n/2)
+		for _, l := range []struct {
+			name   string
+			cursor string
+			list   func(store.ListQuery) (int, error)
+		}{
+			{"accounts", store.Cursor(store.AccountCursor, store.AccountPosition{Name: mid}), func(q store.ListQuery) (int, error) {
+				p, err := s.ListAccounts(b.Context(), q)
+				return len(p.Items), err
+			}},
+			{"sessions", store.Cursor(store.SessionCursor, store.SessionPosition{User: mid, UserDone: true}), func(q store.ListQuery) (int, error) {
+				p, err := s.ListSessions(b.Context(), q)
+				return len(p.Items), err
+			}},
+			{"certificates", store.Cursor(store.CertificateCursor, store.CertificatePosition{IssuedAt: s.now().Add(time.Duration(n/2) * time.Millisecond)}), func(q store.ListQuery) (int, error) {
+				p, err := s.ListCertificates(b.Context(), q)
+				return len(p.Items), err
+			}},
+			{"audit", strconv.Itoa(n / 2), func(q store.ListQuery) (int, error) {
+				p, err := s.Audit(b.Context(), store.AuditQuery{Before: q.Cursor, Limit: q.Limit})
+				return len(p.Items), err
+			}},
+		} {
+			for _, at := range []struct{ name, cursor string }{{"first", ""}, {"middle", l.cursor}} {
+				b.Run(fmt.Sprintf("%s/%s/records=%d", l.name, at.name, n), func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if got, err := l.list(store.ListQuery{Cursor: at.cursor, Limit: 100}); err != nil || got != 100 {
+							b.Fatalf("%d items, %v", got, err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// fillFile writes n accounts, sessions, certificates and audit events in
+// one transaction.
+func fillFile(b *testing.B, s *Store, n int) {
+	b.Helper()
+	ctx := b.Context()
+	now := s.now()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback()
+	for i := range n {
+		name := fmt.Sprintf("user%06d", i)
+		acct, _ := json.Marshal(store.Account{Name: name, Roles: []string{"employee"}, CreatedAt: now})
+		sess, _ := json.Marshal(store.Session{ID: fmt.Sprint("s", i), User: name, Factors: []string{"password"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+		issued := now.Add(time.Duration(i) * time.Millisecond)
+		cert, _ := json.Marshal(store.Certificate{Serial: fmt.Sprintf("%x", 1<<40+i), User: name, Subject: "CN=" + name, IssuedAt: issued})
+		ev, _ := json.Marshal(store.AuditEvent{Time: now, Action: "login", Outcome: "success", Actor: name})
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{"INSERT INTO accounts (name, data) VALUES (?, ?)", []any{name, string(acct)}},
+			{"INSERT INTO sessions (id, user, created_at, expires_at, data) VALUES (?, ?, ?, ?, ?)", []any{fmt.Sprint("s", i), name, timeKey(now), now.Add(time.Hour).UnixNano(), string(sess)}},
+			{"INSERT INTO certificates (serial, fingerprint, user, issued_at, data) VALUES (?, ?, ?, ?, ?)", []any{fmt.Sprintf("%x", 1<<40+i), fmt.Sprint("f", i), name, timeKey(issued), string(cert)}},
+			{"INSERT INTO audit (time, actor, target, action, data) VALUES (?, ?, '', 'login', ?)", []any{timeKey(now), name, string(ev)}},
+		} {
+			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"gatehouse/store"
 )
@@ -101,6 +102,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Ticket/PutReadDeleteAndExpire", testTickets},
 		{"TakeTicket/OnceOnly", testTakeTicket},
 		{"TakeTicket/ConcurrentTakesOneWins", testTakeTicketConcurrent},
+		{"ListAccounts/PagesInOrder", testListAccounts},
+		{"ListSessions/PagesInOrderOfUserTimeAndID", testListSessions},
+		{"ListSessions/OneUsersPages", testListSessionsOfUser},
+		{"ListCertificates/PagesInOrderOfIssue", testListCertificates},
+		{"List/BadCursorsAreErrBadCursor", testListBadCursors},
+		{"Audit/NextContinuesEveryFilter", testAuditNext},
+		{"FailuresOf/CountsInOrder", testFailuresOf},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -137,9 +145,21 @@ func sampleAccount(name string) store.Account {
 	}
 }
 
+// sid is the ID of the test's session named id of user, made as the
+// portal makes session IDs (store.SessionID): a Redis Cluster keeps a
+// session in its account's shard, which the ID names.
+func sid(user, id string) string { return store.SessionID(user, id) }
+
+// plainID is the name a test gave a session: its ID without the shard.
+func plainID(s store.Session) string {
+	_, name, _ := strings.Cut(s.ID, ".")
+	return name
+}
+
+// sampleSession is a session of user, with the ID sid(user, id).
 func sampleSession(id, user string) store.Session {
 	return store.Session{
-		ID:              id,
+		ID:              sid(user, id),
 		User:            user,
 		Factors:         []string{"password", "certificate"},
 		CertFingerprint: "sha256:" + fmt.Sprintf("%064x", 42),
@@ -463,7 +483,7 @@ func testSessionRoundTrip(t *testing.T, s store.Store) {
 	if err := s.PutSession(t.Context(), want, time.Hour); err != nil {
 		t.Fatalf("PutSession: %v", err)
 	}
-	got, err := s.Session(t.Context(), "s1")
+	got, err := s.Session(t.Context(), sid("alice", "s1"))
 	if err != nil {
 		t.Fatalf("Session: %v", err)
 	}
@@ -484,7 +504,7 @@ func testPutSessionReplaces(t *testing.T, s store.Store) {
 	if err := s.PutSession(ctx, want, time.Hour); err != nil {
 		t.Fatalf("PutSession again: %v", err)
 	}
-	got, err := s.Session(ctx, "s1")
+	got, err := s.Session(ctx, sid("alice", "s1"))
 	if err != nil {
 		t.Fatalf("Session: %v", err)
 	}
@@ -499,7 +519,7 @@ func testPutSessionBadTTL(t *testing.T, s store.Store) {
 		if err := s.PutSession(t.Context(), sampleSession(id, "alice"), ttl); err == nil {
 			t.Errorf("PutSession with ttl %v succeeded, want an error", ttl)
 		}
-		if _, err := s.Session(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.Session(t.Context(), sid("alice", id)); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("after PutSession with ttl %v, Session error = %v, want store.ErrNotFound", ttl, err)
 		}
 	}
@@ -518,16 +538,16 @@ func testDeleteSession(t *testing.T, s store.Store) {
 			t.Fatalf("PutSession(%s): %v", id, err)
 		}
 	}
-	if err := s.DeleteSession(ctx, "s1"); err != nil {
+	if err := s.DeleteSession(ctx, sid("alice", "s1")); err != nil {
 		t.Fatalf("DeleteSession: %v", err)
 	}
-	if _, err := s.Session(ctx, "s1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Session(ctx, sid("alice", "s1")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Session after DeleteSession error = %v, want store.ErrNotFound", err)
 	}
-	if _, err := s.Session(ctx, "s2"); err != nil {
+	if _, err := s.Session(ctx, sid("alice", "s2")); err != nil {
 		t.Errorf("deleting s1 affected s2 of the same user: %v", err)
 	}
-	if err := s.DeleteSession(ctx, "s1"); err != nil {
+	if err := s.DeleteSession(ctx, sid("alice", "s1")); err != nil {
 		t.Errorf("DeleteSession twice = %v, want nil", err)
 	}
 }
@@ -542,7 +562,7 @@ func testSessionExpires(t *testing.T, s store.Store) {
 	}
 	deadline := time.Now().Add(sessionExpiryWait)
 	for {
-		_, err := s.Session(ctx, "short")
+		_, err := s.Session(ctx, sid("alice", "short"))
 		if errors.Is(err, store.ErrNotFound) {
 			break
 		}
@@ -554,7 +574,7 @@ func testSessionExpires(t *testing.T, s store.Store) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, err := s.Session(ctx, "long"); err != nil {
+	if _, err := s.Session(ctx, sid("alice", "long")); err != nil {
 		t.Errorf("session with a ttl of 1h: %v", err)
 	}
 }
@@ -671,7 +691,7 @@ func testAuditPaged(t *testing.T, s store.Store) {
 			t.Fatalf("AppendAudit: %v", err)
 		}
 	}
-	page1, err := s.Audit(ctx, store.AuditQuery{Limit: 3})
+	page1, err := items(s.Audit(ctx, store.AuditQuery{Limit: 3}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -681,7 +701,7 @@ func testAuditPaged(t *testing.T, s store.Store) {
 	if page1[0].ID == "" || !page1[0].Time.Equal(when.Add(4*time.Second)) || page1[0].ClientAddr != "192.0.2.1" {
 		t.Errorf("event = %+v", page1[0])
 	}
-	page2, err := s.Audit(ctx, store.AuditQuery{Before: page1[2].ID, Limit: 3})
+	page2, err := items(s.Audit(ctx, store.AuditQuery{Before: page1[2].ID, Limit: 3}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -788,7 +808,7 @@ func testDeleteUserSessions(t *testing.T, s store.Store) {
 			t.Errorf("session %s survived: %v", id, err)
 		}
 	}
-	if _, err := s.Session(ctx, "b1"); err != nil {
+	if _, err := s.Session(ctx, sid("bob", "b1")); err != nil {
 		t.Errorf("bob's session was removed: %v", err)
 	}
 	if n, err := s.DeleteUserSessions(ctx, "nobody"); err != nil || n != 0 {
@@ -830,10 +850,10 @@ func testSessionsOfUser(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := names(got, func(x store.Session) string { return x.ID }); !slices.Equal(ids, []string{"a2", "a1"}) {
+	if ids := names(got, plainID); !slices.Equal(ids, []string{"a2", "a1"}) {
 		t.Errorf("alice's sessions = %q, want oldest first", ids)
 	}
-	if err := s.DeleteSession(ctx, "a2"); err != nil {
+	if err := s.DeleteSession(ctx, sid("alice", "a2")); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Sessions(ctx, "alice")
@@ -870,7 +890,7 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		{"limit applies after filtering", store.AuditQuery{Action: "login", Limit: 1}, []string{"login/alice"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.Audit(ctx, tc.q)
+			got, err := items(s.Audit(ctx, tc.q))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -994,7 +1014,7 @@ func testDeleteAccountLeavesSessions(t *testing.T, s store.Store) {
 	if err := s.DeleteAccount(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Session(ctx, "a1"); err != nil {
+	if _, err := s.Session(ctx, sid("alice", "a1")); err != nil {
 		t.Errorf("DeleteAccount touched the account's session: %v (callers end sessions themselves)", err)
 	}
 }
@@ -1014,12 +1034,12 @@ func testPutSessionRenewsTTL(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	if !pollUntil(sessionExpiryWait, func() bool {
-		_, err := s.Session(ctx, "marker")
+		_, err := s.Session(ctx, sid("bob", "marker"))
 		return errors.Is(err, store.ErrNotFound)
 	}) {
 		t.Fatal("session stored with a ttl of 1s never expired")
 	}
-	if _, err := s.Session(ctx, "renewed"); err != nil {
+	if _, err := s.Session(ctx, sid("alice", "renewed")); err != nil {
 		t.Errorf("session put again with a ttl of 1h: %v", err)
 	}
 }
@@ -1033,7 +1053,7 @@ func testSessionsExpired(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	if !pollUntil(sessionExpiryWait, func() bool {
-		_, err := s.Session(ctx, "short")
+		_, err := s.Session(ctx, sid("alice", "short"))
 		return errors.Is(err, store.ErrNotFound)
 	}) {
 		t.Fatal("session stored with a ttl of 1s never expired")
@@ -1042,7 +1062,7 @@ func testSessionsExpired(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := names(got, func(x store.Session) string { return x.ID }); !slices.Equal(ids, []string{"long"}) {
+	if ids := names(got, plainID); !slices.Equal(ids, []string{"long"}) {
 		t.Errorf("Sessions after one expired = %q, want only the live one", ids)
 	}
 	if n, err := s.DeleteUserSessions(ctx, "alice"); err != nil || n != 1 {
@@ -1157,14 +1177,12 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 	seenID := map[string]bool{}
 	seenActor := map[string]bool{}
 	before := ""
-	for page := 0; page < goroutines*each; page++ {
-		got, err := s.Audit(t.Context(), store.AuditQuery{Before: before, Limit: 7})
+	for range goroutines * each {
+		page, err := s.Audit(t.Context(), store.AuditQuery{Before: before, Limit: 7})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) == 0 {
-			break
-		}
+		got := page.Items
 		for _, e := range got {
 			if e.ID == "" || e.ID == "forged" || seenID[e.ID] {
 				t.Errorf("event ID %q: want a fresh ID assigned by the store", e.ID)
@@ -1174,7 +1192,9 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 			}
 			seenID[e.ID], seenActor[e.Actor] = true, true
 		}
-		before = got[len(got)-1].ID
+		if before = page.Next; before == "" {
+			break
+		}
 	}
 	if len(seenActor) != goroutines*each {
 		t.Errorf("paging returned %d distinct events, want %d", len(seenActor), goroutines*each)
@@ -1193,21 +1213,21 @@ func testAuditBeforeWithFilters(t *testing.T, s store.Store) {
 	actors := func(ev []store.AuditEvent) []string {
 		return names(ev, func(e store.AuditEvent) string { return e.Actor })
 	}
-	page1, err := s.Audit(ctx, store.AuditQuery{Action: "login", Limit: 2})
+	page1, err := items(s.Audit(ctx, store.AuditQuery{Action: "login", Limit: 2}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := actors(page1); !slices.Equal(got, []string{"user4", "user2"}) {
 		t.Fatalf("page 1 of logins = %q", got)
 	}
-	page2, err := s.Audit(ctx, store.AuditQuery{Action: "login", Limit: 2, Before: page1[1].ID})
+	page2, err := items(s.Audit(ctx, store.AuditQuery{Action: "login", Limit: 2, Before: page1[1].ID}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := actors(page2); !slices.Equal(got, []string{"user0"}) {
 		t.Errorf("page 2 of logins = %q, want [user0]", got)
 	}
-	older, err := s.Audit(ctx, store.AuditQuery{Before: page1[1].ID})
+	older, err := items(s.Audit(ctx, store.AuditQuery{Before: page1[1].ID}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1226,7 +1246,7 @@ func testAuditLimit(t *testing.T, s store.Store) {
 		}
 	}
 	for _, limit := range []int{0, -1, 1001, 5000} {
-		got, err := s.Audit(ctx, store.AuditQuery{Limit: limit})
+		got, err := items(s.Audit(ctx, store.AuditQuery{Limit: limit}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1234,7 +1254,7 @@ func testAuditLimit(t *testing.T, s store.Store) {
 			t.Errorf("Audit with Limit %d: %d events, want the newest 1000", limit, len(got))
 		}
 	}
-	if got, err := s.Audit(ctx, store.AuditQuery{Limit: 1000}); err != nil || len(got) != 1000 {
+	if got, err := items(s.Audit(ctx, store.AuditQuery{Limit: 1000})); err != nil || len(got) != 1000 {
 		t.Errorf("Audit with Limit 1000: %d events, %v", len(got), err)
 	}
 }
@@ -1659,5 +1679,266 @@ func testTakeTicketConcurrent(t *testing.T, s store.Store) {
 	}
 	if took != 1 {
 		t.Errorf("%d of %d concurrent TakeTicket calls got the ticket, want exactly 1", took, n)
+	}
+}
+
+// items is the items of a page, or err.
+func items[T any](page store.Page[T], err error) ([]T, error) {
+	return page.Items, err
+}
+
+// pageAll lists every page of list with limit, checking that each page
+// holds at most limit items and that a page without Next is the last, and
+// returns the items in order.
+func pageAll[T any](t *testing.T, what string, limit int, list func(cursor string) (store.Page[T], error)) []T {
+	t.Helper()
+	var all []T
+	cursor := ""
+	for range 1000 {
+		page, err := list(cursor)
+		if err != nil {
+			t.Fatalf("%s, cursor %q: %v", what, cursor, err)
+		}
+		if len(page.Items) > limit {
+			t.Fatalf("%s: a page of %d items, want at most %d", what, len(page.Items), limit)
+		}
+		all = append(all, page.Items...)
+		if page.Next == "" {
+			return all
+		}
+		if page.Next == cursor {
+			t.Fatalf("%s: Next %q does not move on", what, cursor)
+		}
+		cursor = page.Next
+	}
+	t.Fatalf("%s: no end after 1000 pages", what)
+	return nil
+}
+
+func testListAccounts(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var want []string
+	for i := range 23 {
+		name := fmt.Sprintf("user%02d", (i*7)%23) // created out of order
+		mustCreateAccount(t, s, store.Account{Name: name, Roles: []string{"employee"}})
+		want = append(want, name)
+	}
+	slices.Sort(want)
+	for _, limit := range []int{1, 5, 23, 100} {
+		got := pageAll(t, fmt.Sprintf("ListAccounts by %d", limit), limit, func(c string) (store.Page[store.Account], error) {
+			return s.ListAccounts(ctx, store.ListQuery{Cursor: c, Limit: limit})
+		})
+		if diff := cmp.Diff(want, names(got, func(a store.Account) string { return a.Name })); diff != "" {
+			t.Errorf("ListAccounts by %d (-want +got):\n%s", limit, diff)
+		}
+	}
+	// A page ends exactly at the last account: no Next.
+	if page, err := s.ListAccounts(ctx, store.ListQuery{Limit: 23}); err != nil || len(page.Items) != 23 || page.Next != "" {
+		t.Errorf("ListAccounts of all 23 by 23 = %d items, Next %q, %v; want 23 and no Next", len(page.Items), page.Next, err)
+	}
+	for _, limit := range []int{0, -1, store.MaxPage + 1} {
+		if page, err := s.ListAccounts(ctx, store.ListQuery{Limit: limit}); err != nil || len(page.Items) != 23 {
+			t.Errorf("ListAccounts with Limit %d = %d items, %v; want all 23 (MaxPage)", limit, len(page.Items), err)
+		}
+	}
+	// Accounts deleted or added between two pages do not upset paging.
+	page, err := s.ListAccounts(ctx, store.ListQuery{Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAccount(ctx, "user04"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAccount(ctx, "user05"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreateAccount(t, s, store.Account{Name: "user04a"})
+	next, err := s.ListAccounts(ctx, store.ListQuery{Cursor: page.Next, Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(next.Items, func(a store.Account) string { return a.Name }); !slices.Equal(got, []string{"user04a", "user06", "user07"}) {
+		t.Errorf("the page after user00…user04, once user04 and user05 were deleted and user04a added = %q", got)
+	}
+	if empty, err := s.ListAccounts(ctx, store.ListQuery{Cursor: store.Cursor(store.AccountCursor, store.AccountPosition{Name: "zzz"})}); err != nil || len(empty.Items) != 0 || empty.Next != "" {
+		t.Errorf("ListAccounts after the last name = %+v, %v; want an empty last page", empty, err)
+	}
+}
+
+// listSessionsFixture writes accounts alice, bob (no sessions) and carol,
+// sessions of alice (two at one time, told apart by ID), carol, ghost
+// (no account), an expired one of alice, and returns the live sessions
+// of existing accounts in list order.
+func listSessionsFixture(t *testing.T, s store.Store) []string {
+	ctx := t.Context()
+	for _, n := range []string{"alice", "bob", "carol"} {
+		mustCreateAccount(t, s, store.Account{Name: n, Roles: []string{"employee"}})
+	}
+	put := func(id, user string, created time.Time, ttl time.Duration) {
+		t.Helper()
+		sess := sampleSession(id, user)
+		sess.CreatedAt = created
+		if err := s.PutSession(ctx, sess, ttl); err != nil {
+			t.Fatalf("PutSession(%s): %v", id, err)
+		}
+	}
+	put("a-late", "alice", when.Add(time.Hour), time.Hour)
+	put("a-2", "alice", when, time.Hour)
+	put("a-1", "alice", when, time.Hour)
+	put("a-early", "alice", when.Add(-time.Hour), time.Hour)
+	put("a-gone", "alice", when.Add(-2*time.Hour), time.Second)
+	put("c-1", "carol", when, time.Hour)
+	put("c-0", "carol", when.Add(-time.Minute), time.Hour)
+	put("g-1", "ghost", when, time.Hour)
+	if !pollUntil(sessionExpiryWait, func() bool {
+		_, err := s.Session(ctx, sid("alice", "a-gone"))
+		return errors.Is(err, store.ErrNotFound)
+	}) {
+		t.Fatal("session stored with a ttl of 1s never expired")
+	}
+	// Written again with another creation time: listed once, as it is.
+	put("c-1", "carol", when.Add(time.Minute), time.Hour)
+	return []string{"a-early", "a-1", "a-2", "a-late", "c-0", "c-1"}
+}
+
+func testListSessions(t *testing.T, s store.Store) {
+	want := listSessionsFixture(t, s)
+	for _, limit := range []int{1, 2, 4, 6, 1000} {
+		got := pageAll(t, fmt.Sprintf("ListSessions by %d", limit), limit, func(c string) (store.Page[store.Session], error) {
+			return s.ListSessions(t.Context(), store.ListQuery{Cursor: c, Limit: limit})
+		})
+		if diff := cmp.Diff(want, names(got, plainID), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("ListSessions by %d (-want +got):\n%s", limit, diff)
+		}
+	}
+}
+
+func testListSessionsOfUser(t *testing.T, s store.Store) {
+	listSessionsFixture(t, s)
+	for user, want := range map[string][]string{
+		"alice":  {"a-early", "a-1", "a-2", "a-late"},
+		"ghost":  {"g-1"},
+		"bob":    nil,
+		"nobody": nil,
+	} {
+		for _, limit := range []int{1, 3} {
+			got := pageAll(t, fmt.Sprintf("ListSessions of %s by %d", user, limit), limit, func(c string) (store.Page[store.Session], error) {
+				return s.ListSessions(t.Context(), store.ListQuery{User: user, Cursor: c, Limit: limit})
+			})
+			if diff := cmp.Diff(want, names(got, plainID), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("ListSessions of %s by %d (-want +got):\n%s", user, limit, diff)
+			}
+		}
+	}
+	// A cursor of alice's list does not continue carol's.
+	page, err := s.ListSessions(t.Context(), store.ListQuery{User: "alice", Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListSessions(t.Context(), store.ListQuery{User: "carol", Cursor: page.Next}); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("carol's sessions after a cursor of alice's: %v, want store.ErrBadCursor", err)
+	}
+}
+
+func testListCertificates(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	put := func(serial, user string, issued time.Time) {
+		t.Helper()
+		c := store.Certificate{Serial: serial, Fingerprint: "sha256:" + serial, User: user, Subject: "CN=" + user, IssuedAt: issued, NotAfter: issued.Add(time.Hour)}
+		if err := s.PutCertificate(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("0c", "alice", when.Add(2*time.Hour))
+	put("0b", "bob", when)
+	put("0a", "alice", when)
+	put("10", "alice", when.Add(-time.Hour))
+	put("0d", "bob", when.Add(3*time.Hour))
+	put("0d", "bob", when.Add(time.Hour)) // written again: listed once, as it is now
+	for user, want := range map[string][]string{
+		"":      {"10", "0a", "0b", "0d", "0c"},
+		"alice": {"10", "0a", "0c"},
+		"bob":   {"0b", "0d"},
+		"carol": nil,
+	} {
+		for _, limit := range []int{1, 2, 10} {
+			got := pageAll(t, fmt.Sprintf("ListCertificates of %q by %d", user, limit), limit, func(c string) (store.Page[store.Certificate], error) {
+				return s.ListCertificates(ctx, store.ListQuery{User: user, Cursor: c, Limit: limit})
+			})
+			if diff := cmp.Diff(want, names(got, func(c store.Certificate) string { return c.Serial }), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("ListCertificates of %q by %d (-want +got):\n%s", user, limit, diff)
+			}
+		}
+	}
+	all, err := s.Certificates(ctx, "bob")
+	if err != nil || len(all) != 2 || !all[1].IssuedAt.Equal(when.Add(time.Hour)) {
+		t.Errorf("Certificates(bob) after 0d was written again = %+v, %v", all, err)
+	}
+}
+
+func testListBadCursors(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, c := range []string{"nonsense", "a.!!!", "s.e30", store.Cursor(store.CertificateCursor, store.CertificatePosition{Serial: "1"})} {
+		if _, err := s.ListAccounts(ctx, store.ListQuery{Cursor: c}); !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("ListAccounts with cursor %q: %v, want store.ErrBadCursor", c, err)
+		}
+	}
+	for _, c := range []string{"nonsense", store.Cursor(store.AccountCursor, store.AccountPosition{Name: "x"})} {
+		if _, err := s.ListSessions(ctx, store.ListQuery{Cursor: c}); !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("ListSessions with cursor %q: %v, want store.ErrBadCursor", c, err)
+		}
+		if _, err := s.ListCertificates(ctx, store.ListQuery{Cursor: c}); !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("ListCertificates with cursor %q: %v, want store.ErrBadCursor", c, err)
+		}
+	}
+}
+
+// testAuditNext pages through the trail with Next, with and without
+// filters: every matching event once, newest first.
+func testAuditNext(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var logins, all []string
+	for i := range 30 {
+		action := []string{"login", "logout", "admin.user.update"}[i%3]
+		e := store.AuditEvent{Time: when.Add(time.Duration(i) * time.Second), Action: action, Outcome: "success", Actor: fmt.Sprintf("user%02d", i)}
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		all = append([]string{e.Actor}, all...)
+		if action == "login" {
+			logins = append([]string{e.Actor}, logins...)
+		}
+	}
+	for _, tc := range []struct {
+		q    store.AuditQuery
+		want []string
+	}{{store.AuditQuery{Limit: 4}, all}, {store.AuditQuery{Action: "login", Limit: 3}, logins}} {
+		got := pageAll(t, fmt.Sprintf("Audit %+v", tc.q), tc.q.Limit, func(c string) (store.Page[store.AuditEvent], error) {
+			q := tc.q
+			q.Before = c
+			return s.Audit(ctx, q)
+		})
+		if diff := cmp.Diff(tc.want, names(got, func(e store.AuditEvent) string { return e.Actor })); diff != "" {
+			t.Errorf("Audit %+v paged with Next (-want +got):\n%s", tc.q, diff)
+		}
+	}
+}
+
+func testFailuresOf(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for range 3 {
+		if _, err := s.AddFailure(ctx, "password:alice", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.AddFailure(ctx, "totp:bob", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.FailuresOf(ctx, []string{"totp:bob", "none", "password:alice"})
+	if err != nil || !slices.Equal(got, []int{1, 0, 3}) {
+		t.Errorf("FailuresOf = %v, %v; want [1 0 3]", got, err)
+	}
+	if got, err := s.FailuresOf(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("FailuresOf(nil) = %v, %v", got, err)
 	}
 }

@@ -37,11 +37,11 @@ func testView(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	sess := store.Session{ID: "s1", User: "alice", Factors: []string{"password"}, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}
+	sess := store.Session{ID: sid("alice", "s1"), User: "alice", Factors: []string{"password"}, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}
 	if err := s.PutSession(ctx, sess, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.View(ctx, "s1")
+	got, err := s.View(ctx, sid("alice", "s1"))
 	if err != nil {
 		t.Fatalf("View: %v", err)
 	}
@@ -52,11 +52,11 @@ func testView(t *testing.T, s store.Store) {
 	// What one caller does to its view (a backend may cache decoded
 	// records: this read may come from that cache) never reaches the
 	// next caller's.
-	if got, err = s.View(ctx, "s1"); err != nil {
+	if got, err = s.View(ctx, sid("alice", "s1")); err != nil {
 		t.Fatalf("View again: %v", err)
 	}
 	got.Account.Roles[0], got.Apps[0].Roles[0], got.Session.Factors[0] = "admin", "employee", "certificate"
-	got, err = s.View(ctx, "s1")
+	got, err = s.View(ctx, sid("alice", "s1"))
 	if err != nil {
 		t.Fatalf("View again: %v", err)
 	}
@@ -66,7 +66,7 @@ func testView(t *testing.T, s store.Store) {
 	if err := s.DeleteAccount(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	got, err = s.View(ctx, "s1")
+	got, err = s.View(ctx, sid("alice", "s1"))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("View after the account was deleted: %v", err)
 	}
@@ -116,11 +116,11 @@ func testClaim(t *testing.T, s store.Store) {
 func testRefreshSession(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	now := time.Now().Truncate(time.Millisecond)
-	sess := store.Session{ID: "r1", User: "alice", CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}
+	sess := store.Session{ID: sid("alice", "r1"), User: "alice", CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}
 	if ok, err := s.RefreshSession(ctx, sess, time.Hour); err != nil || ok {
 		t.Fatalf("RefreshSession of a session never written = %v, %v; want false", ok, err)
 	}
-	if _, err := s.Session(ctx, "r1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Session(ctx, sid("alice", "r1")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RefreshSession created a session: %v", err)
 	}
 	if err := s.PutSession(ctx, sess, 700*time.Millisecond); err != nil {
@@ -131,17 +131,17 @@ func testRefreshSession(t *testing.T, s store.Store) {
 		t.Fatalf("RefreshSession of a live session = %v, %v; want true", ok, err)
 	}
 	time.Sleep(time.Second) // past the first ttl, inside the new one
-	got, err := s.Session(ctx, "r1")
+	got, err := s.Session(ctx, sid("alice", "r1"))
 	if err != nil || !got.LastSeen.Equal(sess.LastSeen) {
 		t.Fatalf("session after refresh = %+v, %v; want LastSeen %v and the new ttl", got, err, sess.LastSeen)
 	}
-	if err := s.DeleteSession(ctx, "r1"); err != nil {
+	if err := s.DeleteSession(ctx, sid("alice", "r1")); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := s.RefreshSession(ctx, sess, time.Hour); err != nil || ok {
 		t.Errorf("RefreshSession after DeleteSession = %v, %v; want false", ok, err)
 	}
-	if _, err := s.Session(ctx, "r1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Session(ctx, sid("alice", "r1")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a revoked session came back after RefreshSession: %v", err)
 	}
 }
