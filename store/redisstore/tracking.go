@@ -263,8 +263,13 @@ func changeOf(key string) (ch cached.Change, ok bool) {
 	case rest == "revoked-certs", rest == "revoked":
 		return cached.Change{Kind: cached.Revocations}, true
 	}
-	for _, p := range []string{"audit", "accounts", "account-emails", "certs", "cert:", "user-sessions:",
-		"totp-used:", "failures:", "meta:", "counter:", "claim:"} {
+	// Keys no cached record is read from: indexes, listings, counters,
+	// the audit stream, the marker, email claims, OpenID Connect records
+	// and tickets. (Every name the keyspace and the OIDC key helpers make
+	// is listed here or above: TestChangeOf_EveryKeyIsKnown.)
+	for _, p := range []string{"audit", "accounts", "account-emails", "account-names", "certs", "cert:", "certs-by-issue",
+		"certs-of:", "user-sessions:", "sessions-of:", "totp-used:", "failures:", "meta:", "counter:", "claim:",
+		"marker", "ticket:", "{oidc}:", "{e:"} {
 		if strings.HasPrefix(rest, p) {
 			return cached.Change{}, false
 		}
