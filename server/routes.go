@@ -147,14 +147,17 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	// GET, and no form leads to an app except the sign-in forms, whose CSP
 	// allows the app's redirect URI (allowFormRedirect).
 	mux.Handle("GET /.well-known/openid-configuration", s.handleOIDCDiscovery())
-	mux.Handle("GET /oauth2/authorize", s.handleOIDC())
-	mux.Handle("GET /oauth2/authorize/callback", s.handleOIDC())
+	// The authorize step sets a cookie that ties the request to this
+	// browser; the login, refusal and callback steps require it
+	// (oidc_binding.go).
+	mux.Handle("GET /oauth2/authorize", s.bindOIDCRequests(s.handleOIDC()))
+	mux.Handle("GET /oauth2/authorize/callback", s.requireOIDCBinding(s.handleOIDC()))
 	mux.Handle("POST /oauth2/token", s.handleOIDC())
 	mux.Handle("GET /oauth2/userinfo", s.handleOIDC())
 	mux.Handle("POST /oauth2/userinfo", s.handleOIDC())
 	mux.Handle("GET /oauth2/jwks", s.handleOIDC())
-	mux.Handle("GET /oauth2/login", s.handleOIDCLogin())
-	mux.Handle("GET /oauth2/refuse", s.handleOIDCRefuse())
+	mux.Handle("GET /oauth2/login", s.requireOIDCBinding(s.handleOIDCLogin()))
+	mux.Handle("GET /oauth2/refuse", s.requireOIDCBinding(s.handleOIDCRefuse()))
 
 	mux.Handle("/", s.handleNotFound())
 }

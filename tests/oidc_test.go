@@ -471,3 +471,41 @@ func TestOIDC_ClientCommands(t *testing.T) {
 		t.Errorf("authorize for a deleted client: status %d, Location %q", r.Status, r.location())
 	}
 }
+
+// TestOIDC_ARequestStartedInAnotherBrowserIsRefused: an attacker starts a
+// sign-in at an app in their own browser and sends the portal's link to
+// someone signed in. The victim's session must not grant it, and the
+// attacker gets no code.
+func TestOIDC_ARequestStartedInAnotherBrowserIsRefused(t *testing.T) {
+	p := startPortal(t)
+	admin := p.adminSignIn(t)
+	rp := registerApp(t, p, admin, "wiki", "employee")
+
+	attacker := p.client(t, nil)
+	r := attacker.get(t, rp.authorizeURL(t, newAttempt()))
+	loginURL := r.location()
+	if r.Status != http.StatusFound && r.Status != http.StatusSeeOther || !strings.Contains(loginURL, "/oauth2/login?id=") {
+		t.Fatalf("authorize: status %d, Location %q; want a redirect to the portal's login step", r.Status, loginURL)
+	}
+	u, err := url.Parse(loginURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := u.Query().Get("id")
+
+	// The victim, signed in, follows the link: refused, nothing granted.
+	r = admin.get(t, u.RequestURI())
+	wantPage(t, r, http.StatusForbidden, "started in another browser")
+	r = admin.get(t, "/oauth2/refuse?id="+url.QueryEscape(id))
+	wantStatus(t, r, http.StatusForbidden)
+	// The attacker's callback gets no code: the request was never granted.
+	r = attacker.get(t, "/oauth2/authorize/callback?id="+url.QueryEscape(id))
+	if loc := r.location(); strings.Contains(loc, "code=") {
+		t.Fatalf("the attacker's browser got a code: %s", loc)
+	}
+	// The victim's browser is no use at the callback either.
+	r = admin.get(t, "/oauth2/authorize/callback?id="+url.QueryEscape(id))
+	if loc := r.location(); strings.Contains(loc, "code=") || r.Status != http.StatusForbidden {
+		t.Errorf("callback from another browser: status %d, Location %q; want 403 and no code", r.Status, loc)
+	}
+}
