@@ -186,6 +186,9 @@ func (s *Server) handleOIDCLogin() http.Handler {
 			SessionID:   v.Record.ID,
 			SessionEnds: v.Record.ExpiresAt,
 		}
+		if c := v.Decision.Cert; c.Valid() {
+			a.Grant.CertIssuer, a.Grant.CertSerial = c.Info.Issuer, c.Info.Serial
+		}
 		b, err := json.Marshal(a)
 		if err == nil {
 			err = s.store.PutTicket(r.Context(), ticketRequest+a.ID, b, oidcRequestLifetime)

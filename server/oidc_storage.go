@@ -78,6 +78,36 @@ type oidcGrant struct {
 	SessionID string    `json:"session_id"`
 	// SessionEnds is the session's absolute end: tokens never outlive it.
 	SessionEnds time.Time `json:"session_ends"`
+	// CertIssuer and CertSerial name the certificate the session signed
+	// in with, when it had one: once it is revoked, no token or userinfo
+	// answer comes from this grant any more.
+	CertIssuer string `json:"cert_issuer,omitempty"`
+	CertSerial string `json:"cert_serial,omitempty"`
+}
+
+// stillStands reports why a grant no longer stands, or nil: the session
+// that authorised it must still exist, its account be enabled, and the
+// certificate it signed in with (if any) not be revoked since. Claims
+// are a snapshot of that session; a token must not carry roles the
+// session has since lost.
+func (o *oidcStorage) stillStands(ctx context.Context, g *oidcGrant) error {
+	if _, err := o.s.store.Session(ctx, g.SessionID); err != nil {
+		return oidc.ErrInvalidGrant().WithDescription("the session that authorised this has ended").WithParent(err)
+	}
+	a, err := o.s.store.Account(ctx, g.Subject)
+	if err != nil || a.Disabled {
+		return oidc.ErrInvalidGrant().WithDescription("the account is disabled or gone")
+	}
+	if g.CertSerial != "" {
+		revoked, err := o.s.store.IsRevoked(ctx, g.CertIssuer, g.CertSerial)
+		if err != nil {
+			return err
+		}
+		if revoked {
+			return oidc.ErrInvalidGrant().WithDescription("the certificate the session signed in with has been revoked")
+		}
+	}
+	return nil
 }
 
 func (a *authRequest) GetID() string         { return a.ID }
@@ -330,6 +360,9 @@ func (o *oidcStorage) CreateAccessToken(ctx context.Context, tr op.TokenRequest)
 	if !exp.After(now) {
 		return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the session that authorised this code has ended")
 	}
+	if err := o.stillStands(ctx, a.Grant); err != nil {
+		return "", time.Time{}, err
+	}
 	id := randomID(24)
 	if err := o.putJSON(ctx, ticketToken+id, accessToken{ClientID: a.ClientID, Scopes: a.Scopes, Grant: a.Grant}, exp.Sub(now)); err != nil {
 		return "", time.Time{}, err
@@ -458,8 +491,8 @@ func (o *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserI
 	if t.Grant == nil || t.Grant.Subject != subject {
 		return errors.New("access token for another subject")
 	}
-	if _, err := o.s.store.Session(ctx, t.Grant.SessionID); err != nil {
-		return fmt.Errorf("the session behind this access token: %w", err)
+	if err := o.stillStands(ctx, t.Grant); err != nil {
+		return fmt.Errorf("the grant behind this access token: %w", err)
 	}
 	setUserinfo(info, t.Grant)
 	return nil

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -507,5 +508,33 @@ func TestOIDC_ARequestStartedInAnotherBrowserIsRefused(t *testing.T) {
 	r = admin.get(t, "/oauth2/authorize/callback?id="+url.QueryEscape(id))
 	if loc := r.location(); strings.Contains(loc, "code=") || r.Status != http.StatusForbidden {
 		t.Errorf("callback from another browser: status %d, Location %q; want 403 and no code", r.Status, loc)
+	}
+}
+
+// TestOIDC_ARevokedCertificateEndsWhatItsSessionGranted: an app holds a
+// token with groups admin from a certificate session; once that
+// certificate is revoked, userinfo answers nothing, and a code not yet
+// exchanged gives no token.
+func TestOIDC_ARevokedCertificateEndsWhatItsSessionGranted(t *testing.T) {
+	p := startPortal(t)
+	admin := p.adminSignIn(t)
+	rp := registerApp(t, p, admin, "argocd", "admin")
+
+	a := newAttempt()
+	code := rp.signInTo(t, admin, a, "admin", p.AdminPassword)
+	tok, claims := rp.exchange(t, a, code)
+	wantClaims(t, "certificate session", claims, []string{"admin", "employee"}, []string{"pwd", "swk", "mfa"}, "urn:gatehouse:acr:certificate")
+	if _, err := rp.provider.UserInfo(rp.ctx, oauth2.StaticTokenSource(tok)); err != nil {
+		t.Fatalf("userinfo before the revocation: %v", err)
+	}
+	pending := newAttempt()
+	pendingCode := rp.signInTo(t, admin, pending, "admin", p.AdminPassword)
+
+	p.cli(t, "", "cert", "revoke", fingerprintOfFile(t, filepath.Join(p.Data, "initial-admin.crt")), "--reason", "laptop lost")
+	if info, err := rp.provider.UserInfo(rp.ctx, oauth2.StaticTokenSource(tok)); err == nil {
+		t.Errorf("userinfo after the certificate was revoked answered %+v; want an error", info)
+	}
+	if _, err := rp.config.Exchange(rp.ctx, pendingCode, oauth2.VerifierOption(pending.verifier)); err == nil {
+		t.Errorf("a code granted before the revocation was exchanged after it")
 	}
 }
