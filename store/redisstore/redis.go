@@ -39,6 +39,9 @@ type Store struct {
 	// servers is what was last learnt about each Redis server on
 	// connecting to it: see onConnect.
 	servers servers
+	// sentinel is set for a store behind Sentinel (the cache's feed is
+	// not offered there: see Watch).
+	sentinel bool
 }
 
 // Open connects to the Redis named by url and checks that it answers:
@@ -65,7 +68,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// Few retries: during an outage a request should fail in about a
 	// second, not queue behind many reconnect attempts.
 	opts.MaxRetries, opts.DialerRetries = 1, 1
-	s := &Store{}
+	s := &Store{sentinel: opts.MasterName != ""}
 	opts.OnConnect = s.onConnect
 	s.rdb = redis.NewUniversalClient(opts)
 	_, cluster := s.rdb.(*redis.ClusterClient)

@@ -49,7 +49,14 @@ var errFeedDown = errors.New("invalidation feed not connected")
 func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
 	c, ok := s.rdb.(*redis.Client)
 	if !ok {
-		return nil, errors.New("redis: the cache's invalidation feed needs a single server or Sentinel, not a cluster")
+		return nil, errors.New("redis: the cache's invalidation feed needs a single server, not a cluster")
+	}
+	if s.sentinel {
+		// After a failover the feed's subscribed connection may stay on
+		// the old master (Sentinel ends only normal clients there), where
+		// its PONG could come before a write that is still on its way:
+		// a stale answer. Until the feed follows failovers, no cache.
+		return nil, errors.New("redis: the cache's invalidation feed does not follow Sentinel failovers yet; the portal reads Redis on every request")
 	}
 	opt := c.Options()
 	o := *opt

@@ -3,6 +3,8 @@ package redisstore
 import (
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"gatehouse/store/cached"
 )
 
@@ -41,5 +43,18 @@ func TestChangeOf_EveryKeyIsKnown(t *testing.T) {
 		if ch, ok := changeOf(key); ok {
 			t.Errorf("changeOf(%q) = %+v, true; want it ignored (no cached record is read from it)", key, ch)
 		}
+	}
+}
+
+// TestWatch_NotBehindSentinel: the cache's feed does not follow a
+// failover yet, so a store behind Sentinel offers none (the portal then
+// reads Redis on every request).
+func TestWatch_NotBehindSentinel(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	s := &Store{rdb: rdb, k: newKeyspace(false), sentinel: true}
+	if f, err := s.Watch(nil); err == nil {
+		f.Close()
+		t.Fatal("Watch behind Sentinel started a feed")
 	}
 }
