@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -150,6 +151,21 @@ func (s *Server) handleOIDCLogin() http.Handler {
 		if v == nil || !v.Complete() {
 			if slices.Contains(a.Prompt, oidc.PromptNone) {
 				s.oidcDeny(w, r, a, oidc.ErrLoginRequired().WithDescription("not signed in to the portal"))
+				return
+			}
+			http.Redirect(w, r, "/login?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		if stale(a, v.Record.CreatedAt, s.now()) {
+			// prompt=login, or a sign-in older than max_age: the app
+			// asks for a fresh one. Signed out here, the person signs in
+			// again and comes back to this request.
+			if slices.Contains(a.Prompt, oidc.PromptNone) {
+				s.oidcDeny(w, r, a, oidc.ErrLoginRequired().WithDescription("the app asks for a fresh sign-in"))
+				return
+			}
+			if err := s.destroy(w, r, v.session, "fresh_sign_in_for_app"); err != nil {
+				s.fail(w, r, err)
 				return
 			}
 			http.Redirect(w, r, "/login?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -325,4 +341,18 @@ func (s *Server) oidcFormTarget(r *http.Request, rd string) string {
 		return ""
 	}
 	return a.RedirectURI
+}
+
+// stale reports whether a sign-in made at signedIn is too old for
+// request a at now: the app asked for prompt=login, or for max_age and
+// the sign-in is older. A sign-in made after the request came is fresh
+// for it, whatever max_age says (max_age=0 is prompt=login).
+func stale(a *authRequest, signedIn, now time.Time) bool {
+	if signedIn.After(a.CreatedAt) {
+		return false
+	}
+	if slices.Contains(a.Prompt, oidc.PromptLogin) {
+		return true
+	}
+	return a.MaxAge != nil && now.Sub(signedIn) > time.Duration(*a.MaxAge)*time.Second
 }

@@ -60,6 +60,8 @@ type authRequest struct {
 	CodeChallenge       string                   `json:"code_challenge,omitempty"`
 	CodeChallengeMethod oidc.CodeChallengeMethod `json:"code_challenge_method,omitempty"`
 	CreatedAt           time.Time                `json:"created_at"`
+	// MaxAge, when set, is how old (in seconds) the sign-in may be.
+	MaxAge *uint `json:"max_age,omitempty"`
 
 	// Set when the person's session grants the request.
 	Grant *oidcGrant `json:"grant,omitempty"`
@@ -301,6 +303,7 @@ func (o *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 		CodeChallenge:       req.CodeChallenge,
 		CodeChallengeMethod: req.CodeChallengeMethod,
 		CreatedAt:           o.s.now().UTC(),
+		MaxAge:              req.MaxAge,
 	}
 	if err := o.putJSON(ctx, ticketRequest+a.ID, a, oidcRequestLifetime); err != nil {
 		return nil, err

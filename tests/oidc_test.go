@@ -538,3 +538,37 @@ func TestOIDC_ARevokedCertificateEndsWhatItsSessionGranted(t *testing.T) {
 		t.Errorf("a code granted before the revocation was exchanged after it")
 	}
 }
+
+// TestOIDC_PromptLoginAndMaxAgeAskForAFreshSignIn: an app that asks for
+// prompt=login, or for a sign-in younger than max_age, gets one made for
+// its request, not the session already open.
+func TestOIDC_PromptLoginAndMaxAgeAskForAFreshSignIn(t *testing.T) {
+	p := startPortal(t)
+	admin := p.adminSignIn(t)
+	rp := registerApp(t, p, admin, "wiki", "employee")
+	for name, opt := range map[string]oauth2.AuthCodeOption{
+		"prompt=login": oauth2.SetAuthURLParam("prompt", "login"),
+		"max_age=0":    oauth2.SetAuthURLParam("max_age", "0"),
+	} {
+		c := p.client(t, nil)
+		wantRedirect(t, c.login(t, "admin", p.AdminPassword), "/")
+		time.Sleep(1100 * time.Millisecond) // auth_time is in seconds
+		before := time.Now().Truncate(time.Second)
+		a := newAttempt()
+		r := c.get(t, rp.authorizeURL(t, a, opt))
+		loc, r := follow(t, c, r.location(), "admin", p.AdminPassword)
+		if loc == "" {
+			t.Fatalf("%s: the authorization ended on a page, status %d", name, r.Status)
+		}
+		_, claims := rp.exchange(t, a, codeFrom(t, a, loc))
+		if claims.AuthTime < before.Unix() {
+			t.Errorf("%s: auth_time %d is the old sign-in's, want a fresh one at or after %d", name, claims.AuthTime, before.Unix())
+		}
+	}
+	// Without either, the open session answers at once.
+	a := newAttempt()
+	loc, _ := follow(t, admin, rp.authorizeURL(t, a), "", "")
+	if loc == "" {
+		t.Fatal("a plain authorization with a session open did not go back to the app")
+	}
+}
