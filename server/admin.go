@@ -835,6 +835,23 @@ func apiGet[R, J any](s *Server, kind string, load func(context.Context, string)
 	}
 }
 
+// apiList serves GET of every record of a kind (a short list: apps,
+// OpenID Connect clients), as {"<key>": [...]}.
+func apiList[R, J any](s *Server, key string, list func(context.Context) ([]R, error), view func(R) J) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, v *visit) {
+		recs, err := list(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out := make([]J, 0, len(recs))
+		for _, rec := range recs {
+			out = append(out, view(rec))
+		}
+		s.writeJSON(w, http.StatusOK, map[string]any{key: out})
+	}
+}
+
 // apiPut serves PUT of one named record, created (201) or replaced
 // (200). A name in the body, when given, must be the one in the URL.
 func apiPut[J, R any](s *Server, name func(*J) *string, put func(*http.Request, *visit, J) (R, bool, error), view func(R) J) apiHandler {

@@ -213,19 +213,6 @@ func appView(a store.App) appJSON {
 	return appJSON{Name: a.Name, URL: a.URL, Roles: nonNil(a.Roles)}
 }
 
-func (s *Server) apiAdminApps(w http.ResponseWriter, r *http.Request, v *visit) {
-	apps, err := s.store.Apps(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	out := []appJSON{}
-	for _, a := range apps {
-		out = append(out, appView(a))
-	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"apps": out})
-}
-
 // appsPage is the content of /admin/apps.
 type appsPage struct {
 	Console

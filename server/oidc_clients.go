@@ -169,19 +169,6 @@ func (s *Server) deleteOIDCClient(r *http.Request, v *visit, id string) error {
 	return s.audit(r, actorEvent(v, "admin.oidc_client.delete", id, ""))
 }
 
-func (s *Server) apiAdminOIDCClients(w http.ResponseWriter, r *http.Request, v *visit) {
-	cs, err := s.store.OIDCClients(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	out := []oidcClientJSON{}
-	for _, c := range cs {
-		out = append(out, oidcClientView(c))
-	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"clients": out})
-}
-
 // oidcClientsPage is the content of /admin/oidc-clients.
 type oidcClientsPage struct {
 	Console
