@@ -41,6 +41,8 @@ type wrkResult struct {
 	rate     float64
 	p50, p99 time.Duration
 	non2xx   int
+	// cpu is the CPU time wrk itself used, in seconds.
+	cpu float64
 }
 
 func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, concurrency, nginxWorkers int, duration time.Duration) error {
@@ -115,11 +117,15 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 	for r := range rounds {
 		for i := range targets {
 			k := (i + r) % len(targets)
+			before := cpuByName()
 			res, err := runWrk(wrk, targets[k], concurrency, duration)
 			if err != nil {
 				return err
 			}
+			after := cpuByName()
+			after["wrk"] = before["wrk"] + res.cpu
 			fmt.Printf("  round %d  %-22s %9.0f /s   p50 %-9v p99 %-9v non-2xx/3xx %d\n", r+1, targets[k].name, res.rate, res.p50, res.p99, res.non2xx)
+			fmt.Printf("           CPU per request: %s\n", cpuPerRequest(before, after, res.rate*duration.Seconds()))
 			results[k] = append(results[k], res)
 		}
 	}
@@ -161,11 +167,13 @@ func runWrk(wrk string, t target, concurrency int, duration time.Duration) (wrkR
 	for _, h := range t.headers {
 		args = append(args, "-H", h)
 	}
-	out, err := exec.Command(wrk, append(args, t.url)...).CombinedOutput()
+	cmd := exec.Command(wrk, append(args, t.url)...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk %s: %v\n%s", t.url, err, out)
 	}
-	var r wrkResult
+	// wrk has exited before the next reading of /proc: its own time.
+	r := wrkResult{cpu: (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		switch {
