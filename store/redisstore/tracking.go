@@ -86,12 +86,29 @@ type trackingFeed struct {
 	// alive is set once the current connection is subscribed (tracking
 	// is on from before that) and cleared when it fails.
 	alive bool
-	// seq numbers the PINGs; sent is the number of the one out, and
-	// out the requests waiting for it, next those waiting for the
-	// following one.
+	// seq numbers the PINGs; out is the round whose PING is on its way
+	// (seq is its number), next the round of the requests that came
+	// since and wait for the following one. Either may be nil.
 	seq       uint64
-	inflight  bool
-	out, next []chan error
+	out, next *round
+}
+
+// round is one PING and the requests waiting for its answer: they share
+// one channel, closed when the PONG arrives or the feed fails, and one
+// timer, so a request costs the feed no allocation of its own.
+type round struct {
+	done  chan struct{}
+	err   error
+	timer *time.Timer
+}
+
+// finish releases the round's requests with err (nil: vouched for).
+func (r *round) finish(err error) {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.err = err
+	close(r.done)
 }
 
 func (f *trackingFeed) run(ctx context.Context) {
@@ -158,37 +175,49 @@ func (f *trackingFeed) receive(ctx context.Context, ps *redis.PubSub) error {
 func (f *trackingFeed) answered(payload string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.inflight || payload != strconv.FormatUint(f.seq, 10) {
+	if f.out == nil || payload != strconv.FormatUint(f.seq, 10) {
 		return
 	}
-	for _, ch := range f.out {
-		ch <- nil
-	}
+	f.out.finish(nil)
 	f.out, f.next = f.next, nil
-	f.inflight = false
-	if len(f.out) > 0 {
+	if f.out != nil {
 		f.pingLocked()
 	}
 }
 
-// pingLocked sends the next PING for the requests in f.out.
+// pingLocked sends the PING for the round f.out.
 func (f *trackingFeed) pingLocked() {
 	f.seq++
-	f.inflight = true
-	if err := f.ps.Ping(context.Background(), strconv.FormatUint(f.seq, 10)); err != nil {
+	seq := f.seq
+	f.out.timer = time.AfterFunc(syncTimeout, func() { f.timedOut(seq) })
+	if err := f.ps.Ping(context.Background(), strconv.FormatUint(seq, 10)); err != nil {
 		f.failLocked(err)
 	}
 }
 
+// timedOut replaces a connection that has not answered PING seq in
+// time: its reports can no longer be relied on.
+func (f *trackingFeed) timedOut(seq uint64) {
+	f.mu.Lock()
+	if f.out == nil || f.seq != seq {
+		f.mu.Unlock()
+		return
+	}
+	f.alive = false
+	f.failLocked(fmt.Errorf("%w: no answer within %v", errFeedDown, syncTimeout))
+	ps := f.ps
+	f.mu.Unlock()
+	ps.Close()
+}
+
 // failLocked fails every waiting request.
 func (f *trackingFeed) failLocked(err error) {
-	for _, ch := range f.out {
-		ch <- err
+	for _, r := range []*round{f.out, f.next} {
+		if r != nil {
+			r.finish(err)
+		}
 	}
-	for _, ch := range f.next {
-		ch <- err
-	}
-	f.out, f.next, f.inflight = nil, nil, false
+	f.out, f.next = nil, nil
 }
 
 // lost marks the connection down: nothing is served from the cache until
@@ -204,35 +233,31 @@ func (f *trackingFeed) lost(err error) {
 // Sync returns once every write completed before the call has been
 // reported, or an error when the feed cannot tell.
 func (f *trackingFeed) Sync(ctx context.Context) error {
-	ch := make(chan error, 1)
 	f.mu.Lock()
 	if !f.alive {
 		f.mu.Unlock()
 		return errFeedDown
 	}
-	if f.inflight {
-		f.next = append(f.next, ch)
-	} else {
-		f.out = append(f.out, ch)
+	var r *round
+	switch {
+	case f.out == nil:
+		// No PING out: this one is sent now, after the call began.
+		r = &round{done: make(chan struct{})}
+		f.out = r
 		f.pingLocked()
+	case f.next == nil:
+		// The PING out was sent before this call: wait for the next.
+		f.next = &round{done: make(chan struct{})}
+		r = f.next
+	default:
+		r = f.next
 	}
 	f.mu.Unlock()
-	t := time.NewTimer(syncTimeout)
-	defer t.Stop()
 	select {
-	case err := <-ch:
-		return err
+	case <-r.done:
+		return r.err
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.C:
-		// A connection that does not answer in time is replaced: its
-		// reports can no longer be relied on.
-		f.mu.Lock()
-		f.alive = false
-		ps := f.ps
-		f.mu.Unlock()
-		ps.Close()
-		return fmt.Errorf("%w: no answer within %v", errFeedDown, syncTimeout)
 	}
 }
 

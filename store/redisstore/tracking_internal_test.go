@@ -1,11 +1,15 @@
 package redisstore
 
 import (
+	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"gatehouse/store/cached"
+	"gatehouse/store/storetest"
 )
 
 // TestChangeOf_EveryKeyIsKnown runs every key name the store writes on
@@ -56,5 +60,70 @@ func TestWatch_NotBehindSentinel(t *testing.T) {
 	if f, err := s.Watch(nil); err == nil {
 		f.Close()
 		t.Fatal("Watch behind Sentinel started a feed")
+	}
+}
+
+// resetCounter is a cached.Handler that counts the times the feed told
+// it to drop everything.
+type resetCounter struct{ resets atomic.Int64 }
+
+func (h *resetCounter) Invalidate(cached.Change) {}
+func (h *resetCounter) Reset()                   { h.resets.Add(1) }
+
+// TestTrackingFeed_UnansweredPing_FailsEveryWaiterAndReconnects: while
+// Redis answers nothing (CLIENT PAUSE), the feed cannot vouch for the
+// cache. Every request waiting for its PING fails with errFeedDown
+// rather than being told the cache is current, the connection is
+// replaced and the cache dropped, and once Redis answers again the feed
+// vouches again.
+func TestTrackingFeed_UnansweredPing_FailsEveryWaiterAndReconnects(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	s, err := Open(ctx, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	h := &resetCounter{}
+	f, err := s.Watch(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	syncs := func() error {
+		t.Helper()
+		for range 200 {
+			if err := f.Sync(ctx); err == nil {
+				return nil
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		return errors.New("the feed never vouched")
+	}
+	if err := syncs(); err != nil {
+		t.Fatal(err)
+	}
+	resets := h.resets.Load()
+
+	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { admin.Close() })
+	pause := 3 * syncTimeout
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() { errs <- f.Sync(ctx) }()
+	}
+	for range cap(errs) {
+		if err := <-errs; !errors.Is(err, errFeedDown) {
+			t.Errorf("Sync while Redis answers nothing = %v, want errFeedDown", err)
+		}
+	}
+	if err := syncs(); err != nil {
+		t.Fatalf("after the pause: %v", err)
+	}
+	if h.resets.Load() <= resets {
+		t.Error("the cache was not dropped when the feed's connection was replaced")
 	}
 }
