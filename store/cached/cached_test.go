@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,6 +83,44 @@ func TestCached_EmbeddedFileWrittenByAnotherProcess_WriteTakesEffectAtOnce(t *te
 	writer := openFile(t, path)
 	t.Cleanup(func() { writer.Close() })
 	testWritesSeenAtOnce(t, writer, reader)
+}
+
+// Under load the reader's feed has a PING out most of the time. A read
+// that began after a write returned must still see it: it may never be
+// vouched for by a PING sent before it began, whose answer can come back
+// ahead of the write's report.
+func TestCached_TwoInstancesUnderLoad_WriteTakesEffectOnTheOthersNextRead(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	writer := openRedis(t, r.URL)
+	t.Cleanup(func() { writer.Close() })
+	reader := wrap(t, openRedis(t, r.URL))
+	setUp(t, writer, "dave", "d1", "4000")
+	setUp(t, writer, "erin", "e1", "4001")
+	stop := make(chan struct{})
+	var load sync.WaitGroup
+	for range 8 {
+		load.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				reader.View(ctx, "e1")
+			}
+		})
+	}
+	t.Cleanup(func() { close(stop); load.Wait() })
+	for i := range 300 {
+		disabled := i%2 == 0
+		if err := writer.UpdateAccount(ctx, "dave", func(a *store.Account) error { a.Disabled = disabled; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := reader.View(ctx, "d1"); err != nil || v.Account.Disabled != disabled {
+			t.Fatalf("write %d: View right after setting disabled=%v = %v, %v", i, disabled, v.Account.Disabled, err)
+		}
+	}
 }
 
 func testWritesSeenAtOnce(t *testing.T, writer store.Store, reader store.Store) {
