@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -63,7 +64,7 @@ var _ sessions.Store = (*sessionStore)(nil)
 func newSessionStore(records store.Store, hashKey []byte, maxAge time.Duration, domain string) *sessionStore {
 	codec := securecookie.New(hashKey, nil)
 	codec.MaxAge(int(maxAge / time.Second))
-	codec.SetSerializer(securecookie.JSONEncoder{})
+	codec.SetSerializer(idSerializer{})
 	return &sessionStore{
 		codec:   codec,
 		records: records,
@@ -168,6 +169,28 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 	}
 	http.SetCookie(w, sessions.NewCookie(sess.Name(), encoded, sess.Options))
 	return nil
+}
+
+// idSerializer writes a cookie's session ID as securecookie.JSONEncoder
+// does (a JSON string) and reads it back without a JSON decoder when it
+// is a plain one, as every ID this server makes is: the cookie is read
+// on every request, /auth/verify included. It runs only on what the
+// cookie's MAC has vouched for; anything else goes to the JSON decoder.
+type idSerializer struct{}
+
+func (idSerializer) Serialize(src any) ([]byte, error) {
+	return securecookie.JSONEncoder{}.Serialize(src)
+}
+
+func (idSerializer) Deserialize(src []byte, dst any) error {
+	if id, ok := dst.(*string); ok {
+		b := bytes.TrimSuffix(src, []byte("\n"))
+		if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && !bytes.ContainsAny(b[1:len(b)-1], "\\\"") {
+			*id = string(b[1 : len(b)-1])
+			return nil
+		}
+	}
+	return securecookie.JSONEncoder{}.Deserialize(src, dst)
 }
 
 // errSessionGone means a session ended while a request was using it.
