@@ -79,6 +79,9 @@ type serveOptions struct {
 	cookieDom     string
 	proxies       stringList
 	certHeader    string
+	// verifySocket, when set, is the path of the verify socket: forward
+	// auth over plain HTTP for a proxy on the same host (socket.go).
+	verifySocket string
 	// enrollWithTOTP and maxDeviceCerts: see server.Config.
 	enrollWithTOTP bool
 	maxDeviceCerts int
@@ -98,6 +101,7 @@ func addServeOptions(fs *flag.FlagSet) *serveOptions {
 	fs.DurationVar(&o.sessionMax, "session-max", server.DefaultSessionMax, "end a session this long after sign-in")
 	fs.StringVar(&o.cookieDom, "cookie-domain", "", "share the session cookie with sibling hosts under this `domain` (for apps behind forward auth)")
 	fs.Var(&o.proxies, "trusted-proxy", "accept a forwarded client certificate (see --client-cert-header) and X-Forwarded-For only from this `CIDR` (repeatable)")
+	fs.StringVar(&o.verifySocket, "verify-socket", "", "also serve forward auth (GET /auth/verify, and /healthz) over plain HTTP on a Unix socket at this `path`, for a proxy on the same host; mode 0660: whoever can connect is trusted as a --trusted-proxy")
 	fs.StringVar(&o.certHeader, "client-cert-header", "X-Client-Cert", "the `header` the trusted proxies forward the client certificate in: X-Client-Cert (nginx, Caddy) or X-Forwarded-Tls-Client-Cert (Traefik); a request with the other one is refused")
 	fs.BoolVar(&o.enrollWithTOTP, "enroll-with-totp", false, "let a new device's certificate request be approved on that device with a fresh TOTP code (a phished password and code then become a certificate)")
 	fs.IntVar(&o.maxDeviceCerts, "max-device-certificates", server.DefaultMaxDeviceCertificates, "the most valid certificates an account may hold before a new device's request is refused")
@@ -108,7 +112,7 @@ func addServeOptions(fs *flag.FlagSet) *serveOptions {
 // (upper-cased, "-" as "_"), on the commands that have them; a flag on
 // the command line wins. A command's own choices (--role, --out…) are
 // never taken from the environment.
-var envFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy", "client-cert-header", "enroll-with-totp", "max-device-certificates"}
+var envFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy", "verify-socket", "client-cert-header", "enroll-with-totp", "max-device-certificates"}
 
 // parse parses args into fs, allowing flags after positional arguments
 // ("user add alice --role employee"), then fills unset envFlags from the

@@ -56,6 +56,11 @@ func serve(e *env, o *serveOptions) error {
 	if err := server.CheckSessionTimes(o.sessionIdle, o.sessionMax); err != nil {
 		return fmt.Errorf("--session-idle %v, --session-max %v: %w", o.sessionIdle, o.sessionMax, err)
 	}
+	if o.verifySocket != "" {
+		if err := checkVerifySocket(o.verifySocket); err != nil {
+			return err
+		}
+	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
 
 	st, err := openStore(e, o.settings)
@@ -136,7 +141,7 @@ func serve(e *env, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	handler, err := server.New(server.Config{
+	portal, err := server.NewServer(server.Config{
 		Store:                 st,
 		Verifier:              &auth.CertVerifier{Roots: roots, Intermediates: intermediates, CRLs: crls.current, Revoked: st.IsRevoked},
 		Hasher:                hasher,
@@ -170,28 +175,58 @@ func serve(e *env, o *serveOptions) error {
 	for _, c := range intermediates {
 		hints.AddCert(c)
 	}
-	srv := server.HTTPServer(o.addr, handler, serverCert, hints)
+	srv := server.HTTPServer(o.addr, portal.Handler(), serverCert, hints)
 	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	servers := []*http.Server{srv}
+	errc := make(chan error, 2)
+	if o.verifySocket != "" {
+		sock, err := listenVerifySocket(o.verifySocket)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		proxy := server.ProxyHTTPServer(portal.ProxyHandler())
+		proxy.ErrorLog = srv.ErrorLog
+		servers = append(servers, proxy)
+		go func() { errc <- proxy.Serve(sock) }()
+		logger.Info("listening for forward auth", "socket", o.verifySocket, "mode", fmt.Sprintf("%#o", verifySocketMode))
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "data", l.dir, "store", storeName(o.settings))
 	fmt.Fprintf(e.stdout, "Gatehouse is listening on https://%s/\n", displayAddr(ln.Addr()))
+	if o.verifySocket != "" {
+		fmt.Fprintf(e.stdout, "Forward auth for a proxy on this host: unix:%s (GET /auth/verify)\n", o.verifySocket)
+	}
 
-	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	select {
 	case err := <-errc:
+		for _, s := range servers {
+			s.Close() // the other listener too, and the socket file with it
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-e.ctx.Done():
 	}
 	logger.Info("shutting down", "grace", shutdownGrace.String())
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	// Both listeners stop accepting at once, and their requests in
+	// flight finish within the one grace period.
+	shut := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { shut <- s.Shutdown(ctx) }()
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	var errs []error
+	for range servers {
+		if err := <-shut; err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		}
 	}
-	return nil
+	for range servers {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // displayAddr turns a listen address into one a browser can open.

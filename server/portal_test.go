@@ -86,6 +86,8 @@ type portal struct {
 	nameKey []byte
 	// cfg is the Config the portal was made with.
 	cfg server.Config
+	// proxy is the verify socket's handler (Server.ProxyHandler).
+	proxy http.Handler
 
 	// AdminCert is a client certificate for "admin" (CN "admin").
 	AdminCert tls.Certificate
@@ -167,10 +169,11 @@ func newPortalWith(t testing.TB, configure func(*server.Config), redisArgs ...st
 	if configure != nil {
 		configure(&cfg)
 	}
-	handler, err := server.New(cfg)
+	gh, err := server.NewServer(cfg)
 	if err != nil {
-		t.Fatalf("server.New: %v", err)
+		t.Fatalf("server.NewServer: %v", err)
 	}
+	handler := gh.Handler()
 
 	serverCert, err := authority.IssueServer([]string{"127.0.0.1"}, start)
 	if err != nil {
@@ -185,7 +188,7 @@ func newPortalWith(t testing.TB, configure func(*server.Config), redisArgs ...st
 		t.Fatal(err)
 	}
 
-	p := &portal{t: t, redis: r, store: st, ca: authority, key: key, clock: clk, srv: srv, url: u, hasher: hasher, logs: logs, sealer: sealer, recoveryKey: recoveryKey, nameKey: cfg.UnknownNameKey, cfg: cfg}
+	p := &portal{t: t, redis: r, store: st, ca: authority, key: key, clock: clk, srv: srv, url: u, hasher: hasher, logs: logs, sealer: sealer, recoveryKey: recoveryKey, nameKey: cfg.UnknownNameKey, cfg: cfg, proxy: gh.ProxyHandler()}
 
 	ctx := t.Context()
 	for _, role := range []store.Role{

@@ -140,8 +140,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // wantsJSON reports whether the client is a script: API and forward-auth
-// routes always answer JSON, other routes when asked for it.
+// routes, and everything on the verify socket (a proxy's, never a
+// person's), always answer JSON, other routes when asked for it.
 func wantsJSON(r *http.Request) bool {
+	if fromProxySocket(r) {
+		return true
+	}
 	p := r.URL.Path
 	if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/auth/") {
 		return true

@@ -161,3 +161,18 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 
 	mux.Handle("/", s.handleNotFound())
 }
+
+// addProxyRoutes is the map of the verify socket (gatehouse serve
+// --verify-socket, socket.go): plain HTTP on a Unix socket, for the auth
+// subrequests of a proxy on the same host. Least privilege: the socket
+// serves forward auth and liveness, nothing a browser could use (no
+// sign-in, no session API, no admin), and answers every other path 404
+// in JSON. Requests on it count as from a trusted proxy (the forwarded
+// client certificate and X-Forwarded-For are read) and are wrapped by
+// s.secure like the portal's own.
+func (s *Server) addProxyRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /auth/verify", s.handleVerify())
+	mux.Handle("GET /healthz", s.handleHealthz())
+
+	mux.Handle("/", s.handleNotFound())
+}

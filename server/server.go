@@ -1,7 +1,9 @@
 // Package server is Gatehouse's HTTP side: it decodes requests, loads and
 // re-evaluates the session on every request, asks package auth to decide,
 // persists through package store and renders pages and JSON. New returns
-// the whole portal as one http.Handler; routes.go lists every route.
+// the whole portal as one http.Handler; NewServer also gives the verify
+// socket's handler, for a proxy on the same host (socket.go); routes.go
+// lists every route of both.
 package server
 
 import (
@@ -135,7 +137,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Server is the portal. Build it with New.
+// Server is the portal. Build it with NewServer.
 type Server struct {
 	store       store.Store
 	verifier    *auth.CertVerifier
@@ -167,10 +169,25 @@ type Server struct {
 	certHeader     string
 	enrollWithTOTP bool
 	maxDeviceCerts int
+	// handler is the whole portal, proxyHandler the verify socket's
+	// routes; each wrapped once by s.secure.
+	handler      http.Handler
+	proxyHandler http.Handler
 }
 
 // New checks cfg and returns the portal's handler.
 func New(cfg Config) (http.Handler, error) {
+	s, err := NewServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.Handler(), nil
+}
+
+// NewServer checks cfg and returns the portal, whose Handler serves
+// people and proxies over TLS and whose ProxyHandler serves a proxy on
+// the same host over the verify socket.
+func NewServer(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Verifier == nil || cfg.Hasher == nil {
 		return nil, errors.New("server config: Store, Verifier and Hasher are required")
 	}
@@ -262,5 +279,18 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
-	return s.secure(mux), nil
+	s.handler = s.secure(mux)
+	proxyMux := http.NewServeMux()
+	s.addProxyRoutes(proxyMux)
+	s.proxyHandler = s.secure(proxyMux)
+	return s, nil
 }
+
+// Handler is the whole portal, for its TLS listener (HTTPServer).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// ProxyHandler is the verify socket's handler (addProxyRoutes): forward
+// auth and liveness only, for a proxy on the same host, served by
+// ProxyHTTPServer on a Unix socket whose file permissions decide who may
+// connect. Requests on it count as from a trusted proxy.
+func (s *Server) ProxyHandler() http.Handler { return s.proxyHandler }

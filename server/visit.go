@@ -195,8 +195,12 @@ func (s *Server) peerCertificates(r *http.Request) []*x509.Certificate {
 }
 
 // fromTrustedProxy reports whether the request's connection comes from a
-// configured trusted proxy.
+// configured trusted proxy, or from the verify socket, whose file
+// permissions admit only the proxy (socket.go).
 func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	if fromProxySocket(r) {
+		return true
+	}
 	if len(s.proxies) == 0 {
 		return false
 	}
@@ -214,12 +218,16 @@ func (s *Server) fromTrustedProxy(r *http.Request) bool {
 }
 
 // clientAddr is the client's IP address, for logs, throttles and session
-// records: the connection's peer, or, behind trusted proxies, the last
-// address in X-Forwarded-For that is not itself a trusted proxy.
+// records: the connection's peer, or, behind trusted proxies and on the
+// verify socket, the last address in X-Forwarded-For that is not itself a
+// trusted proxy.
 func (s *Server) clientAddr(r *http.Request) string {
 	peer := r.RemoteAddr
 	if ap, err := netip.ParseAddrPort(peer); err == nil {
 		peer = ap.Addr().Unmap().String()
+	}
+	if fromProxySocket(r) {
+		peer = proxySocketPeer // a Unix socket's peer has no address
 	}
 	if !s.fromTrustedProxy(r) {
 		return peer

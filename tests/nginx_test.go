@@ -8,7 +8,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -311,6 +313,135 @@ func TestNginx_ForwardAuthWithCookieDomainAndForwardedCertificate(t *testing.T) 
 	})
 }
 
+// Forward auth through a real nginx that asks the portal over its verify
+// socket (serve --verify-socket), as on one host: no TLS on that hop and
+// no --trusted-proxy, yet the certificate nginx forwards counts, because
+// the socket alone is trusted. The socket file is mode 0660 and is gone
+// once the portal stops.
+func TestNginx_ForwardAuthOverTheVerifySocket(t *testing.T) {
+	t.Parallel()
+	nginxBin := nginxBinary(t)
+	p := initPortal(t)
+	pki := p.builtinCA(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "verify.sock")
+
+	portalCert, portalKey := writeServerCertFiles(t, pki, dir, "portal", "portal."+nginxDomain, "localhost")
+	p.start(t, "--tls-cert", portalCert, "--tls-key", portalKey,
+		"--cookie-domain", nginxDomain, "--verify-socket", sock)
+	portalURL := "https://" + net.JoinHostPort("portal."+nginxDomain, strconv.Itoa(port(p.Addr)))
+
+	fi, err := os.Lstat(sock)
+	if err != nil || fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("--verify-socket %s: %v, %v; want a socket with mode 0660", sock, fi, err)
+	}
+
+	app := startEchoApp(t)
+	n := startNginx(t, nginxBin, nginxSite{
+		Portal:     p,
+		PortalName: "portal." + nginxDomain,
+		App:        app.Listener.Addr().String(),
+		Hosts:      []string{"app." + nginxDomain, "ops." + nginxDomain},
+		Socket:     sock,
+		certCA:     pki,
+	})
+	wikiURL := n.url("app") + "/"
+	opsURL := n.url("ops") + "/"
+
+	pool, err := p.caPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminCert := p.adminCert(t)
+	laptop := newSiteClient(t, pool, &adminCert)
+	wantRedirect(t, laptop.post(t, portalURL+"/login", loginForm("admin", p.AdminPassword)), "/")
+	for name, a := range map[string]appJSONBody{
+		"wiki": {URL: wikiURL, Roles: []string{"employee"}},
+		"ops":  {URL: opsURL, Roles: []string{"admin"}},
+	} {
+		wantStatus(t, laptop.putJSON(t, portalURL+"/api/admin/apps/"+name, a), http.StatusCreated)
+	}
+	p.cli(t, danaPassword+"\n", "user", "add", "dana", "--role", "employee", "--email", "dana@example.com", "--password-stdin")
+
+	// Anonymous: to the login page, at the portal's public address.
+	hits := app.hits.Load()
+	dana := newSiteClient(t, pool, nil)
+	page := wikiURL + "some/page?x=1"
+	r := dana.get(t, page)
+	wantStatus(t, r, http.StatusFound)
+	if want := portalURL + "/login?rd=" + url.QueryEscape(page); r.location() != want {
+		t.Errorf("anonymous: Location = %q, want %q", r.location(), want)
+	}
+	app.wantNoHitsSince(t, hits)
+
+	// Signed in: the app page, with the user.
+	wantRedirect(t, dana.post(t, portalURL+"/login", loginForm("dana", danaPassword)), "/")
+	r = dana.get(t, page)
+	wantStatus(t, r, http.StatusOK)
+	saw := decodeEcho(t, r)
+	saw.want(t, "Remote-User", "dana")
+	saw.want(t, "Remote-Email", "dana@example.com")
+	saw.want(t, "Remote-Roles", "employee")
+	hits = app.hits.Load()
+	wantStatus(t, dana.get(t, opsURL), http.StatusForbidden)
+
+	// The certificate the admin presents to nginx reaches the portal in
+	// X-Client-Cert over the socket, and counts: the admin role, which
+	// needs it, is in effect.
+	r = laptop.get(t, opsURL)
+	wantStatus(t, r, http.StatusOK)
+	saw = decodeEcho(t, r)
+	saw.want(t, "Remote-User", "admin")
+	saw.wantListed(t, "Remote-Roles", "admin")
+	saw.wantListed(t, "Remote-Factors", "certificate")
+	// The same admin without it: password-only.
+	phone := newSiteClient(t, pool, nil)
+	wantRedirect(t, phone.post(t, portalURL+"/login", loginForm("admin", p.AdminPassword)), "/")
+	wantStatus(t, phone.get(t, opsURL), http.StatusForbidden)
+	app.wantNoHitsSince(t, hits+1)
+
+	p.server.stop(t)
+	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the verify socket is still there after the portal stopped: %v", err)
+	}
+}
+
+// TestNginx_DocsShowTheTestedConfigs keeps docs/forward-auth.md and the
+// nginx configurations tests/nginxconf writes (over the verify socket,
+// and over TLS) the same.
+func TestNginx_DocsShowTheTestedConfigs(t *testing.T) {
+	t.Parallel()
+	docs, err := os.ReadFile(filepath.Join("..", "docs", "forward-auth.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, params := range map[string]nginxconf.Params{
+		"over the verify socket": {PortalSocket: "/run/gatehouse/verify.sock", PortalHost: "portal.example.com:8443"},
+		"over TLS": {PortalAddr: "portal.example.com:443", PortalHost: "portal.example.com",
+			PortalName: "portal.example.com", CA: "/etc/gatehouse/ca.crt"},
+	} {
+		params.Dir = "/var/lib/nginx"
+		params.Listen = "443"
+		params.Hosts = []string{"wiki.example.com"}
+		params.Cert, params.Key = "/etc/nginx/tls/wiki.example.com.crt", "/etc/nginx/tls/wiki.example.com.key"
+		params.App = "127.0.0.1:8080"
+		var conf bytes.Buffer
+		if err := nginxconf.Write(&conf, params); err != nil {
+			t.Fatal(err)
+		}
+		// The documentation leaves out the lines that only put nginx's
+		// files in the test's directory.
+		_, rest, ok := strings.Cut(conf.String(), "\n    ssl_protocols ")
+		if !ok {
+			t.Fatalf("%s: no ssl_protocols line in\n%s", name, conf.String())
+		}
+		want := "```nginx\nhttp {\n    ssl_protocols " + rest + "```\n"
+		if !strings.Contains(string(docs), want) {
+			t.Errorf("docs/forward-auth.md does not show the tested nginx configuration %s; it should hold:\n%s", name, want)
+		}
+	}
+}
+
 // nginxBinary finds nginx, or skips the test (fails it under CI=true).
 func nginxBinary(t *testing.T) string {
 	t.Helper()
@@ -431,6 +562,9 @@ type nginxSite struct {
 	App string
 	// Hosts are the protected sites, one server block each.
 	Hosts []string
+	// Socket, when set, is the portal's verify socket: nginx asks the
+	// portal there, over plain HTTP, instead of over TLS.
+	Socket string
 
 	certCA *testCA
 }
@@ -454,16 +588,17 @@ func startNginx(t *testing.T, bin string, site nginxSite) *runningNginx {
 	certFile, keyFile := writeServerCertFiles(t, site.certCA, dir, "sites", site.Hosts...)
 	n := &runningNginx{port: freePort(t)}
 	data := nginxconf.Params{
-		Dir:        dir,
-		Listen:     net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)),
-		Hosts:      site.Hosts,
-		Cert:       certFile,
-		Key:        keyFile,
-		App:        site.App,
-		PortalAddr: site.Portal.Addr,
-		PortalHost: net.JoinHostPort(site.PortalName, strconv.Itoa(port(site.Portal.Addr))),
-		PortalName: site.PortalName,
-		CA:         site.CA,
+		Dir:          dir,
+		Listen:       net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)),
+		Hosts:        site.Hosts,
+		Cert:         certFile,
+		Key:          keyFile,
+		App:          site.App,
+		PortalAddr:   site.Portal.Addr,
+		PortalHost:   net.JoinHostPort(site.PortalName, strconv.Itoa(port(site.Portal.Addr))),
+		PortalName:   site.PortalName,
+		CA:           site.CA,
+		PortalSocket: site.Socket,
 	}
 	if os.Geteuid() == 0 {
 		// The temporary directory is private to the user running the

@@ -19,7 +19,7 @@
 //
 //	go run ./tests/load -duration 10s -concurrency 32
 //	go run ./tests/load -sessions 1000000    # also fill Redis with a million sessions
-//	go run ./tests/load -ratios 3 -duration 8s   # only the ratios: verify/healthz, embedded/Redis, nginx
+//	go run ./tests/load -ratios 3 -duration 8s   # only the ratios: verify/healthz, embedded/Redis, nginx (over the verify socket and over TLS)
 //
 // Every loop is bounded by -duration; nothing leaves 127.0.0.1.
 package main
@@ -72,14 +72,15 @@ func main() {
 	keep := flag.Bool("keep", false, "leave the data directory and logs in place")
 	rounds := flag.Int("ratios", 0, "measure only the ratios of SPEC \"Performance\" with wrk and nginx, in this many interleaved rounds")
 	nginxWorkers := flag.Int("nginx-workers", 1, "nginx worker processes in the ratios' nginx")
+	nginxSocket := flag.Bool("nginx-socket", true, "in the ratios, nginx + auth_request asks the portal over its verify socket (the configuration for one host); the same over TLS is measured too")
 	flag.Parse()
-	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *keep); err != nil {
+	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *nginxSocket, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, keep bool) error {
+func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, nginxSocket, keep bool) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gatehouse-load-")
 	if err != nil {
@@ -121,7 +122,7 @@ func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWork
 		return err
 	}
 	if rounds > 0 {
-		return ratios(dir, bin, p, cookie, rounds, concurrency, nginxWorkers, duration)
+		return ratios(dir, bin, p, cookie, rounds, concurrency, nginxWorkers, nginxSocket, duration)
 	}
 	withSession := func(req *http.Request) { req.Header.Set("Cookie", cookie) }
 	anonymous := func(*http.Request) {}
@@ -221,10 +222,12 @@ func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWork
 type portal struct {
 	bin, data, store string
 	url              string
-	roots            *x509.CertPool
-	adminCert        tls.Certificate
-	benchCert        tls.Certificate
-	adminPassword    string
+	// socket is the portal's verify socket (serve --verify-socket).
+	socket        string
+	roots         *x509.CertPool
+	adminCert     tls.Certificate
+	benchCert     tls.Certificate
+	adminPassword string
 	// client is the shared keep-alive client of the verify phases.
 	client *http.Client
 }
@@ -249,7 +252,8 @@ func (p *portal) serve(dir string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(p.bin, "serve", "--data", p.data, "--store", p.store, "--addr", addr)
+	p.socket = filepath.Join(dir, "verify.sock")
+	cmd := exec.Command(p.bin, "serve", "--data", p.data, "--store", p.store, "--addr", addr, "--verify-socket", p.socket)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -25,7 +25,9 @@ import (
 // cores the portal needs): verify against the same portal's /healthz,
 // the embedded store against Redis, and an app page behind nginx's
 // auth_request (the configuration of docs/forward-auth.md) against the
-// same nginx and app without it. Each target is measured rounds times,
+// same nginx and app without it: nginx asks the portal over its verify
+// socket (-nginx-socket, the configuration for one host) and, measured
+// too, over TLS. Each target is measured rounds times,
 // the targets interleaved and their order rotated from round to round,
 // and the medians are compared.
 
@@ -45,7 +47,7 @@ type wrkResult struct {
 	cpu float64
 }
 
-func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, concurrency, nginxWorkers int, duration time.Duration) error {
+func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, concurrency, nginxWorkers int, nginxSocket bool, duration time.Duration) error {
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
 		return errors.New("the ratios need wrk (apt-get install wrk)")
@@ -92,7 +94,7 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 	}))
 	defer app.Close()
 
-	site, stop, err := startNginx(dir, nginx, redisPortal, app.Addr().String(), nginxWorkers)
+	site, stop, err := startNginx(dir, nginx, redisPortal, app.Addr().String(), nginxWorkers, nginxSocket)
 	if err != nil {
 		return err
 	}
@@ -103,6 +105,22 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 	if err := checkThroughNginx(site, redisCookie, redisPortal.roots); err != nil {
 		return err
 	}
+	// With the socket, the same nginx asking the portal over TLS, on a
+	// site of its own.
+	tlsSite := ""
+	if nginxSocket {
+		var stopTLS func()
+		if tlsSite, stopTLS, err = startNginx(dir, nginx, redisPortal, app.Addr().String(), nginxWorkers, false); err != nil {
+			return err
+		}
+		defer stopTLS()
+		if err := redisPortal.registerApp("bench-nginx-tls", tlsSite+"/"); err != nil {
+			return err
+		}
+		if err := checkThroughNginx(tlsSite, redisCookie, redisPortal.roots); err != nil {
+			return err
+		}
+	}
 
 	original := "X-Original-URL: " + appURL + "some/page"
 	targets := []target{
@@ -112,7 +130,12 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 		{"nginx + auth_request", site + "/some/page", []string{"Cookie: " + redisCookie}},
 		{"nginx alone", site + "/open/some/page", []string{"Cookie: " + redisCookie}},
 	}
-	fmt.Printf("\nratios: wrk -t1 -c%d -d%v, %d rounds, targets interleaved; nginx with %d worker processes\n", concurrency, duration, rounds, nginxWorkers)
+	hop := "TLS"
+	if nginxSocket {
+		hop = "the verify socket"
+		targets = append(targets, target{"nginx + auth_request (TLS)", tlsSite + "/some/page", []string{"Cookie: " + redisCookie}})
+	}
+	fmt.Printf("\nratios: wrk -t1 -c%d -d%v, %d rounds, targets interleaved; nginx with %d worker processes, asking the portal over %s\n", concurrency, duration, rounds, nginxWorkers, hop)
 	results := make([][]wrkResult, len(targets))
 	for r := range rounds {
 		for i := range targets {
@@ -133,14 +156,19 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 	fmt.Println("\nmedians")
 	for k, t := range targets {
 		med[k] = median(results[k])
-		fmt.Printf("  %-22s %9.0f /s   p50 %-9v p99 %v\n", t.name, med[k].rate, med[k].p50, med[k].p99)
+		fmt.Printf("  %-26s %9.0f /s   p50 %-9v p99 %v\n", t.name, med[k].rate, med[k].p50, med[k].p99)
 	}
 	health, vr, ve, withAuth, alone := med[0], med[1], med[2], med[3], med[4]
 	fmt.Println("\nratios (of the medians)")
 	fmt.Printf("  %-32s %.2f\n", "verify (Redis) / healthz", vr.rate/health.rate)
 	fmt.Printf("  %-32s %.2f\n", "verify (embedded) / healthz", ve.rate/health.rate)
 	fmt.Printf("  %-32s %.2f (p99 %.2f: %v / %v)\n", "embedded / Redis, throughput", ve.rate/vr.rate, float64(ve.p99)/float64(vr.p99), ve.p99, vr.p99)
-	fmt.Printf("  %-32s %.2f\n", "nginx with auth / nginx alone", withAuth.rate/alone.rate)
+	fmt.Printf("  %-32s %.2f (asking the portal over %s)\n", "nginx with auth / nginx alone", withAuth.rate/alone.rate, hop)
+	if nginxSocket {
+		overTLS := med[5]
+		fmt.Printf("  %-32s %.2f\n", "nginx with auth (TLS) / alone", overTLS.rate/alone.rate)
+		fmt.Printf("  %-32s %.2f\n", "verify socket / TLS, via nginx", withAuth.rate/overTLS.rate)
+	}
 	return nil
 }
 
@@ -196,9 +224,13 @@ func runWrk(wrk string, t target, concurrency int, duration time.Duration) (wrkR
 // startNginx runs nginx with the documented configuration in front of
 // the portal, for the host "localhost" (the portal's own certificate
 // serves it too), with /open/ passed to the app without auth_request as
-// the baseline. It returns the site's URL.
-func startNginx(dir, bin string, p *portal, app string, workers int) (string, func(), error) {
-	ndir := filepath.Join(dir, "nginx")
+// the baseline. nginx asks the portal over its verify socket when socket
+// is set, else over TLS. It returns the site's URL.
+func startNginx(dir, bin string, p *portal, app string, workers int, socket bool) (string, func(), error) {
+	ndir := filepath.Join(dir, "nginx-tls")
+	if socket {
+		ndir = filepath.Join(dir, "nginx-socket")
+	}
 	if err := os.MkdirAll(ndir, 0o700); err != nil {
 		return "", nil, err
 	}
@@ -220,6 +252,9 @@ func startNginx(dir, bin string, p *portal, app string, workers int) (string, fu
 		PortalName: "localhost",
 		CA:         filepath.Join(p.data, "pki", "ca.crt"),
 		OpenPath:   "/open/",
+	}
+	if socket {
+		params.PortalSocket = p.socket
 	}
 	if os.Geteuid() == 0 {
 		params.User = "root"

@@ -32,6 +32,12 @@ type Params struct {
 	PortalAddr, PortalHost, PortalName string
 	// CA is the file of the CA that issued the portal's certificate.
 	CA string
+	// PortalSocket, when set, is the portal's verify socket (serve
+	// --verify-socket): nginx then asks the portal over plain HTTP on
+	// that Unix socket, for a portal on the same host, and PortalAddr,
+	// PortalName and CA are not used. PortalHost is still sent as Host:
+	// the login URL the portal answers with is built from it.
+	PortalSocket string
 	// OpenPath, when set, is a location ("/open/") that passes requests
 	// to the same app without asking the portal: the baseline the load
 	// tool measures the protected site against. Never in a real site.
@@ -46,8 +52,9 @@ func Write(w io.Writer, p Params) error {
 	return config.Execute(w, p)
 }
 
-// config is the configuration of docs/forward-auth.md ("nginx (tested)"):
-// keep the two in step.
+// config is the configuration of docs/forward-auth.md ("nginx (tested)"),
+// both variants (over the verify socket, and over TLS): keep the two in
+// step (tests/nginx_test.go checks).
 var config = template.Must(template.New("nginx.conf").Parse(`{{if .User}}user {{.User}};
 {{end}}worker_processes {{.Workers}};
 events { worker_connections 1024; }
@@ -65,18 +72,30 @@ http {
     # Connections to the portal and to the app stay open between
     # requests (keepalive here, HTTP/1.1 and an empty Connection header
     # in each location): without them every app request would cost a
+{{- if .PortalSocket}}
+    # new connection to the portal.
+    upstream gatehouse {
+        # The portal's verify socket (gatehouse serve --verify-socket):
+        # nginx's user must be in the portal's group to connect.
+        server unix:{{.PortalSocket}};
+        keepalive 32;
+    }
+{{- else}}
     # new TCP connection and a TLS handshake with the portal.
     upstream gatehouse {
         server {{.PortalAddr}};
         keepalive 32;
     }
+{{- end}}
     upstream app {
         server {{.App}};
         keepalive 32;
     }
 
-    # Names no site below serves get no handshake: no protected site
-    # answers for a Host the portal may know as another app.
+    # Names no site below serves get no handshake. Without this the first
+    # site would answer for any name, and X-Original-URL (built from the
+    # request's Host) could name an app that lives elsewhere, with other
+    # roles, while this site's app is what gets served.
     server {
         listen {{.Listen}} ssl default_server;
         ssl_reject_handshake on;
@@ -119,7 +138,11 @@ http {
 {{end}}
         location = /_gatehouse {
             internal;
+{{- if $.PortalSocket}}
+            proxy_pass http://gatehouse/auth/verify;
+{{- else}}
             proxy_pass https://gatehouse/auth/verify;
+{{- end}}
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header Connection "";
@@ -130,11 +153,13 @@ http {
             proxy_set_header X-Client-Cert $ssl_client_escaped_cert;
             # Never pass on a Traefik-style header the client sent.
             proxy_set_header X-Forwarded-Tls-Client-Cert "";
+{{- if not $.PortalSocket}}
             proxy_ssl_server_name on;
             proxy_ssl_name {{$.PortalName}};
             proxy_ssl_session_reuse on;
             proxy_ssl_trusted_certificate {{$.CA}};
             proxy_ssl_verify on;
+{{- end}}
         }
     }
 {{end}}}
