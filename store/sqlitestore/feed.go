@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"time"
 
 	"gatehouse/store/cached"
 )
@@ -16,25 +17,40 @@ import (
 // a commit changed, so any commit drops the whole cache; the verify path
 // itself commits at most once a minute per session.
 func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
-	conn, err := s.db.Conn(context.Background())
+	ctx := context.Background()
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, wrap("open the cache's connection", err)
 	}
-	return &versionFeed{conn: conn, h: h, last: -1}, nil
+	stmt, err := conn.PrepareContext(ctx, "PRAGMA data_version")
+	if err != nil {
+		conn.Close()
+		return nil, wrap("prepare the cache's check", err)
+	}
+	return &versionFeed{conn: conn, stmt: stmt, h: h, last: -1}, nil
 }
 
+// checkGap is the least time from the start of one check to the next:
+// requests that arrive within it share the next check, so that under
+// load one query serves many of them. A request that finds the gap
+// passed and no check running has its check run at once.
+const checkGap = 100 * time.Microsecond
+
 // versionFeed compares data_version with the value the last check saw.
-// Requests that arrive while a check runs wait for the next one, so that
-// one query serves many of them.
+// Requests that arrive while a check runs, or within checkGap of the
+// last one, wait for the next one, so that one query serves many of
+// them; a request is never vouched for by a check that began before it.
 type versionFeed struct {
 	conn *sql.Conn
+	stmt *sql.Stmt
 	h    cached.Handler
 
 	mu       sync.Mutex
 	checking bool
 	waiting  []chan error
-	// last is only used by the caller running the checks.
-	last int64
+	// last and checkedAt are only used by the caller running the checks.
+	last      int64
+	checkedAt time.Time
 }
 
 // Sync drops the cache when anything was committed since the last check.
@@ -47,6 +63,13 @@ func (f *versionFeed) Sync(ctx context.Context) error {
 		// after every waiter of its batch arrived.
 		f.checking = true
 		for len(f.waiting) > 0 {
+			if wait := checkGap - time.Since(f.checkedAt); wait > 0 {
+				// Those who arrive meanwhile join this batch: its
+				// check starts after they did.
+				f.mu.Unlock()
+				time.Sleep(wait)
+				f.mu.Lock()
+			}
 			batch := f.waiting
 			f.waiting = nil
 			f.mu.Unlock()
@@ -71,8 +94,9 @@ func (f *versionFeed) Sync(ctx context.Context) error {
 func (f *versionFeed) check() error {
 	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
 	defer cancel()
+	f.checkedAt = time.Now()
 	var v int64
-	if err := f.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+	if err := f.stmt.QueryRowContext(ctx).Scan(&v); err != nil {
 		f.last = -1
 		f.h.Reset()
 		return fmt.Errorf("read data_version: %w", err)
@@ -85,4 +109,7 @@ func (f *versionFeed) check() error {
 }
 
 // Close returns the connection to the pool.
-func (f *versionFeed) Close() error { return f.conn.Close() }
+func (f *versionFeed) Close() error {
+	f.stmt.Close()
+	return f.conn.Close()
+}
