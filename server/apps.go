@@ -109,7 +109,7 @@ func normalTarget(raw string) (string, bool) {
 	if strings.Contains(u.Path, "//") {
 		return "", false
 	}
-	for _, seg := range strings.Split(u.Path, "/") {
+	for seg := range strings.SplitSeq(u.Path, "/") {
 		// "..", and "..;x" or ".;x", which servlet containers read as
 		// ".." and "." once they drop path parameters.
 		if seg == "." || seg == ".." || strings.HasPrefix(seg, "..;") || strings.HasPrefix(seg, ".;") {
