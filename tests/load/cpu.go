@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -70,4 +71,17 @@ func cpuPerRequest(before, after map[string]float64, n float64) string {
 		parts = append(parts, fmt.Sprintf("%s %.0f", s.name, s.us))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// pin restricts every thread of process pid to cpus (a taskset list);
+// threads and processes it starts later inherit that. An empty cpus
+// leaves it alone.
+func pin(pid int, cpus string) error {
+	if cpus == "" {
+		return nil
+	}
+	if out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		return fmt.Errorf("taskset -c %s for pid %d: %v\n%s", cpus, pid, err, out)
+	}
+	return nil
 }

@@ -73,14 +73,23 @@ func main() {
 	rounds := flag.Int("ratios", 0, "measure only the ratios of SPEC \"Performance\" with wrk and nginx, in this many interleaved rounds")
 	nginxWorkers := flag.Int("nginx-workers", 1, "nginx worker processes in the ratios' nginx")
 	nginxSocket := flag.Bool("nginx-socket", true, "in the ratios, nginx + auth_request asks the portal over its verify socket (the configuration for one host); the same over TLS is measured too")
+	portalCPUs := flag.String("portal-cpus", "", "run the portals and Redis on these CPUs only (taskset list, such as 1); with -proxy-cpus, the portal then has cores of its own")
+	proxyCPUs := flag.String("proxy-cpus", "", "run this tool (the app), wrk and nginx on these CPUs only (taskset list, such as 0)")
 	flag.Parse()
-	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *nginxSocket, *keep); err != nil {
+	if err := pin(os.Getpid(), *proxyCPUs); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+	if *portalCPUs != "" || *proxyCPUs != "" {
+		fmt.Printf("CPUs: portals and Redis on %q, this tool (the app), wrk and nginx on %q\n", *portalCPUs, *proxyCPUs)
+	}
+	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *nginxSocket, *keep, *portalCPUs); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, nginxSocket, keep bool) error {
+func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, nginxSocket, keep bool, portalCPUs string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gatehouse-load-")
 	if err != nil {
@@ -100,9 +109,12 @@ func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWork
 		return err
 	}
 	defer rds.Process.Kill()
+	if err := pin(rds.Process.Pid, portalCPUs); err != nil {
+		return err
+	}
 	storeURL := "redis://" + rds.addr + "/0"
 
-	p := &portal{bin: bin, data: filepath.Join(dir, "data"), store: storeURL}
+	p := &portal{bin: bin, data: filepath.Join(dir, "data"), store: storeURL, cpus: portalCPUs}
 	if _, err := p.cli("", "init"); err != nil {
 		return err
 	}
@@ -223,7 +235,9 @@ type portal struct {
 	bin, data, store string
 	url              string
 	// socket is the portal's verify socket (serve --verify-socket).
-	socket        string
+	socket string
+	// cpus, when set, are the only CPUs the portal runs on (taskset).
+	cpus          string
 	roots         *x509.CertPool
 	adminCert     tls.Certificate
 	benchCert     tls.Certificate
@@ -256,6 +270,9 @@ func (p *portal) serve(dir string) (*exec.Cmd, error) {
 	cmd := exec.Command(p.bin, "serve", "--data", p.data, "--store", p.store, "--addr", addr, "--verify-socket", p.socket)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	if err := pin(cmd.Process.Pid, p.cpus); err != nil {
 		return nil, err
 	}
 	p.url = "https://localhost:" + strconv.Itoa(port)

@@ -61,7 +61,7 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 	}
 
 	// The same portal binary on the embedded store, beside the Redis one.
-	emb := &portal{bin: bin, data: filepath.Join(dir, "data-embedded"), store: ""}
+	emb := &portal{bin: bin, data: filepath.Join(dir, "data-embedded"), store: "", cpus: redisPortal.cpus}
 	if _, err := emb.cli("", "init"); err != nil {
 		return err
 	}
