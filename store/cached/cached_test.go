@@ -85,16 +85,28 @@ func TestCached_EmbeddedFileWrittenByAnotherProcess_WriteTakesEffectAtOnce(t *te
 	testWritesSeenAtOnce(t, writer, reader)
 }
 
-// Under load the reader's feed has a PING out most of the time. A read
-// that began after a write returned must still see it: it may never be
-// vouched for by a PING sent before it began, whose answer can come back
-// ahead of the write's report.
+// Under load the reader's feed has a barrier (a PING, a data_version
+// check) out most of the time. A read that began after a write returned
+// must still see it: it may never be vouched for by a barrier sent
+// before it began, whose answer can come back ahead of the write's
+// report.
 func TestCached_TwoInstancesUnderLoad_WriteTakesEffectOnTheOthersNextRead(t *testing.T) {
 	r := storetest.StartRedis(t)
-	ctx := t.Context()
 	writer := openRedis(t, r.URL)
 	t.Cleanup(func() { writer.Close() })
-	reader := wrap(t, openRedis(t, r.URL))
+	testWritesSeenUnderLoad(t, writer, wrap(t, openRedis(t, r.URL)))
+}
+
+func TestCached_EmbeddedFileUnderLoad_WriteTakesEffectAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	reader := wrap(t, openFile(t, path))
+	writer := openFile(t, path)
+	t.Cleanup(func() { writer.Close() })
+	testWritesSeenUnderLoad(t, writer, reader)
+}
+
+func testWritesSeenUnderLoad(t *testing.T, writer, reader store.Store) {
+	ctx := t.Context()
 	setUp(t, writer, "dave", "d1", "4000")
 	setUp(t, writer, "erin", "e1", "4001")
 	stop := make(chan struct{})

@@ -26,10 +26,9 @@ import (
 // for the answer. Redis runs commands one at a time and writes the
 // reports of a write to the connection when the write runs, so by the
 // time the PONG arrives every write that completed before the PING was
-// sent has been reported. Requests that arrive while a PING is out, or
-// within pingGap of the last one, wait for the next one, so one round
-// trip serves many of them; a request never shares a PING sent before
-// it began.
+// sent has been reported. Requests that arrive while a PING is out wait
+// for the next one, so one round trip serves many of them; a request
+// never shares a PING sent before it began.
 //
 // On a Cluster, tracking is per node: the feed would need one such
 // connection per master and a drop of the cache when slots move; until
@@ -41,13 +40,6 @@ const trackingChannel = "__redis__:invalidate"
 // syncTimeout bounds the wait for a PONG; past it the request reads
 // Redis itself and the connection is replaced.
 const syncTimeout = readTimeout
-
-// pingGap is the least time from one PING to the next. A request that
-// finds the gap passed and no PING out has its PING sent at once; under
-// load, the requests that arrive within the gap share the next PING, so
-// a round trip (two system calls here, a command in Redis) serves many
-// of them instead of two or three.
-const pingGap = 100 * time.Microsecond
 
 // reconnectDelay is the pause before a lost feed connects again.
 const reconnectDelay = 100 * time.Millisecond
@@ -100,10 +92,6 @@ type trackingFeed struct {
 	// since and wait for the following one. Either may be nil.
 	seq       uint64
 	out, next *round
-	// sentAt is when the last PING went; paced is set while a timer
-	// waits to send next's PING at sentAt + pingGap.
-	sentAt time.Time
-	paced  bool
 }
 
 // round is one PING and the requests waiting for its answer: they share
@@ -197,20 +185,11 @@ func (f *trackingFeed) answered(payload string) {
 }
 
 // maySendLocked sends the PING of the waiting round next when no PING is
-// out and the gap since the last one has passed, or sets a timer for
-// when it will have.
+// out. (Holding it back for a moment, so that more requests share it,
+// was tried: Go's timers wake late on an idle core, and a sequential
+// client lost two thirds of its speed; docs/benchmarks.md.)
 func (f *trackingFeed) maySendLocked() {
-	if f.out != nil || f.next == nil || f.paced {
-		return
-	}
-	if wait := pingGap - time.Since(f.sentAt); wait > 0 {
-		f.paced = true
-		time.AfterFunc(wait, func() {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.paced = false
-			f.maySendLocked()
-		})
+	if f.out != nil || f.next == nil {
 		return
 	}
 	f.out, f.next = f.next, nil
@@ -221,7 +200,6 @@ func (f *trackingFeed) maySendLocked() {
 func (f *trackingFeed) pingLocked() {
 	f.seq++
 	seq := f.seq
-	f.sentAt = time.Now()
 	f.out.timer = time.AfterFunc(syncTimeout, func() { f.timedOut(seq) })
 	if err := f.ps.Ping(context.Background(), strconv.FormatUint(seq, 10)); err != nil {
 		f.failLocked(err)

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
-	"time"
 
 	"gatehouse/store/cached"
 )
@@ -30,61 +29,56 @@ func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
 	return &versionFeed{conn: conn, stmt: stmt, h: h, last: -1}, nil
 }
 
-// checkGap is the least time from the start of one check to the next:
-// requests that arrive within it share the next check, so that under
-// load one query serves many of them. A request that finds the gap
-// passed and no check running has its check run at once.
-const checkGap = 100 * time.Microsecond
-
 // versionFeed compares data_version with the value the last check saw.
-// Requests that arrive while a check runs, or within checkGap of the
-// last one, wait for the next one, so that one query serves many of
-// them; a request is never vouched for by a check that began before it.
+// Requests that arrive while a check runs wait for the next one, so that
+// one query serves many of them; a request is never vouched for by a
+// check that began before it.
 type versionFeed struct {
 	conn *sql.Conn
 	stmt *sql.Stmt
 	h    cached.Handler
 
-	mu       sync.Mutex
-	checking bool
-	waiting  []chan error
-	// last and checkedAt are only used by the caller running the checks.
-	last      int64
-	checkedAt time.Time
+	mu sync.Mutex
+	// running is set while a caller runs checks; next is the batch of
+	// requests waiting for a check not yet started.
+	running bool
+	next    *batch
+	// last is only used by the caller running the checks.
+	last int64
+}
+
+// batch is the requests one check answers: they share one channel,
+// closed when the check is done.
+type batch struct {
+	done chan struct{}
+	err  error
 }
 
 // Sync drops the cache when anything was committed since the last check.
 func (f *versionFeed) Sync(ctx context.Context) error {
-	ch := make(chan error, 1)
 	f.mu.Lock()
-	f.waiting = append(f.waiting, ch)
-	if !f.checking {
+	if f.next == nil {
+		f.next = &batch{done: make(chan struct{})}
+	}
+	b := f.next
+	if !f.running {
 		// This caller runs checks until nobody waits: each check starts
-		// after every waiter of its batch arrived.
-		f.checking = true
-		for len(f.waiting) > 0 {
-			if wait := checkGap - time.Since(f.checkedAt); wait > 0 {
-				// Those who arrive meanwhile join this batch: its
-				// check starts after they did.
-				f.mu.Unlock()
-				time.Sleep(wait)
-				f.mu.Lock()
-			}
-			batch := f.waiting
-			f.waiting = nil
+		// after every request of its batch arrived.
+		f.running = true
+		for f.next != nil {
+			run := f.next
+			f.next = nil
 			f.mu.Unlock()
-			err := f.check()
-			for _, w := range batch {
-				w <- err
-			}
+			run.err = f.check()
+			close(run.done)
 			f.mu.Lock()
 		}
-		f.checking = false
+		f.running = false
 	}
 	f.mu.Unlock()
 	select {
-	case err := <-ch:
-		return err
+	case <-b.done:
+		return b.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -94,7 +88,6 @@ func (f *versionFeed) Sync(ctx context.Context) error {
 func (f *versionFeed) check() error {
 	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
 	defer cancel()
-	f.checkedAt = time.Now()
 	var v int64
 	if err := f.stmt.QueryRowContext(ctx).Scan(&v); err != nil {
 		f.last = -1
