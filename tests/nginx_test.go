@@ -79,25 +79,8 @@ func TestNginx_ForwardAuthWithCookieDomainAndForwardedCertificate(t *testing.T) 
 	wikiURL := n.url("app") + "/"
 	opsURL := n.url("ops") + "/"
 
-	pool, err := p.caPool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminCert := p.adminCert(t)
+	pool, adminCert, laptop := setUpNginxApps(t, p, portalURL, wikiURL, opsURL)
 	adminPEM := ca.CertPEM(leafOf(t, adminCert))
-
-	// The admin, with the certificate, registers the two apps.
-	laptop := newSiteClient(t, pool, &adminCert)
-	wantRedirect(t, laptop.post(t, portalURL+"/login", loginForm("admin", p.AdminPassword)), "/")
-	for name, a := range map[string]appJSONBody{
-		"wiki": {URL: wikiURL, Roles: []string{"employee"}},
-		"ops":  {URL: opsURL, Roles: []string{"admin"}},
-	} {
-		r := laptop.putJSON(t, portalURL+"/api/admin/apps/"+name, a)
-		wantStatus(t, r, http.StatusCreated)
-	}
-
-	p.cli(t, danaPassword+"\n", "user", "add", "dana", "--role", "employee", "--email", "dana@example.com", "--password-stdin")
 	dana := newSiteClient(t, pool, nil)
 	// An original URL whose query needs escaping inside rd.
 	page := n.url("app") + "/some/page?x=1&y=a%20b"
@@ -348,20 +331,7 @@ func TestNginx_ForwardAuthOverTheVerifySocket(t *testing.T) {
 	wikiURL := n.url("app") + "/"
 	opsURL := n.url("ops") + "/"
 
-	pool, err := p.caPool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminCert := p.adminCert(t)
-	laptop := newSiteClient(t, pool, &adminCert)
-	wantRedirect(t, laptop.post(t, portalURL+"/login", loginForm("admin", p.AdminPassword)), "/")
-	for name, a := range map[string]appJSONBody{
-		"wiki": {URL: wikiURL, Roles: []string{"employee"}},
-		"ops":  {URL: opsURL, Roles: []string{"admin"}},
-	} {
-		wantStatus(t, laptop.putJSON(t, portalURL+"/api/admin/apps/"+name, a), http.StatusCreated)
-	}
-	p.cli(t, danaPassword+"\n", "user", "add", "dana", "--role", "employee", "--email", "dana@example.com", "--password-stdin")
+	pool, _, laptop := setUpNginxApps(t, p, portalURL, wikiURL, opsURL)
 
 	// Anonymous: to the login page, at the portal's public address.
 	hits := app.hits.Load()
@@ -658,6 +628,28 @@ func startNginx(t *testing.T, bin string, site nginxSite) *runningNginx {
 type siteClient struct {
 	jar  *http.Client
 	bare *http.Client // no cookies but those a test sets
+}
+
+// setUpNginxApps signs the admin in with the certificate (laptop), has
+// it register the wiki app (for employees) and the ops app (for admins),
+// and adds dana, an employee.
+func setUpNginxApps(t *testing.T, p *portal, portalURL, wikiURL, opsURL string) (*x509.CertPool, tls.Certificate, *siteClient) {
+	t.Helper()
+	pool, err := p.caPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminCert := p.adminCert(t)
+	laptop := newSiteClient(t, pool, &adminCert)
+	wantRedirect(t, laptop.post(t, portalURL+"/login", loginForm("admin", p.AdminPassword)), "/")
+	for name, a := range map[string]appJSONBody{
+		"wiki": {URL: wikiURL, Roles: []string{"employee"}},
+		"ops":  {URL: opsURL, Roles: []string{"admin"}},
+	} {
+		wantStatus(t, laptop.putJSON(t, portalURL+"/api/admin/apps/"+name, a), http.StatusCreated)
+	}
+	p.cli(t, danaPassword+"\n", "user", "add", "dana", "--role", "employee", "--email", "dana@example.com", "--password-stdin")
+	return pool, adminCert, laptop
 }
 
 func newSiteClient(t *testing.T, roots *x509.CertPool, cert *tls.Certificate) *siteClient {
