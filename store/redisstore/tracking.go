@@ -202,7 +202,12 @@ func (f *trackingFeed) pingLocked() {
 	seq := f.seq
 	f.out.timer = time.AfterFunc(syncTimeout, func() { f.timedOut(seq) })
 	if err := f.ps.Ping(context.Background(), strconv.FormatUint(seq, 10)); err != nil {
-		f.failLocked(err)
+		// A connection a PING cannot be written to is replaced, as one
+		// that does not answer: nothing is served from memory until a
+		// new one has subscribed (and dropped what was kept).
+		f.alive = false
+		f.failLocked(fmt.Errorf("%w: %w", errFeedDown, err))
+		go f.ps.Close()
 	}
 }
 

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -26,24 +27,31 @@ func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
 		conn.Close()
 		return nil, wrap("prepare the cache's check", err)
 	}
-	return &versionFeed{conn: conn, stmt: stmt, h: h, last: -1}, nil
+	f := &versionFeed{conn: conn, stmt: stmt, h: h, last: -1,
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{})}
+	go f.run()
+	return f, nil
 }
 
 // versionFeed compares data_version with the value the last check saw.
-// Requests that arrive while a check runs wait for the next one, so that
-// one query serves many of them; a request is never vouched for by a
-// check that began before it.
+// One goroutine of its own runs the checks, so that no request is held
+// up running checks for others. Requests that arrive while a check runs
+// wait for the next one, so that one query serves many of them; a
+// request is never vouched for by a check that began before it.
 type versionFeed struct {
 	conn *sql.Conn
 	stmt *sql.Stmt
 	h    cached.Handler
+	// kick tells the checker a batch waits; quit stops it, and stopped
+	// is closed once it has.
+	kick, quit, stopped chan struct{}
 
 	mu sync.Mutex
-	// running is set while a caller runs checks; next is the batch of
-	// requests waiting for a check not yet started.
-	running bool
-	next    *batch
-	// last is only used by the caller running the checks.
+	// next is the batch of requests waiting for a check not yet started;
+	// closed is set by Close.
+	next   *batch
+	closed bool
+	// last is only used by the checker.
 	last int64
 }
 
@@ -54,33 +62,59 @@ type batch struct {
 	err  error
 }
 
+var errFeedClosed = errors.New("the cache's feed is closed")
+
 // Sync drops the cache when anything was committed since the last check.
 func (f *versionFeed) Sync(ctx context.Context) error {
 	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return errFeedClosed
+	}
 	if f.next == nil {
 		f.next = &batch{done: make(chan struct{})}
 	}
 	b := f.next
-	if !f.running {
-		// This caller runs checks until nobody waits: each check starts
-		// after every request of its batch arrived.
-		f.running = true
-		for f.next != nil {
-			run := f.next
-			f.next = nil
-			f.mu.Unlock()
-			run.err = f.check()
-			close(run.done)
-			f.mu.Lock()
-		}
-		f.running = false
-	}
 	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default: // a kick is pending: the checker will take this batch
+	}
 	select {
 	case <-b.done:
 		return b.err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// run is the checker: each check answers the batch taken just before
+// it starts, so every request in it arrived before the check began.
+func (f *versionFeed) run() {
+	defer close(f.stopped)
+	for {
+		select {
+		case <-f.quit:
+			f.mu.Lock()
+			b := f.next
+			f.next = nil
+			f.mu.Unlock()
+			if b != nil {
+				b.err = errFeedClosed
+				close(b.done)
+			}
+			return
+		case <-f.kick:
+		}
+		f.mu.Lock()
+		b := f.next
+		f.next = nil
+		f.mu.Unlock()
+		if b == nil {
+			continue
+		}
+		b.err = f.check()
+		close(b.done)
 	}
 }
 
@@ -101,8 +135,18 @@ func (f *versionFeed) check() error {
 	return nil
 }
 
-// Close returns the connection to the pool.
+// Close stops the checker (failing the requests still waiting) and
+// returns the connection to the pool.
 func (f *versionFeed) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	f.mu.Unlock()
+	close(f.quit)
+	<-f.stopped
 	f.stmt.Close()
 	return f.conn.Close()
 }
