@@ -59,8 +59,10 @@ func describeFileType(m fs.FileMode) string {
 // hide). Closing the listener removes the socket file.
 //
 // The socket is made in a private directory (mode 0700) beside path,
-// given its mode there, then renamed into place: nobody can connect to
-// it before its mode is set, whatever the umask.
+// given its mode there, then linked into place: nobody can connect to it
+// before its mode is set, whatever the umask, and a link never replaces
+// a file that appeared at path meanwhile (another portal starting at the
+// same moment is refused, not silently cut off).
 func listenVerifySocket(path string) (net.Listener, error) {
 	if err := checkVerifySocket(path); err != nil {
 		return nil, err
@@ -89,11 +91,19 @@ func listenVerifySocket(path string) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("--verify-socket %s: set its mode: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
+		ln.Close()
+		return nil, fmt.Errorf("--verify-socket %s: another socket appeared there while this one was made (another portal starting?); stop it or choose another path", path)
+	} else if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("--verify-socket %s: %w", path, err)
 	}
-	return &socketListener{UnixListener: ln, path: path}, nil
+	own, err := os.Lstat(path)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--verify-socket %s: %w", path, err)
+	}
+	return &socketListener{UnixListener: ln, path: path, own: own}, nil
 }
 
 // removeStaleSocket removes the socket file at path, if any, when no
@@ -112,6 +122,10 @@ func removeStaleSocket(path string) error {
 	default:
 		return fmt.Errorf("--verify-socket %s: cannot tell whether the socket there is still in use: %w", path, err)
 	}
+	// Only a socket is ever removed, even if the file changed since.
+	if err := checkVerifySocket(path); err != nil {
+		return err
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("--verify-socket %s: remove the socket left by an earlier run: %w", path, err)
 	}
@@ -119,10 +133,12 @@ func removeStaleSocket(path string) error {
 }
 
 // socketListener is the verify socket's listener: closing it removes
-// the socket file, so a stopped portal leaves none behind.
+// the socket file, so a stopped portal leaves none behind — its own file
+// only, never one another portal has put at the same path since.
 type socketListener struct {
 	*net.UnixListener
 	path string
+	own  fs.FileInfo
 	once sync.Once
 	err  error
 }
@@ -130,6 +146,9 @@ type socketListener struct {
 func (l *socketListener) Close() error {
 	l.once.Do(func() {
 		l.err = l.UnixListener.Close()
+		if fi, err := os.Lstat(l.path); err != nil || !os.SameFile(fi, l.own) {
+			return
+		}
 		if err := os.Remove(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) && l.err == nil {
 			l.err = err
 		}

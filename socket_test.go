@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -102,4 +103,60 @@ func TestListenVerifySocket_ModeStaleLiveAndRemoval(t *testing.T) {
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the socket file is still there after Close: %v", err)
 	}
+}
+
+// Two portals given the same path at the same moment: at most one gets
+// the socket (the other is told, never silently cut off), and a portal
+// that stops removes only its own socket file, never one another portal
+// has put at the path since.
+func TestListenVerifySocket_NeverReplacesOrRemovesAnothersSocket(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 50 {
+		path := filepath.Join(dir, fmt.Sprintf("race%d.sock", i))
+		lns := make(chan net.Listener, 2)
+		for range 2 {
+			go func() {
+				ln, err := listenVerifySocket(path)
+				if err != nil {
+					ln = nil
+				}
+				lns <- ln
+			}()
+		}
+		got := 0
+		for range 2 {
+			if ln := <-lns; ln != nil {
+				got++
+				defer ln.Close()
+			}
+		}
+		if got != 1 {
+			t.Fatalf("round %d: %d listeners got the socket, want exactly one", i, got)
+		}
+	}
+
+	path := filepath.Join(dir, "v.sock")
+	first, err := listenVerifySocket(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone removes the first portal's socket and a second portal
+	// starts on the path; then the first one stops.
+	os.Remove(path)
+	second, err := listenVerifySocket(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	go func() {
+		if c, err := second.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	first.Close()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("the second portal's socket after the first stopped: %v", err)
+	}
+	c.Close()
 }
