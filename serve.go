@@ -131,8 +131,9 @@ func serve(e *env, o *serveOptions) error {
 	// sessions in flight) and nearly all its garbage lives for one
 	// request, so the collector's pace, not the heap, is what costs:
 	// collecting at gcPercent instead of Go's 100 takes about a sixth
-	// off /auth/verify's CPU (docs/benchmarks.md) for a few MB more.
-	// GOGC in the environment still decides when it is set.
+	// off /auth/verify's CPU (docs/benchmarks.md), for a heap that may
+	// grow to about five times what is live. GOGC in the environment
+	// still decides when it is set (and GOMEMLIMIT caps the heap).
 	if e.getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
