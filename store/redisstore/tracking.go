@@ -186,8 +186,9 @@ func (f *trackingFeed) answered(payload string) {
 
 // maySendLocked sends the PING of the waiting round next when no PING is
 // out. (Holding it back for a moment, so that more requests share it,
-// was tried: Go's timers wake late on an idle core, and a sequential
-// client lost two thirds of its speed; docs/benchmarks.md.)
+// was tried: Go's timers wake late on an idle core, and clients that
+// send one request after another lost a quarter to two thirds of their
+// speed for a few per cent at saturation; docs/benchmarks.md.)
 func (f *trackingFeed) maySendLocked() {
 	if f.out != nil || f.next == nil {
 		return
