@@ -34,14 +34,7 @@ import (
 func TestCaddy_ForwardAuthWithForwardedCertificate(t *testing.T) {
 	t.Parallel()
 	caddyBin := caddyBinary(t)
-	p := initPortal(t)
-	pki := p.builtinCA(t)
-	dir := t.TempDir()
-
-	portalCert, portalKey := writeServerCertFiles(t, pki, dir, "portal", "portal."+nginxDomain, "localhost")
-	p.start(t, "--tls-cert", portalCert, "--tls-key", portalKey,
-		"--cookie-domain", nginxDomain, "--trusted-proxy", "127.0.0.1/32")
-	portalURL := "https://" + net.JoinHostPort("portal."+nginxDomain, strconv.Itoa(port(p.Addr)))
+	p, pki, portalURL := startProxiedPortal(t, "--trusted-proxy", "127.0.0.1/32")
 
 	app := startEchoApp(t)
 	c := startCaddy(t, caddyBin, caddySite{

@@ -56,16 +56,7 @@ var browserAddr = net.ParseIP("127.0.0.2")
 func TestNginx_ForwardAuthWithCookieDomainAndForwardedCertificate(t *testing.T) {
 	t.Parallel()
 	nginxBin := nginxBinary(t)
-	p := initPortal(t)
-	pki := p.builtinCA(t)
-	dir := t.TempDir()
-
-	// The portal's certificate names portal.gatehouse.test, and localhost
-	// for the harness's readiness check.
-	portalCert, portalKey := writeServerCertFiles(t, pki, dir, "portal", "portal."+nginxDomain, "localhost")
-	p.start(t, "--tls-cert", portalCert, "--tls-key", portalKey,
-		"--cookie-domain", nginxDomain, "--trusted-proxy", "127.0.0.1/32")
-	portalURL := "https://" + net.JoinHostPort("portal."+nginxDomain, strconv.Itoa(port(p.Addr)))
+	p, pki, portalURL := startProxiedPortal(t, "--trusted-proxy", "127.0.0.1/32")
 
 	app := startEchoApp(t)
 	n := startNginx(t, nginxBin, nginxSite{
@@ -304,15 +295,8 @@ func TestNginx_ForwardAuthWithCookieDomainAndForwardedCertificate(t *testing.T) 
 func TestNginx_ForwardAuthOverTheVerifySocket(t *testing.T) {
 	t.Parallel()
 	nginxBin := nginxBinary(t)
-	p := initPortal(t)
-	pki := p.builtinCA(t)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "verify.sock")
-
-	portalCert, portalKey := writeServerCertFiles(t, pki, dir, "portal", "portal."+nginxDomain, "localhost")
-	p.start(t, "--tls-cert", portalCert, "--tls-key", portalKey,
-		"--cookie-domain", nginxDomain, "--verify-socket", sock)
-	portalURL := "https://" + net.JoinHostPort("portal."+nginxDomain, strconv.Itoa(port(p.Addr)))
+	sock := filepath.Join(t.TempDir(), "verify.sock")
+	p, pki, portalURL := startProxiedPortal(t, "--verify-socket", sock)
 
 	fi, err := os.Lstat(sock)
 	if err != nil || fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o660 {
@@ -628,6 +612,20 @@ func startNginx(t *testing.T, bin string, site nginxSite) *runningNginx {
 type siteClient struct {
 	jar  *http.Client
 	bare *http.Client // no cookies but those a test sets
+}
+
+// startProxiedPortal starts a portal behind a proxy under nginxDomain:
+// its certificate names portal.gatehouse.test (and localhost, for the
+// harness's readiness check), the session cookie is shared with the
+// domain's apps, and flags are added. It returns the portal, the CA that
+// issued its certificates and the portal's public URL.
+func startProxiedPortal(t *testing.T, flags ...string) (*portal, *testCA, string) {
+	t.Helper()
+	p := initPortal(t)
+	pki := p.builtinCA(t)
+	portalCert, portalKey := writeServerCertFiles(t, pki, t.TempDir(), "portal", "portal."+nginxDomain, "localhost")
+	p.start(t, append([]string{"--tls-cert", portalCert, "--tls-key", portalKey, "--cookie-domain", nginxDomain}, flags...)...)
+	return p, pki, "https://" + net.JoinHostPort("portal."+nginxDomain, strconv.Itoa(port(p.Addr)))
 }
 
 // setUpNginxApps signs the admin in with the certificate (laptop), has
