@@ -232,9 +232,24 @@ func userList(e *env, st store.Store) error {
 	if err != nil {
 		return err
 	}
+	// Per account and factor: the count of failures in a row, and the
+	// lock marker. The count expires a day after the last failure; the
+	// marker stays until an unlock, and it is what sign-in refuses on.
+	factors := []struct{ counter, what string }{{auth.CounterPassword, "password"}, {auth.CounterTOTP, "TOTP"}}
+	var keys []string
+	for _, a := range accts {
+		for _, f := range factors {
+			c := auth.FailureCounter(f.counter, a.Name)
+			keys = append(keys, c, auth.LockCounter(c))
+		}
+	}
+	counts, err := st.FailuresOf(e.ctx, keys)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tROLES\tEMAIL\tTOTP\tSTATUS")
-	for _, a := range accts {
+	for i, a := range accts {
 		status := "active"
 		switch {
 		case a.Disabled:
@@ -242,16 +257,14 @@ func userList(e *env, st store.Store) error {
 		case a.MustChangePassword:
 			status = "must change password"
 		}
-		for _, c := range []struct{ factor, what string }{{auth.CounterPassword, "password"}, {auth.CounterTOTP, "TOTP"}} {
-			n, err := st.Failures(e.ctx, auth.FailureCounter(c.factor, a.Name))
-			if err != nil {
-				return err
-			}
+		for j, f := range factors {
+			k := 2 * (len(factors)*i + j)
+			n, lock := counts[k], counts[k+1]
 			switch {
-			case n >= auth.MaxConsecutiveFailures:
-				status += ", " + c.what + " locked (gatehouse user unlock " + a.Name + ")"
+			case lock > 0 || n >= auth.MaxConsecutiveFailures:
+				status += ", " + f.what + " locked (gatehouse user unlock " + a.Name + ")"
 			case n >= auth.FreeFailures:
-				status += fmt.Sprintf(", %d wrong %s attempts in a row", n, c.what)
+				status += fmt.Sprintf(", %d wrong %s attempts in a row", n, f.what)
 			}
 		}
 		totp := "no"

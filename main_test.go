@@ -10,11 +10,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gatehouse/auth"
 	"gatehouse/server"
 )
 
@@ -278,5 +280,42 @@ func TestServe_ShortSessionIdleRefusedAtStart(t *testing.T) {
 				t.Errorf("gatehouse serve %q made the data directory before refusing (%v)", tc.flags, err)
 			}
 		})
+	}
+}
+
+// user list reports a lock by its marker, which stays until an unlock,
+// not by the count of failures, which expires a day after the last one:
+// a day after a lockout, sign-in still refuses the account, and so must
+// the list say.
+func TestRun_UserListShowsALockAfterItsCountExpired(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	getenv := func(k string) string { return map[string]string{"GATEHOUSE_DATA": data}[k] }
+	gatehouse := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(t.Context(), append([]string{"gatehouse"}, args...), getenv, strings.NewReader(""), &out, io.Discard); err != nil {
+			t.Fatalf("gatehouse %s: %v", strings.Join(args, " "), err)
+		}
+		return out.String()
+	}
+	gatehouse("init")
+	gatehouse("user", "add", "carol", "--role", "employee")
+	st, err := openStore(&env{ctx: t.Context()}, &settings{data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a lockout leaves once its count has expired: the marker alone.
+	lock := auth.LockCounter(auth.FailureCounter(auth.CounterTOTP, "carol"))
+	if _, err := st.AddFailure(t.Context(), lock, auth.LockForever); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	carol := regexp.MustCompile(`(?m)^carol\s.*$`)
+	if line := carol.FindString(gatehouse("user", "list")); !strings.Contains(line, "TOTP locked (gatehouse user unlock carol)") {
+		t.Errorf("user list after a lockout: %q, want it to say the TOTP factor is locked", line)
+	}
+	gatehouse("user", "unlock", "carol")
+	if line := carol.FindString(gatehouse("user", "list")); strings.Contains(line, "locked") {
+		t.Errorf("user list after unlock: %q, want no lock", line)
 	}
 }
