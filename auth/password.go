@@ -80,8 +80,8 @@ type Hasher struct {
 	// prove which paths run bcrypt and which do not.
 	runs atomic.Uint64
 
-	dummyOnce sync.Once
-	dummy     []byte
+	// dummy is what CheckUnknown compares with (dummyHash).
+	dummy string
 }
 
 // NewHasher returns a Hasher that hashes at cost (bcrypt.MinCost to
@@ -90,7 +90,17 @@ func NewHasher(cost int) (*Hasher, error) {
 	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("bcrypt cost %d out of range %d..%d", cost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	return &Hasher{cost: cost, cores: runtime.GOMAXPROCS(0), queueWait: BcryptQueueWait, jobs: make(chan func())}, nil
+	return &Hasher{cost: cost, cores: runtime.GOMAXPROCS(0), queueWait: BcryptQueueWait, jobs: make(chan func()), dummy: dummyHash(cost)}, nil
+}
+
+// dummyHash is a well-formed bcrypt hash at cost that no password
+// matches. Comparing with it costs one full bcrypt at that cost, which is
+// all CheckUnknown needs, and making it costs nothing: it is written, not
+// computed, so no bcrypt runs outside a slot.
+func dummyHash(cost int) string {
+	// "$2a$", two digits of cost, "$", then 22 characters of salt and 31
+	// of hash in bcrypt's base64 alphabet.
+	return fmt.Sprintf("$2a$%02d$%s", cost, strings.Repeat("GatehouseDummyHash.", 3)[:53])
 }
 
 // Slots is how many bcrypt computations may run at once: one per core,
@@ -287,24 +297,12 @@ func (h *Hasher) check(ctx context.Context, known bool, hash, password string) e
 // CheckUnknown spends the time of one bcrypt comparison and returns
 // ErrBadPassword. Call it when the account does not exist, so that an
 // unknown user costs the same time as a wrong password and usernames
-// cannot be probed by timing. It takes an anonymous bcrypt slot like
-// Check, so it also answers ErrBusy the same way.
+// cannot be probed by timing. It is Check against a hash no password
+// matches, so it takes an anonymous slot, answers ErrBusy and refuses a
+// password over MaxPasswordBytes exactly as Check does for an account
+// that exists.
 func (h *Hasher) CheckUnknown(ctx context.Context, password string) error {
-	h.dummyOnce.Do(func() {
-		// The dummy hash is made at the same cost as real ones; its
-		// password is irrelevant because nothing is ever compared equal.
-		h.dummy, _ = bcrypt.GenerateFromPassword([]byte("gatehouse dummy password"), h.cost)
-	})
-	if len(password) > MaxPasswordBytes {
-		password = password[:MaxPasswordBytes]
-	}
-	release, err := h.acquire(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer release()
-	h.onWorker(func() { _ = bcrypt.CompareHashAndPassword(h.dummy, []byte(password)) })
-	return ErrBadPassword
+	return h.check(ctx, false, h.dummy, password)
 }
 
 // MinPasswordLength is the least number of characters in a new password:

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func TestHasher_Check(t *testing.T) {
@@ -407,4 +409,44 @@ func TestHasher_Close(t *testing.T) {
 		t.Fatal(err)
 	}
 	unused.Close() // never started any worker
+}
+
+// The dummy hash CheckUnknown compares with is a well-formed hash at the
+// Hasher's cost: bcrypt runs in full on it (a hash it cannot parse would
+// fail at once and make an unknown user quick to spot), no password
+// matches it, and making it runs no bcrypt outside a slot.
+func TestCheckUnknown_DummyIsAFullComparisonAtTheCost(t *testing.T) {
+	for _, cost := range []int{bcrypt.MinCost, 10, 12} {
+		dummy := []byte(dummyHash(cost))
+		if got, err := bcrypt.Cost(dummy); err != nil || got != cost {
+			t.Errorf("dummyHash(%d): cost %d, %v", cost, got, err)
+		}
+		for _, password := range []string{"", "gatehouse dummy password", strings.Repeat("x", MaxPasswordBytes)} {
+			if err := bcrypt.CompareHashAndPassword(dummy, []byte(password)); !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+				t.Errorf("dummyHash(%d) against %q: %v, want a full comparison that does not match", cost, password, err)
+			}
+		}
+	}
+	h, err := NewHasher(bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if n := h.Runs(); n != 0 {
+		t.Errorf("NewHasher ran bcrypt %d times", n)
+	}
+	if err := h.CheckUnknown(t.Context(), "anything at all"); !errors.Is(err, ErrBadPassword) {
+		t.Errorf("CheckUnknown: %v, want ErrBadPassword", err)
+	}
+	if n := h.Runs(); n != 1 {
+		t.Errorf("CheckUnknown ran bcrypt %d times, want once", n)
+	}
+	// Over MaxPasswordBytes: refused as for an account that exists, with
+	// no bcrypt, so the two cost the same.
+	if err := h.CheckUnknown(t.Context(), strings.Repeat("x", MaxPasswordBytes+1)); !errors.Is(err, ErrPasswordTooLong) {
+		t.Errorf("CheckUnknown with %d bytes: %v, want ErrPasswordTooLong", MaxPasswordBytes+1, err)
+	}
+	if n := h.Runs(); n != 1 {
+		t.Errorf("CheckUnknown of a password too long ran bcrypt (%d runs)", n)
+	}
 }
