@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -34,6 +35,61 @@ func BenchmarkVerify_Cached(b *testing.B) {
 		b.Cleanup(func() { st.Close() })
 		c.Store = st
 	}))
+}
+
+// BenchmarkVerifyHandler is BenchmarkVerify_Cached without the network:
+// the portal's handler called directly, so that ns/op and allocs/op are
+// the handler's own (TLS, HTTP parsing and the client are what
+// BenchmarkVerify adds).
+func BenchmarkVerifyHandler(b *testing.B) {
+	p := newPortalWith(b, func(c *server.Config) {
+		st, err := cached.New(c.Store, c.Store.(cached.Source), nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		c.Store = st
+	})
+	withApps(b, p)
+	p.addAccount("bob", bobPassword, "employee")
+	bob := p.browser()
+	bob.login("bob", bobPassword)
+	cookie := bob.cookie()
+	h := p.srv.Config.Handler
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest(http.MethodGet, p.srv.URL+"/auth/verify", nil)
+		req.TLS.ServerName = p.url.Hostname()
+		req.Header.Set("X-Original-URL", "https://wiki.example.com/page")
+		req.AddCookie(&http.Cookie{Name: "__Host-gatehouse", Value: cookie})
+		for pb.Next() {
+			w := &discardWriter{h: http.Header{}}
+			h.ServeHTTP(w, req.Clone(req.Context()))
+			if w.status != http.StatusOK {
+				b.Fatalf("status %d", w.status)
+			}
+		}
+	})
+}
+
+// discardWriter is an http.ResponseWriter that keeps only the status.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(p), nil
+}
+func (w *discardWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
 }
 
 func benchmarkVerify(b *testing.B, p *portal) {
