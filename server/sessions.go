@@ -62,11 +62,8 @@ type sessionStore struct {
 var _ sessions.Store = (*sessionStore)(nil)
 
 func newSessionStore(records store.Store, hashKey []byte, maxAge time.Duration, domain string) *sessionStore {
-	codec := securecookie.New(hashKey, nil)
-	codec.MaxAge(int(maxAge / time.Second))
-	codec.SetSerializer(idSerializer{})
 	return &sessionStore{
-		codec:   codec,
+		codec:   newIDCodec(hashKey, maxAge),
 		records: records,
 		options: sessions.Options{
 			Path:     "/",
