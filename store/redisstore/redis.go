@@ -39,9 +39,10 @@ type Store struct {
 	// servers is what was last learnt about each Redis server on
 	// connecting to it: see onConnect.
 	servers servers
-	// sentinel is set for a store behind Sentinel (the cache's feed is
-	// not offered there: see Watch).
-	sentinel bool
+	// sentinel is set for a store behind Sentinel: it follows which
+	// server the client's connections go to, so that the cache's feed
+	// vouches only while it is on that same server (see Watch).
+	sentinel *connWatch
 }
 
 // Open connects to the Redis named by url and checks that it answers:
@@ -68,9 +69,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// Few retries: during an outage a request should fail in about a
 	// second, not queue behind many reconnect attempts.
 	opts.MaxRetries, opts.DialerRetries = 1, 1
-	s := &Store{sentinel: opts.MasterName != ""}
+	s := &Store{}
 	opts.OnConnect = s.onConnect
 	s.rdb = redis.NewUniversalClient(opts)
+	if opts.MasterName != "" {
+		s.sentinel = newConnWatch()
+		s.rdb.AddHook(s.sentinel) // before the first connection
+	}
 	_, cluster := s.rdb.(*redis.ClusterClient)
 	s.k = newKeyspace(cluster)
 	if err := s.Ping(ctx); err != nil {

@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,40 +130,10 @@ func TestRedisStore_Sentinel(t *testing.T) {
 		t.Skip("GATEHOUSE_TEST_REDIS is set: this test must start its own Redis and Sentinel")
 	}
 	master := storetest.StartRedis(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	sentinel := storetest.StartSentinel(t, master)
+	s, err := redisstore.Open(t.Context(), sentinel.URL)
 	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "sentinel.conf")
-	host, masterPort, _ := net.SplitHostPort(master.Addr)
-	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor gatehouse %s %s 1\n", port, dir, host, masterPort)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		storetest.NeedService(t, "redis-server is not installed")
-	}
-	cmd := exec.Command(bin, conf, "--sentinel")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sentinel: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-
-	url := fmt.Sprintf("redis+sentinel://127.0.0.1:%d/0?master_name=gatehouse", port)
-	var s *redisstore.Store
-	deadline := time.Now().Add(reconnectWait)
-	for {
-		if s, err = redisstore.Open(t.Context(), url); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Open(%s): %v", url, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		t.Fatalf("Open(%s): %v", sentinel.URL, err)
 	}
 	defer s.Close()
 	if err := s.PutRole(t.Context(), store.Role{Name: "employee"}); err != nil {
@@ -181,7 +148,7 @@ func TestRedisStore_Sentinel(t *testing.T) {
 	if _, err := direct.Role(t.Context(), "employee"); err != nil {
 		t.Errorf("the role written through Sentinel is not on the master: %v", err)
 	}
-	if _, err := redisstore.Open(t.Context(), fmt.Sprintf("redis+sentinel://127.0.0.1:%d/0", port)); err == nil || !strings.Contains(err.Error(), "master_name") {
+	if _, err := redisstore.Open(t.Context(), "redis+sentinel://"+sentinel.Addr+"/0"); err == nil || !strings.Contains(err.Error(), "master_name") {
 		t.Errorf("a sentinel URL without master_name: %v, want an error naming master_name", err)
 	}
 }

@@ -30,6 +30,29 @@ import (
 // for the next one, so one round trip serves many of them; a request
 // never shares a PING sent before it began.
 //
+// Behind Sentinel the rule is: the cache never answers staler than a
+// read through the store's own client would at that moment. The feed
+// vouches for the server it is subscribed on, so its PONG counts only
+// while that is the server the store's client reads from: the server
+// its newest connection reached, with a connection there still open
+// (connWatch). After a failover the client (go-redis's failover client)
+// closes its connections to the old master on +switch-master, or its
+// connections die when Sentinel reconfigures the old master, and it
+// dials the new one. The feed's connection may stay behind: Sentinel
+// (Redis 7) ends normal and pub/sub clients on a server it turns into a
+// replica (CLIENT KILL TYPE normal, then TYPE pubsub, in the
+// transaction that sends REPLICAOF), but only once it reaches the old
+// master, which keeps taking writes until then (Sentinel waits some
+// seconds before converting it), and never if it cannot reach it. So
+// after the PONG the feed checks where the store's client is: if not
+// on the feed's server, the waiting requests are told the feed cannot
+// vouch (they read Redis), and the feed connects again, through
+// Sentinel, hence to the current master, dropping the cache when it has
+// subscribed there. (The feed's client is made from the store client's
+// options, so it dials through the same go-redis failover object: its
+// own dial also makes the store's client drop connections to a master
+// Sentinel no longer names.)
+//
 // On a Cluster, tracking is per node: the feed would need one such
 // connection per master and a drop of the cache when slots move; until
 // then Watch refuses a cluster client and the portal runs uncached.
@@ -52,13 +75,6 @@ func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
 	if !ok {
 		return nil, errors.New("redis: the cache's invalidation feed needs a single server, not a cluster")
 	}
-	if s.sentinel {
-		// After a failover the feed's subscribed connection may stay on
-		// the old master (Sentinel ends only normal clients there), where
-		// its PONG could come before a write that is still on its way:
-		// a stale answer. Until the feed follows failovers, no cache.
-		return nil, errors.New("redis: the cache's invalidation feed does not follow Sentinel failovers yet; the portal reads Redis on every request")
-	}
 	opt := c.Options()
 	o := *opt
 	o.Protocol = 2 // reports arrive as pub/sub messages
@@ -70,7 +86,11 @@ func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
 		return cn.Do(ctx, "CLIENT", "TRACKING", "on", "REDIRECT", id, "BCAST", "PREFIX", keyPrefix).Err()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &trackingFeed{client: redis.NewClient(&o), h: h, cancel: cancel, done: make(chan struct{})}
+	f := &trackingFeed{client: redis.NewClient(&o), h: h, cancel: cancel, done: make(chan struct{}), store: s.sentinel}
+	if s.sentinel != nil {
+		f.own = newConnWatch()
+		f.client.AddHook(f.own)
+	}
 	go f.run(ctx)
 	return f, nil
 }
@@ -81,12 +101,18 @@ type trackingFeed struct {
 	h      cached.Handler
 	cancel context.CancelFunc
 	done   chan struct{}
+	// Behind Sentinel, store follows the store client's connections and
+	// own the feed's (nil otherwise: one server, nothing to follow).
+	store, own *connWatch
 
 	mu sync.Mutex
 	ps *redis.PubSub
 	// alive is set once the current connection is subscribed (tracking
 	// is on from before that) and cleared when it fails.
 	alive bool
+	// server is the address of the server the current connection is
+	// subscribed on (behind Sentinel only).
+	server string
 	// seq numbers the PINGs; out is the round whose PING is on its way
 	// (seq is its number), next the round of the requests that came
 	// since and wait for the following one. Either may be nil.
@@ -150,6 +176,9 @@ func (f *trackingFeed) receive(ctx context.Context, ps *redis.PubSub) error {
 				f.h.Reset()
 				f.mu.Lock()
 				f.alive = true
+				if f.own != nil {
+					f.server = f.own.server()
+				}
 				f.mu.Unlock()
 			}
 		case *redis.Message:
@@ -166,22 +195,34 @@ func (f *trackingFeed) receive(ctx context.Context, ps *redis.PubSub) error {
 				}
 			}
 		case *redis.Pong:
-			f.answered(m.Payload)
+			if err := f.answered(m.Payload); err != nil {
+				return err
+			}
 		}
 	}
 }
 
 // answered releases the requests waiting for the PING numbered payload
-// and sends the next one if more are waiting.
-func (f *trackingFeed) answered(payload string) {
+// and sends the next one if more are waiting. Behind Sentinel it first
+// checks that the store's client still reads from the feed's server;
+// if not, it fails them and returns an error: the connection is then
+// replaced by one to the server Sentinel names now.
+func (f *trackingFeed) answered(payload string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.out == nil || payload != strconv.FormatUint(f.seq, 10) {
-		return
+		return nil
+	}
+	if f.store != nil && !f.store.uses(f.server) {
+		err := fmt.Errorf("%w: it is subscribed on %s, the store's client now reads from %s", errFeedDown, f.server, f.store.server())
+		f.alive = false
+		f.failLocked(err)
+		return err
 	}
 	f.out.finish(nil)
 	f.out = nil
 	f.maySendLocked()
+	return nil
 }
 
 // maySendLocked sends the PING of the waiting round next when no PING is

@@ -1,8 +1,13 @@
 package redisstore
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,24 +55,174 @@ func TestChangeOf_EveryKeyIsKnown(t *testing.T) {
 	}
 }
 
-// TestWatch_NotBehindSentinel: the cache's feed does not follow a
-// failover yet, so a store behind Sentinel offers none (the portal then
-// reads Redis on every request).
-func TestWatch_NotBehindSentinel(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
-	defer rdb.Close()
-	s := &Store{rdb: rdb, k: newKeyspace(false), sentinel: true}
-	if f, err := s.Watch(nil); err == nil {
-		f.Close()
-		t.Fatal("Watch behind Sentinel started a feed")
+// TestConnWatch_UsesTheNewestServerWhileAConnectionIsOpen: the store's
+// client reads from a server when its newest connection went there and
+// one to it is still open. Once go-redis's failover client has closed
+// its connections to the old master (+switch-master), it no longer
+// reads there, even before it has dialed the new one.
+func TestConnWatch_UsesTheNewestServerWhileAConnectionIsOpen(t *testing.T) {
+	ln1, ln2 := listen(t), listen(t)
+	x, y := ln1.Addr().String(), ln2.Addr().String()
+	w := newConnWatch()
+	if w.uses(x) || w.uses("") {
+		t.Fatal("a client without connections reads from a server")
+	}
+	x1, x2 := w.opened(dial(t, x)), w.opened(dial(t, x))
+	if !w.uses(x) {
+		t.Fatalf("after dialing %s the client does not read from it", x)
+	}
+	y1 := w.opened(dial(t, y))
+	if w.uses(x) || !w.uses(y) {
+		t.Fatalf("after dialing %s: uses(%s) = %v, uses(%s) = %v; want only the newest", y, x, w.uses(x), y, w.uses(y))
+	}
+	y1.Close()
+	y1.Close() // a second Close counts once
+	if w.uses(y) {
+		t.Fatalf("with its only connection to %s closed the client still reads from it", y)
+	}
+	x3 := w.opened(dial(t, x))
+	x1.Close()
+	x2.Close()
+	if !w.uses(x) {
+		t.Fatalf("with one connection to %s left the client does not read from it", x)
+	}
+	x3.Close()
+	if w.uses(x) {
+		t.Fatalf("with every connection to %s closed the client still reads from it", x)
+	}
+	if _, ok := x3.(syscall.Conn); !ok {
+		t.Error("a watched TCP connection hides its file descriptor from go-redis's health check")
 	}
 }
 
-// resetCounter is a cached.Handler that counts the times the feed told
-// it to drop everything.
-type resetCounter struct{ resets atomic.Int64 }
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
 
-func (h *resetCounter) Invalidate(cached.Change) {}
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestTrackingFeed_StoreClientOnAnotherServer_RefusesToVouchAndFollows:
+// behind Sentinel, the feed's PONG vouches for the server the feed is
+// subscribed on. When the store's client has moved to another server
+// (a failover: the name now points elsewhere, its connections to the
+// old master are gone) while the feed's connection stayed, the feed
+// must not vouch: a write on the new server is never reported to it.
+// It connects again through the same dialer, hence to the new server,
+// drops the cache, and vouches there, with that server's writes
+// reported.
+func TestTrackingFeed_StoreClientOnAnotherServer_RefusesToVouchAndFollows(t *testing.T) {
+	old, next := storetest.StartRedis(t), storetest.StartRedis(t)
+	if old.External() {
+		t.Skip("GATEHOUSE_TEST_REDIS is set: this test needs two servers of its own")
+	}
+	ctx := t.Context()
+	// master stands for Sentinel: the address the dialer is told to use.
+	var master atomic.Value
+	master.Store(old.Addr)
+	rdb := redis.NewClient(&redis.Options{
+		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, master.Load().(string))
+		},
+		MaxRetries: 1,
+	})
+	s := &Store{rdb: rdb, k: newKeyspace(false), sentinel: newConnWatch()}
+	rdb.AddHook(s.sentinel)
+	t.Cleanup(func() { s.Close() })
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	h := &resetCounter{}
+	f, err := s.Watch(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := vouches(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+
+	// The failover: the name moves, the store's client loses its
+	// connections to the old master and dials the new one. The feed's
+	// (pub/sub) connection stays on the old master.
+	master.Store(next.Addr)
+	oldAdmin := redis.NewClient(&redis.Options{Addr: old.Addr})
+	t.Cleanup(func() { oldAdmin.Close() })
+	if err := oldAdmin.ClientKillByFilter(ctx, "TYPE", "normal").Err(); err != nil {
+		t.Fatalf("CLIENT KILL: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for err := rdb.Ping(ctx).Err(); err != nil || s.sentinel.server() != next.Addr; err = rdb.Ping(ctx).Err() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store's client did not move to %s: it is on %s (%v)", next.Addr, s.sentinel.server(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, _ := oldAdmin.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text(); !strings.Contains(n, "sub=1") {
+		t.Fatalf("the feed's connection did not stay on the old master: %q", n)
+	}
+	resets := h.resets.Load()
+	invalidations := h.invalidations.Load()
+	if err := rdb.Set(ctx, s.k.account("alice"), "{}", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(ctx); !errors.Is(err, errFeedDown) {
+		t.Fatalf("Sync with the feed on the old master and the store's client on the new one = %v, want errFeedDown", err)
+	}
+
+	if err := vouches(ctx, f); err != nil {
+		t.Fatalf("after the failover: %v", err)
+	}
+	if h.resets.Load() <= resets {
+		t.Error("the cache was not dropped when the feed moved to the new master")
+	}
+	nextAdmin := redis.NewClient(&redis.Options{Addr: next.Addr})
+	t.Cleanup(func() { nextAdmin.Close() })
+	if n, _ := nextAdmin.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text(); !strings.Contains(n, "sub=1") {
+		t.Fatalf("the feed is not subscribed on the new master: %q", n)
+	}
+	if err := rdb.Set(ctx, s.k.account("alice"), "{}", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(ctx); err != nil {
+		t.Fatalf("Sync after a write on the new master: %v", err)
+	}
+	if h.invalidations.Load() <= invalidations {
+		t.Error("a write on the new master was not reported to the feed")
+	}
+}
+
+// vouches waits, within a bound, until f vouches for the cache.
+func vouches(ctx context.Context, f cached.Feed) error {
+	var err error
+	for range 200 {
+		if err = f.Sync(ctx); err == nil {
+			return nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return fmt.Errorf("the feed never vouched: %w", err)
+}
+
+// resetCounter is a cached.Handler that counts the times the feed told
+// it to drop everything, and the changes it reported.
+type resetCounter struct{ resets, invalidations atomic.Int64 }
+
+func (h *resetCounter) Invalidate(cached.Change) { h.invalidations.Add(1) }
 func (h *resetCounter) Reset()                   { h.resets.Add(1) }
 
 // TestTrackingFeed_UnansweredPing_FailsEveryWaiterAndReconnects: while
