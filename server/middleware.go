@@ -30,6 +30,29 @@ var securityHeaders = [...]struct {
 	{"Cross-Origin-Opener-Policy", []string{"same-origin"}},
 }
 
+// verifyHeaders go on the answers of /auth/verify instead of
+// securityHeaders. Those answers are for the proxy, and the few it
+// passes on to a browser (Caddy and Traefik hand over a 401 or a
+// redirect as it is) arrive as the app's own response, on the app's
+// host. So they carry what keeps such a body inert there (no sniffing,
+// a policy that loads nothing and allows no framing, no referrer), and
+// not the portal's HSTS, which would set the transport policy of the
+// app's host, and with includeSubDomains of its whole domain, on the
+// portal's say. With Cache-Control and the four Remote-* headers, an
+// answer's headers fit Go's smallest map: this runs on every request to
+// every app.
+var verifyHeaders = [...]struct {
+	name  string
+	value []string
+}{
+	{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'"}},
+	{"Referrer-Policy", []string{"no-referrer"}},
+	{"X-Content-Type-Options", []string{"nosniff"}},
+}
+
+// verifyPath is the forward-auth route, whose answers get verifyHeaders.
+const verifyPath = "/auth/verify"
+
 // noStore is Cache-Control for everything but static files.
 var noStore = []string{"no-store"}
 
@@ -47,8 +70,14 @@ func (s *Server) secure(next http.Handler) http.Handler {
 	inner := cop.Handler(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		for _, sh := range securityHeaders {
-			h[sh.name] = sh.value
+		if r.URL.Path == verifyPath {
+			for _, sh := range verifyHeaders {
+				h[sh.name] = sh.value
+			}
+		} else {
+			for _, sh := range securityHeaders {
+				h[sh.name] = sh.value
+			}
 		}
 		if !strings.HasPrefix(r.URL.Path, "/static/") {
 			h["Cache-Control"] = noStore

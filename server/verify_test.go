@@ -402,3 +402,47 @@ func TestAdminAPI_Apps(t *testing.T) {
 	phone.login("admin", adminPassword)
 	wantStatus(t, "apps without the certificate", phone.get("/api/admin/apps"), http.StatusForbidden)
 }
+
+// The answers of /auth/verify keep a body inert where a proxy passes one
+// on to a browser (nosniff, a policy that loads nothing and allows no
+// framing, no referrer, no caching), and do not carry the portal's HSTS,
+// which would arrive as the app host's own. Pages keep the full set.
+func TestVerify_AnswerHeaders(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	withApps(t, p)
+	p.addAccount("bob", bobPassword, "employee")
+	anonymous := p.browser()
+	bob := p.browser()
+	bob.login("bob", bobPassword)
+	answers := map[string]response{
+		"200": bob.verify("https://wiki.example.com/"),
+		"401": anonymous.verify("https://wiki.example.com/"),
+		"403": bob.verify("https://ops.example.com:8443/console/"),
+	}
+	for what, r := range answers {
+		for name, want := range map[string]string{
+			"X-Content-Type-Options":  "nosniff",
+			"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+			"Referrer-Policy":         "no-referrer",
+			"Cache-Control":           "no-store",
+			"Remote-User":             map[string]string{"200": "bob"}[what],
+		} {
+			if got := r.Header.Get(name); got != want {
+				t.Errorf("verify %s: %s = %q, want %q", what, name, got, want)
+			}
+		}
+		if got := r.Header.Get("Strict-Transport-Security"); got != "" {
+			t.Errorf("verify %s: Strict-Transport-Security = %q, want none", what, got)
+		}
+	}
+	if len(answers["200"].Header) > 8+2 { // + Date and Content-Length, written by net/http
+		t.Errorf("verify 200 has %d headers, want at most 10 (the Remote-* four, four of policy, Date, Content-Length): %v", len(answers["200"].Header), answers["200"].Header)
+	}
+	page := anonymous.get("/login", nil)
+	for _, name := range []string{"Strict-Transport-Security", "X-Frame-Options", "Cross-Origin-Opener-Policy"} {
+		if page.Header.Get(name) == "" {
+			t.Errorf("the login page has no %s", name)
+		}
+	}
+}
