@@ -110,14 +110,27 @@ func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	}
 	sess.ID = id
 	sess.IsNew = false
-	sess.Values[recordKey{}] = view.Session
-	sess.Values[viewKey{}] = view
+	// The record travels in the view until the request changes it
+	// (recordOf): one allocation, not two, on every request.
+	sess.Values[viewKey{}] = &view
 	return sess, nil
 }
 
-// viewKey carries, in Values, the store.SessionView read with the
+// viewKey carries, in Values, the *store.SessionView read with the
 // session; it is never written back.
 type viewKey struct{}
+
+// recordOf returns the session's record: the one this request set
+// (recordKey), else the one read with the session.
+func recordOf(sess *sessions.Session) (store.Session, bool) {
+	if rec, ok := sess.Values[recordKey{}].(store.Session); ok {
+		return rec, true
+	}
+	if view, ok := sess.Values[viewKey{}].(*store.SessionView); ok {
+		return view.Session, true
+	}
+	return store.Session{}, false
+}
 
 // Save writes the record and the cookie. A session with negative MaxAge
 // is destroyed: its record is deleted and the cookie expired.

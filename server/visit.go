@@ -65,7 +65,7 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load session: %w", err)
 	}
-	rec, ok := sess.Values[recordKey{}].(store.Session)
+	rec, ok := recordOf(sess)
 	if !ok {
 		return nil, nil
 	}
@@ -75,11 +75,13 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	}
 	// The account and role definitions came with the session in one read
 	// (store.View); a session saved earlier in this request reads them.
-	view, ok := sess.Values[viewKey{}].(store.SessionView)
+	view, ok := sess.Values[viewKey{}].(*store.SessionView)
 	if !ok || view.Session.ID != rec.ID {
-		if view, err = store.ViewOf(r.Context(), s.store, rec); err != nil {
+		v, err := store.ViewOf(r.Context(), s.store, rec)
+		if err != nil {
 			return nil, err
 		}
+		view = &v
 	}
 	if view.Account.Name == "" {
 		return nil, s.destroy(w, r, sess, "account_gone")
@@ -133,7 +135,7 @@ func (s *Server) ttl(rec store.Session, now time.Time) time.Duration {
 // destroy deletes a session's record and cookie.
 func (s *Server) destroy(w http.ResponseWriter, r *http.Request, sess *sessions.Session, reason string) error {
 	user := ""
-	if rec, ok := sess.Values[recordKey{}].(store.Session); ok {
+	if rec, ok := recordOf(sess); ok {
 		user = rec.User
 	}
 	sess.Options.MaxAge = -1
