@@ -60,7 +60,7 @@ func (s *Server) handleVerify() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		v, err := s.visit(w, r)
+		v, err := s.visitOnce(w, r)
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -65,6 +65,23 @@ func (s *Server) visit(w http.ResponseWriter, r *http.Request) (*visit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load session: %w", err)
 	}
+	return s.revisit(w, r, sess)
+}
+
+// visitOnce is visit for a handler that reads the session once and
+// nothing else of it (/auth/verify): the session is loaded without
+// gorilla's per-request registry, which would keep it for later reads
+// at the cost of a copy of the request and a map on every request.
+func (s *Server) visitOnce(w http.ResponseWriter, r *http.Request) (*visit, error) {
+	sess, err := s.sessions.New(r, s.cookieName)
+	if err != nil {
+		return nil, fmt.Errorf("load session: %w", err)
+	}
+	return s.revisit(w, r, sess)
+}
+
+// revisit is visit of a loaded session.
+func (s *Server) revisit(w http.ResponseWriter, r *http.Request, sess *sessions.Session) (*visit, error) {
 	rec, ok := recordOf(sess)
 	if !ok {
 		return nil, nil
