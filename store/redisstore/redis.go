@@ -323,16 +323,14 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	if email != "" {
 		watched = append(watched, s.k.emails)
 	}
-	for range maxTxRetries {
-		var done error // set when the outcome is final
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	return retryTx("create account", a.Name, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			n, err := tx.Exists(ctx, key).Result()
 			if err != nil {
 				return err
 			}
 			if n > 0 {
-				done = fmt.Errorf("create account %q: %w", a.Name, store.ErrExists)
-				return nil
+				return final(fmt.Errorf("create account %q: %w", a.Name, store.ErrExists))
 			}
 			if email != "" {
 				holder, err := s.emailHolder(ctx, tx, email)
@@ -340,8 +338,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 					return err
 				}
 				if holder != "" {
-					done = fmt.Errorf("create account %q: email %q is the email of account %q: %w", a.Name, a.Email, holder, store.ErrEmailTaken)
-					return nil
+					return final(fmt.Errorf("create account %q: email %q is the email of account %q: %w", a.Name, a.Email, holder, store.ErrEmailTaken))
 				}
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -355,17 +352,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 			})
 			return err
 		}, watched...)
-		switch {
-		case done != nil:
-			return done
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return wrap("create account", err)
-		}
-		return nil
-	}
-	return fmt.Errorf("create account %q: %w: too much contention", a.Name, store.ErrUnavailable)
+	})
 }
 
 // emailHolder returns the account the email index names for email (an
@@ -404,6 +391,40 @@ func (s *Store) emailHolder(ctx context.Context, tx *redis.Tx, email string) (st
 // maxTxRetries bounds optimistic-locking retries under contention.
 const maxTxRetries = 20
 
+// retryTx runs attempt, one try at an optimistic transaction (WATCH,
+// read, MULTI/EXEC), again while it fails with redis.TxFailedErr because
+// a watched key changed, at most maxTxRetries times; then it fails with
+// store.ErrUnavailable as `what "subject": ...: too much contention`.
+// An attempt marks an outcome it has settled, such as a missing record
+// or a refused change, with final: that error is returned as it is. Any
+// other error is Redis's own and is wrapped as a failure to what.
+func retryTx(what, subject string, attempt func() error) error {
+	for range maxTxRetries {
+		err := attempt()
+		var f finalError
+		switch {
+		case errors.As(err, &f):
+			return f.err
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		case err != nil:
+			return wrap(what, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s %q: %w: too much contention", what, subject, store.ErrUnavailable)
+}
+
+// final marks err as the outcome of an attempt of retryTx, to be
+// returned as it is: neither retried nor wrapped.
+func final(err error) error { return finalError{err} }
+
+// finalError is an error marked by final.
+type finalError struct{ err error }
+
+func (e finalError) Error() string { return e.err.Error() }
+func (e finalError) Unwrap() error { return e.err }
+
 // UpdateAccount applies fn to the account under WATCH, so concurrent
 // updates never overwrite each other. An error from fn is returned as is.
 // A changed email moves the account's email entry in the same
@@ -414,18 +435,15 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 		return s.updateInCluster(ctx, name, fn)
 	}
 	key := s.k.account(name)
-	for range maxTxRetries {
-		var done error // set when the outcome is final: a load or fn error
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	return retryTx("update account", name, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			a, err := getJSON[store.Account](ctx, tx, "load account", key)
 			if err != nil {
-				done = err
-				return err
+				return final(err)
 			}
 			before := store.EmailKey(a.Email)
 			if err := fn(&a); err != nil {
-				done = err
-				return err
+				return final(err)
 			}
 			a.Name = name
 			after := store.EmailKey(a.Email)
@@ -440,8 +458,7 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 						return err
 					}
 					if holder != "" && holder != name {
-						done = fmt.Errorf("update account %q: email %q is the email of account %q: %w", name, a.Email, holder, store.ErrEmailTaken)
-						return done
+						return final(fmt.Errorf("update account %q: email %q is the email of account %q: %w", name, a.Email, holder, store.ErrEmailTaken))
 					}
 				}
 				if before != "" {
@@ -454,8 +471,7 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 			}
 			b, err := json.Marshal(a)
 			if err != nil {
-				done = fmt.Errorf("encode account: %w", err)
-				return done
+				return final(fmt.Errorf("encode account: %w", err))
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, b, 0)
@@ -469,17 +485,7 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 			})
 			return err
 		}, key)
-		switch {
-		case done != nil:
-			return done
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return wrap("update account", err)
-		}
-		return nil
-	}
-	return fmt.Errorf("update account %q: %w: too much contention", name, store.ErrUnavailable)
+	})
 }
 
 // Role returns the named role.
@@ -938,10 +944,9 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 		return nil, fmt.Errorf("raise counter %q: no value", name)
 	}
 	key := s.k.counter(name)
-	for range maxTxRetries {
-		var kept *big.Int
-		var done error // set when the outcome is final: a bad stored value
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	var kept *big.Int
+	err := retryTx("raise counter", name, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			text, err := tx.Get(ctx, key).Result()
 			switch {
 			case errors.Is(err, redis.Nil):
@@ -950,8 +955,7 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 			default:
 				current, ok := new(big.Int).SetString(text, 10)
 				if !ok {
-					done = fmt.Errorf("counter %q holds %q, not a number", name, text)
-					return done
+					return final(fmt.Errorf("counter %q holds %q, not a number", name, text))
 				}
 				if current.Cmp(value) >= 0 {
 					kept = current
@@ -965,17 +969,11 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 			kept = new(big.Int).Set(value)
 			return err
 		}, key)
-		switch {
-		case done != nil:
-			return nil, done
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return nil, wrap("raise counter", err)
-		}
-		return kept, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("raise counter %q: %w: too much contention", name, store.ErrUnavailable)
+	return kept, nil
 }
 
 // deleteBatch is how many sessions one step of DeleteUserSessions
@@ -1079,13 +1077,11 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 		return s.deleteInCluster(ctx, name)
 	}
 	key := s.k.account(name)
-	for range maxTxRetries {
-		var done error // set when the outcome is final
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	return retryTx("delete account", name, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			raw, err := tx.Get(ctx, key).Bytes()
 			if errors.Is(err, redis.Nil) {
-				done = fmt.Errorf("delete account %q: %w", name, store.ErrNotFound)
-				return done
+				return final(fmt.Errorf("delete account %q: %w", name, store.ErrNotFound))
 			}
 			if err != nil {
 				return err
@@ -1112,17 +1108,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 			})
 			return err
 		}, key, s.k.emails)
-		switch {
-		case done != nil:
-			return done
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return wrap("delete account", err)
-		}
-		return nil
-	}
-	return fmt.Errorf("delete account %q: %w: too much contention", name, store.ErrUnavailable)
+	})
 }
 
 // Sessions returns the user's live sessions; IDs in the index whose
