@@ -279,6 +279,37 @@ func getAll[T any](ctx context.Context, rdb redis.Cmdable, op, indexKey string, 
 	return out, nil
 }
 
+// putIndexed writes v as JSON under key and adds id to the set at index
+// that getAll reads, together.
+func (s *Store) putIndexed(ctx context.Context, op, key, index, id string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%s: encode: %w", op, err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, key, b, 0)
+		p.SAdd(ctx, index, id)
+		return nil
+	})
+	if err != nil {
+		return wrap(op, err)
+	}
+	return nil
+}
+
+// deleteIndexed removes key, and id from the set at index, together.
+func (s *Store) deleteIndexed(ctx context.Context, op, key, index, id string) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.SRem(ctx, index, id)
+		return nil
+	})
+	if err != nil {
+		return wrap(op, err)
+	}
+	return nil
+}
+
 // Account returns the named account.
 func (s *Store) Account(ctx context.Context, name string) (store.Account, error) {
 	return getJSON[store.Account](ctx, s.rdb, "load account", s.k.account(name))
@@ -500,19 +531,7 @@ func (s *Store) Roles(ctx context.Context) ([]store.Role, error) {
 
 // PutRole creates or replaces a role.
 func (s *Store) PutRole(ctx context.Context, r store.Role) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode role: %w", err)
-	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.k.role(r.Name), b, 0)
-		p.SAdd(ctx, s.k.roles, r.Name)
-		return nil
-	})
-	if err != nil {
-		return wrap("put role", err)
-	}
-	return nil
+	return s.putIndexed(ctx, "put role", s.k.role(r.Name), s.k.roles, r.Name, r)
 }
 
 // App returns the named app.
@@ -527,32 +546,12 @@ func (s *Store) Apps(ctx context.Context) ([]store.App, error) {
 
 // PutApp creates or replaces an app.
 func (s *Store) PutApp(ctx context.Context, a store.App) error {
-	b, err := json.Marshal(a)
-	if err != nil {
-		return fmt.Errorf("encode app: %w", err)
-	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.k.app(a.Name), b, 0)
-		p.SAdd(ctx, s.k.apps, a.Name)
-		return nil
-	})
-	if err != nil {
-		return wrap("put app", err)
-	}
-	return nil
+	return s.putIndexed(ctx, "put app", s.k.app(a.Name), s.k.apps, a.Name, a)
 }
 
 // DeleteApp removes an app.
 func (s *Store) DeleteApp(ctx context.Context, name string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.k.app(name))
-		p.SRem(ctx, s.k.apps, name)
-		return nil
-	})
-	if err != nil {
-		return wrap("delete app", err)
-	}
-	return nil
+	return s.deleteIndexed(ctx, "delete app", s.k.app(name), s.k.apps, name)
 }
 
 // PutCertificate records an issued certificate, in the set of serials
@@ -692,15 +691,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 
 // DeleteRole removes a role.
 func (s *Store) DeleteRole(ctx context.Context, name string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.k.role(name))
-		p.SRem(ctx, s.k.roles, name)
-		return nil
-	})
-	if err != nil {
-		return wrap("delete role", err)
-	}
-	return nil
+	return s.deleteIndexed(ctx, "delete role", s.k.role(name), s.k.roles, name)
 }
 
 // RevokeCertificate marks an issued certificate revoked. Its issuer and
