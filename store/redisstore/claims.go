@@ -61,28 +61,28 @@ func (s *Store) claimEmail(ctx context.Context, email, name string) (string, err
 	b := make([]byte, 16)
 	rand.Read(b)
 	token := hex.EncodeToString(b)
-	for range maxTxRetries {
+	err := retryTx("claim email", email, func() error {
 		vals, err := s.rdb.MGet(ctx, claim, lease).Result()
 		if err != nil {
-			return "", wrap("claim email", err)
+			return err
 		}
 		holder, _ := vals[0].(string)
 		leased, _ := vals[1].(string)
 		if holder != "" && holder != name {
 			if leased != "" {
-				return "", emailTaken(email, holder)
+				return final(emailTaken(email, holder))
 			}
 			a, err := s.Account(ctx, holder)
 			switch {
 			case err == nil && store.EmailKey(a.Email) == email:
-				return "", emailTaken(email, holder)
+				return final(emailTaken(email, holder))
 			case err != nil && !errors.Is(err, store.ErrNotFound):
-				return "", err
+				return final(err)
 			}
 			// The holder does not have the email (any more): the claim
 			// is taken over, unless it changes meanwhile.
 		}
-		err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			now, err := tx.MGet(ctx, claim, lease).Result()
 			if err != nil {
 				return err
@@ -100,15 +100,11 @@ func (s *Store) claimEmail(ctx context.Context, email, name string) (string, err
 			})
 			return err
 		}, claim, lease)
-		switch {
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return "", wrap("claim email", err)
-		}
-		return token, nil
+	})
+	if err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("claim email %q: %w: too much contention", email, store.ErrUnavailable)
+	return token, nil
 }
 
 // dropLease ends the lease that claimEmail took with token, if it is
@@ -191,20 +187,17 @@ func (s *Store) updateInCluster(ctx context.Context, name string, fn func(*store
 			s.dropLease(ctx, email, token)
 		}
 	}()
-	for range maxTxRetries {
-		var done error   // set when the outcome is final: a load or fn error
+	var before, after string
+	err := retryTx("update account", name, func() error {
 		var claim string // set when the new email must be claimed first
-		var before, after string
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			a, err := getJSON[store.Account](ctx, tx, "load account", key)
 			if err != nil {
-				done = err
-				return err
+				return final(err)
 			}
 			before = store.EmailKey(a.Email)
 			if err := fn(&a); err != nil {
-				done = err
-				return err
+				return final(err)
 			}
 			a.Name = name
 			after = store.EmailKey(a.Email)
@@ -214,8 +207,7 @@ func (s *Store) updateInCluster(ctx context.Context, name string, fn func(*store
 			}
 			b, err := json.Marshal(a)
 			if err != nil {
-				done = fmt.Errorf("encode account: %w", err)
-				return done
+				return final(fmt.Errorf("encode account: %w", err))
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, b, 0)
@@ -223,27 +215,23 @@ func (s *Store) updateInCluster(ctx context.Context, name string, fn func(*store
 			})
 			return err
 		}, key)
-		switch {
-		case done != nil:
-			return done
-		case claim != "":
-			token, err := s.claimEmail(ctx, claim, name)
-			if err != nil {
-				return fmt.Errorf("update account %q: %w", name, err)
-			}
-			held[claim] = token
-			continue
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return wrap("update account", err)
+		if claim == "" {
+			return err
 		}
-		if before != after && before != "" {
-			s.releaseClaim(ctx, before, name)
+		token, err := s.claimEmail(ctx, claim, name)
+		if err != nil {
+			return final(fmt.Errorf("update account %q: %w", name, err))
 		}
-		return nil
+		held[claim] = token
+		return redis.TxFailedErr // not written: try again, now holding the claim
+	})
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("update account %q: %w: too much contention", name, store.ErrUnavailable)
+	if before != after && before != "" {
+		s.releaseClaim(ctx, before, name)
+	}
+	return nil
 }
 
 // errClaimFirst ends an attempt of updateInCluster that needs a claim.
@@ -253,14 +241,12 @@ var errClaimFirst = errors.New("claim the email first")
 // then its name from the listing and its email's claim.
 func (s *Store) deleteInCluster(ctx context.Context, name string) error {
 	key := s.k.account(name)
-	for range maxTxRetries {
-		var done error // set when the outcome is final
-		var email string
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	var email string
+	err := retryTx("delete account", name, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			raw, err := tx.Get(ctx, key).Bytes()
 			if errors.Is(err, redis.Nil) {
-				done = fmt.Errorf("delete account %q: %w", name, store.ErrNotFound)
-				return done
+				return final(fmt.Errorf("delete account %q: %w", name, store.ErrNotFound))
 			}
 			if err != nil {
 				return err
@@ -275,21 +261,15 @@ func (s *Store) deleteInCluster(ctx context.Context, name string) error {
 			})
 			return err
 		}, key)
-		switch {
-		case done != nil:
-			return done
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return wrap("delete account", err)
-		}
-		if err := s.rdb.ZRem(ctx, s.k.accountNames, name).Err(); err != nil {
-			return wrap("delete account", err)
-		}
-		if email != "" {
-			s.releaseClaim(ctx, email, name)
-		}
-		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("delete account %q: %w: too much contention", name, store.ErrUnavailable)
+	if err := s.rdb.ZRem(ctx, s.k.accountNames, name).Err(); err != nil {
+		return wrap("delete account", err)
+	}
+	if email != "" {
+		s.releaseClaim(ctx, email, name)
+	}
+	return nil
 }

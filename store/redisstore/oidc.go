@@ -2,11 +2,8 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"gatehouse/store"
 )
@@ -59,37 +56,6 @@ func (s *Store) PutOIDCKey(ctx context.Context, k store.OIDCKey) error {
 // DeleteOIDCKey removes a signing key.
 func (s *Store) DeleteOIDCKey(ctx context.Context, id string) error {
 	return s.deleteIndexed(ctx, "delete OIDC key", oidcKeyKey(id), oidcKeysKey, id)
-}
-
-// putIndexed writes v as JSON under key and adds id to the set at index,
-// as PutApp does.
-func (s *Store) putIndexed(ctx context.Context, op, key, index, id string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("%s: encode: %w", op, err)
-	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, key, b, 0)
-		p.SAdd(ctx, index, id)
-		return nil
-	})
-	if err != nil {
-		return wrap(op, err)
-	}
-	return nil
-}
-
-// deleteIndexed removes key and id from the set at index.
-func (s *Store) deleteIndexed(ctx context.Context, op, key, index, id string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		p.SRem(ctx, index, id)
-		return nil
-	})
-	if err != nil {
-		return wrap(op, err)
-	}
-	return nil
 }
 
 // PutTicket writes a ticket with Redis's own expiry.

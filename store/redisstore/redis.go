@@ -279,6 +279,37 @@ func getAll[T any](ctx context.Context, rdb redis.Cmdable, op, indexKey string, 
 	return out, nil
 }
 
+// putIndexed writes v as JSON under key and adds id to the set at index
+// that getAll reads, together.
+func (s *Store) putIndexed(ctx context.Context, op, key, index, id string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%s: encode: %w", op, err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, key, b, 0)
+		p.SAdd(ctx, index, id)
+		return nil
+	})
+	if err != nil {
+		return wrap(op, err)
+	}
+	return nil
+}
+
+// deleteIndexed removes key, and id from the set at index, together.
+func (s *Store) deleteIndexed(ctx context.Context, op, key, index, id string) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.SRem(ctx, index, id)
+		return nil
+	})
+	if err != nil {
+		return wrap(op, err)
+	}
+	return nil
+}
+
 // Account returns the named account.
 func (s *Store) Account(ctx context.Context, name string) (store.Account, error) {
 	return getJSON[store.Account](ctx, s.rdb, "load account", s.k.account(name))
@@ -323,16 +354,14 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	if email != "" {
 		watched = append(watched, s.k.emails)
 	}
-	for range maxTxRetries {
-		var done error // set when the outcome is final
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	return retryTx("create account", a.Name, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			n, err := tx.Exists(ctx, key).Result()
 			if err != nil {
 				return err
 			}
 			if n > 0 {
-				done = fmt.Errorf("create account %q: %w", a.Name, store.ErrExists)
-				return nil
+				return final(fmt.Errorf("create account %q: %w", a.Name, store.ErrExists))
 			}
 			if email != "" {
 				holder, err := s.emailHolder(ctx, tx, email)
@@ -340,8 +369,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 					return err
 				}
 				if holder != "" {
-					done = fmt.Errorf("create account %q: email %q is the email of account %q: %w", a.Name, a.Email, holder, store.ErrEmailTaken)
-					return nil
+					return final(fmt.Errorf("create account %q: email %q is the email of account %q: %w", a.Name, a.Email, holder, store.ErrEmailTaken))
 				}
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -355,17 +383,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 			})
 			return err
 		}, watched...)
-		switch {
-		case done != nil:
-			return done
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return wrap("create account", err)
-		}
-		return nil
-	}
-	return fmt.Errorf("create account %q: %w: too much contention", a.Name, store.ErrUnavailable)
+	})
 }
 
 // emailHolder returns the account the email index names for email (an
@@ -404,6 +422,40 @@ func (s *Store) emailHolder(ctx context.Context, tx *redis.Tx, email string) (st
 // maxTxRetries bounds optimistic-locking retries under contention.
 const maxTxRetries = 20
 
+// retryTx runs attempt, one try at an optimistic transaction (WATCH,
+// read, MULTI/EXEC), again while it fails with redis.TxFailedErr because
+// a watched key changed, at most maxTxRetries times; then it fails with
+// store.ErrUnavailable as `what "subject": ...: too much contention`.
+// An attempt marks an outcome it has settled, such as a missing record
+// or a refused change, with final: that error is returned as it is. Any
+// other error is Redis's own and is wrapped as a failure to what.
+func retryTx(what, subject string, attempt func() error) error {
+	for range maxTxRetries {
+		err := attempt()
+		var f finalError
+		switch {
+		case errors.As(err, &f):
+			return f.err
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		case err != nil:
+			return wrap(what, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s %q: %w: too much contention", what, subject, store.ErrUnavailable)
+}
+
+// final marks err as the outcome of an attempt of retryTx, to be
+// returned as it is: neither retried nor wrapped.
+func final(err error) error { return finalError{err} }
+
+// finalError is an error marked by final.
+type finalError struct{ err error }
+
+func (e finalError) Error() string { return e.err.Error() }
+func (e finalError) Unwrap() error { return e.err }
+
 // UpdateAccount applies fn to the account under WATCH, so concurrent
 // updates never overwrite each other. An error from fn is returned as is.
 // A changed email moves the account's email entry in the same
@@ -414,18 +466,15 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 		return s.updateInCluster(ctx, name, fn)
 	}
 	key := s.k.account(name)
-	for range maxTxRetries {
-		var done error // set when the outcome is final: a load or fn error
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	return retryTx("update account", name, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			a, err := getJSON[store.Account](ctx, tx, "load account", key)
 			if err != nil {
-				done = err
-				return err
+				return final(err)
 			}
 			before := store.EmailKey(a.Email)
 			if err := fn(&a); err != nil {
-				done = err
-				return err
+				return final(err)
 			}
 			a.Name = name
 			after := store.EmailKey(a.Email)
@@ -440,8 +489,7 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 						return err
 					}
 					if holder != "" && holder != name {
-						done = fmt.Errorf("update account %q: email %q is the email of account %q: %w", name, a.Email, holder, store.ErrEmailTaken)
-						return done
+						return final(fmt.Errorf("update account %q: email %q is the email of account %q: %w", name, a.Email, holder, store.ErrEmailTaken))
 					}
 				}
 				if before != "" {
@@ -454,8 +502,7 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 			}
 			b, err := json.Marshal(a)
 			if err != nil {
-				done = fmt.Errorf("encode account: %w", err)
-				return done
+				return final(fmt.Errorf("encode account: %w", err))
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, b, 0)
@@ -469,17 +516,7 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 			})
 			return err
 		}, key)
-		switch {
-		case done != nil:
-			return done
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return wrap("update account", err)
-		}
-		return nil
-	}
-	return fmt.Errorf("update account %q: %w: too much contention", name, store.ErrUnavailable)
+	})
 }
 
 // Role returns the named role.
@@ -494,19 +531,7 @@ func (s *Store) Roles(ctx context.Context) ([]store.Role, error) {
 
 // PutRole creates or replaces a role.
 func (s *Store) PutRole(ctx context.Context, r store.Role) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode role: %w", err)
-	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.k.role(r.Name), b, 0)
-		p.SAdd(ctx, s.k.roles, r.Name)
-		return nil
-	})
-	if err != nil {
-		return wrap("put role", err)
-	}
-	return nil
+	return s.putIndexed(ctx, "put role", s.k.role(r.Name), s.k.roles, r.Name, r)
 }
 
 // App returns the named app.
@@ -521,32 +546,12 @@ func (s *Store) Apps(ctx context.Context) ([]store.App, error) {
 
 // PutApp creates or replaces an app.
 func (s *Store) PutApp(ctx context.Context, a store.App) error {
-	b, err := json.Marshal(a)
-	if err != nil {
-		return fmt.Errorf("encode app: %w", err)
-	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.k.app(a.Name), b, 0)
-		p.SAdd(ctx, s.k.apps, a.Name)
-		return nil
-	})
-	if err != nil {
-		return wrap("put app", err)
-	}
-	return nil
+	return s.putIndexed(ctx, "put app", s.k.app(a.Name), s.k.apps, a.Name, a)
 }
 
 // DeleteApp removes an app.
 func (s *Store) DeleteApp(ctx context.Context, name string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.k.app(name))
-		p.SRem(ctx, s.k.apps, name)
-		return nil
-	})
-	if err != nil {
-		return wrap("delete app", err)
-	}
-	return nil
+	return s.deleteIndexed(ctx, "delete app", s.k.app(name), s.k.apps, name)
 }
 
 // PutCertificate records an issued certificate, in the set of serials
@@ -686,15 +691,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 
 // DeleteRole removes a role.
 func (s *Store) DeleteRole(ctx context.Context, name string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.k.role(name))
-		p.SRem(ctx, s.k.roles, name)
-		return nil
-	})
-	if err != nil {
-		return wrap("delete role", err)
-	}
-	return nil
+	return s.deleteIndexed(ctx, "delete role", s.k.role(name), s.k.roles, name)
 }
 
 // RevokeCertificate marks an issued certificate revoked. Its issuer and
@@ -938,10 +935,9 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 		return nil, fmt.Errorf("raise counter %q: no value", name)
 	}
 	key := s.k.counter(name)
-	for range maxTxRetries {
-		var kept *big.Int
-		var done error // set when the outcome is final: a bad stored value
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	var kept *big.Int
+	err := retryTx("raise counter", name, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			text, err := tx.Get(ctx, key).Result()
 			switch {
 			case errors.Is(err, redis.Nil):
@@ -950,8 +946,7 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 			default:
 				current, ok := new(big.Int).SetString(text, 10)
 				if !ok {
-					done = fmt.Errorf("counter %q holds %q, not a number", name, text)
-					return done
+					return final(fmt.Errorf("counter %q holds %q, not a number", name, text))
 				}
 				if current.Cmp(value) >= 0 {
 					kept = current
@@ -965,17 +960,11 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 			kept = new(big.Int).Set(value)
 			return err
 		}, key)
-		switch {
-		case done != nil:
-			return nil, done
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return nil, wrap("raise counter", err)
-		}
-		return kept, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("raise counter %q: %w: too much contention", name, store.ErrUnavailable)
+	return kept, nil
 }
 
 // deleteBatch is how many sessions one step of DeleteUserSessions
@@ -1079,13 +1068,11 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 		return s.deleteInCluster(ctx, name)
 	}
 	key := s.k.account(name)
-	for range maxTxRetries {
-		var done error // set when the outcome is final
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	return retryTx("delete account", name, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			raw, err := tx.Get(ctx, key).Bytes()
 			if errors.Is(err, redis.Nil) {
-				done = fmt.Errorf("delete account %q: %w", name, store.ErrNotFound)
-				return done
+				return final(fmt.Errorf("delete account %q: %w", name, store.ErrNotFound))
 			}
 			if err != nil {
 				return err
@@ -1112,17 +1099,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 			})
 			return err
 		}, key, s.k.emails)
-		switch {
-		case done != nil:
-			return done
-		case errors.Is(err, redis.TxFailedErr):
-			continue
-		case err != nil:
-			return wrap("delete account", err)
-		}
-		return nil
-	}
-	return fmt.Errorf("delete account %q: %w: too much contention", name, store.ErrUnavailable)
+	})
 }
 
 // Sessions returns the user's live sessions; IDs in the index whose
