@@ -118,15 +118,14 @@ func serve(e *env, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	hasher, err := auth.NewHasher(auth.BcryptCost)
+	// Each bcrypt computation keeps a Go processor (P) while it runs: the
+	// hasher adds one P per slot while any runs and takes them back when
+	// none does (auth.WithProcessors), so a login flood cannot starve
+	// /auth/verify and the requests pay nothing for it otherwise.
+	hasher, err := auth.NewHasher(auth.BcryptCost, auth.WithProcessors(runtime.GOMAXPROCS))
 	if err != nil {
 		return err
 	}
-	// Each bcrypt computation keeps a Go processor (P) while it runs.
-	// Extra Ps for them leave the cores' worth of Ps to the requests, and
-	// the kernel, seeing the anonymous workers' lower priority, gives the
-	// requests the CPU first: a login flood cannot starve /auth/verify.
-	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + hasher.Slots())
 	// The portal's live heap is small (its cache of records and the
 	// sessions in flight) and nearly all its garbage lives for one
 	// request, so the collector's pace, not the heap, is what costs:

@@ -82,15 +82,67 @@ type Hasher struct {
 
 	// dummy is what CheckUnknown compares with (dummyHash).
 	dummy string
+
+	// setProcs, when set (WithProcessors), sets the Go runtime's number
+	// of processors (runtime.GOMAXPROCS); procsMu orders its calls, and
+	// procs is what it last set (0: never).
+	setProcs func(int) int
+	procsMu  sync.Mutex
+	procs    int
+}
+
+// HasherOption changes how NewHasher sets up a Hasher.
+type HasherOption func(*Hasher)
+
+// WithProcessors has the Hasher give the Go runtime one processor (P)
+// more per bcrypt slot while any computation runs, and take them back
+// when none does, through setProcs (runtime.GOMAXPROCS). A computation
+// holds a P for as long as it runs; the extra Ps leave the cores' worth
+// of Ps to the requests, and the kernel, seeing the anonymous workers'
+// lower priority, gives the requests the CPU first, so a login flood
+// cannot starve /auth/verify. Keeping the extra Ps while no bcrypt runs
+// would cost every request: with more Ps than cores the runtime wakes
+// and parks more threads, and a thread the kernel preempts mid-request
+// holds that request for a time slice (docs/benchmarks.md).
+func WithProcessors(setProcs func(int) int) HasherOption {
+	return func(h *Hasher) { h.setProcs = setProcs }
 }
 
 // NewHasher returns a Hasher that hashes at cost (bcrypt.MinCost to
 // bcrypt.MaxCost) with one anonymous bcrypt slot per core (GOMAXPROCS).
-func NewHasher(cost int) (*Hasher, error) {
+func NewHasher(cost int, opts ...HasherOption) (*Hasher, error) {
 	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("bcrypt cost %d out of range %d..%d", cost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	return &Hasher{cost: cost, cores: runtime.GOMAXPROCS(0), queueWait: BcryptQueueWait, jobs: make(chan func()), dummy: dummyHash(cost)}, nil
+	h := &Hasher{cost: cost, cores: runtime.GOMAXPROCS(0), queueWait: BcryptQueueWait, jobs: make(chan func()), dummy: dummyHash(cost)}
+	for _, o := range opts {
+		o(h)
+	}
+	return h, nil
+}
+
+// fitProcs sets the runtime's processors for what runs now: the cores'
+// worth while no computation runs, and one more per slot while any
+// does (WithProcessors). It is called after a slot is taken, before the
+// computation starts, and after one is given back; each call reads the
+// count afresh, so calls that cross end on the right number.
+func (h *Hasher) fitProcs() {
+	if h.setProcs == nil {
+		return
+	}
+	h.procsMu.Lock()
+	defer h.procsMu.Unlock()
+	h.mu.Lock()
+	busy := h.running > 0
+	h.mu.Unlock()
+	want := h.cores
+	if busy {
+		want += h.Slots()
+	}
+	if want != h.procs {
+		h.setProcs(want)
+		h.procs = want
+	}
 }
 
 // dummyHash is a well-formed bcrypt hash at cost that no password
@@ -186,9 +238,10 @@ func (h *Hasher) handOut() {
 // release gives a slot back and hands it on.
 func (h *Hasher) release() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.running--
 	h.handOut()
+	h.mu.Unlock()
+	h.fitProcs()
 }
 
 // acquire takes a bcrypt slot for a known device's check or an anonymous
@@ -204,6 +257,7 @@ func (h *Hasher) acquire(ctx context.Context, known bool) (release func(), err e
 		h.running++
 		h.mu.Unlock()
 		h.runs.Add(1)
+		h.fitProcs()
 		return h.release, nil
 	}
 	w := make(chan struct{})
@@ -216,6 +270,7 @@ func (h *Hasher) acquire(ctx context.Context, known bool) (release func(), err e
 	select {
 	case <-w:
 		h.runs.Add(1)
+		h.fitProcs()
 		return h.release, nil
 	case <-t.C:
 	case <-ctx.Done():
@@ -223,6 +278,7 @@ func (h *Hasher) acquire(ctx context.Context, known bool) (release func(), err e
 		// client abandoned is not a sign of too many sign-ins.
 		cause = ctx.Err()
 	}
+	defer h.fitProcs() // after the unlock below: a slot may be given back
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	select {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -448,5 +450,107 @@ func TestCheckUnknown_DummyIsAFullComparisonAtTheCost(t *testing.T) {
 	}
 	if n := h.Runs(); n != 1 {
 		t.Errorf("CheckUnknown of a password too long ran bcrypt (%d runs)", n)
+	}
+}
+
+// procsLog is a stand-in for runtime.GOMAXPROCS that records what the
+// Hasher sets.
+type procsLog struct {
+	mu  sync.Mutex
+	set []int
+}
+
+func (p *procsLog) setProcs(n int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.set = append(p.set, n)
+	return 0
+}
+
+func (p *procsLog) calls() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.set)
+}
+
+// With WithProcessors, the runtime has one processor more per slot while
+// any bcrypt runs, from before it starts, and the cores' worth again
+// once none does; computations that overlap raise and lower it once.
+func TestHasher_ExtraProcessorsOnlyWhileBcryptRuns(t *testing.T) {
+	var procs procsLog
+	h, err := NewHasher(bcrypt.MinCost, WithProcessors(procs.setProcs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	base, busy := h.cores, h.cores+h.Slots()
+	if got := procs.calls(); len(got) != 0 {
+		t.Fatalf("NewHasher set the processors: %v", got)
+	}
+	hash, err := h.Hash(t.Context(), "a password that is long enough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := procs.calls(), []int{busy, base}; !slices.Equal(got, want) {
+		t.Errorf("one computation set the processors to %v, want %v", got, want)
+	}
+
+	// Two slots taken one after the other, given back in turn.
+	first, err := h.acquire(t.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.acquire(t.Context(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := procs.calls()[2:], []int{busy}; !slices.Equal(got, want) {
+		t.Errorf("two slots taken: %v, want %v", got, want)
+	}
+	first()
+	if got := procs.calls()[2:]; len(got) != 1 {
+		t.Errorf("one of two slots given back: %v, want the processors kept", got)
+	}
+	second()
+	if got, want := procs.calls()[2:], []int{busy, base}; !slices.Equal(got, want) {
+		t.Errorf("both slots given back: %v, want %v", got, want)
+	}
+
+	// A computation that waited for its slot runs with the extra ones
+	// too, and a wait that ends in ErrBusy leaves the cores' worth.
+	h.queueWait = 2 * time.Second
+	var slots []func()
+	for range h.cores + KnownDeviceSlots {
+		r, err := h.acquire(t.Context(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots = append(slots, r)
+	}
+	done := make(chan error)
+	go func() { done <- h.Check(t.Context(), hash, "a password that is long enough") }()
+	time.Sleep(50 * time.Millisecond) // the check is waiting for a slot
+	for _, r := range slots {
+		r()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Check after waiting for a slot: %v", err)
+	}
+	if got := procs.calls(); got[len(got)-1] != base {
+		t.Errorf("after every slot was given back the processors are %d, want %d (%v)", got[len(got)-1], base, got)
+	}
+	h.queueWait = 10 * time.Millisecond
+	for range h.cores + KnownDeviceSlots {
+		r, err := h.acquire(t.Context(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r()
+	}
+	if err := h.Check(t.Context(), hash, "x"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Check with every slot taken: %v, want ErrBusy", err)
+	}
+	if got := procs.calls(); got[len(got)-1] != busy {
+		t.Errorf("while slots are taken the processors are %d, want %d", got[len(got)-1], busy)
 	}
 }
