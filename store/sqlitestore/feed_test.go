@@ -1,7 +1,9 @@
 package sqlitestore
 
 import (
+	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +24,16 @@ func (h gatedReset) Reset()                   { h.entered <- struct{}{}; <-h.rel
 // the next batch's check, and its own request waited for that too — for
 // as long as new requests kept coming.)
 func TestVersionFeed_ARequestWaitsForItsOwnCheckOnly(t *testing.T) {
+	for _, index := range []bool{true, false} {
+		name := map[bool]string{true: "WAL-index", false: "data_version"}[index]
+		t.Run(name, func(t *testing.T) { testOwnCheckOnly(t, index) })
+	}
+}
+
+// testOwnCheckOnly is TestVersionFeed_ARequestWaitsForItsOwnCheckOnly
+// with the WAL-index header, or with data_version alone (index false:
+// the checker goroutine's batches).
+func testOwnCheckOnly(t *testing.T, index bool) {
 	path := filepath.Join(t.TempDir(), "gatehouse.db")
 	s := openFile(t, path)
 	other := openFile(t, path)
@@ -31,6 +43,9 @@ func TestVersionFeed_ARequestWaitsForItsOwnCheckOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
+	if !index {
+		f.(*versionFeed).shm = nil
+	}
 	ctx := t.Context()
 
 	first := make(chan error, 1)
@@ -56,5 +71,77 @@ func TestVersionFeed_ARequestWaitsForItsOwnCheckOnly(t *testing.T) {
 	h.release <- struct{}{}
 	if err := <-second; err != nil {
 		t.Fatalf("second Sync = %v", err)
+	}
+}
+
+// resetCount counts the times the feed dropped the cache.
+type resetCount struct{ n atomic.Int64 }
+
+func (h *resetCount) Invalidate(cached.Change) {}
+func (h *resetCount) Reset()                   { h.n.Add(1) }
+
+// The feed learns of commits from the WAL-index header alone: with
+// data_version out of its reach, a commit on another handle of the file
+// drops the cache at the next check, and reads (which leave their marks
+// in the index, past the header) and checks with nothing committed in
+// between do not.
+func TestVersionFeed_CommitsShowInTheWALIndexHeader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	s := openFile(t, path)
+	other := openFile(t, path)
+	ctx := t.Context()
+	var h resetCount
+	feed, err := s.Watch(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { feed.Close() })
+	f := feed.(*versionFeed)
+	if f.shm == nil {
+		t.Fatal("the feed does not read the WAL-index")
+	}
+	f.stmt.Close() // a check that fell back to data_version would fail
+	checkNow := func() int64 {
+		t.Helper()
+		if err := f.Sync(ctx); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		return h.n.Load()
+	}
+	start := checkNow() // the first check drops what was kept before it
+	for i := range 3 {
+		if _, err := other.View(ctx, "no such session"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("View: %v", err)
+		}
+		if _, err := s.Roles(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := checkNow(); n != start {
+			t.Fatalf("check %d with only reads since: %d resets, want %d", i, n, start)
+		}
+	}
+	for i, write := range []func() error{
+		func() error { return other.PutRole(ctx, store.Role{Name: "visitor"}) },
+		func() error { return s.PutRole(ctx, store.Role{Name: "guest"}) },
+		func() error { return other.DeleteRole(ctx, "visitor") },
+	} {
+		if err := write(); err != nil {
+			t.Fatal(err)
+		}
+		if n := checkNow(); n != start+int64(i)+1 {
+			t.Fatalf("check after commit %d: %d resets, want %d", i+1, n, start+int64(i)+1)
+		}
+	}
+	// A checkpoint that restarts the WAL rewrites the header: at worst
+	// a drop of the cache, never a missed commit after it.
+	if _, err := other.db.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)"); err != nil {
+		t.Fatal(err)
+	}
+	before := checkNow()
+	if err := other.PutRole(ctx, store.Role{Name: "after-restart"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := checkNow(); n != before+1 {
+		t.Fatalf("check after a commit following a WAL restart: %d resets, want %d", n, before+1)
 	}
 }

@@ -55,6 +55,8 @@ const purgeInterval = time.Minute
 // Store is a store.Store backed by a SQLite file.
 type Store struct {
 	db *sql.DB
+	// path is the database file's absolute path.
+	path string
 	// now is the clock that expiry is measured with; tests move it.
 	now func() time.Time
 	// writing is a one-slot semaphore held for the whole of a write
@@ -96,7 +98,7 @@ func open(ctx context.Context, path string, busy time.Duration) (*Store, error) 
 	}
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	s := &Store{db: db, now: time.Now, writing: make(chan struct{}, 1)}
+	s := &Store{db: db, path: abs, now: time.Now, writing: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
