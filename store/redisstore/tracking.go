@@ -352,6 +352,16 @@ func changeOf(key string) (ch cached.Change, ok bool) {
 	if !found {
 		return cached.Change{}, true
 	}
+	// On a Cluster a key's name starts with its hash tag ({shard},
+	// {config}, {certs}, {accounts}: see keyspace); the name after it is
+	// the one a single server uses. The tags of email claims and OpenID
+	// Connect records name keys no cached record is read from.
+	if tag, name, found := strings.Cut(strings.TrimPrefix(rest, "{"), "}:"); found && strings.HasPrefix(rest, "{") {
+		if tag == "oidc" || strings.HasPrefix(tag, "e:") {
+			return cached.Change{}, false
+		}
+		rest = name
+	}
 	if name, found := strings.CutPrefix(rest, "session:"); found {
 		return cached.Change{Kind: cached.Session, Name: name}, true
 	}
@@ -372,7 +382,7 @@ func changeOf(key string) (ch cached.Change, ok bool) {
 	// is listed here or above: TestChangeOf_EveryKeyIsKnown.)
 	for _, p := range []string{"audit", "accounts", "account-emails", "account-names", "certs", "cert:", "certs-by-issue",
 		"certs-of:", "user-sessions:", "sessions-of:", "totp-used:", "failures:", "meta:", "counter:", "claim:",
-		"marker", "ticket:", "{oidc}:", "{e:"} {
+		"marker", "ticket:"} {
 		if strings.HasPrefix(rest, p) {
 			return cached.Change{}, false
 		}
