@@ -43,6 +43,11 @@ type Store struct {
 	// server the client's connections go to, so that the cache's feed
 	// vouches only while it is on that same server (see Watch).
 	sentinel *connWatch
+	// layout is set for a store on a Cluster opened by Open: what its
+	// client last learnt of which master serves which slots, so that the
+	// cache's feed vouches only while it listens to those masters (see
+	// clusterFeed).
+	layout *clusterLayouts
 }
 
 // Open connects to the Redis named by url and checks that it answers:
@@ -76,7 +81,11 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		s.sentinel = newConnWatch()
 		s.rdb.AddHook(s.sentinel) // before the first connection
 	}
-	_, cluster := s.rdb.(*redis.ClusterClient)
+	cc, cluster := s.rdb.(*redis.ClusterClient)
+	if cluster {
+		s.layout = &clusterLayouts{}
+		cc.OnNewNode(s.layout.watch) // before the first connection
+	}
 	s.k = newKeyspace(cluster)
 	if err := s.Ping(ctx); err != nil {
 		s.rdb.Close()
