@@ -37,7 +37,14 @@ import (
 //     client's node connections (clusterLayouts) records every CLUSTER
 //     SLOTS answer the client reads; after the PONGs the masters it last
 //     read must be the feed's, or the waiting requests are told the feed
-//     cannot vouch (they read Redis) and the feed is built again.
+//     cannot vouch (they read Redis) and the feed is built again. The
+//     feed also listens to the masters that serve no slot yet (CLUSTER
+//     SHARDS), which slots may be moved onto.
+//   - The same hook sees every command the client runs on a node,
+//     before the caller gets its answer. On a node the feed does not
+//     listen to, it drops the cache, the feed stops vouching and is
+//     built again, and the new build must listen to that node (see
+//     clusterFeed.used).
 //   - Each member also subscribes to one shard channel per slot its
 //     master serves (guards, SSUBSCRIBE). Redis ends those subscriptions
 //     (sunsubscribe) when the server stops serving the slot: a failover
@@ -72,13 +79,23 @@ import (
 // read. A master that crashes ends its member's connection: the feed
 // refuses until it is built on the masters the client then names.
 //
-// What it does not cover: resharding into a master the feed does not
-// listen to (a node added empty, given slots later). While a slot is
-// being migrated, a key already moved is written on the new node
-// through ASK, unreported, and the slot's guard ends only when the slot
-// is handed over; until then the cache may serve such a key stale.
-// Build the feed again (restart the portal) after adding a node and
-// before resharding onto it.
+// A slot moving onto a master added after the feed was built. While it
+// migrates, a key already moved is written on the new master through
+// ASK, and nothing the feed listens to reports it; the old master's
+// guard ends only at the hand-over. But the client reaches such a key
+// only through the new master (ASK, then MOVED), so no instance can
+// read and keep it before its own client has sent that master a
+// command, and that command drops the cache before its answer is
+// returned (the read in flight is not kept: its generation moved) and
+// takes the feed down until it listens there too. The move itself
+// (MIGRATE deletes the keys on the old master) is reported by the old
+// master. No restart of the portal is needed after adding a master.
+//
+// What it does not cover: an answer kept because a key is absent on the
+// old master (IsRevoked false before any revocation, an empty role or
+// app list) is not dropped when the key is first created on the new
+// master through ASK during the migration: that write is reported to no
+// one, and the caching instance sends the new master nothing.
 
 // clusterRebuildDelay is the pause before the feed is built again.
 // Building costs a CLUSTER SLOTS and a SSUBSCRIBE per slot, so while
@@ -95,16 +112,27 @@ type clusterFeed struct {
 	// rebuild asks run to build the feed again.
 	rebuild chan struct{}
 
+	// listening is the set of addresses of the masters the last
+	// installed build listens to (read on every command of the store's
+	// client: see used).
+	listening atomic.Pointer[map[string]bool]
+
 	mu sync.Mutex
 	// members are the feeds of the current build, nil while none is up;
 	// masters is the layout's key they were built for.
 	members []*trackingFeed
 	masters string
+	// strangers are the nodes the store's client sent a command to,
+	// since the last build was installed, that it did not listen to:
+	// the next build must listen to each of them.
+	strangers map[string]bool
 }
 
 func (s *Store) watchCluster(cc *redis.ClusterClient, h cached.Handler) *clusterFeed {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &clusterFeed{cc: cc, layouts: s.layout, h: h, cancel: cancel, done: make(chan struct{}), rebuild: make(chan struct{}, 1)}
+	f := &clusterFeed{cc: cc, layouts: s.layout, h: h, cancel: cancel, done: make(chan struct{}), rebuild: make(chan struct{}, 1),
+		strangers: map[string]bool{}}
+	s.layout.feed.Store(f)
 	go f.run(ctx)
 	return f
 }
@@ -122,9 +150,9 @@ func (f *clusterFeed) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		members, masters, err := f.build(ctx)
 		if err == nil {
-			f.mu.Lock()
-			f.members, f.masters = members, masters
-			f.mu.Unlock()
+			err = f.install(members, masters)
+		}
+		if err == nil {
 			select {
 			case <-ctx.Done():
 			case <-f.rebuild:
@@ -148,7 +176,55 @@ func (f *clusterFeed) run(ctx context.Context) {
 	}
 }
 
-// build starts one member per master of the client's layout.
+// install makes members the feed's, unless the store's client sent a
+// command, since the last install, to a node they do not listen to.
+func (f *clusterFeed) install(members []*trackingFeed, masters string) error {
+	set := map[string]bool{}
+	for _, m := range members {
+		set[m.client.Options().Addr] = true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Cleared either way: a node that is gone from the cluster must not
+	// keep the feed down for ever (a command on it tears the feed down
+	// again).
+	strangers := f.strangers
+	f.strangers = map[string]bool{}
+	for addr := range strangers {
+		if !set[addr] {
+			return fmt.Errorf("the store's client used %s, which the cluster did not name as a master", addr)
+		}
+	}
+	f.listening.Store(&set)
+	f.members, f.masters = members, masters
+	return nil
+}
+
+// used is called after every command the store's client ran on the node
+// at addr, before its result reaches the caller. A node the feed does not
+// listen to may hold keys of a slot being moved onto it (a master added
+// after the feed was built): the client reaches it only through ASK or
+// MOVED, and the writes there are reported to no one. So the cache is
+// dropped at once (a read through that node that is in flight is not
+// kept: its generation has moved), the feed stops vouching, and it is
+// built again, listening to that node too.
+func (f *clusterFeed) used(addr string) {
+	if set := f.listening.Load(); set != nil && (*set)[addr] {
+		return
+	}
+	f.h.Reset()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.strangers[addr] = true
+	if f.members != nil {
+		f.members, f.masters = nil, ""
+		f.askRebuild()
+	}
+}
+
+// build starts one member per master of the cluster: those of the
+// client's layout, with their slots guarded, and the masters that serve
+// no slot yet (a node added empty), which a slot may be moved onto.
 func (f *clusterFeed) build(ctx context.Context) ([]*trackingFeed, string, error) {
 	var mu sync.Mutex
 	opts := map[string]*redis.Options{}
@@ -156,10 +232,27 @@ func (f *clusterFeed) build(ctx context.Context) ([]*trackingFeed, string, error
 	defer cancel()
 	// ForEachMaster reloads the client's layout (the hook records it)
 	// and calls back with the client of each master in it.
-	err := f.cc.ForEachMaster(lctx, func(_ context.Context, c *redis.Client) error {
+	// Each also names the masters it knows of (CLUSTER SHARDS): a node
+	// just added may not be known to all of them yet.
+	empty := map[string]bool{}
+	err := f.cc.ForEachMaster(lctx, func(ctx context.Context, c *redis.Client) error {
+		shards, err := c.ClusterShards(ctx).Result()
+		if err != nil {
+			return err
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		opts[c.Options().Addr] = c.Options()
+		for _, sh := range shards {
+			if len(sh.Slots) > 0 {
+				continue
+			}
+			for _, n := range sh.Nodes {
+				if n.Role == "master" && n.Health == "online" {
+					empty[emptyMasterAddr(n, c.Options())] = true
+				}
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -182,7 +275,35 @@ func (f *clusterFeed) build(ctx context.Context) ([]*trackingFeed, string, error
 		go m.run()
 		members = append(members, m)
 	}
+	if len(members) == 0 {
+		return nil, "", errors.New("no master serves a slot")
+	}
+	for addr := range empty {
+		if _, ok := l.slots[addr]; ok {
+			continue // it got slots meanwhile: already a member
+		}
+		o := *members[0].client.Options()
+		o.Addr = addr
+		m := newTrackingFeed(&o, f.h, nil, f.askRebuild)
+		go m.run()
+		members = append(members, m)
+	}
 	return members, l.masters, nil
+}
+
+// emptyMasterAddr is the address the store's client would use for a
+// master of a CLUSTER SHARDS answer from the server opt names, as it
+// names the masters of CLUSTER SLOTS (newClusterLayout).
+func emptyMasterAddr(n redis.Node, opt *redis.Options) string {
+	host := n.Endpoint
+	if host == "" || host == "?" {
+		host = n.IP
+	}
+	port := n.Port
+	if opt.TLSConfig != nil && n.TLSPort != 0 {
+		port = n.TLSPort
+	}
+	return nodeAddr(net.JoinHostPort(host, strconv.FormatInt(port, 10)), opt.Addr)
 }
 
 // Sync returns once every master has answered a PING sent after the
@@ -227,6 +348,7 @@ func (f *clusterFeed) Sync(context.Context) error {
 
 // Close stops the feed.
 func (f *clusterFeed) Close() error {
+	f.layouts.feed.CompareAndSwap(f, nil)
 	f.cancel()
 	<-f.done
 	return nil
@@ -243,9 +365,19 @@ type clusterLayout struct {
 	slots   map[string][][2]int
 }
 
-// clusterLayouts holds the layout the store's client read last.
+// clusterLayouts holds the layout the store's client read last, and the
+// feed that is told of each node the client sends a command to.
 type clusterLayouts struct {
 	last atomic.Pointer[clusterLayout]
+	feed atomic.Pointer[clusterFeed]
+}
+
+// used tells the feed, if one runs, that the client ran a command on the
+// node at addr.
+func (l *clusterLayouts) used(addr string) {
+	if f := l.feed.Load(); f != nil {
+		f.used(addr)
+	}
 }
 
 // watch puts the hook on a node client of the store's ClusterClient
@@ -254,7 +386,9 @@ func (l *clusterLayouts) watch(c *redis.Client) {
 	c.AddHook(layoutHook{layouts: l, origin: c.Options().Addr})
 }
 
-// layoutHook records the CLUSTER SLOTS answers of one node client.
+// layoutHook records the CLUSTER SLOTS answers of one node client, and
+// tells the feed of each command run on it (after the answer is read,
+// before the caller gets it).
 type layoutHook struct {
 	layouts *clusterLayouts
 	origin  string
@@ -264,8 +398,16 @@ var _ redis.Hook = layoutHook{}
 
 func (h layoutHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
+// ProcessPipelineHook: the client sends a command redirected by ASK in a
+// pipeline (ASKING, then the command), and transactions as pipelines.
 func (h layoutHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if slices.ContainsFunc(cmds, mayTouchKeys) {
+			h.layouts.used(h.origin)
+		}
+		return err
+	}
 }
 
 func (h layoutHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
@@ -274,8 +416,22 @@ func (h layoutHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if cs, ok := cmd.(*redis.ClusterSlotsCmd); ok && err == nil {
 			h.layouts.last.Store(newClusterLayout(cs.Val(), h.origin))
 		}
+		if mayTouchKeys(cmd) {
+			h.layouts.used(h.origin)
+		}
 		return err
 	}
+}
+
+// mayTouchKeys is false for the commands the client sends any node, a
+// replica too, to set up a connection or learn the cluster's layout:
+// they read or write no record, and must not take the feed down.
+func mayTouchKeys(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "cluster", "hello", "auth", "client", "config", "info", "ping", "command", "readonly", "select":
+		return false
+	}
+	return true
 }
 
 // newClusterLayout reads a CLUSTER SLOTS answer from origin, naming the
@@ -284,22 +440,11 @@ func (h layoutHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // (a TLS-only server) the origin's port.
 func newClusterLayout(ranges []redis.ClusterSlot, origin string) *clusterLayout {
 	l := &clusterLayout{slots: map[string][][2]int{}}
-	originHost, originPort, _ := net.SplitHostPort(origin)
 	for _, r := range ranges {
 		if len(r.Nodes) == 0 {
 			continue
 		}
-		addr := r.Nodes[0].Addr
-		host, port, err := net.SplitHostPort(addr)
-		if err == nil {
-			if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() && !isLoopbackHost(originHost) {
-				host = originHost
-			}
-			if port == "0" && originPort != "" {
-				port = originPort
-			}
-			addr = net.JoinHostPort(host, port)
-		}
+		addr := nodeAddr(r.Nodes[0].Addr, origin)
 		if _, ok := l.slots[addr]; !ok {
 			l.order = append(l.order, addr)
 		}
@@ -309,6 +454,24 @@ func newClusterLayout(ranges []redis.ClusterSlot, origin string) *clusterLayout 
 	slices.Sort(sorted)
 	l.masters = strings.Join(sorted, " ")
 	return l
+}
+
+// nodeAddr names a node at addr, as named by the server at origin, as
+// go-redis does: a loopback address becomes the origin's host unless that
+// is loopback too, and port 0 (a TLS-only server) the origin's port.
+func nodeAddr(addr, origin string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	originHost, originPort, _ := net.SplitHostPort(origin)
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() && !isLoopbackHost(originHost) {
+		host = originHost
+	}
+	if port == "0" && originPort != "" {
+		port = originPort
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // isLoopbackHost is go-redis's isLoopback: a loopback IP or "localhost".
