@@ -91,11 +91,15 @@ import (
 // (MIGRATE deletes the keys on the old master) is reported by the old
 // master. No restart of the portal is needed after adding a master.
 //
-// What it does not cover: an answer kept because a key is absent on the
-// old master (IsRevoked false before any revocation, an empty role or
-// app list) is not dropped when the key is first created on the new
-// master through ASK during the migration: that write is reported to no
-// one, and the caching instance sends the new master nothing.
+// Answers kept because a key is absent. A key first created on the new
+// master through ASK during the migration is reported to no one, and an
+// instance that kept an answer from its absence sends the new master
+// nothing. So the one such answer that grants anything, "not revoked",
+// never rests on an absent key: Watch keeps the revocation set in
+// existence (keepRevocationSet). The others only withhold: an app
+// registered, or a role created, while its slot moves shows on another
+// instance once the hand-over ends the old master's guard (an unknown
+// app is refused, an undefined role counts for nothing).
 
 // clusterRebuildDelay is the pause before the feed is built again.
 // Building costs a CLUSTER SLOTS and a SSUBSCRIBE per slot, so while

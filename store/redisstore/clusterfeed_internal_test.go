@@ -186,3 +186,21 @@ func TestClusterFeed_SlotMovesAway_FeedRebuilds(t *testing.T) {
 	}
 
 }
+
+// On a Cluster the revocation set always exists once the cache's feed
+// runs, so that no "not revoked" answer rests on an absent key (see
+// keepRevocationSet), and the member that keeps it matches no
+// certificate.
+func TestClusterFeed_RevocationSetIsNeverAbsent(t *testing.T) {
+	var h resetCounter
+	_, s, _ := watchTestCluster(t, &h)
+	ctx := t.Context()
+	if n, err := s.rdb.Exists(ctx, s.k.revoked).Result(); err != nil || n != 1 {
+		t.Fatalf("the revocation set exists: %d, %v; want 1", n, err)
+	}
+	for _, serial := range []string{revocationPlaceholder, "", "01"} {
+		if revoked, err := s.IsRevoked(ctx, "", serial); err != nil || revoked {
+			t.Errorf("IsRevoked(any issuer, %q) = %v, %v; want false", serial, revoked, err)
+		}
+	}
+}

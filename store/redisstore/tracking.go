@@ -86,9 +86,33 @@ func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
 		if s.layout == nil {
 			return nil, errors.New("redis: the cache's invalidation feed on a Cluster needs a store made by Open")
 		}
+		if err := s.keepRevocationSet(); err != nil {
+			return nil, err
+		}
 		return s.watchCluster(c, h), nil
 	}
 	return nil, fmt.Errorf("redis: the cache's invalidation feed does not know a %T", s.rdb)
+}
+
+// revocationPlaceholder is a member of the revocation set that no
+// certificate can match (revokedMember always holds a "/").
+const revocationPlaceholder = "-"
+
+// keepRevocationSet makes sure the revocation set exists, so that on a
+// Cluster a "not revoked" answer is never kept because the set is
+// absent: the first revocation could then be written on a master the
+// feed does not listen to yet (through ASK, while the set's slot moves
+// onto a master added later), where nobody would report it. A set that
+// exists is moved by MIGRATE, which its old master reports, and read
+// afterwards only through the new master, which drops the cache
+// (clusterfeed.go).
+func (s *Store) keepRevocationSet() error {
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	if err := s.rdb.SAdd(ctx, s.k.revoked, revocationPlaceholder).Err(); err != nil {
+		return wrap("keep the revocation set for the cache", err)
+	}
+	return nil
 }
 
 // newTrackingFeed returns a feed on the server opt names, not yet
