@@ -1,9 +1,7 @@
 package cached_test
 
 import (
-	"context"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +13,6 @@ import (
 	"gatehouse/store/redisstore"
 	"gatehouse/store/storetest"
 )
-
-// failoverWait bounds each wait for the clients to follow a failover.
-const failoverWait = 30 * time.Second
 
 // Two instances behind Sentinel, a warm cache on one, and a failover.
 // The old master keeps taking writes, and keeps the first instance's
@@ -96,57 +91,5 @@ func TestCached_TwoInstancesBehindSentinel_WriteAfterFailoverTakesEffectOnTheOth
 	}
 	if v, err := a.View(ctx, "s1"); err != nil || v.Account.Disabled {
 		t.Fatalf("A's View right after B enabled the account again = %+v, %v; want it enabled", v.Account, err)
-	}
-}
-
-// waitServedFromMemory waits until a View of sid through c is answered
-// from memory: master counts no key read for it.
-func waitServedFromMemory(t *testing.T, c *cached.Store, sid string, master *redis.Client) {
-	t.Helper()
-	ctx := t.Context()
-	waitUntil(t, "a View served from the cache", func() bool {
-		if _, err := c.View(ctx, sid); err != nil {
-			return false
-		}
-		before := keyReads(ctx, master)
-		if _, err := c.View(ctx, sid); err != nil {
-			return false
-		}
-		return before >= 0 && keyReads(ctx, master) == before
-	})
-}
-
-// keyReads returns how many key lookups the server has counted (hits
-// and misses), or -1.
-func keyReads(ctx context.Context, c *redis.Client) int64 {
-	info, err := c.Info(ctx, "stats").Result()
-	if err != nil {
-		return -1
-	}
-	var n int64
-	for line := range strings.Lines(info) {
-		for _, field := range []string{"keyspace_hits:", "keyspace_misses:"} {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), field); ok {
-				i, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					return -1
-				}
-				n += i
-			}
-		}
-	}
-	return n
-}
-
-// waitUntil polls cond until it holds, failing the test after
-// failoverWait.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(failoverWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", failoverWait, what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

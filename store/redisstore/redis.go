@@ -43,6 +43,11 @@ type Store struct {
 	// server the client's connections go to, so that the cache's feed
 	// vouches only while it is on that same server (see Watch).
 	sentinel *connWatch
+	// layout is set for a store on a Cluster opened by Open: what its
+	// client last learnt of which master serves which slots, so that the
+	// cache's feed vouches only while it listens to those masters (see
+	// clusterFeed).
+	layout *clusterLayouts
 }
 
 // Open connects to the Redis named by url and checks that it answers:
@@ -76,7 +81,11 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		s.sentinel = newConnWatch()
 		s.rdb.AddHook(s.sentinel) // before the first connection
 	}
-	_, cluster := s.rdb.(*redis.ClusterClient)
+	cc, cluster := s.rdb.(*redis.ClusterClient)
+	if cluster {
+		s.layout = &clusterLayouts{}
+		cc.OnNewNode(s.layout.watch) // before the first connection
+	}
 	s.k = newKeyspace(cluster)
 	if err := s.Ping(ctx); err != nil {
 		s.rdb.Close()
@@ -355,7 +364,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 		watched = append(watched, s.k.emails)
 	}
 	return retryTx("create account", a.Name, func() error {
-		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		return s.watch(ctx, func(tx *redis.Tx) error {
 			n, err := tx.Exists(ctx, key).Result()
 			if err != nil {
 				return err
@@ -446,6 +455,29 @@ func retryTx(what, subject string, attempt func() error) error {
 	return fmt.Errorf("%s %q: %w: too much contention", what, subject, store.ErrUnavailable)
 }
 
+// errMoving is watch's error when the client could not run the
+// transaction on the server its keys are being moved to.
+var errMoving = errors.New("the records are being moved between the cluster's servers; try again")
+
+// watch runs fn under WATCH of keys (Watch of the store's client), and
+// fails when fn never ran to its end although the client reports no
+// error. On a Cluster, while the keys' slot is being moved, go-redis's
+// ClusterClient.Watch follows ASK to the importing node without ASKING,
+// is sent back by MOVED, and after its last redirect returns nil without
+// having run fn: an update would be reported done and never made.
+func (s *Store) watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
+	ran := false
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		err := fn(tx)
+		ran = err == nil
+		return err
+	}, keys...)
+	if err == nil && !ran {
+		return fmt.Errorf("%w (%s)", errMoving, strings.Join(keys, ", "))
+	}
+	return err
+}
+
 // final marks err as the outcome of an attempt of retryTx, to be
 // returned as it is: neither retried nor wrapped.
 func final(err error) error { return finalError{err} }
@@ -467,7 +499,7 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 	}
 	key := s.k.account(name)
 	return retryTx("update account", name, func() error {
-		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		return s.watch(ctx, func(tx *redis.Tx) error {
 			a, err := getJSON[store.Account](ctx, tx, "load account", key)
 			if err != nil {
 				return final(err)
@@ -937,7 +969,7 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 	key := s.k.counter(name)
 	var kept *big.Int
 	err := retryTx("raise counter", name, func() error {
-		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		return s.watch(ctx, func(tx *redis.Tx) error {
 			text, err := tx.Get(ctx, key).Result()
 			switch {
 			case errors.Is(err, redis.Nil):
@@ -1069,7 +1101,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 	}
 	key := s.k.account(name)
 	return retryTx("delete account", name, func() error {
-		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		return s.watch(ctx, func(tx *redis.Tx) error {
 			raw, err := tx.Get(ctx, key).Bytes()
 			if errors.Is(err, redis.Nil) {
 				return final(fmt.Errorf("delete account %q: %w", name, store.ErrNotFound))

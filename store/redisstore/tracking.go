@@ -54,9 +54,9 @@ import (
 // own dial also makes the store's client drop connections to a master
 // Sentinel no longer names.)
 //
-// On a Cluster, tracking is per node: the feed would need one such
-// connection per master and a drop of the cache when slots move; until
-// then Watch refuses a cluster client and the portal runs uncached.
+// On a Cluster, tracking is per server: the feed is one such connection
+// per master, and a round waits for every master's PONG (clusterFeed,
+// in clusterfeed.go, which also states the rule there).
 
 // trackingChannel is where Redis sends a redirected client its reports.
 const trackingChannel = "__redis__:invalidate"
@@ -70,13 +70,57 @@ const reconnectDelay = 100 * time.Millisecond
 
 var errFeedDown = errors.New("invalidation feed not connected")
 
-// Watch starts the cache's feed on a connection of its own.
+// Watch starts the cache's feed on a connection of its own (on a
+// Cluster, one per master: see clusterFeed).
 func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
-	c, ok := s.rdb.(*redis.Client)
-	if !ok {
-		return nil, errors.New("redis: the cache's invalidation feed needs a single server, not a cluster")
+	switch c := s.rdb.(type) {
+	case *redis.Client:
+		f := newTrackingFeed(c.Options(), h, nil, nil)
+		if s.sentinel != nil {
+			f.store, f.own = s.sentinel, newConnWatch()
+			f.client.AddHook(f.own)
+		}
+		go f.run()
+		return f, nil
+	case *redis.ClusterClient:
+		if s.layout == nil {
+			return nil, errors.New("redis: the cache's invalidation feed on a Cluster needs a store made by Open")
+		}
+		if err := s.keepRevocationSet(); err != nil {
+			return nil, err
+		}
+		return s.watchCluster(c, h), nil
 	}
-	opt := c.Options()
+	return nil, fmt.Errorf("redis: the cache's invalidation feed does not know a %T", s.rdb)
+}
+
+// revocationPlaceholder is a member of the revocation set that no
+// certificate can match (revokedMember always holds a "/").
+const revocationPlaceholder = "-"
+
+// keepRevocationSet makes sure the revocation set exists, so that on a
+// Cluster a "not revoked" answer is never kept because the set is
+// absent: the first revocation could then be written on a master the
+// feed does not listen to yet (through ASK, while the set's slot moves
+// onto a master added later), where nobody would report it. A set that
+// exists is moved by MIGRATE, which its old master reports, and read
+// afterwards only through the new master, which drops the cache
+// (clusterfeed.go).
+func (s *Store) keepRevocationSet() error {
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	if err := s.rdb.SAdd(ctx, s.k.revoked, revocationPlaceholder).Err(); err != nil {
+		return wrap("keep the revocation set for the cache", err)
+	}
+	return nil
+}
+
+// newTrackingFeed returns a feed on the server opt names, not yet
+// running. guards are shard channels it subscribes to after turning
+// tracking on (see clusterFeed); onLost, when set, is called when its
+// connection is lost, and the feed then stops instead of connecting
+// again.
+func newTrackingFeed(opt *redis.Options, h cached.Handler, guards []string, onLost func()) *trackingFeed {
 	o := *opt
 	o.Protocol = 2 // reports arrive as pub/sub messages
 	o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
@@ -87,21 +131,24 @@ func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
 		return cn.Do(ctx, "CLIENT", "TRACKING", "on", "REDIRECT", id, "BCAST", "PREFIX", keyPrefix).Err()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &trackingFeed{client: redis.NewClient(&o), h: h, cancel: cancel, done: make(chan struct{}), store: s.sentinel}
-	if s.sentinel != nil {
-		f.own = newConnWatch()
-		f.client.AddHook(f.own)
-	}
-	go f.run(ctx)
-	return f, nil
+	return &trackingFeed{client: redis.NewClient(&o), h: h, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		guards: guards, onLost: onLost}
 }
 
 // trackingFeed is the connection that receives reports of writes.
 type trackingFeed struct {
 	client *redis.Client
 	h      cached.Handler
+	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	// On a Cluster, guards are the shard channels of the slots the
+	// server serves, one per slot, subscribed after tracking is on:
+	// Redis ends those subscriptions (sunsubscribe) when the server stops
+	// serving the slot, and the connection is then given up; onLost
+	// tells the clusterFeed of a lost connection, and the feed stops.
+	guards []string
+	onLost func()
 	// Behind Sentinel, store follows the store client's connections and
 	// own the feed's (nil otherwise: one server, nothing to follow).
 	store, own *connWatch
@@ -142,8 +189,9 @@ func (r *round) finish(err error) {
 	close(r.done)
 }
 
-func (f *trackingFeed) run(ctx context.Context) {
+func (f *trackingFeed) run() {
 	defer close(f.done)
+	ctx := f.ctx
 	for ctx.Err() == nil {
 		ps := f.client.Subscribe(ctx, trackingChannel)
 		f.mu.Lock()
@@ -154,9 +202,25 @@ func (f *trackingFeed) run(ctx context.Context) {
 		}
 		f.ps = ps
 		f.mu.Unlock()
-		err := f.receive(ctx, ps)
+		// The guards go out before any PING (alive is set only once the
+		// subscription is confirmed, after they were written), so a slot
+		// the server no longer serves fails the connection before any
+		// PONG of it can vouch.
+		var err error
+		for _, g := range f.guards {
+			if err = ps.SSubscribe(ctx, g); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = f.receive(ctx, ps)
+		}
 		f.lost(err)
 		ps.Close()
+		if f.onLost != nil {
+			f.onLost()
+			return
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(reconnectDelay):
@@ -173,6 +237,9 @@ func (f *trackingFeed) receive(ctx context.Context, ps *redis.PubSub) error {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
+			if m.Kind == "sunsubscribe" {
+				return fmt.Errorf("the server no longer serves the slot of %s", m.Channel)
+			}
 			if m.Kind == "subscribe" && m.Channel == trackingChannel {
 				// Tracking was turned on before the subscription: from
 				// here on no write goes unreported. What was kept before
@@ -312,24 +379,32 @@ func (f *trackingFeed) lost(err error) {
 // Sync returns once every write completed before the call has been
 // reported, or an error when the feed cannot tell, within syncTimeout.
 func (f *trackingFeed) Sync(context.Context) error {
-	f.mu.Lock()
-	if !f.alive {
-		f.mu.Unlock()
-		return errFeedDown
+	r, err := f.join()
+	if err != nil {
+		return err
 	}
-	// Join the round whose PING has not been sent yet: it will be sent
-	// after this call began.
-	if f.next == nil {
-		f.next = &round{done: make(chan struct{})}
-	}
-	r := f.next
-	f.maySendLocked()
-	f.mu.Unlock()
 	// The wait needs no watch on ctx: the round's timer ends it within
 	// syncTimeout, and watching would cost every request a channel of
 	// its context's and a select.
 	<-r.done
 	return r.err
+}
+
+// join returns the round whose PING has not been sent yet, sending it
+// if none is out: it is sent after this call began. Its done channel
+// closes when the round is answered or failed.
+func (f *trackingFeed) join() (*round, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.alive {
+		return nil, errFeedDown
+	}
+	if f.next == nil {
+		f.next = &round{done: make(chan struct{})}
+	}
+	r := f.next
+	f.maySendLocked()
+	return r, nil
 }
 
 // Close stops the feed.
@@ -352,6 +427,16 @@ func changeOf(key string) (ch cached.Change, ok bool) {
 	if !found {
 		return cached.Change{}, true
 	}
+	// On a Cluster a key's name starts with its hash tag ({shard},
+	// {config}, {certs}, {accounts}: see keyspace); the name after it is
+	// the one a single server uses. The tags of email claims and OpenID
+	// Connect records name keys no cached record is read from.
+	if tag, name, found := strings.Cut(strings.TrimPrefix(rest, "{"), "}:"); found && strings.HasPrefix(rest, "{") {
+		if tag == "oidc" || strings.HasPrefix(tag, "e:") {
+			return cached.Change{}, false
+		}
+		rest = name
+	}
 	if name, found := strings.CutPrefix(rest, "session:"); found {
 		return cached.Change{Kind: cached.Session, Name: name}, true
 	}
@@ -372,7 +457,7 @@ func changeOf(key string) (ch cached.Change, ok bool) {
 	// is listed here or above: TestChangeOf_EveryKeyIsKnown.)
 	for _, p := range []string{"audit", "accounts", "account-emails", "account-names", "certs", "cert:", "certs-by-issue",
 		"certs-of:", "user-sessions:", "sessions-of:", "totp-used:", "failures:", "meta:", "counter:", "claim:",
-		"marker", "ticket:", "{oidc}:", "{e:"} {
+		"marker", "ticket:"} {
 		if strings.HasPrefix(rest, p) {
 			return cached.Change{}, false
 		}

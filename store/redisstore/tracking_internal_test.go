@@ -13,27 +13,35 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"gatehouse/store"
 	"gatehouse/store/cached"
 	"gatehouse/store/storetest"
 )
 
-// TestChangeOf_EveryKeyIsKnown runs every key name the store writes on
-// one server through changeOf: the keys cached records are read from
-// name what changed, every other key is ignored. A key changeOf does
-// not know empties every instance's whole cache on every write to it,
-// which must never be the case for a key written on each sign-in.
+// TestChangeOf_EveryKeyIsKnown runs every key name the store writes, on
+// one server and on a Cluster (with hash tags), through changeOf: the
+// keys cached records are read from name what changed, every other key
+// is ignored. A key changeOf does not know empties every instance's
+// whole cache on every write to it, which must never be the case for a
+// key written on each sign-in.
 func TestChangeOf_EveryKeyIsKnown(t *testing.T) {
-	k := newKeyspace(false)
-	shard := "0001"
+	for _, cluster := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cluster=%v", cluster), func(t *testing.T) { testChangeOfKnowsEveryKey(t, newKeyspace(cluster)) })
+	}
+}
+
+func testChangeOfKnowsEveryKey(t *testing.T, k keyspace) {
+	sid := store.SessionID("alice", "abc")
 	changes := map[string]cached.Kind{
-		k.session(shard + ".abc"): cached.Session,
-		k.account("alice"):        cached.Account,
-		k.role("admin"):           cached.Roles,
-		k.roles:                   cached.Roles,
-		k.app("wiki"):             cached.Apps,
-		k.apps:                    cached.Apps,
-		k.revoked:                 cached.Revocations,
-		k.legacyRevoked:           cached.Revocations,
+		k.session(sid):        cached.Session,
+		k.session("old-form"): cached.Session,
+		k.account("alice"):    cached.Account,
+		k.role("admin"):       cached.Roles,
+		k.roles:               cached.Roles,
+		k.app("wiki"):         cached.Apps,
+		k.apps:                cached.Apps,
+		k.revoked:             cached.Revocations,
+		k.legacyRevoked:       cached.Revocations,
 	}
 	for key, want := range changes {
 		ch, ok := changeOf(key)
@@ -41,10 +49,15 @@ func TestChangeOf_EveryKeyIsKnown(t *testing.T) {
 			t.Errorf("changeOf(%q) = %+v, %v; want kind %v", key, ch, ok, want)
 		}
 	}
+	for key, name := range map[string]string{k.session(sid): sid, k.account("alice"): "alice"} {
+		if ch, _ := changeOf(key); ch.Name != name {
+			t.Errorf("changeOf(%q) names %q, want %q", key, ch.Name, name)
+		}
+	}
 	ignored := []string{
 		k.accounts, k.accountNames, k.emails, k.certs, k.certsByIssue, k.audit,
 		k.cert("ab"), k.certsOf("alice"), k.userSessions("alice"), k.sessionsOf("alice"),
-		k.marker(""), k.emailClaim("a@example.com"), k.emailLease("a@example.com"),
+		k.marker(""), k.marker(store.Shard("alice")), k.emailClaim("a@example.com"), k.emailLease("a@example.com"),
 		k.totpStep("alice", 7), k.failure("password:alice"), k.meta("x"), k.counter("x"), k.claim("x"),
 		ticketKey("oidc-code:x"), oidcClientKey("grafana"), oidcClientsKey, oidcKeyKey("k1"), oidcKeysKey,
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,8 @@ type Cluster struct {
 	Addrs []string
 
 	t     testing.TB
+	bin   string
+	extra []string
 	nodes []*Redis
 }
 
@@ -47,25 +50,9 @@ func StartCluster(t testing.TB, extra ...string) *Cluster {
 	if err != nil {
 		NeedService(t, "redis-cli is not installed (apt-get install redis-tools): the Redis Cluster tests create their cluster with redis-cli --cluster create")
 	}
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, bin: bin, extra: extra}
 	for range 3 {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("find a free port: %v", err)
-		}
-		r := &Redis{t: t, bin: bin, dir: t.TempDir(), port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
-		r.URL = "redis://" + r.Addr
-		r.args = []string{
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--dir", r.dir, "--save", "", "--appendonly", "no",
-			"--daemonize", "no", "--logfile", "",
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(r.dir, "nodes.conf"),
-			"--cluster-node-timeout", "2000",
-		}
-		r.extra = extra
-		r.Start()
-		t.Cleanup(r.Stop)
-		c.nodes = append(c.nodes, r)
+		r := c.startNode()
 		c.Addrs = append(c.Addrs, r.Addr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyWait)
@@ -80,15 +67,69 @@ func StartCluster(t testing.TB, extra ...string) *Cluster {
 	return c
 }
 
+// startNode starts one more redis-server in cluster mode, stopped when
+// the test ends.
+func (c *Cluster) startNode() *Redis {
+	t := c.t
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	r := &Redis{t: t, bin: c.bin, dir: t.TempDir(), port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	r.URL = "redis://" + r.Addr
+	r.args = []string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--dir", r.dir, "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--logfile", "",
+		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(r.dir, "nodes.conf"),
+		"--cluster-node-timeout", "2000",
+	}
+	r.extra = c.extra
+	r.Start()
+	t.Cleanup(r.Stop)
+	c.nodes = append(c.nodes, r)
+	return r
+}
+
+// AddEmptyMaster starts a new node, joins it to the cluster (CLUSTER
+// MEET) as a master serving no slot, waits until every node knows it,
+// and returns its address. The cluster's URL does not name it, and it is
+// not in Addrs: a store opened earlier learns of it only as slots move
+// onto it.
+func (c *Cluster) AddEmptyMaster() string {
+	c.t.Helper()
+	r := c.startNode()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyWait)
+	defer cancel()
+	host, port, _ := net.SplitHostPort(r.Addr)
+	rdb := redis.NewClient(&redis.Options{Addr: c.Addrs[0]})
+	err := rdb.ClusterMeet(ctx, host, port).Err()
+	rdb.Close()
+	if err != nil {
+		c.t.Fatalf("CLUSTER MEET %s: %v", r.Addr, err)
+	}
+	c.waitKnown(ctx, append(slices.Clone(c.Addrs), r.Addr))
+	return r.Addr
+}
+
 // waitReady waits until every node sees the cluster as ok and knows all
 // three masters.
 func (c *Cluster) waitReady(ctx context.Context) {
 	c.t.Helper()
-	for _, addr := range c.Addrs {
+	c.waitKnown(ctx, c.Addrs)
+}
+
+// waitKnown waits until each of addrs sees the cluster as ok and knows
+// len(addrs) nodes.
+func (c *Cluster) waitKnown(ctx context.Context, addrs []string) {
+	c.t.Helper()
+	known := "cluster_known_nodes:" + strconv.Itoa(len(addrs)) + "\r"
+	for _, addr := range addrs {
 		rdb := redis.NewClient(&redis.Options{Addr: addr})
 		for {
 			info, err := rdb.ClusterInfo(ctx).Result()
-			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:3") {
+			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, known) {
 				break
 			}
 			if ctx.Err() != nil {
@@ -101,8 +142,8 @@ func (c *Cluster) waitReady(ctx context.Context) {
 	}
 }
 
-// Node returns the redis-server of master i (0, 1 or 2), which the test
-// may stop and start again.
+// Node returns the redis-server of master i (0, 1 or 2, then the masters
+// AddEmptyMaster added), which the test may stop and start again.
 func (c *Cluster) Node(i int) *Redis { return c.nodes[i] }
 
 // Flush empties every master, so that one cluster can serve several
