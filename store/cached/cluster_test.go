@@ -24,12 +24,7 @@ import (
 func TestCached_TwoInstancesOnACluster_WriteOnAnyMasterTakesEffectOnTheOthersNextRead(t *testing.T) {
 	ctx := t.Context()
 	c := storetest.StartCluster(t)
-	var masters []*redis.Client
-	for _, addr := range c.Addrs {
-		rdb := redis.NewClient(&redis.Options{Addr: addr})
-		t.Cleanup(func() { rdb.Close() })
-		masters = append(masters, rdb)
-	}
+	masters := masterClients(t, c)
 	// An account whose shard is not on the master of {config}.
 	config := ownerOf(t, masters[0], "{config}")
 	var user, userMaster string
@@ -119,12 +114,7 @@ func ownerOf(t *testing.T, rdb *redis.Client, key string) string {
 func TestCached_TwoInstancesOnACluster_SlotMovedOntoANewMaster_WriteTakesEffectOnTheOthersNextRead(t *testing.T) {
 	ctx := t.Context()
 	c := storetest.StartCluster(t)
-	var masters []*redis.Client
-	for _, addr := range c.Addrs {
-		rdb := redis.NewClient(&redis.Options{Addr: addr})
-		t.Cleanup(func() { rdb.Close() })
-		masters = append(masters, rdb)
-	}
+	masters := masterClients(t, c)
 	user := "alice"
 	shard := "{" + store.Shard(user) + "}"
 	from := ownerOf(t, masters[0], shard)
@@ -236,4 +226,16 @@ func do(t *testing.T, rdb *redis.Client, args ...any) {
 	if err := rdb.Do(t.Context(), args...).Err(); err != nil {
 		t.Fatalf("%v on %s: %v", args, rdb.Options().Addr, err)
 	}
+}
+
+// masterClients returns a client on each of c's masters, closed when t
+// ends.
+func masterClients(t *testing.T, c *storetest.Cluster) []*redis.Client {
+	var masters []*redis.Client
+	for _, addr := range c.Addrs {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { rdb.Close() })
+		masters = append(masters, rdb)
+	}
+	return masters
 }

@@ -92,21 +92,7 @@ func TestClusterFeed_UnansweredPingOnOneMaster_FailsEveryWaiterAndRebuilds(t *te
 	c, _, f := watchTestCluster(t, h)
 	ctx := t.Context()
 	resets := h.resets.Load()
-	admin := redis.NewClient(&redis.Options{Addr: c.Addrs[1]})
-	t.Cleanup(func() { admin.Close() })
-	pause := 3 * syncTimeout
-	if err := admin.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err(); err != nil {
-		t.Fatalf("CLIENT PAUSE: %v", err)
-	}
-	errs := make(chan error, 8)
-	for range cap(errs) {
-		go func() { errs <- f.Sync(ctx) }()
-	}
-	for range cap(errs) {
-		if err := <-errs; !errors.Is(err, errFeedDown) {
-			t.Errorf("Sync while %s answers nothing = %v, want errFeedDown", c.Addrs[1], err)
-		}
-	}
+	pauseFailsEveryWaiter(t, f, c.Addrs[1])
 	if err := vouches(ctx, f); err != nil {
 		t.Fatalf("after the pause: %v", err)
 	}

@@ -231,6 +231,29 @@ func vouches(ctx context.Context, f cached.Feed) error {
 	return fmt.Errorf("the feed never vouched: %w", err)
 }
 
+// pauseFailsEveryWaiter pauses the Redis server at addr (CLIENT PAUSE,
+// three PING timeouts long) and checks that every request waiting on f
+// meanwhile is told the feed cannot vouch.
+func pauseFailsEveryWaiter(t *testing.T, f cached.Feed, addr string) {
+	t.Helper()
+	ctx := t.Context()
+	admin := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { admin.Close() })
+	pause := 3 * syncTimeout
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() { errs <- f.Sync(ctx) }()
+	}
+	for range cap(errs) {
+		if err := <-errs; !errors.Is(err, errFeedDown) {
+			t.Errorf("Sync while %s answers nothing = %v, want errFeedDown", addr, err)
+		}
+	}
+}
+
 // resetCounter is a cached.Handler that counts the times the feed told
 // it to drop everything, and the changes it reported.
 type resetCounter struct{ resets, invalidations atomic.Int64 }
@@ -258,37 +281,12 @@ func TestTrackingFeed_UnansweredPing_FailsEveryWaiterAndReconnects(t *testing.T)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	syncs := func() error {
-		t.Helper()
-		for range 200 {
-			if err := f.Sync(ctx); err == nil {
-				return nil
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
-		return errors.New("the feed never vouched")
-	}
-	if err := syncs(); err != nil {
+	if err := vouches(ctx, f); err != nil {
 		t.Fatal(err)
 	}
 	resets := h.resets.Load()
-
-	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
-	t.Cleanup(func() { admin.Close() })
-	pause := 3 * syncTimeout
-	if err := admin.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err(); err != nil {
-		t.Fatalf("CLIENT PAUSE: %v", err)
-	}
-	errs := make(chan error, 8)
-	for range cap(errs) {
-		go func() { errs <- f.Sync(ctx) }()
-	}
-	for range cap(errs) {
-		if err := <-errs; !errors.Is(err, errFeedDown) {
-			t.Errorf("Sync while Redis answers nothing = %v, want errFeedDown", err)
-		}
-	}
-	if err := syncs(); err != nil {
+	pauseFailsEveryWaiter(t, f, r.Addr)
+	if err := vouches(ctx, f); err != nil {
 		t.Fatalf("after the pause: %v", err)
 	}
 	if h.resets.Load() <= resets {
