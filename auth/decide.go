@@ -129,7 +129,8 @@ func Decide(in Input) Decision {
 		return Decision{AuditReason: "account_disabled"}
 	}
 
-	d := Decision{Allow: true, Factors: []string{FactorPassword}}
+	// Room for every factor at once: this runs on every request.
+	d := Decision{Allow: true, Factors: append(make([]string, 0, 3), FactorPassword)}
 	d.Cert = in.Cert.BoundTo(in.Account, in.CertOwners)
 	if d.Cert.Valid() {
 		d.Factors = append(d.Factors, FactorCertificate)
@@ -163,6 +164,9 @@ func Decide(in Input) Decision {
 		totpOK := !r.RequireTOTP || in.TOTPOK
 		switch {
 		case certOK && totpOK:
+			if d.EffectiveRoles == nil {
+				d.EffectiveRoles = make([]string, 0, len(in.Account.Roles))
+			}
 			d.EffectiveRoles = append(d.EffectiveRoles, name)
 		case !certOK:
 			needCert = append(needCert, name)

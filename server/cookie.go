@@ -75,8 +75,18 @@ func (c *idCodec) Decode(name, value string, dst any) error {
 	if !ok {
 		return c.sc.Decode(name, value, dst)
 	}
+	v, err := c.decodeID(name, value)
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
+// decodeID is Decode of a session ID.
+func (c *idCodec) decodeID(name, value string) (string, error) {
 	if len(value) > maxCookieValue {
-		return errCookieInvalid
+		return "", errCookieInvalid
 	}
 	st := c.states.Get().(*macState)
 	defer c.states.Put(st)
@@ -85,16 +95,16 @@ func (c *idCodec) Decode(name, value string, dst any) error {
 	raw, err := base64.URLEncoding.AppendDecode(st.raw[:0], []byte(value))
 	st.raw = raw
 	if err != nil {
-		return errCookieInvalid
+		return "", errCookieInvalid
 	}
 	// The MAC is binary and may hold '|': it is what follows the second.
 	i := bytes.IndexByte(raw, '|')
 	if i < 0 {
-		return errCookieInvalid
+		return "", errCookieInvalid
 	}
 	j := bytes.IndexByte(raw[i+1:], '|')
 	if j < 0 {
-		return errCookieInvalid
+		return "", errCookieInvalid
 	}
 	j += i + 1
 	date, val, mac := raw[:i], raw[i+1:j], raw[j+1:]
@@ -102,20 +112,20 @@ func (c *idCodec) Decode(name, value string, dst any) error {
 	st.mac.Reset()
 	st.mac.Write(st.msg)
 	if !hmac.Equal(st.mac.Sum(st.sum[:0]), mac) {
-		return errCookieInvalid
+		return "", errCookieInvalid
 	}
 	// Past the MAC, everything below was written by this server.
 	signed, err := strconv.ParseInt(string(date), 10, 64)
 	if err != nil {
-		return errCookieInvalid
+		return "", errCookieInvalid
 	}
 	if c.maxAge != 0 && signed < time.Now().Unix()-c.maxAge {
-		return errCookieInvalid
+		return "", errCookieInvalid
 	}
 	// The ID's serialization goes after what raw holds; msg is done with.
 	st.msg, err = base64.URLEncoding.AppendDecode(st.msg[:0], val)
 	if err != nil {
-		return errCookieInvalid
+		return "", errCookieInvalid
 	}
-	return idSerializer{}.Deserialize(st.msg, id)
+	return readID(st.msg)
 }

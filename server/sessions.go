@@ -54,7 +54,7 @@ type recordKey struct{}
 // an ID the server did not issue: an unknown or unsigned ID yields a new,
 // empty session whose ID is chosen at Save.
 type sessionStore struct {
-	codec   securecookie.Codec
+	codec   *idCodec
 	records store.Store
 	options sessions.Options
 }
@@ -95,8 +95,8 @@ func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	if err != nil {
 		return sess, nil
 	}
-	var id string
-	if err := s.codec.Decode(name, c.Value, &id); err != nil || id == "" {
+	id, err := s.codec.decodeID(name, c.Value)
+	if err != nil || id == "" {
 		return sess, nil
 	}
 	// One read for the session, its account and the role and app
@@ -194,13 +194,23 @@ func (idSerializer) Serialize(src any) ([]byte, error) {
 
 func (idSerializer) Deserialize(src []byte, dst any) error {
 	if id, ok := dst.(*string); ok {
-		b := bytes.TrimSuffix(src, []byte("\n"))
-		if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && !bytes.ContainsAny(b[1:len(b)-1], "\\\"") {
-			*id = string(b[1 : len(b)-1])
-			return nil
-		}
+		v, err := readID(src)
+		*id = v
+		return err
 	}
 	return securecookie.JSONEncoder{}.Deserialize(src, dst)
+}
+
+// readID reads the ID a cookie's serialized value holds: a plain JSON
+// string at once, anything else through the JSON decoder.
+func readID(src []byte) (string, error) {
+	b := bytes.TrimSuffix(src, []byte("\n"))
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && !bytes.ContainsAny(b[1:len(b)-1], "\\\"") {
+		return string(b[1 : len(b)-1]), nil
+	}
+	var id string
+	err := securecookie.JSONEncoder{}.Deserialize(src, &id)
+	return id, err
 }
 
 // errSessionGone means a session ended while a request was using it.

@@ -174,7 +174,7 @@ func (s *Server) rolesOf(r *http.Request, acct store.Account) ([]auth.Role, erro
 
 // roleDefs picks from all the definitions of the roles acct holds.
 func roleDefs(all []store.Role, acct store.Account) []auth.Role {
-	var out []auth.Role
+	out := make([]auth.Role, 0, len(acct.Roles))
 	for _, role := range all {
 		if slices.Contains(acct.Roles, role.Name) {
 			out = append(out, auth.Role{Name: role.Name, RequireCertificate: role.RequireCertificate, RequireTOTP: role.RequireTOTP})
