@@ -22,15 +22,7 @@ func watchTestCluster(t *testing.T, h *resetCounter) (*storetest.Cluster, *Store
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	feed, err := s.Watch(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { feed.Close() })
-	if err := vouches(t.Context(), feed); err != nil {
-		t.Fatal(err)
-	}
-	return c, s, feed.(*clusterFeed)
+	return c, s, watchVouching(t, s, h).(*clusterFeed)
 }
 
 // The guard channels name every slot once, as Redis computes slots.

@@ -160,14 +160,7 @@ func TestTrackingFeed_StoreClientOnAnotherServer_RefusesToVouchAndFollows(t *tes
 		t.Fatal(err)
 	}
 	h := &resetCounter{}
-	f, err := s.Watch(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	if err := vouches(ctx, f); err != nil {
-		t.Fatal(err)
-	}
+	f := watchVouching(t, s, h)
 
 	// The failover: the name moves, the store's client loses its
 	// connections to the old master and dials the new one. The feed's
@@ -231,6 +224,21 @@ func vouches(ctx context.Context, f cached.Feed) error {
 	return fmt.Errorf("the feed never vouched: %w", err)
 }
 
+// watchVouching starts s's feed, reporting to h, and waits until it
+// vouches; the feed is closed when t ends.
+func watchVouching(t *testing.T, s *Store, h *resetCounter) cached.Feed {
+	t.Helper()
+	f, err := s.Watch(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := vouches(t.Context(), f); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // pauseFailsEveryWaiter pauses the Redis server at addr (CLIENT PAUSE,
 // three PING timeouts long) and checks that every request waiting on f
 // meanwhile is told the feed cannot vouch.
@@ -276,14 +284,7 @@ func TestTrackingFeed_UnansweredPing_FailsEveryWaiterAndReconnects(t *testing.T)
 	}
 	t.Cleanup(func() { s.Close() })
 	h := &resetCounter{}
-	f, err := s.Watch(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	if err := vouches(ctx, f); err != nil {
-		t.Fatal(err)
-	}
+	f := watchVouching(t, s, h)
 	resets := h.resets.Load()
 	pauseFailsEveryWaiter(t, f, r.Addr)
 	if err := vouches(ctx, f); err != nil {
