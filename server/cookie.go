@@ -18,9 +18,8 @@ import (
 // with a reader of its own for the same format, so that cookies from
 // before and after are the same cookies. The session cookie is read on
 // every request, /auth/verify included: this reader takes its keyed
-// HMAC from a pool and decodes on the stack, where securecookie keys a
-// new HMAC and allocates for every step. Anything but a session ID
-// (a *string) goes to securecookie.
+// HMAC and its buffers from a pool, where securecookie keys a new HMAC
+// and allocates for every step.
 //
 // The format (securecookie, no encryption): base64url of
 // "DATE|VALUE|MAC", where DATE is the Unix time of signing in decimal,
@@ -61,29 +60,13 @@ func newIDCodec(hashKey []byte, maxAge time.Duration) *idCodec {
 	return c
 }
 
-var _ securecookie.Codec = (*idCodec)(nil)
-
 // Encode signs value for the cookie name (securecookie).
 func (c *idCodec) Encode(name string, value any) (string, error) {
 	return c.sc.Encode(name, value)
 }
 
-// Decode reads a cookie value signed by Encode. A *string gets the
-// session ID; any other dst is securecookie's to read.
-func (c *idCodec) Decode(name, value string, dst any) error {
-	id, ok := dst.(*string)
-	if !ok {
-		return c.sc.Decode(name, value, dst)
-	}
-	v, err := c.decodeID(name, value)
-	if err != nil {
-		return err
-	}
-	*id = v
-	return nil
-}
-
-// decodeID is Decode of a session ID.
+// decodeID reads the session ID in a cookie value signed by Encode for
+// the cookie name.
 func (c *idCodec) decodeID(name, value string) (string, error) {
 	if len(value) > maxCookieValue {
 		return "", errCookieInvalid
