@@ -305,8 +305,9 @@ func (f *trackingFeed) answered(payload string) error {
 	if f.next == nil {
 		return nil
 	}
-	// Only this goroutine reads the connection, so nothing can answer or
-	// fail the feed meanwhile; Sync only joins f.next while holding is set.
+	// No PING is out, so nothing can be answered or time out meanwhile
+	// (only this goroutine reads the connection; a Close shows as a
+	// failed PING below); Sync only joins f.next while holding is set.
 	f.holding = true
 	f.mu.Unlock()
 	runtime.Gosched()
