@@ -55,6 +55,14 @@ const KnownDeviceSlots = 1
 // loads and /auth/verify come first.
 const BcryptNice = 10
 
+// BcryptSlice is the time slice of the threads that run bcrypt (Linux
+// 6.12 and later). A thread keeps its core for its slice even when one
+// of higher priority wakes up meanwhile; at the kernel's default (1.4
+// ms on two cores, more with more) a request that wakes behind bcrypt
+// may wait that long, which is most of what a login flood adds to
+// /auth/verify's p99. bcrypt loses only the cost of switching back.
+const BcryptSlice = 100 * time.Microsecond
+
 // Hasher hashes and checks passwords with bcrypt at a fixed cost.
 // Anonymous work runs at most one computation per core at a time, on
 // worker threads of lower priority (BcryptNice); checks for known
@@ -194,9 +202,10 @@ func (h *Hasher) Close() {
 	close(h.jobs)
 }
 
-// worker runs bcrypt jobs on a thread of its own at lower priority. The
-// thread is never handed back to the Go runtime (the goroutine keeps it
-// locked for good), so no other goroutine ever runs at that priority.
+// worker runs bcrypt jobs on a thread of its own at lower priority, in
+// short slices. The thread is never handed back to the Go runtime (the
+// goroutine keeps it locked for good), so no other goroutine ever runs
+// at that priority.
 func (h *Hasher) worker() {
 	runtime.LockOSThread()
 	lowerThreadPriority(BcryptNice)

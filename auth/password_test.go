@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -350,11 +351,15 @@ func TestHasher_BcryptRunsAtLowerPriority(t *testing.T) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	base := threadNice()
+	base, baseSlice := threadNice(), threadSlice()
 	var nice int
-	h.onWorker(func() { nice = threadNice() })
+	var slice time.Duration
+	h.onWorker(func() { nice, slice = threadNice(), threadSlice() })
 	if nice != max(base, BcryptNice) {
 		t.Errorf("bcrypt worker thread niceness = %d, want %d", nice, max(base, BcryptNice))
+	}
+	if kernelTakesSlices(t) && slice != BcryptSlice {
+		t.Errorf("bcrypt worker thread slice = %v, want %v", slice, BcryptSlice)
 	}
 	if _, err := h.Hash(t.Context(), "a long passphrase for tests"); err != nil {
 		t.Fatal(err)
@@ -362,6 +367,23 @@ func TestHasher_BcryptRunsAtLowerPriority(t *testing.T) {
 	if got := threadNice(); got != base {
 		t.Errorf("the caller's thread niceness changed to %d, want %d", got, base)
 	}
+	if got := threadSlice(); got != baseSlice {
+		t.Errorf("the caller's thread slice changed to %v, want %v", got, baseSlice)
+	}
+}
+
+// kernelTakesSlices reports whether the running kernel takes a normal
+// thread's slice from sched_setattr (Linux 6.12 and later).
+func kernelTakesSlices(t *testing.T) bool {
+	var major, minor int
+	release, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Sscanf(string(release), "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("kernel release %q: %v", release, err)
+	}
+	return major > 6 || major == 6 && minor >= 12
 }
 
 // A known device's check runs at the caller's priority, not the
