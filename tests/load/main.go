@@ -20,6 +20,7 @@
 //	go run ./tests/load -duration 10s -concurrency 32
 //	go run ./tests/load -sessions 1000000    # also fill Redis with a million sessions
 //	go run ./tests/load -ratios 3 -duration 8s   # only the ratios: verify/healthz, embedded/Redis, nginx (over the verify socket and over TLS)
+//	go run ./tests/load -ratios 3 -cluster       # the ratios, and verify on a Redis Cluster of three masters
 //
 // Every loop is bounded by -duration; nothing leaves 127.0.0.1.
 package main
@@ -75,6 +76,7 @@ func main() {
 	nginxSocket := flag.Bool("nginx-socket", true, "in the ratios, nginx + auth_request asks the portal over its verify socket (the configuration for one host); the same over TLS is measured too")
 	portalCPUs := flag.String("portal-cpus", "", "run the portals and Redis on these CPUs only (taskset list, such as 1); with -proxy-cpus, the portal then has cores of its own")
 	proxyCPUs := flag.String("proxy-cpus", "", "run this tool (the app), wrk and nginx on these CPUs only (taskset list, such as 0)")
+	cluster := flag.Bool("cluster", false, "in the ratios, also measure verify on a Redis Cluster of three masters (on this machine)")
 	flag.Parse()
 	if err := pin(os.Getpid(), *proxyCPUs); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
@@ -83,13 +85,17 @@ func main() {
 	if *portalCPUs != "" || *proxyCPUs != "" {
 		fmt.Printf("CPUs: portals and Redis on %q, this tool (the app), wrk and nginx on %q\n", *portalCPUs, *proxyCPUs)
 	}
-	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *nginxSocket, *keep, *portalCPUs); err != nil {
+	if *cluster && *rounds == 0 {
+		fmt.Fprintln(os.Stderr, "load: -cluster is a target of the ratios: use it with -ratios N")
+		os.Exit(2)
+	}
+	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *nginxSocket, *cluster, *keep, *portalCPUs); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, nginxSocket, keep bool, portalCPUs string) error {
+func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, nginxSocket, cluster, keep bool, portalCPUs string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gatehouse-load-")
 	if err != nil {
@@ -104,14 +110,11 @@ func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWork
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		return fmt.Errorf("build gatehouse (run from the repository root): %v\n%s", err, out)
 	}
-	rds, err := startRedis(dir)
+	rds, err := startRedis(dir, portalCPUs)
 	if err != nil {
 		return err
 	}
 	defer rds.Process.Kill()
-	if err := pin(rds.Process.Pid, portalCPUs); err != nil {
-		return err
-	}
 	storeURL := "redis://" + rds.addr + "/0"
 
 	p := &portal{bin: bin, data: filepath.Join(dir, "data"), store: storeURL, cpus: portalCPUs}
@@ -134,7 +137,18 @@ func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWork
 		return err
 	}
 	if rounds > 0 {
-		return ratios(dir, bin, p, cookie, rounds, concurrency, nginxWorkers, nginxSocket, duration)
+		clusterURL := ""
+		if cluster {
+			nodes, url, err := startCluster(dir, portalCPUs)
+			for _, n := range nodes {
+				defer n.Process.Kill()
+			}
+			if err != nil {
+				return err
+			}
+			clusterURL = url
+		}
+		return ratios(dir, bin, p, cookie, clusterURL, rounds, concurrency, nginxWorkers, nginxSocket, duration)
 	}
 	withSession := func(req *http.Request) { req.Header.Set("Cookie", cookie) }
 	anonymous := func(*http.Request) {}
@@ -654,15 +668,22 @@ type redisProcess struct {
 	addr string
 }
 
-func startRedis(dir string) (*redisProcess, error) {
+// startRedis starts a redis-server on a free port of 127.0.0.1 with its
+// files in dir, on cpus (taskset list; "" for all), with extra arguments.
+func startRedis(dir, cpus string, extra ...string) (*redisProcess, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log")}
+	cmd := exec.Command("redis-server", append(args, extra...)...)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
+	}
+	if err := pin(cmd.Process.Pid, cpus); err != nil {
+		cmd.Process.Kill()
+		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -678,6 +699,44 @@ func startRedis(dir string) (*redisProcess, error) {
 	}
 	cmd.Process.Kill()
 	return nil, errors.New("redis-server did not answer")
+}
+
+// startCluster starts a Redis Cluster of three masters (no replicas) on
+// 127.0.0.1, its nodes' files in dir/cluster-N, and returns its nodes
+// (also when it fails: the caller stops them) and its store URL.
+func startCluster(dir, cpus string) ([]*redisProcess, string, error) {
+	var nodes []*redisProcess
+	var addrs []string
+	for i := range 3 {
+		nodeDir := filepath.Join(dir, "cluster-"+strconv.Itoa(i))
+		if err := os.MkdirAll(nodeDir, 0o700); err != nil {
+			return nodes, "", err
+		}
+		n, err := startRedis(nodeDir, cpus, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(nodeDir, "nodes.conf"))
+		if err != nil {
+			return nodes, "", err
+		}
+		nodes = append(nodes, n)
+		addrs = append(addrs, n.addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		return nodes, "", fmt.Errorf("redis-cli --cluster create (apt-get install redis-tools): %v\n%s", err, out)
+	}
+	for _, addr := range addrs {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		ok := false
+		for deadline := time.Now().Add(30 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			info, err := rdb.ClusterInfo(context.Background()).Result()
+			ok = err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:3\r")
+		}
+		rdb.Close()
+		if !ok {
+			return nodes, "", fmt.Errorf("the Redis Cluster did not become ready (node %s)", addr)
+		}
+	}
+	return nodes, "redis+cluster://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2], nil
 }
 
 func freePort() (int, error) {

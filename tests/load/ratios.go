@@ -47,7 +47,7 @@ type wrkResult struct {
 	cpu float64
 }
 
-func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, concurrency, nginxWorkers int, nginxSocket bool, duration time.Duration) error {
+func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL string, rounds, concurrency, nginxWorkers int, nginxSocket bool, duration time.Duration) error {
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
 		return errors.New("the ratios need wrk (apt-get install wrk)")
@@ -60,26 +60,21 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 		nginx = "/usr/sbin/nginx"
 	}
 
-	// The same portal binary on the embedded store, beside the Redis one.
-	emb := &portal{bin: bin, data: filepath.Join(dir, "data-embedded"), store: "", cpus: redisPortal.cpus}
-	if _, err := emb.cli("", "init"); err != nil {
-		return err
-	}
-	embDir := filepath.Join(dir, "embedded")
-	if err := os.MkdirAll(embDir, 0o700); err != nil {
-		return err
-	}
-	srv, err := emb.serve(embDir)
+	// The same portal binary on the embedded store, beside the Redis one,
+	// and with -cluster on a Redis Cluster too.
+	emb, embCookie, stopEmb, err := startPortal(dir, bin, "embedded", "", redisPortal.cpus)
 	if err != nil {
 		return err
 	}
-	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
-	if err := emb.setUp(); err != nil {
-		return err
-	}
-	embCookie, err := emb.login(nil)
-	if err != nil {
-		return err
+	defer stopEmb()
+	var cl *portal
+	var clCookie string
+	if clusterURL != "" {
+		var stopCl func()
+		if cl, clCookie, stopCl, err = startPortal(dir, bin, "cluster", clusterURL, redisPortal.cpus); err != nil {
+			return err
+		}
+		defer stopCl()
 	}
 
 	// An app page: a few hundred bytes, answered at once.
@@ -135,6 +130,9 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 		hop = "the verify socket"
 		targets = append(targets, target{"nginx + auth_request (TLS)", tlsSite + "/some/page", []string{"Cookie: " + redisCookie}})
 	}
+	if cl != nil {
+		targets = append(targets, target{"verify, Redis Cluster", cl.url + "/auth/verify", []string{"Cookie: " + clCookie, original}})
+	}
 	fmt.Printf("\nratios: wrk -t1 -c%d -d%v, %d rounds, targets interleaved; nginx with %d worker processes, asking the portal over %s\n", concurrency, duration, rounds, nginxWorkers, hop)
 	results := make([][]wrkResult, len(targets))
 	for r := range rounds {
@@ -169,7 +167,40 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie string, rounds, co
 		fmt.Printf("  %-32s %.2f\n", "nginx with auth (TLS) / alone", overTLS.rate/alone.rate)
 		fmt.Printf("  %-32s %.2f\n", "verify socket / TLS, via nginx", withAuth.rate/overTLS.rate)
 	}
+	if cl != nil {
+		vc := med[len(med)-1]
+		fmt.Printf("  %-32s %.2f\n", "verify (Cluster) / healthz", vc.rate/health.rate)
+		fmt.Printf("  %-32s %.2f (p99 %.2f: %v / %v)\n", "Cluster / Redis, throughput", vc.rate/vr.rate, float64(vc.p99)/float64(vr.p99), vc.p99, vr.p99)
+	}
 	return nil
+}
+
+// startPortal starts the portal binary on a store of its own (URL st;
+// "" is the embedded store) in dir/name, sets it up as the load test's
+// first portal is, and signs the bench user in. stop ends it.
+func startPortal(dir, bin, name, st, cpus string) (p *portal, cookie string, stop func(), err error) {
+	p = &portal{bin: bin, data: filepath.Join(dir, "data-"+name), store: st, cpus: cpus}
+	if _, err := p.cli("", "init"); err != nil {
+		return nil, "", nil, err
+	}
+	runDir := filepath.Join(dir, name)
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return nil, "", nil, err
+	}
+	srv, err := p.serve(runDir)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	stop = func() { srv.Process.Signal(os.Interrupt); srv.Wait() }
+	if err := p.setUp(); err != nil {
+		stop()
+		return nil, "", nil, err
+	}
+	if cookie, err = p.login(nil); err != nil {
+		stop()
+		return nil, "", nil, err
+	}
+	return p, cookie, stop, nil
 }
 
 // median takes each figure's median separately.
