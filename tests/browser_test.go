@@ -350,23 +350,42 @@ func (b *browser) open(t *testing.T, path string) int64 {
 	return resp.Status
 }
 
-// fill types value into the field sel.
+// fill empties the field sel and types value into it. The field is
+// emptied in the page rather than with chromedp.Clear, which fails on an
+// empty textarea (it looks for the text node inside).
 func (b *browser) fill(t *testing.T, sel, value string) {
 	t.Helper()
-	b.do(t, "fill "+sel, chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), value))
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.value = ''; return true; })()`, sel)
+	if !eval[bool](t, b, "empty "+sel, js) {
+		b.fail(t, "fill "+sel, errors.New("no such element"))
+	}
+	b.do(t, "fill "+sel, chromedp.SendKeys(chromedp.CSS(sel), value))
 }
 
 // tick makes sure the checkbox or radio button sel is chosen, clicking
 // it as a person would when it is not.
 func (b *browser) tick(t *testing.T, sel string) {
 	t.Helper()
+	b.setTicked(t, sel, true)
+}
+
+// untick makes sure the checkbox sel is not chosen, clicking it as a
+// person would when it is (a form may come with a box ticked).
+func (b *browser) untick(t *testing.T, sel string) {
+	t.Helper()
+	b.setTicked(t, sel, false)
+}
+
+func (b *browser) setTicked(t *testing.T, sel string, want bool) {
+	t.Helper()
+	what := map[bool]string{true: "tick ", false: "untick "}[want] + sel
 	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.checked : null; })()`, sel)
 	checked := eval[*bool](t, b, "look at "+sel, js)
 	if checked == nil {
-		b.fail(t, "tick "+sel, errors.New("no such element"))
+		b.fail(t, what, errors.New("no such element"))
 	}
-	if !*checked {
-		b.do(t, "tick "+sel, chromedp.Click(chromedp.CSS(sel)))
+	if *checked != want {
+		b.do(t, what, chromedp.Click(chromedp.CSS(sel)))
 	}
 }
 
