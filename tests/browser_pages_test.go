@@ -16,7 +16,8 @@ import (
 // Every page a person sees, in a real browser, at a laptop's width and a
 // phone's: sign-in with and without a certificate, the TOTP step and
 // enrollment, the admin console, the help desk, a certificate for a new
-// device, and the refusals. Each page is checked for width and labels
+// device, the refusals, and an OpenID Connect app from its registration
+// to its refusal page. Each page is checked for width and labels
 // and kept as a screenshot (see browser_test.go).
 
 // signInForm submits the sign-in form and returns the status of the page
@@ -73,6 +74,7 @@ func TestBrowser_EveryPageAtDesktopAndPhoneWidths(t *testing.T) {
 		{"dana", "dana@example.com"},   // the help desk resets her password
 		{"pat", ""},                    // an employee who tries the console
 		{"alice", "alice@example.com"}, // gets a certificate for her phone
+		{"olga", ""},                   // opens an app for ops on her phone
 	}
 	for _, u := range users {
 		args := []string{"user", "add", u.name, "--role", "employee", "--role", "ops", "--password-stdin"}
@@ -300,6 +302,54 @@ func TestBrowser_EveryPageAtDesktopAndPhoneWidths(t *testing.T) {
 		phone.open(t, "/account/certificates")
 		phone.wantText(t, "Alice's phone", "this device")
 		phone.checkPage(t, "certificates-two-devices")
+	})
+
+	t.Run("OpenIDConnectApp", func(t *testing.T) {
+		t.Parallel()
+		// The admin registers an app for ops on the console's page.
+		laptop := newBrowser(t, p, tools, report, "admin-oidc-laptop", false, adminP12, p.AdminP12Password)
+		laptop.signInForm(t, "admin", p.AdminPassword)
+		laptop.open(t, "/admin")
+		laptop.click(t, `nav a[href="/admin/oidc-clients"]`)
+		laptop.wantPath(t, "/admin/oidc-clients")
+		laptop.wantText(t, "No OpenID Connect app yet")
+		laptop.fill(t, "#id", "grafana")
+		laptop.fill(t, "#redirect_uris", rpRedirect)
+		// The form comes with employee ticked: this app is for ops only.
+		laptop.untick(t, `input[name="roles"][value="employee"]`)
+		laptop.tick(t, `input[name="roles"][value="ops"]`)
+		laptop.wantStatusCode(t, laptop.click(t, `form[action="/admin/oidc-clients"] button[type="submit"]`), http.StatusOK)
+		laptop.wantText(t, "The app grafana was saved", "Its client secret, shown only now")
+		secret := laptop.text(t, `[aria-label="Client secret"]`)
+		noteSecret(secret)
+		if !regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`).MatchString(secret) {
+			t.Errorf("the client secret on the page is %q, want 43 characters of base64url", secret)
+		}
+		laptop.checkPage(t, "admin-oidc-client-secret")
+		laptop.open(t, "/admin/oidc-clients")
+		laptop.wantText(t, "grafana", rpRedirect, "confidential (secret)")
+		if roles := laptop.text(t, `tbody tr td:nth-child(3)`); roles != "ops" {
+			t.Errorf("the list shows grafana for roles %q, want ops", roles)
+		}
+		if body := eval[string](t, laptop, "read the page", `document.body.innerText`); strings.Contains(body, secret) {
+			t.Error("the list of OpenID Connect apps shows the client secret again")
+		}
+		laptop.checkPage(t, "admin-oidc-clients")
+
+		// olga holds ops, but her phone has no certificate: the app is
+		// refused, and the page says what is missing.
+		rp := newRelyingParty(t, p, "grafana", secret)
+		phone := newBrowser(t, p, tools, report, "olga-phone", true, "", "")
+		phone.signInForm(t, "olga", passphrase("olga"))
+		phone.wantPath(t, "/")
+		wantEffective(t, "olga on her phone", phone.session(t), "employee")
+		phone.wantStatusCode(t, phone.open(t, rp.authorizeURL(t, newAttempt())), http.StatusForbidden)
+		if path := phone.path(t); !strings.HasPrefix(path, "/oauth2/login?id=") {
+			t.Errorf("the refusal is at %s, want /oauth2/login?id=…", path)
+		}
+		phone.wantText(t, "This app needs more", "The app grafana asked to sign you in",
+			"ops access needs your device certificate", "On a device that has your certificate")
+		phone.checkPage(t, "oidc-refused-without-certificate")
 	})
 
 	t.Run("RefusalPages", func(t *testing.T) {
