@@ -431,6 +431,10 @@ func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct 
 
 func (s *Server) handleLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			s.fail(w, r, badForm(err))
+			return
+		}
 		sess, err := s.sessions.Get(r, s.cookieName)
 		if err != nil {
 			s.fail(w, r, err)
@@ -446,7 +450,14 @@ func (s *Server) handleLogout() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		// rd, a path on this portal only, is where to go next: the
+		// OpenID Connect refusal page signs out to sign in again and
+		// come back to the app's request.
+		to := "/login"
+		if rd := safeReturn(r.PostForm.Get("rd")); rd != "" {
+			to = rd
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
 	})
 }
 

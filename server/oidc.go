@@ -124,7 +124,8 @@ type oidcRefusal struct {
 	NeedCertificate, NeedTOTP bool
 	// NoRole is true when the account holds none of the app's roles.
 	NoRole bool
-	// Retry signs in again and comes back to this request.
+	// Retry is where signing out leads: the sign-in page, which then
+	// comes back to this request.
 	Retry string
 	// Back returns to the app with access_denied.
 	Back string

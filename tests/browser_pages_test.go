@@ -348,8 +348,13 @@ func TestBrowser_EveryPageAtDesktopAndPhoneWidths(t *testing.T) {
 			t.Errorf("the refusal is at %s, want /oauth2/login?id=…", path)
 		}
 		phone.wantText(t, "This app needs more", "The app grafana asked to sign you in",
-			"ops access needs your device certificate", "On a device that has your certificate")
+			"ops access needs your device certificate", "choose your certificate when the browser asks")
 		phone.checkPage(t, "oidc-refused-without-certificate")
+		// Signing out to sign in again keeps the way back to the app.
+		phone.click(t, `form[action="/logout"] button[type="submit"]:not(.link)`)
+		if path := phone.path(t); !strings.HasPrefix(path, "/login?rd=%2Foauth2%2Flogin%3Fid%3D") {
+			t.Errorf("signing out to sign in again leads to %s, want the sign-in page on the way back to the app", path)
+		}
 	})
 
 	t.Run("RefusalPages", func(t *testing.T) {

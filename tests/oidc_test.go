@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -355,7 +357,7 @@ func TestOIDC_AppWhoseRolesAreNotInEffectGetsAccessDenied(t *testing.T) {
 		t.Fatalf("a password-only session was sent to the app: %s", loc)
 	}
 	wantStatus(t, r, http.StatusForbidden)
-	for _, words := range []string{"argocd", "admin access needs your device certificate", "sign in again"} {
+	for _, words := range []string{"argocd", "admin access needs your device certificate", "Sign out and sign in again"} {
 		if !strings.Contains(r.Body, words) {
 			t.Errorf("refusal page lacks %q", words)
 		}
@@ -374,6 +376,43 @@ func TestOIDC_AppWhoseRolesAreNotInEffectGetsAccessDenied(t *testing.T) {
 	if u.Query().Get("error") != "access_denied" || u.Query().Get("state") != a.state || u.Query().Get("code") != "" {
 		t.Errorf("back to the app with %s, want error=access_denied, the state and no code", u.RawQuery)
 	}
+
+	// "Sign out and sign in again" comes back to the request: in the same
+	// browser, now presenting the certificate, the app gets its code.
+	a = newAttempt()
+	_, r = follow(t, c, rp.authorizeURL(t, a), "admin", p.AdminPassword)
+	wantStatus(t, r, http.StatusForbidden)
+	m := regexp.MustCompile(`<form method="post" action="/logout"><input type="hidden" name="rd" value="([^"]+)">`).FindStringSubmatch(r.Body)
+	if m == nil {
+		t.Fatalf("refusal page has no sign-out form that comes back:\n%s", r.Body)
+	}
+	retry := html.UnescapeString(m[1])
+	out := c.post(t, "/logout", url.Values{"rd": {retry}})
+	if out.Status != http.StatusSeeOther || out.location() != retry {
+		t.Fatalf("sign out to sign in again: status %d, Location %q, want 303 to %q", out.Status, out.location(), retry)
+	}
+	if !strings.HasPrefix(retry, "/login?") {
+		t.Fatalf("sign in again leads to %q, want the sign-in page", retry)
+	}
+	cert := p.adminCert(t)
+	same := p.client(t, &cert)
+	same.jar.Jar = c.jar.Jar // the same browser: its cookies, now with the certificate
+	wantStatus(t, same.get(t, retry), http.StatusOK)
+	ru, err := url.Parse(retry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := loginForm("admin", p.AdminPassword)
+	form.Set("rd", ru.Query().Get("rd"))
+	in := same.post(t, "/login", form)
+	if in.Status != http.StatusSeeOther {
+		t.Fatalf("sign in again: status %d\n%s", in.Status, in.Body)
+	}
+	loc, r = follow(t, same, in.location(), "admin", p.AdminPassword)
+	if loc == "" {
+		t.Fatalf("signing in again with the certificate did not reach the app: status %d\n%s", r.Status, r.Body)
+	}
+	codeFrom(t, a, loc)
 
 	// The same person with the certificate gets the code.
 	code := rp.signInTo(t, admin, newAttempt(), "admin", p.AdminPassword)

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -195,4 +196,23 @@ func TestLogout_DestroysServerSideSession(t *testing.T) {
 	// not just that the browser forgot the cookie.
 	wantUnauthenticated(t, c.withCookie(t, http.MethodGet, "/api/session", nil, old))
 	wantUnauthenticated(t, c.get(t, "/api/session"))
+}
+
+// Sign-out goes on to rd only when it is a path on the portal: anything
+// else leads to the sign-in page, as without rd.
+func TestLogout_ReturnsOnlyToThePortal(t *testing.T) {
+	t.Parallel()
+	p := startPortal(t)
+	c := p.client(t, nil)
+	for rd, want := range map[string]string{
+		"/login?rd=%2Foauth2%2Flogin%3Fid%3Dx": "/login?rd=%2Foauth2%2Flogin%3Fid%3Dx",
+		"https://evil.example/":                "/login",
+		"//evil.example/":                      "/login",
+		"/\\evil.example/":                     "/login",
+		"":                                     "/login",
+	} {
+		wantRedirect(t, c.login(t, "admin", p.AdminPassword), "/")
+		wantRedirect(t, c.post(t, "/logout", url.Values{"rd": {rd}}), want)
+		wantUnauthenticated(t, c.get(t, "/api/session"))
+	}
 }
