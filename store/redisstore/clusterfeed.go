@@ -77,7 +77,12 @@ import (
 // another node), the layout check refuses. This is the Sentinel rule
 // (see tracking.go): the cache is never staler than the client's own
 // read. A master that crashes ends its member's connection: the feed
-// refuses until it is built on the masters the client then names.
+// refuses until it is built on the masters the client then names. A
+// guard protects only through the subscription Redis ends: a demoted
+// master accepts a new SSUBSCRIBE for slots it no longer serves (Redis
+// 7.0), so a feed built again from a stale layout is caught by the
+// layout check and by used (the client's MOVED to a master the feed
+// does not listen to), not by its guards.
 //
 // A slot moving onto a master added after the feed was built. While it
 // migrates, a key already moved is written on the new master through
