@@ -116,9 +116,9 @@ func (s *Server) roleChoices(r *http.Request, checked []string) ([]roleChoice, e
 }
 
 // formRoleChoices are the role boxes of a "new" form: as posted when a
-// refused form is shown again, employee ticked on a fresh one.
-func (s *Server) formRoleChoices(r *http.Request, posted []string) ([]roleChoice, error) {
-	if r.Method != http.MethodPost {
+// refused form is shown again (again), employee ticked on a fresh one.
+func (s *Server) formRoleChoices(r *http.Request, posted []string, again bool) ([]roleChoice, error) {
+	if !again {
 		posted = []string{"employee"}
 	}
 	return s.roleChoices(r, posted)
@@ -169,7 +169,7 @@ func (s *Server) showUsers(w http.ResponseWriter, r *http.Request, v *visit, sta
 		return
 	}
 	d.Next = nextPage("/admin", r, next)
-	if d.Roles, err = s.formRoleChoices(r, d.New.Roles); err != nil {
+	if d.Roles, err = s.formRoleChoices(r, d.New.Roles, r.Method == http.MethodPost); err != nil {
 		s.fail(w, r, err)
 		return
 	}

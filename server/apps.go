@@ -231,7 +231,7 @@ func (s *Server) showApps(w http.ResponseWriter, r *http.Request, v *visit, stat
 	if r.Method == http.MethodPost {
 		d.New = appJSON{Name: r.PostFormValue("name"), URL: r.PostFormValue("url"), Roles: r.PostForm["roles"]}
 	}
-	if d.Roles, err = s.formRoleChoices(r, d.New.Roles); err != nil {
+	if d.Roles, err = s.formRoleChoices(r, d.New.Roles, r.Method == http.MethodPost); err != nil {
 		s.fail(w, r, err)
 		return
 	}

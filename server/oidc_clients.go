@@ -190,10 +190,13 @@ func (s *Server) showOIDCClientsIssued(w http.ResponseWriter, r *http.Request, v
 		s.fail(w, r, err)
 		return
 	}
-	if r.Method == http.MethodPost && issued == nil {
+	// A saved client's page shows a fresh form; a refused one's, the
+	// form as posted.
+	again := r.Method == http.MethodPost && issued == nil
+	if again {
 		d.New = oidcClientFromForm(r)
 	}
-	if d.Roles, err = s.formRoleChoices(r, d.New.Roles); err != nil {
+	if d.Roles, err = s.formRoleChoices(r, d.New.Roles, again); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -326,6 +326,11 @@ func TestBrowser_EveryPageAtDesktopAndPhoneWidths(t *testing.T) {
 			t.Errorf("the client secret on the page is %q, want 43 characters of base64url", secret)
 		}
 		laptop.checkPage(t, "admin-oidc-client-secret")
+		// Below the secret, the form is a fresh one, as on a first visit.
+		js := `[...document.querySelectorAll('input[name="roles"]:checked')].map(e => e.value).join(",")`
+		if got := eval[string](t, laptop, "read the ticked roles", js); got != "employee" {
+			t.Errorf("after saving, the form's ticked roles are %q, want employee as on a fresh form", got)
+		}
 		laptop.open(t, "/admin/oidc-clients")
 		laptop.wantText(t, "grafana", rpRedirect, "confidential (secret)")
 		if roles := laptop.text(t, `tbody tr td:nth-child(3)`); roles != "ops" {
