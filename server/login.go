@@ -431,10 +431,6 @@ func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct 
 
 func (s *Server) handleLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			s.fail(w, r, badForm(err))
-			return
-		}
 		sess, err := s.sessions.Get(r, s.cookieName)
 		if err != nil {
 			s.fail(w, r, err)
@@ -452,10 +448,13 @@ func (s *Server) handleLogout() http.Handler {
 		}
 		// rd, a path on this portal only, is where to go next: the
 		// OpenID Connect refusal page signs out to sign in again and
-		// come back to the app's request.
+		// come back to the app's request. A form that does not parse
+		// has signed out all the same, and goes to the sign-in page.
 		to := "/login"
-		if rd := safeReturn(r.PostForm.Get("rd")); rd != "" {
-			to = rd
+		if r.ParseForm() == nil {
+			if rd := safeReturn(r.PostForm.Get("rd")); rd != "" {
+				to = rd
+			}
 		}
 		http.Redirect(w, r, to, http.StatusSeeOther)
 	})
