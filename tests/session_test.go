@@ -3,6 +3,7 @@ package tests
 import (
 	"crypto/tls"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -215,4 +216,12 @@ func TestLogout_ReturnsOnlyToThePortal(t *testing.T) {
 		wantRedirect(t, c.post(t, "/logout", url.Values{"rd": {rd}}), want)
 		wantUnauthenticated(t, c.get(t, "/api/session"))
 	}
+
+	// A form that does not parse signs out all the same.
+	wantRedirect(t, c.login(t, "admin", p.AdminPassword), "/")
+	req := c.newRequest(t, http.MethodPost, "/logout", url.Values{})
+	req.Body = io.NopCloser(strings.NewReader("rd=%zz"))
+	req.ContentLength = int64(len("rd=%zz"))
+	wantRedirect(t, send(t, c.jar, req), "/login")
+	wantUnauthenticated(t, c.get(t, "/api/session"))
 }
