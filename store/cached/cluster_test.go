@@ -60,14 +60,7 @@ func TestCached_TwoInstancesOnACluster_WriteOnAnyMasterTakesEffectOnTheOthersNex
 		t.Fatalf("A's View right after B changed the role = %+v, %v; want it to require a certificate", v.Roles, err)
 	}
 
-	waitUntil(t, "a revocation check served from the cache", func() bool {
-		if revoked, err := a.IsRevoked(ctx, "issuer", serial); err != nil || revoked {
-			return false
-		}
-		before := keyReads(ctx, masters...)
-		revoked, err := a.IsRevoked(ctx, "issuer", serial)
-		return err == nil && !revoked && before >= 0 && keyReads(ctx, masters...) == before
-	})
+	waitRevocationServedFromMemory(t, a, serial, masters...)
 	if _, err := b.RevokeCertificate(ctx, serial, time.Now(), "lost"); err != nil {
 		t.Fatal(err)
 	}
