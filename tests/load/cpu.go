@@ -33,8 +33,11 @@ func cpuByName() map[string]float64 {
 			continue
 		}
 		name := s[open+1 : shut]
-		if strings.Split(f, "/")[2] == self {
+		switch pid := strings.Split(f, "/")[2]; {
+		case pid == self:
 			name = "load tool (app)"
+		case pid == nullAuthPID.Load():
+			name = "do-nothing auth"
 		}
 		fields := strings.Fields(s[shut+1:])
 		if len(fields) < 13 {

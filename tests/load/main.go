@@ -77,7 +77,12 @@ func main() {
 	portalCPUs := flag.String("portal-cpus", "", "run the portals and Redis on these CPUs only (taskset list, such as 1); with -proxy-cpus, the portal then has cores of its own")
 	proxyCPUs := flag.String("proxy-cpus", "", "run this tool (the app), wrk and nginx on these CPUs only (taskset list, such as 0)")
 	cluster := flag.Bool("cluster", false, "in the ratios, also measure verify on a Redis Cluster of three masters (on this machine)")
+	nullAuth := flag.String(nullAuthFlag, "", "(used by the ratios) serve the do-nothing forward-auth server on this Unix socket")
 	flag.Parse()
+	if *nullAuth != "" {
+		fmt.Fprintln(os.Stderr, "load:", serveNullAuth(*nullAuth))
+		os.Exit(1)
+	}
 	if err := pin(os.Getpid(), *proxyCPUs); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)

@@ -27,7 +27,8 @@ import (
 // auth_request (the configuration of docs/forward-auth.md) against the
 // same nginx and app without it: nginx asks the portal over its verify
 // socket (-nginx-socket, the configuration for one host) and, measured
-// too, over TLS. Each target is measured rounds times,
+// too, over TLS; and, as the floor, a server that does no work
+// (nullauth.go). Each target is measured rounds times,
 // the targets interleaved and their order rotated from round to round,
 // and the medians are compared.
 
@@ -89,7 +90,11 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL string
 	}))
 	defer app.Close()
 
-	site, stop, err := startNginx(dir, nginx, redisPortal, app.Addr().String(), nginxWorkers, nginxSocket)
+	socket := ""
+	if nginxSocket {
+		socket = redisPortal.socket
+	}
+	site, stop, err := startNginx(dir, "nginx", nginx, redisPortal, app.Addr().String(), nginxWorkers, socket)
 	if err != nil {
 		return err
 	}
@@ -105,7 +110,7 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL string
 	tlsSite := ""
 	if nginxSocket {
 		var stopTLS func()
-		if tlsSite, stopTLS, err = startNginx(dir, nginx, redisPortal, app.Addr().String(), nginxWorkers, false); err != nil {
+		if tlsSite, stopTLS, err = startNginx(dir, "nginx-tls", nginx, redisPortal, app.Addr().String(), nginxWorkers, ""); err != nil {
 			return err
 		}
 		defer stopTLS()
@@ -118,12 +123,27 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL string
 	}
 
 	original := "X-Original-URL: " + appURL + "some/page"
+	// The floor: the same nginx configuration asking a server that does
+	// no work (nullauth.go), on the portals' CPUs.
+	nullSocket := filepath.Join(dir, "null-auth.sock")
+	stopNull, err := startNullAuth(nullSocket, redisPortal.socket, []string{"Cookie: " + redisCookie, "X-Original-URL: " + site + "/some/page"}, redisPortal.cpus)
+	if err != nil {
+		return err
+	}
+	defer stopNull()
+	nullSite, stopNullNginx, err := startNginx(dir, "nginx-null", nginx, redisPortal, app.Addr().String(), nginxWorkers, nullSocket)
+	if err != nil {
+		return err
+	}
+	defer stopNullNginx()
+
 	targets := []target{
 		{"healthz", redisPortal.url + "/healthz", nil},
 		{"verify, Redis", redisPortal.url + "/auth/verify", []string{"Cookie: " + redisCookie, original}},
 		{"verify, embedded", emb.url + "/auth/verify", []string{"Cookie: " + embCookie, original}},
 		{"nginx + auth_request", site + "/some/page", []string{"Cookie: " + redisCookie}},
 		{"nginx alone", site + "/open/some/page", []string{"Cookie: " + redisCookie}},
+		{"nginx + do-nothing auth", nullSite + "/some/page", []string{"Cookie: " + redisCookie}},
 	}
 	hop := "TLS"
 	if nginxSocket {
@@ -156,14 +176,16 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL string
 		med[k] = median(results[k])
 		fmt.Printf("  %-26s %9.0f /s   p50 %-9v p99 %v\n", t.name, med[k].rate, med[k].p50, med[k].p99)
 	}
-	health, vr, ve, withAuth, alone := med[0], med[1], med[2], med[3], med[4]
+	health, vr, ve, withAuth, alone, floor := med[0], med[1], med[2], med[3], med[4], med[5]
 	fmt.Println("\nratios (of the medians)")
 	fmt.Printf("  %-32s %.2f\n", "verify (Redis) / healthz", vr.rate/health.rate)
 	fmt.Printf("  %-32s %.2f\n", "verify (embedded) / healthz", ve.rate/health.rate)
 	fmt.Printf("  %-32s %.2f (p99 %.2f: %v / %v)\n", "embedded / Redis, throughput", ve.rate/vr.rate, float64(ve.p99)/float64(vr.p99), ve.p99, vr.p99)
 	fmt.Printf("  %-32s %.2f (asking the portal over %s)\n", "nginx with auth / nginx alone", withAuth.rate/alone.rate, hop)
+	fmt.Printf("  %-32s %.2f (the floor: a forward-auth server that does no work, over a Unix socket)\n", "nginx + do-nothing auth / alone", floor.rate/alone.rate)
+	fmt.Printf("  %-32s %.2f\n", "nginx with auth / do-nothing", withAuth.rate/floor.rate)
 	if nginxSocket {
-		overTLS := med[5]
+		overTLS := med[6]
 		fmt.Printf("  %-32s %.2f\n", "nginx with auth (TLS) / alone", overTLS.rate/alone.rate)
 		fmt.Printf("  %-32s %.2f\n", "verify socket / TLS, via nginx", withAuth.rate/overTLS.rate)
 	}
@@ -255,13 +277,11 @@ func runWrk(wrk string, t target, concurrency int, duration time.Duration) (wrkR
 // startNginx runs nginx with the documented configuration in front of
 // the portal, for the host "localhost" (the portal's own certificate
 // serves it too), with /open/ passed to the app without auth_request as
-// the baseline. nginx asks the portal over its verify socket when socket
-// is set, else over TLS. It returns the site's URL.
-func startNginx(dir, bin string, p *portal, app string, workers int, socket bool) (string, func(), error) {
-	ndir := filepath.Join(dir, "nginx-tls")
-	if socket {
-		ndir = filepath.Join(dir, "nginx-socket")
-	}
+// the baseline, its files in dir/name. nginx asks over the verify socket
+// socket (the portal's, or nullauth.go's) when it is set, else over TLS
+// to p. It returns the site's URL.
+func startNginx(dir, name, bin string, p *portal, app string, workers int, socket string) (string, func(), error) {
+	ndir := filepath.Join(dir, name)
 	if err := os.MkdirAll(ndir, 0o700); err != nil {
 		return "", nil, err
 	}
@@ -284,9 +304,7 @@ func startNginx(dir, bin string, p *portal, app string, workers int, socket bool
 		CA:         filepath.Join(p.data, "pki", "ca.crt"),
 		OpenPath:   "/open/",
 	}
-	if socket {
-		params.PortalSocket = p.socket
-	}
+	params.PortalSocket = socket
 	if os.Geteuid() == 0 {
 		params.User = "root"
 	}
