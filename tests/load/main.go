@@ -21,6 +21,7 @@
 //	go run ./tests/load -sessions 1000000    # also fill Redis with a million sessions
 //	go run ./tests/load -ratios 3 -duration 8s   # only the ratios: verify/healthz, embedded/Redis, nginx (over the verify socket and over TLS)
 //	go run ./tests/load -ratios 3 -cluster       # the ratios, and verify on a Redis Cluster of three masters
+//	go run ./tests/load -ratios 3 -oauth2-proxy /tmp/gobin/oauth2-proxy   # and OAuth2 Proxy's forward auth, for comparison
 //
 // Every loop is bounded by -duration; nothing leaves 127.0.0.1.
 package main
@@ -77,6 +78,7 @@ func main() {
 	portalCPUs := flag.String("portal-cpus", "", "run the portals and Redis on these CPUs only (taskset list, such as 1); with -proxy-cpus, the portal then has cores of its own")
 	proxyCPUs := flag.String("proxy-cpus", "", "run this tool (the app), wrk and nginx on these CPUs only (taskset list, such as 0)")
 	cluster := flag.Bool("cluster", false, "in the ratios, also measure verify on a Redis Cluster of three masters (on this machine)")
+	oauth2Proxy := flag.String("oauth2-proxy", "", "in the ratios, also measure OAuth2 Proxy's /oauth2/auth with Redis sessions, from this binary (see tests/load/oauth2proxy.go)")
 	nullAuth := flag.String(nullAuthFlag, "", "(used by the ratios) serve the do-nothing forward-auth server on this Unix socket")
 	flag.Parse()
 	if *nullAuth != "" {
@@ -94,13 +96,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "load: -cluster is a target of the ratios: use it with -ratios N")
 		os.Exit(2)
 	}
-	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *nginxSocket, *cluster, *keep, *portalCPUs); err != nil {
+	if *oauth2Proxy != "" && *rounds == 0 {
+		fmt.Fprintln(os.Stderr, "load: -oauth2-proxy is a target of the ratios: use it with -ratios N")
+		os.Exit(2)
+	}
+	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *nginxSocket, *cluster, *keep, *portalCPUs, *oauth2Proxy); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, nginxSocket, cluster, keep bool, portalCPUs string) error {
+func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, nginxSocket, cluster, keep bool, portalCPUs, oauth2Proxy string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gatehouse-load-")
 	if err != nil {
@@ -153,7 +159,7 @@ func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWork
 			}
 			clusterURL = url
 		}
-		return ratios(dir, bin, p, cookie, clusterURL, rounds, concurrency, nginxWorkers, nginxSocket, duration)
+		return ratios(dir, bin, p, cookie, clusterURL, oauth2Proxy, rounds, concurrency, nginxWorkers, nginxSocket, duration)
 	}
 	withSession := func(req *http.Request) { req.Header.Set("Cookie", cookie) }
 	anonymous := func(*http.Request) {}

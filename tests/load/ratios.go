@@ -48,7 +48,7 @@ type wrkResult struct {
 	cpu float64
 }
 
-func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL string, rounds, concurrency, nginxWorkers int, nginxSocket bool, duration time.Duration) error {
+func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL, oauth2Proxy string, rounds, concurrency, nginxWorkers int, nginxSocket bool, duration time.Duration) error {
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
 		return errors.New("the ratios need wrk (apt-get install wrk)")
@@ -150,6 +150,16 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL string
 		hop = "the verify socket"
 		targets = append(targets, target{"nginx + auth_request (TLS)", tlsSite + "/some/page", []string{"Cookie: " + redisCookie}})
 	}
+	o2p := -1
+	if oauth2Proxy != "" {
+		authURL, o2pCookie, stopO2P, err := startOAuth2Proxy(dir, oauth2Proxy, redisPortal, redisPortal.store)
+		if err != nil {
+			return err
+		}
+		defer stopO2P()
+		o2p = len(targets)
+		targets = append(targets, target{"oauth2-proxy, Redis", authURL, []string{"Cookie: " + o2pCookie}})
+	}
 	if cl != nil {
 		targets = append(targets, target{"verify, Redis Cluster", cl.url + "/auth/verify", []string{"Cookie: " + clCookie, original}})
 	}
@@ -188,6 +198,9 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL string
 		overTLS := med[6]
 		fmt.Printf("  %-32s %.2f\n", "nginx with auth (TLS) / alone", overTLS.rate/alone.rate)
 		fmt.Printf("  %-32s %.2f\n", "verify socket / TLS, via nginx", withAuth.rate/overTLS.rate)
+	}
+	if o2p >= 0 {
+		fmt.Printf("  %-32s %.2f (p99 %.2f: %v / %v)\n", "verify (Redis) / oauth2-proxy", vr.rate/med[o2p].rate, float64(vr.p99)/float64(med[o2p].p99), vr.p99, med[o2p].p99)
 	}
 	if cl != nil {
 		vc := med[len(med)-1]
