@@ -159,22 +159,8 @@ func startOAuth2Proxy(dir, bin string, p *portal, redisURL string) (authURL, coo
 		return fail(errors.New("sign-in through oauth2-proxy set no session cookie"))
 	}
 	// Its answer to the session, and to nobody, as nginx would ask.
-	for _, tc := range []struct {
-		cookie string
-		want   int
-	}{{cookie, http.StatusAccepted}, {"", http.StatusUnauthorized}} {
-		req, _ := http.NewRequest(http.MethodGet, base+"/oauth2/auth", nil)
-		if tc.cookie != "" {
-			req.Header.Set("Cookie", tc.cookie)
-		}
-		resp, err := browser.Transport.RoundTrip(req)
-		if err != nil {
-			return fail(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			return fail(fmt.Errorf("oauth2-proxy /oauth2/auth with cookie %t: status %d, want %d", tc.cookie != "", resp.StatusCode, tc.want))
-		}
+	if err := checkAnswers(browser.Transport, base+"/oauth2/auth", cookie, http.StatusAccepted, http.StatusUnauthorized); err != nil {
+		return fail(err)
 	}
 	return base + "/oauth2/auth", cookie, stop, nil
 }

@@ -355,24 +355,31 @@ func startNginx(dir, name, bin string, p *portal, app string, workers int, socke
 // that wrk measures the right thing.
 func checkThroughNginx(site, cookie string, roots *x509.CertPool) error {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
-	c := &http.Client{Transport: tr, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if err := checkAnswers(tr, site+"/some/page", cookie, http.StatusOK, http.StatusFound); err != nil {
+		return fmt.Errorf("through nginx: %w", err)
+	}
+	return nil
+}
+
+// checkAnswers asks u once with cookie and once without, and expects the
+// statuses withIt and without.
+func checkAnswers(rt http.RoundTripper, u, cookie string, withIt, without int) error {
 	for _, tc := range []struct {
 		cookie string
 		want   int
-	}{{cookie, http.StatusOK}, {"", http.StatusFound}} {
-		req, _ := http.NewRequest(http.MethodGet, site+"/some/page", nil)
+	}{{cookie, withIt}, {"", without}} {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
 		if tc.cookie != "" {
 			req.Header.Set("Cookie", tc.cookie)
 		}
-		resp, err := c.Do(req)
+		resp, err := rt.RoundTrip(req)
 		if err != nil {
-			return fmt.Errorf("through nginx: %w", err)
+			return err
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != tc.want {
-			return fmt.Errorf("through nginx with cookie %t: status %d, want %d", tc.cookie != "", resp.StatusCode, tc.want)
+			return fmt.Errorf("%s with cookie %t: status %d, want %d", u, tc.cookie != "", resp.StatusCode, tc.want)
 		}
 	}
 	return nil
