@@ -95,7 +95,8 @@ func TestConsolePages_AdminManagesAccountsRolesSessionsAndAudit(t *testing.T) {
 	p.cli(t, "", "role", "set", "auditors")
 	r = admin.post(t, "/admin/users/dana", url.Values{"email": {"dana@example.com"}, "roles": {"employee", "auditors"}})
 	wantRedirect(t, r, "/admin/users/dana?done=updated")
-	wantPage(t, admin.follow(t, r), http.StatusOK, "The account was changed", "auditors, employee")
+	wantPage(t, admin.follow(t, r), http.StatusOK, "The account was changed", "auditors, employee",
+		"Failed sign-ins in a row</dt><dd>0 wrong passwords</dd>")
 	wantUnauthenticated(t, dana.get(t, "/api/session"))
 	r = admin.post(t, "/admin/users/dana", url.Values{"email": {"dana@example.com"}, "roles": {"employee", "auditors"}})
 	wantPage(t, admin.follow(t, r), http.StatusOK, "Nothing was changed")
@@ -249,9 +250,15 @@ func TestConsolePages_HelpDeskAndBoundaries(t *testing.T) {
 	temp := shownPassword(t, r)
 	wantUnauthenticated(t, dana.get(t, "/api/session"))
 	wantRedirect(t, dana.login(t, "dana", temp), "/account/password")
+	// Wrong passwords show on the page the help desk reads on the phone,
+	// and an unlock clears them.
+	for range 2 {
+		wantPage(t, p.client(t, nil).login(t, "dana", "not dana's password"), http.StatusUnauthorized)
+	}
+	wantPage(t, hank.get(t, "/helpdesk/users/dana"), http.StatusOK, "Failed sign-ins in a row</dt><dd>2 wrong passwords</dd>")
 	r = hank.post(t, "/helpdesk/users/dana/unlock", url.Values{"reason": {"T-43"}})
 	wantRedirect(t, r, "/helpdesk/users/dana?done=unlocked")
-	wantPage(t, hank.follow(t, r), http.StatusOK, "was unlocked")
+	wantPage(t, hank.follow(t, r), http.StatusOK, "was unlocked", "<dd>0 wrong passwords</dd>")
 
 	// Without its certificate the help desk role does not count, and the
 	// page says the certificate is what is missing.
