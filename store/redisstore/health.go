@@ -117,10 +117,18 @@ func (s *Store) markOnUpgrade(ctx context.Context) error {
 type server struct {
 	// runID changes each time the server restarts.
 	runID string
+	persisted
+}
+
+// persisted is what a server's settings say of its persistence.
+type persisted struct {
 	// kept reports whether the server keeps its data on disk; detail
 	// says which settings were found.
 	kept   bool
 	detail string
+	// unsure is set when CONFIG is not available: only the append-only
+	// file could be checked, and RDB snapshots may be on.
+	unsure bool
 }
 
 // servers remembers, by address, what the last connection to each Redis
@@ -145,7 +153,7 @@ func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
 	if ci, err := info.Result(); err == nil && ci.LAddr != "" {
 		addr = ci.LAddr
 	}
-	kept, detail, err := persistence(ctx, cn)
+	p, err := persistence(ctx, cn)
 	if err != nil {
 		return nil // the connection is used all the same; Warnings says nothing new
 	}
@@ -154,7 +162,7 @@ func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
 	if s.servers.m == nil {
 		s.servers.m = make(map[string]server)
 	}
-	s.servers.m[addr] = server{runID: infoField(serverInfo.Val(), "run_id"), kept: kept, detail: detail}
+	s.servers.m[addr] = server{runID: infoField(serverInfo.Val(), "run_id"), persisted: p}
 	return nil
 }
 
@@ -186,6 +194,10 @@ func (s *Store) Warnings() []string {
 		if len(s.servers.m) > 1 {
 			where = "Redis at " + addr
 		}
+		if sv.unsure {
+			out = append(out, where+" may keep nothing on disk: its append-only file is off, and its snapshot settings cannot be read (CONFIG is disabled); unless RDB snapshots are on, a restart of it loses every account, role and certificate record it holds; turn on appendonly yes")
+			continue
+		}
 		out = append(out, where+" keeps nothing on disk ("+sv.detail+"): a restart of it loses every account, role and certificate record it holds; turn on appendonly yes")
 	}
 	return out
@@ -197,24 +209,25 @@ func (s *Store) Warnings() []string {
 // by managed services), it falls back to INFO, which tells only about the
 // append-only file.
 func (s *Store) Persistence(ctx context.Context) (bool, string, error) {
-	return persistence(ctx, s.rdb)
+	p, err := persistence(ctx, s.rdb)
+	return p.kept, p.detail, err
 }
 
-func persistence(ctx context.Context, rdb redis.Cmdable) (bool, string, error) {
+func persistence(ctx context.Context, rdb redis.Cmdable) (persisted, error) {
 	cfg, err := rdb.ConfigGet(ctx, "appendonly").Result()
 	if err == nil {
 		saves, serr := rdb.ConfigGet(ctx, "save").Result()
 		if serr == nil {
 			aof, save := cfg["appendonly"], strings.TrimSpace(saves["save"])
-			return aof == "yes" || save != "", fmt.Sprintf("appendonly %s, save %q", aof, save), nil
+			return persisted{kept: aof == "yes" || save != "", detail: fmt.Sprintf("appendonly %s, save %q", aof, save)}, nil
 		}
 	}
 	info, ierr := rdb.Info(ctx, "persistence").Result()
 	if ierr != nil {
-		return false, "", wrap("read persistence settings", ierr)
+		return persisted{}, wrap("read persistence settings", ierr)
 	}
 	if strings.Contains(info, "aof_enabled:1") {
-		return true, "aof_enabled:1", nil
+		return persisted{kept: true, detail: "aof_enabled:1"}, nil
 	}
-	return false, "aof_enabled:0 (CONFIG is not available, so RDB snapshots could not be checked)", nil
+	return persisted{detail: "aof_enabled:0 (CONFIG is not available, so RDB snapshots could not be checked)", unsure: true}, nil
 }

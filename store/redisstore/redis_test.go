@@ -97,14 +97,22 @@ func pollPing(ctx context.Context, s *redisstore.Store, wait time.Duration) erro
 }
 
 func TestRedisStore_PersistenceIsReported(t *testing.T) {
+	noConfig := []string{"--rename-command", "CONFIG", ""}
 	for _, tc := range []struct {
 		name string
 		args []string
 		want bool
+		// warning is what Warnings says ("" for nothing).
+		warning string
 	}{
-		{"nothing kept", nil, false},
-		{"append-only file", []string{"--appendonly", "yes"}, true},
-		{"RDB snapshots", []string{"--save", "60 1"}, true},
+		{"nothing kept", nil, false, "Redis keeps nothing on disk"},
+		{"append-only file", []string{"--appendonly", "yes"}, true, ""},
+		{"RDB snapshots", []string{"--save", "60 1"}, true, ""},
+		// Managed services often disable CONFIG: the append-only file
+		// still shows in INFO, snapshots do not, so the warning says what
+		// could not be checked instead of that nothing is kept.
+		{"CONFIG disabled, append-only file", append([]string{"--appendonly", "yes"}, noConfig...), true, ""},
+		{"CONFIG disabled, RDB snapshots", append([]string{"--save", "60 1"}, noConfig...), false, "Redis may keep nothing on disk: its append-only file is off, and its snapshot settings cannot be read"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if os.Getenv("GATEHOUSE_TEST_REDIS") != "" {
@@ -119,6 +127,13 @@ func TestRedisStore_PersistenceIsReported(t *testing.T) {
 			ok, detail, err := s.Persistence(t.Context())
 			if err != nil || ok != tc.want || detail == "" {
 				t.Errorf("Persistence = %v, %q, %v; want %v with a detail", ok, detail, err, tc.want)
+			}
+			w := s.Warnings()
+			switch {
+			case tc.warning == "" && len(w) != 0:
+				t.Errorf("Warnings = %q, want none", w)
+			case tc.warning != "" && (len(w) != 1 || !strings.HasPrefix(w[0], tc.warning)):
+				t.Errorf("Warnings = %q, want one starting %q", w, tc.warning)
 			}
 		})
 	}
