@@ -15,6 +15,7 @@ import (
 
 	"gatehouse/auth"
 	"gatehouse/store"
+	"gatehouse/store/cached"
 )
 
 // maxUsernameBytes bounds the username field.
@@ -360,19 +361,28 @@ func loginEvent(user string, d auth.Decision) store.AuditEvent {
 // certOwners returns every account a verified certificate is bound to
 // (by name, email or pin; see auth.CertBoundTo), sorted by name. It is
 // the one place that finds a certificate's owners: a login asks it, and
-// the session remembers the answer for its later requests. It reads every
-// account, once per sign-in with a certificate; an account that was made
-// with another's email before emails were unique is found like any other,
-// so such a certificate counts for neither.
+// the session remembers the answer for its later requests. It looks at
+// every account, once per sign-in with a certificate: through the store
+// cache (store/cached, AccountKeys), in memory, read again from the store
+// after any account changes; an account that was made with another's
+// email before emails were unique is found like any other, so such a
+// certificate counts for neither.
 func (s *Server) certOwners(r *http.Request, info *auth.CertInfo) ([]string, error) {
-	accts, err := s.store.Accounts(r.Context())
+	var keys []cached.AccountKeys
+	var err error
+	if c, ok := s.store.(*cached.Store); ok {
+		keys, err = c.AccountKeys(r.Context())
+	} else {
+		keys, err = cached.AccountKeysOf(r.Context(), s.store)
+	}
 	if err != nil {
 		return nil, err
 	}
 	var owners []string
-	for _, a := range accts {
-		if auth.CertBoundTo(info, authAccount(a)) {
-			owners = append(owners, a.Name)
+	for _, k := range keys {
+		a := auth.Account{Name: k.Name, Email: k.Email, PinnedFingerprints: k.PinnedFingerprints, PinnedKeys: k.PinnedKeys}
+		if auth.CertBoundTo(info, a) {
+			owners = append(owners, k.Name)
 		}
 	}
 	return owners, nil

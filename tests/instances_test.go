@@ -25,7 +25,7 @@ func TestTwoInstances_ChangeOnOneTakesEffectOnTheOthersNextRequest(t *testing.T)
 	wantRedirect(t, admin.login(t, "admin", a.AdminPassword), "/")
 	a.cli(t, "", "role", "set", "ops", "--require-certificate")
 	a.cli(t, danaPassword+"\n", "user", "add", "dana", "--role", "employee", "--role", "ops", "--password-stdin")
-	danaCert, _, danaSerial := a.issueCert(t, "dana")
+	danaCert, danaFP, danaSerial := a.issueCert(t, "dana")
 
 	// signIn signs dana in on instance a (with her certificate when
 	// cert) and returns her client on instance b with that session.
@@ -56,6 +56,24 @@ func TestTwoInstances_ChangeOnOneTakesEffectOnTheOthersNextRequest(t *testing.T)
 		r = admin.jsonRequest(t, "PUT", "/api/admin/roles/employee", map[string]any{"require_certificate": false})
 		wantStatus(t, r, http.StatusOK)
 		wantEffective(t, "dana on b right after the requirement was lifted", onB.sessionWithCookie(t, cookie), "employee")
+	})
+
+	// b looks for a certificate's owners in memory (store/cached,
+	// AccountKeys): a pin made through a the moment before counts there.
+	t.Run("CertificatePinnedOnAnotherAccount", func(t *testing.T) {
+		for range 2 {
+			onB := b.client(t, &danaCert)
+			wantRedirect(t, onB.login(t, "dana", danaPassword), "/")
+			wantEffective(t, "dana on b with her certificate", onB.session(t), "employee", "ops")
+		}
+		a.cli(t, "a long passphrase for erin, 2026\n", "user", "add", "erin", "--role", "employee", "--password-stdin")
+		a.cli(t, "", "user", "pin", "erin", "--fingerprint", danaFP)
+		onB := b.client(t, &danaCert)
+		wantRedirect(t, onB.login(t, "dana", danaPassword), "/")
+		if s := onB.session(t); slices.Contains(s.EffectiveRoles, "ops") {
+			t.Errorf("dana on b with a certificate now pinned on erin too: effective roles %q, want no ops (it names two accounts)", s.EffectiveRoles)
+		}
+		a.cli(t, "", "user", "unpin", "erin", danaFP)
 	})
 
 	t.Run("CertificateRevoked", func(t *testing.T) {

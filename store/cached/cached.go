@@ -102,6 +102,12 @@ type Store struct {
 	apps     []store.App
 	appsOK   bool
 	revoked  map[[2]string]bool
+	// keys are every account's AccountKeys while keysOK; keysGen counts
+	// the invalidations that drop them (account changes and resets only:
+	// a session written during their long read does not void it).
+	keys    []AccountKeys
+	keysOK  bool
+	keysGen uint64
 	// unsynced is set while the feed cannot vouch, so that its error is
 	// logged once per outage.
 	unsynced bool
@@ -152,6 +158,8 @@ func (c *Store) Invalidate(ch Change) {
 		delete(c.sessions, ch.Name)
 	case Account:
 		delete(c.accounts, ch.Name)
+		c.keys, c.keysOK = nil, false
+		c.keysGen++
 	case Roles:
 		c.roles, c.rolesOK = nil, false
 	case Apps:
@@ -172,6 +180,8 @@ func (c *Store) Reset() {
 }
 
 func (c *Store) resetLocked() {
+	c.keys, c.keysOK = nil, false
+	c.keysGen++
 	c.sessions = map[string]sessionEntry{}
 	c.accounts = map[string]store.Account{}
 	c.revoked = map[[2]string]bool{}
@@ -325,6 +335,54 @@ func (c *Store) IsRevoked(ctx context.Context, issuer, serial string) (bool, err
 		c.revoked[key] = r
 	}
 	return r, nil
+}
+
+// AccountKeys is what binds a certificate to an account (see
+// auth.CertBoundTo): the account's name, email and pins.
+type AccountKeys struct {
+	Name, Email                    string
+	PinnedFingerprints, PinnedKeys []string
+}
+
+// AccountKeys returns every account's keys, sorted by name, from memory
+// when the feed vouches for it. A sign-in with a certificate looks for
+// every account the certificate names among them, so the accounts are
+// read from the store once per account change instead of once per such
+// sign-in. The slice is shared with other callers: it must not be
+// changed.
+func (c *Store) AccountKeys(ctx context.Context) ([]AccountKeys, error) {
+	if _, ok := c.sync(ctx); !ok {
+		return AccountKeysOf(ctx, c.Store)
+	}
+	c.mu.Lock()
+	keys, ok, gen := c.keys, c.keysOK, c.keysGen
+	c.mu.Unlock()
+	if ok {
+		return keys, nil
+	}
+	keys, err := AccountKeysOf(ctx, c.Store)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keysGen == gen {
+		c.keys, c.keysOK = keys, true
+	}
+	return keys, nil
+}
+
+// AccountKeysOf reads every account's keys from st.
+func AccountKeysOf(ctx context.Context, st store.Store) ([]AccountKeys, error) {
+	accts, err := st.Accounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]AccountKeys, len(accts))
+	for i, a := range accts {
+		keys[i] = AccountKeys{Name: a.Name, Email: a.Email, PinnedFingerprints: a.PinnedFingerprints, PinnedKeys: a.PinnedKeys}
+	}
+	return keys, nil
 }
 
 // cloneSession, cloneAccount and cloneApps copy the slices a caller

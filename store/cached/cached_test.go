@@ -206,6 +206,29 @@ func testWritesSeenAtOnce(t *testing.T, writer store.Store, reader store.Store) 
 				t.Errorf("IsRevoked right after revoking = %v, %v; want true", revoked, err)
 			}
 		})
+		t.Run(fmt.Sprintf("PinCertificate/%d", i), func(t *testing.T) {
+			warm(t)
+			keysOf := func() []cached.AccountKeys {
+				t.Helper()
+				keys, err := reader.(*cached.Store).AccountKeys(ctx)
+				if err != nil {
+					t.Fatalf("AccountKeys: %v", err)
+				}
+				return keys
+			}
+			keysOf()
+			pin := fmt.Sprintf("sha256:pin%d", i)
+			if err := writer.UpdateAccount(ctx, user, func(a *store.Account) error {
+				a.PinnedFingerprints = append(a.PinnedFingerprints, pin)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			keys := keysOf()
+			if j := slices.IndexFunc(keys, func(k cached.AccountKeys) bool { return k.Name == user }); j < 0 || !slices.Contains(keys[j].PinnedFingerprints, pin) {
+				t.Errorf("AccountKeys right after pinning a certificate on %s = %+v; want the pin", user, keys)
+			}
+		})
 		t.Run(fmt.Sprintf("EndSession/%d", i), func(t *testing.T) {
 			warm(t)
 			if err := writer.DeleteSession(ctx, sid); err != nil {
@@ -296,11 +319,21 @@ func (f *fakeFeed) Sync(context.Context) error {
 }
 func (f *fakeFeed) Close() error { return nil }
 
-// countingStore counts View calls and runs during before each returns.
+// countingStore counts View and Accounts calls and runs during before
+// each returns.
 type countingStore struct {
 	store.Store
-	views  atomic.Int64
-	during func()
+	views, accounts atomic.Int64
+	during          func()
+}
+
+func (s *countingStore) Accounts(ctx context.Context) ([]store.Account, error) {
+	s.accounts.Add(1)
+	a, err := s.Store.Accounts(ctx)
+	if s.during != nil {
+		s.during()
+	}
+	return a, err
 }
 
 func (s *countingStore) View(ctx context.Context, id string) (store.SessionView, error) {
@@ -372,5 +405,53 @@ func TestCached_InvalidationDuringARead_ReadIsNotKept(t *testing.T) {
 	c.View(t.Context(), "c1")
 	if n := backend.views.Load(); n != 2 {
 		t.Errorf("backend read %d times, want 2 (the first read raced an invalidation)", n)
+	}
+}
+
+// Every account's keys (for a sign-in with a certificate) come from
+// memory until an account changes; a session or role written meanwhile
+// does not drop them.
+func TestCached_AccountKeys_FromMemoryUntilAnAccountChanges(t *testing.T) {
+	c, backend, feed := newFake(t)
+	read := func(want int64, after string) {
+		t.Helper()
+		keys, err := c.AccountKeys(t.Context())
+		if err != nil || len(keys) != 1 || keys[0].Name != "carol" {
+			t.Fatalf("AccountKeys = %+v, %v; want carol's", keys, err)
+		}
+		if n := backend.accounts.Load(); n != want {
+			t.Errorf("after %s the backend's accounts were read %d times in all, want %d", after, n, want)
+		}
+	}
+	read(1, "the first call")
+	read(1, "a second call")
+	feed.h.Invalidate(cached.Change{Kind: cached.Session, Name: "c1"})
+	feed.h.Invalidate(cached.Change{Kind: cached.Roles})
+	feed.h.Invalidate(cached.Change{Kind: cached.Revocations})
+	read(1, "a session, role and revocation change")
+	feed.h.Invalidate(cached.Change{Kind: cached.Account, Name: "dave"})
+	read(2, "another account's change")
+	feed.h.Reset()
+	read(3, "a reset")
+	feed.h.Invalidate(cached.Change{})
+	read(4, "a change the feed cannot place")
+	err := errors.New("feed down")
+	feed.err.Store(&err)
+	read(5, "a call while the feed cannot vouch")
+	read(6, "another call while the feed cannot vouch")
+}
+
+// Accounts read while an account changes may include the old one: they
+// are not kept. A session written meanwhile does not matter.
+func TestCached_AccountKeys_AccountChangeDuringTheRead_ReadIsNotKept(t *testing.T) {
+	c, backend, feed := newFake(t)
+	backend.during = func() { feed.h.Invalidate(cached.Change{Kind: cached.Account, Name: "carol"}) }
+	c.AccountKeys(t.Context())
+	backend.during = func() { feed.h.Invalidate(cached.Change{Kind: cached.Session, Name: "c1"}) }
+	c.AccountKeys(t.Context())
+	backend.during = nil
+	c.AccountKeys(t.Context())
+	if n := backend.accounts.Load(); n != 2 {
+		t.Errorf("backend's accounts read %d times, want 2 (the first read raced an account change, the second a session's)", n)
 	}
 }
