@@ -27,14 +27,20 @@ func BenchmarkVerify(b *testing.B) {
 // BenchmarkVerify_Cached is BenchmarkVerify with the store cache the
 // portal runs with (store/cached, fed by Redis client tracking).
 func BenchmarkVerify_Cached(b *testing.B) {
-	benchmarkVerify(b, newPortalWith(b, func(c *server.Config) {
+	benchmarkVerify(b, newPortalWith(b, withStoreCache(b)))
+}
+
+// withStoreCache configures a portal with the store cache the portal
+// runs with (store/cached, fed by Redis client tracking).
+func withStoreCache(b *testing.B) func(*server.Config) {
+	return func(c *server.Config) {
 		st, err := cached.New(c.Store, c.Store.(cached.Source), nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { st.Close() })
 		c.Store = st
-	}))
+	}
 }
 
 // BenchmarkVerifyHandler is BenchmarkVerify_Cached without the network:
@@ -42,14 +48,7 @@ func BenchmarkVerify_Cached(b *testing.B) {
 // the handler's own (TLS, HTTP parsing and the client are what
 // BenchmarkVerify adds).
 func BenchmarkVerifyHandler(b *testing.B) {
-	p := newPortalWith(b, func(c *server.Config) {
-		st, err := cached.New(c.Store, c.Store.(cached.Source), nil, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { st.Close() })
-		c.Store = st
-	})
+	p := newPortalWith(b, withStoreCache(b))
 	withApps(b, p)
 	p.addAccount("bob", bobPassword, "employee")
 	bob := p.browser()
@@ -156,6 +155,30 @@ func BenchmarkAdminLists(b *testing.B) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkSignInWithCertificate is a sign-in presenting a client
+// certificate, over a new TLS connection, in stores of 10^3 and 10^5
+// accounts (fillStore), without and with the store cache: the portal
+// looks for every account the certificate names among all of them.
+//
+//	go test ./server -run '^$' -bench SignInWithCertificate -benchtime 20x
+func BenchmarkSignInWithCertificate(b *testing.B) {
+	for _, cache := range []bool{false, true} {
+		for _, n := range []int{1_000, 100_000} {
+			configure, name := func(*server.Config) {}, "uncached"
+			if cache {
+				configure, name = withStoreCache(b), "cached"
+			}
+			p := newPortalWith(b, configure)
+			fillStore(b, p, n)
+			b.Run(fmt.Sprintf("%s/accounts=%d", name, n), func(b *testing.B) {
+				for b.Loop() {
+					p.browser(p.AdminCert).login("admin", adminPassword)
+				}
+			})
 		}
 	}
 }
