@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -183,6 +184,10 @@ func openStore(e *env, o *settings) (store.Store, error) {
 		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"),
 		strings.HasPrefix(o.store, "redis+cluster://"), strings.HasPrefix(o.store, "rediss+cluster://"):
 		s, err := redisstore.Open(e.ctx, o.store)
+		var untrusted *tls.CertificateVerificationError
+		if errors.As(err, &untrusted) {
+			return nil, fmt.Errorf("open store %s: %w (Redis's TLS certificate is not trusted: for a private CA, set SSL_CERT_FILE to its certificate file, PEM; README, \"Redis over TLS\")", redactURL(o.store), err)
+		}
 		if errors.Is(err, store.ErrUnavailable) {
 			return nil, fmt.Errorf("open store %s: %w (is Redis running at that address? check --store or GATEHOUSE_STORE)", redactURL(o.store), err)
 		}

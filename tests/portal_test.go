@@ -54,6 +54,8 @@ type portal struct {
 	Redis *storetest.Redis
 	// StoreURL, when set, is the store instead (a Redis Cluster's URL).
 	StoreURL string
+	// Env is added to the environment of every gatehouse command.
+	Env []string
 
 	bin    string
 	logDir string
@@ -138,7 +140,7 @@ func (p *portal) command(ctx context.Context, args ...string) *exec.Cmd {
 		full = append(full, "--store", p.Redis.URL)
 	} // else the embedded store, DATA/gatehouse.db
 	cmd := exec.CommandContext(ctx, p.bin, full...)
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), p.Env...)
 	return cmd
 }
 
