@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -185,7 +186,11 @@ func openStore(e *env, o *settings) (store.Store, error) {
 		strings.HasPrefix(o.store, "redis+cluster://"), strings.HasPrefix(o.store, "rediss+cluster://"):
 		s, err := redisstore.Open(e.ctx, o.store)
 		var untrusted *tls.CertificateVerificationError
-		if errors.As(err, &untrusted) {
+		var wrongName x509.HostnameError
+		switch {
+		case errors.As(err, &wrongName):
+			return nil, fmt.Errorf("open store %s: %w (Redis's TLS certificate does not name the host it was reached at: name the server in --store as its certificate does, or give it a certificate for that name; README, \"Redis over TLS\")", redactURL(o.store), err)
+		case errors.As(err, &untrusted):
 			return nil, fmt.Errorf("open store %s: %w (Redis's TLS certificate is not trusted: for a private CA, set SSL_CERT_FILE to its certificate file, PEM; README, \"Redis over TLS\")", redactURL(o.store), err)
 		}
 		if errors.Is(err, store.ErrUnavailable) {

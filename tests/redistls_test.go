@@ -2,14 +2,17 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,31 +61,46 @@ func TestRedisOverTLS(t *testing.T) {
 	if stderr := untrusting.cliFails(t, "user", "list"); !strings.Contains(stderr, "SSL_CERT_FILE") {
 		t.Errorf("gatehouse user list without the Redis server's CA: %q, want it to say how to trust it", stderr)
 	}
+	// The server's certificate names localhost only.
+	byAddress := &portal{Data: p.Data, StoreURL: strings.Replace(url, "localhost", "127.0.0.1", 1), bin: p.bin, logDir: t.TempDir(), Env: p.Env}
+	if stderr := byAddress.cliFails(t, "user", "list"); !strings.Contains(stderr, "does not name the host it was reached at") {
+		t.Errorf("gatehouse user list with Redis named by an address its certificate does not name: %q, want it to say so", stderr)
+	}
 }
 
-// startTLSRedis starts a redis-server that speaks only TLS on a free port
-// of 127.0.0.1, with a certificate for localhost from a CA made here, and
-// returns the CA's file and a rediss:// URL for it.
-func startTLSRedis(t *testing.T, dir string) (caFile, url string) {
+// redisPKI is a CA made for a test's Redis servers that speak TLS.
+type redisPKI struct {
+	ca     *testCA
+	caFile string
+	roots  *x509.CertPool
+	dir    string
+}
+
+func newRedisPKI(t *testing.T, dir string) *redisPKI {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		storetest.NeedService(t, "redis-server is not installed (apt-get install redis-server): this test starts one that speaks TLS")
-	}
-	root := newRootCA(t, "Gatehouse test Redis CA", nil)
+	k := &redisPKI{ca: newRootCA(t, "Gatehouse test Redis CA", nil), caFile: filepath.Join(dir, "redis-ca.crt"), roots: x509.NewCertPool(), dir: dir}
+	writeCertPEM(t, k.caFile, k.ca.Cert)
+	k.roots.AddCert(k.ca.Cert)
+	return k
+}
+
+// serverCert issues a server certificate for the DNS names and IP
+// addresses given and writes it and its key as name.crt and name.key.
+func (k *redisPKI) serverCert(t *testing.T, name string, dnsNames []string, ips ...net.IP) (certFile, keyFile string) {
+	t.Helper()
 	key := newKey(t)
 	now := time.Now()
-	leaf := root.sign(t, &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "localhost"},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	leaf := k.ca.sign(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name},
+		DNSNames:    dnsNames,
+		IPAddresses: ips,
 		NotBefore:   now.Add(-time.Minute),
 		NotAfter:    now.Add(24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// Cluster nodes connect to each other with it too.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}, key.Public())
-	caFile, certFile, keyFile := filepath.Join(dir, "redis-ca.crt"), filepath.Join(dir, "redis.crt"), filepath.Join(dir, "redis.key")
-	writeCertPEM(t, caFile, root.Cert)
+	certFile, keyFile = filepath.Join(k.dir, name+".crt"), filepath.Join(k.dir, name+".key")
 	writeCertPEM(t, certFile, leaf)
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -91,31 +109,157 @@ func startTLSRedis(t *testing.T, dir string) (caFile, url string) {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return certFile, keyFile
+}
 
+var loopback = net.IPv4(127, 0, 0, 1)
+
+// startServer starts a redis-server that speaks only TLS, with the
+// certificate and key given, on a free port of 127.0.0.1, its files in
+// dir, with extra arguments, and waits until it answers PING over TLS
+// checked against serverName ("" for the address). It is stopped when
+// the test ends. It returns the port.
+func (k *redisPKI) startServer(t *testing.T, dir, certFile, keyFile, serverName string, extra ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		storetest.NeedService(t, "redis-server is not installed (apt-get install redis-server): this test starts Redis servers that speak TLS")
+	}
 	port := strconv.Itoa(freePort(t))
-	cmd := exec.Command(bin, "--port", "0", "--tls-port", port, "--bind", "127.0.0.1",
-		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no",
-		"--dir", dir, "--save", "", "--appendonly", "yes", "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"))
+	args := []string{"--port", "0", "--tls-port", port, "--bind", "127.0.0.1",
+		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", k.caFile, "--tls-auth-clients", "no",
+		"--dir", dir, "--save", "", "--appendonly", "yes", "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log")}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server with TLS: %v", err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	roots := x509.NewCertPool()
-	roots.AddCert(root.Cert)
 	addr := net.JoinHostPort("127.0.0.1", port)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{RootCAs: roots, ServerName: "localhost"})
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{RootCAs: k.roots, ServerName: serverName})
 		if err == nil {
 			c.Write([]byte("PING\r\n"))
 			line, _ := bufio.NewReader(c).ReadString('\n')
 			c.Close()
 			if strings.HasPrefix(line, "+PONG") {
-				return caFile, "rediss://localhost:" + port + "/0"
+				return port
 			}
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
 			t.Fatalf("redis-server with TLS does not answer on %s: %v\n%s", addr, err, log)
 		}
+	}
+}
+
+// startTLSRedis starts one redis-server that speaks only TLS, with a
+// certificate for localhost, and returns its CA's file and a rediss://
+// URL for it.
+func startTLSRedis(t *testing.T, dir string) (caFile, url string) {
+	t.Helper()
+	k := newRedisPKI(t, dir)
+	certFile, keyFile := k.serverCert(t, "redis", []string{"localhost"})
+	port := k.startServer(t, dir, certFile, keyFile, "localhost")
+	return k.caFile, "rediss://localhost:" + port + "/0"
+}
+
+// A Redis Cluster over TLS, each node with a certificate of its own, as
+// production clusters run. The client follows the slots to the address
+// each node announces and checks that node's certificate against it:
+//
+//   - NodesAnnounceAHostName: the nodes announce "localhost"
+//     (cluster-announce-hostname, cluster-preferred-endpoint-type
+//     hostname) and their certificates name only that, so dialing an
+//     address instead would fail;
+//   - NodesAnnounceAnAddress: the nodes announce 127.0.0.1, the URL
+//     names the first as localhost, and the others' certificates name
+//     only their address: checking every node against the URL's host
+//     (go-redis's default for rediss:// cluster URLs) would refuse them.
+//
+// Each runs init, serve, a sign-in with the admin's certificate, and a
+// change through the command line counted on the next request.
+func TestRedisClusterOverTLS(t *testing.T) {
+	t.Parallel()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		storetest.NeedService(t, "redis-cli is not installed (apt-get install redis-tools): this test creates its clusters with redis-cli --cluster create")
+	}
+	for _, byName := range []bool{true, false} {
+		name := "NodesAnnounceAnAddress"
+		if byName {
+			name = "NodesAnnounceAHostName"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			k := newRedisPKI(t, dir)
+			var ports []string
+			for i := range 3 {
+				nodeDir := filepath.Join(dir, fmt.Sprintf("node%d", i))
+				if err := os.Mkdir(nodeDir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				args := []string{"--tls-cluster", "yes", "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(nodeDir, "nodes.conf"),
+					"--cluster-node-timeout", "2000"}
+				var certFile, keyFile, serverName string
+				switch {
+				case byName:
+					certFile, keyFile = k.serverCert(t, fmt.Sprintf("node%d", i), []string{"localhost"})
+					serverName = "localhost"
+					args = append(args, "--cluster-announce-hostname", "localhost", "--cluster-preferred-endpoint-type", "hostname")
+				case i == 0:
+					certFile, keyFile = k.serverCert(t, "node0", []string{"localhost"}, loopback)
+				default:
+					certFile, keyFile = k.serverCert(t, fmt.Sprintf("node%d", i), nil, loopback)
+				}
+				ports = append(ports, k.startServer(t, nodeDir, certFile, keyFile, serverName, args...))
+			}
+			tlsArgs := []string{"--tls", "--cacert", k.caFile}
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			create := append(slices.Clone(tlsArgs), "--cluster", "create")
+			for _, port := range ports {
+				create = append(create, "127.0.0.1:"+port)
+			}
+			if out, err := exec.CommandContext(ctx, cli, append(create, "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput(); err != nil {
+				t.Fatalf("redis-cli --cluster create over TLS: %v\n%s", err, out)
+			}
+			for _, port := range ports {
+				for {
+					out, _ := exec.CommandContext(ctx, cli, append(slices.Clone(tlsArgs), "-h", "127.0.0.1", "-p", port, "cluster", "info")...).CombinedOutput()
+					if strings.Contains(string(out), "cluster_state:ok") && strings.Contains(string(out), "cluster_known_nodes:3") {
+						break
+					}
+					if ctx.Err() != nil {
+						t.Fatalf("the TLS cluster did not become ready (node %s: %s)", port, out)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			if byName {
+				out, _ := exec.CommandContext(ctx, cli, append(slices.Clone(tlsArgs), "-h", "127.0.0.1", "-p", ports[0], "cluster", "slots")...).CombinedOutput()
+				if strings.Count(string(out), "localhost") != 3 {
+					t.Fatalf("CLUSTER SLOTS does not announce the nodes by host name:\n%s", out)
+				}
+			}
+			url := "rediss+cluster://localhost:" + ports[0]
+
+			p := &portal{Data: filepath.Join(dir, "data"), StoreURL: url, bin: gatehouseBinary(t), logDir: dir,
+				Env: []string{"SSL_CERT_FILE=" + k.caFile}}
+			p.cli(t, "", "init")
+			p.start(t)
+			cert := p.adminCert(t)
+			admin := p.client(t, &cert)
+			wantRedirect(t, admin.login(t, "admin", p.AdminPassword), "/")
+			wantEffective(t, "the admin over a cluster on TLS", admin.session(t), "admin", "employee")
+			p.cli(t, bobPassword+"\n", "user", "add", "bob", "--role", "employee", "--password-stdin")
+			bob := p.client(t, nil)
+			wantRedirect(t, bob.login(t, "bob", bobPassword), "/")
+			for range 3 {
+				wantEffective(t, "bob", bob.session(t), "employee")
+			}
+			p.cli(t, "", "user", "disable", "bob")
+			wantUnauthenticated(t, bob.get(t, "/api/session"))
+		})
 	}
 }

@@ -6,6 +6,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -177,7 +178,24 @@ func parseClusterURL(url string) (*redis.UniversalOptions, error) {
 		return nil, fmt.Errorf("parse redis+cluster URL: %w", err)
 	}
 	return &redis.UniversalOptions{Addrs: co.Addrs, IsClusterMode: true, Username: co.Username, Password: co.Password,
-		TLSConfig: co.TLSConfig}, nil
+		TLSConfig: eachHostItsName(co.TLSConfig)}, nil
+}
+
+// eachHostItsName makes a TLS configuration check each server's
+// certificate against the host it is dialed at. go-redis's URL parsers
+// set ServerName to the URL's first host, which suits one server but not
+// a Cluster's other nodes (dialed at the address or host name each
+// announces) or the master a Sentinel names: with a certificate of their
+// own, each would be refused. The host dialed comes from the cluster's
+// or Sentinel's own answers, over connections whose certificates were
+// checked.
+func eachHostItsName(c *tls.Config) *tls.Config {
+	if c == nil {
+		return nil
+	}
+	c = c.Clone()
+	c.ServerName = ""
+	return c
 }
 
 func parseSentinelURL(url string) (*redis.UniversalOptions, error) {
@@ -190,7 +208,7 @@ func parseSentinelURL(url string) (*redis.UniversalOptions, error) {
 	}
 	return &redis.UniversalOptions{Addrs: fo.SentinelAddrs, MasterName: fo.MasterName,
 		Username: fo.Username, Password: fo.Password, SentinelUsername: fo.SentinelUsername,
-		SentinelPassword: fo.SentinelPassword, DB: fo.DB, TLSConfig: fo.TLSConfig}, nil
+		SentinelPassword: fo.SentinelPassword, DB: fo.DB, TLSConfig: eachHostItsName(fo.TLSConfig)}, nil
 }
 
 // New returns a Store that uses an existing client.
