@@ -155,7 +155,15 @@ func (s *Store) ListAccounts(ctx context.Context, q store.ListQuery) (store.Page
 		return page, err
 	}
 	page.Items = present(vals, found)
-	forget(ctx, s.rdb, s.k.accountNames, names, found)
+	// On a Cluster an account's name is listed before its record is
+	// written, on another server (createInCluster): a listing between
+	// the two that dropped the name would hide the account from every
+	// later listing and from Accounts. There a name without a record is
+	// skipped, never dropped; DeleteAccount drops its own. On one server
+	// both are written in one transaction.
+	if !s.k.cluster {
+		forget(ctx, s.rdb, s.k.accountNames, names, found)
+	}
 	return page, nil
 }
 
