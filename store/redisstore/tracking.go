@@ -444,6 +444,13 @@ func changeOf(key string) (ch cached.Change, ok bool) {
 	if name, found := strings.CutPrefix(rest, "account:"); found {
 		return cached.Change{Kind: cached.Account, Name: name}, true
 	}
+	// The lists of account names: every account's keys (AccountKeys)
+	// are read through them. They are written together with a record,
+	// whose report would do; reporting them too keeps a write that lists
+	// an existing record without rewriting it from going unseen.
+	if rest == "accounts" || rest == "account-names" {
+		return cached.Change{Kind: cached.Account}, true
+	}
 	switch {
 	case rest == "roles", strings.HasPrefix(rest, "role:"):
 		return cached.Change{Kind: cached.Roles}, true
@@ -456,7 +463,7 @@ func changeOf(key string) (ch cached.Change, ok bool) {
 	// the audit stream, the marker, email claims, OpenID Connect records
 	// and tickets. (Every name the keyspace and the OIDC key helpers make
 	// is listed here or above: TestChangeOf_EveryKeyIsKnown.)
-	for _, p := range []string{"audit", "accounts", "account-emails", "account-names", "certs", "cert:", "certs-by-issue",
+	for _, p := range []string{"audit", "account-emails", "certs", "cert:", "certs-by-issue",
 		"certs-of:", "user-sessions:", "sessions-of:", "totp-used:", "failures:", "meta:", "counter:", "claim:",
 		"marker", "ticket:"} {
 		if strings.HasPrefix(rest, p) {

@@ -42,6 +42,8 @@ func testChangeOfKnowsEveryKey(t *testing.T, k keyspace) {
 		k.apps:                cached.Apps,
 		k.revoked:             cached.Revocations,
 		k.legacyRevoked:       cached.Revocations,
+		k.accounts:            cached.Account,
+		k.accountNames:        cached.Account,
 	}
 	for key, want := range changes {
 		ch, ok := changeOf(key)
@@ -55,7 +57,7 @@ func testChangeOfKnowsEveryKey(t *testing.T, k keyspace) {
 		}
 	}
 	ignored := []string{
-		k.accounts, k.accountNames, k.emails, k.certs, k.certsByIssue, k.audit,
+		k.emails, k.certs, k.certsByIssue, k.audit,
 		k.cert("ab"), k.certsOf("alice"), k.userSessions("alice"), k.sessionsOf("alice"),
 		k.marker(""), k.marker(store.Shard("alice")), k.emailClaim("a@example.com"), k.emailLease("a@example.com"),
 		k.totpStep("alice", 7), k.failure("password:alice"), k.meta("x"), k.counter("x"), k.claim("x"),
