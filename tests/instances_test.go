@@ -61,12 +61,14 @@ func TestTwoInstances_ChangeOnOneTakesEffectOnTheOthersNextRequest(t *testing.T)
 	// b looks for a certificate's owners in memory (store/cached,
 	// AccountKeys): a pin made through a the moment before counts there.
 	t.Run("CertificatePinnedOnAnotherAccount", func(t *testing.T) {
+		a.cli(t, "a long passphrase for erin, 2026\n", "user", "add", "erin", "--role", "employee", "--password-stdin")
+		// Sign-ins on b after erin exists: b's accounts are in memory
+		// when the pin comes.
 		for range 2 {
 			onB := b.client(t, &danaCert)
 			wantRedirect(t, onB.login(t, "dana", danaPassword), "/")
 			wantEffective(t, "dana on b with her certificate", onB.session(t), "employee", "ops")
 		}
-		a.cli(t, "a long passphrase for erin, 2026\n", "user", "add", "erin", "--role", "employee", "--password-stdin")
 		a.cli(t, "", "user", "pin", "erin", "--fingerprint", danaFP)
 		onB := b.client(t, &danaCert)
 		wantRedirect(t, onB.login(t, "dana", danaPassword), "/")
