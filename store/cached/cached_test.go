@@ -445,12 +445,18 @@ func TestCached_AccountKeys_FromMemoryUntilAnAccountChanges(t *testing.T) {
 // are not kept. A session written meanwhile does not matter.
 func TestCached_AccountKeys_AccountChangeDuringTheRead_ReadIsNotKept(t *testing.T) {
 	c, backend, feed := newFake(t)
+	read := func() {
+		t.Helper()
+		if keys, err := c.AccountKeys(t.Context()); err != nil || len(keys) != 1 || keys[0].Name != "carol" {
+			t.Fatalf("AccountKeys = %+v, %v; want carol's", keys, err)
+		}
+	}
 	backend.during = func() { feed.h.Invalidate(cached.Change{Kind: cached.Account, Name: "carol"}) }
-	c.AccountKeys(t.Context())
+	read()
 	backend.during = func() { feed.h.Invalidate(cached.Change{Kind: cached.Session, Name: "c1"}) }
-	c.AccountKeys(t.Context())
+	read()
 	backend.during = nil
-	c.AccountKeys(t.Context())
+	read()
 	if n := backend.accounts.Load(); n != 2 {
 		t.Errorf("backend's accounts read %d times, want 2 (the first read raced an account change, the second a session's)", n)
 	}
