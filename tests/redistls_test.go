@@ -263,3 +263,77 @@ func TestRedisClusterOverTLS(t *testing.T) {
 		})
 	}
 }
+
+// Sentinel over TLS (rediss+sentinel://): the URL names the Sentinel by
+// host name, and the Sentinel names the master by its address, whose
+// certificate names only that address. Checking the master against the
+// URL's host (go-redis's default) would refuse it. init, serve, a
+// sign-in, and a change through the command line counted on the next
+// request.
+func TestRedisSentinelOverTLS(t *testing.T) {
+	t.Parallel()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		storetest.NeedService(t, "redis-cli is not installed (apt-get install redis-tools): this test asks its Sentinel with redis-cli")
+	}
+	dir := t.TempDir()
+	k := newRedisPKI(t, dir)
+	masterDir, sentinelDir := filepath.Join(dir, "master"), filepath.Join(dir, "sentinel")
+	for _, d := range []string{masterDir, sentinelDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	certFile, keyFile := k.serverCert(t, "master", nil, loopback)
+	masterPort := k.startServer(t, masterDir, certFile, keyFile, "")
+
+	sentinelCert, sentinelKey := k.serverCert(t, "sentinel", []string{"localhost"})
+	port := strconv.Itoa(freePort(t))
+	conf := filepath.Join(sentinelDir, "sentinel.conf")
+	text := strings.Join([]string{
+		"port 0", "tls-port " + port, "bind 127.0.0.1", "dir " + sentinelDir,
+		"tls-cert-file " + sentinelCert, "tls-key-file " + sentinelKey, "tls-ca-cert-file " + k.caFile,
+		"tls-auth-clients no", "tls-replication yes",
+		"sentinel monitor " + storetest.SentinelMaster + " 127.0.0.1 " + masterPort + " 1", "",
+	}, "\n")
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin, _ := exec.LookPath("redis-server")
+	cmd := exec.Command(bin, conf, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sentinel: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		out, _ := exec.CommandContext(ctx, cli, "--tls", "--cacert", k.caFile, "-h", "127.0.0.1", "-p", port,
+			"sentinel", "get-master-addr-by-name", storetest.SentinelMaster).CombinedOutput()
+		if strings.Contains(string(out), masterPort) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the Sentinel over TLS does not name the master: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	url := "rediss+sentinel://localhost:" + port + "/0?master_name=" + storetest.SentinelMaster
+
+	p := &portal{Data: filepath.Join(dir, "data"), StoreURL: url, bin: gatehouseBinary(t), logDir: dir,
+		Env: []string{"SSL_CERT_FILE=" + k.caFile}}
+	p.cli(t, "", "init")
+	p.start(t)
+	cert := p.adminCert(t)
+	admin := p.client(t, &cert)
+	wantRedirect(t, admin.login(t, "admin", p.AdminPassword), "/")
+	wantEffective(t, "the admin through Sentinel on TLS", admin.session(t), "admin", "employee")
+	p.cli(t, bobPassword+"\n", "user", "add", "bob", "--role", "employee", "--password-stdin")
+	bob := p.client(t, nil)
+	wantRedirect(t, bob.login(t, "bob", bobPassword), "/")
+	for range 3 {
+		wantEffective(t, "bob", bob.session(t), "employee")
+	}
+	p.cli(t, "", "user", "disable", "bob")
+	wantUnauthenticated(t, bob.get(t, "/api/session"))
+}
