@@ -24,38 +24,15 @@ import (
 // Redis over TLS (rediss://), as managed services and most production
 // Redis servers run it: a server certificate from a private CA, which
 // the portal trusts through SSL_CERT_FILE (README, "Redis over TLS").
-// init, serve, a sign-in with the admin's certificate, forward auth, and
-// a change made by the command line counted on the portal's next request
-// (the store cache's feed runs over TLS too). Without the CA, the
+// checkStoreOverTLS runs the operator's day on it. Without the CA, or
+// with the server named as its certificate does not name it, the
 // command line and the portal refuse the server and say why.
 func TestRedisOverTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	caFile, url := startTLSRedis(t, dir)
 
-	p := &portal{Data: filepath.Join(dir, "data"), StoreURL: url, bin: gatehouseBinary(t), logDir: dir,
-		Env: []string{"SSL_CERT_FILE=" + caFile}}
-	p.cli(t, "", "init")
-	p.start(t)
-
-	cert := p.adminCert(t)
-	admin := p.client(t, &cert)
-	wantRedirect(t, admin.login(t, "admin", p.AdminPassword), "/")
-	wantEffective(t, "the admin over a store on TLS", admin.session(t), "admin", "employee")
-
-	p.cli(t, bobPassword+"\n", "user", "add", "bob", "--role", "employee", "--password-stdin")
-	bob := p.client(t, nil)
-	wantRedirect(t, bob.login(t, "bob", bobPassword), "/")
-	for range 3 {
-		wantEffective(t, "bob", bob.session(t), "employee")
-	}
-	p.cli(t, "", "user", "disable", "bob")
-	wantUnauthenticated(t, bob.get(t, "/api/session"))
-	for _, off := range []string{"store cache off", "store cache not in use"} {
-		if strings.Contains(p.server.output(), off) {
-			t.Errorf("the portal on a store over TLS says %q:\n%s", off, p.server.output())
-		}
-	}
+	p := checkStoreOverTLS(t, dir, url, caFile)
 
 	untrusting := &portal{Data: p.Data, StoreURL: url, bin: p.bin, logDir: t.TempDir()}
 	if stderr := untrusting.cliFails(t, "user", "list"); !strings.Contains(stderr, "SSL_CERT_FILE") {
@@ -66,6 +43,37 @@ func TestRedisOverTLS(t *testing.T) {
 	if stderr := byAddress.cliFails(t, "user", "list"); !strings.Contains(stderr, "does not name the host it was reached at") {
 		t.Errorf("gatehouse user list with Redis named by an address its certificate does not name: %q, want it to say so", stderr)
 	}
+}
+
+// checkStoreOverTLS runs a portal on the store at url, trusting caFile:
+// init, serve, a sign-in with the admin's certificate, and a change
+// through the command line counted on the portal's next request (the
+// store cache's feed runs over TLS too). It returns the portal.
+func checkStoreOverTLS(t *testing.T, dir, url, caFile string) *portal {
+	t.Helper()
+	p := &portal{Data: filepath.Join(dir, "data"), StoreURL: url, bin: gatehouseBinary(t), logDir: dir,
+		Env: []string{"SSL_CERT_FILE=" + caFile}}
+	p.cli(t, "", "init")
+	p.start(t)
+	cert := p.adminCert(t)
+	admin := p.client(t, &cert)
+	wantRedirect(t, admin.login(t, "admin", p.AdminPassword), "/")
+	wantEffective(t, "the admin on "+url, admin.session(t), "admin", "employee")
+	p.cli(t, bobPassword+"\n", "user", "add", "bob", "--role", "employee", "--password-stdin")
+	bob := p.client(t, nil)
+	wantRedirect(t, bob.login(t, "bob", bobPassword), "/")
+	for range 3 {
+		wantEffective(t, "bob", bob.session(t), "employee")
+	}
+	p.cli(t, "", "user", "disable", "bob")
+	wantUnauthenticated(t, bob.get(t, "/api/session"))
+	// The feed connects to each server after the portal starts, so the
+	// first requests may read the store itself; it must be in use by now.
+	out := p.server.output()
+	if strings.Contains(out, "store cache off") || strings.LastIndex(out, "store cache not in use") > strings.LastIndex(out, "store cache in use again") {
+		t.Errorf("the store cache is not in use on %s:\n%s", url, out)
+	}
+	return p
 }
 
 // redisPKI is a CA made for a test's Redis servers that speak TLS.
@@ -176,8 +184,7 @@ func startTLSRedis(t *testing.T, dir string) (caFile, url string) {
 //     only their address: checking every node against the URL's host
 //     (go-redis's default for rediss:// cluster URLs) would refuse them.
 //
-// Each runs init, serve, a sign-in with the admin's certificate, and a
-// change through the command line counted on the next request.
+// Each runs checkStoreOverTLS.
 func TestRedisClusterOverTLS(t *testing.T) {
 	t.Parallel()
 	cli, err := exec.LookPath("redis-cli")
@@ -244,22 +251,7 @@ func TestRedisClusterOverTLS(t *testing.T) {
 			}
 			url := "rediss+cluster://localhost:" + ports[0]
 
-			p := &portal{Data: filepath.Join(dir, "data"), StoreURL: url, bin: gatehouseBinary(t), logDir: dir,
-				Env: []string{"SSL_CERT_FILE=" + k.caFile}}
-			p.cli(t, "", "init")
-			p.start(t)
-			cert := p.adminCert(t)
-			admin := p.client(t, &cert)
-			wantRedirect(t, admin.login(t, "admin", p.AdminPassword), "/")
-			wantEffective(t, "the admin over a cluster on TLS", admin.session(t), "admin", "employee")
-			p.cli(t, bobPassword+"\n", "user", "add", "bob", "--role", "employee", "--password-stdin")
-			bob := p.client(t, nil)
-			wantRedirect(t, bob.login(t, "bob", bobPassword), "/")
-			for range 3 {
-				wantEffective(t, "bob", bob.session(t), "employee")
-			}
-			p.cli(t, "", "user", "disable", "bob")
-			wantUnauthenticated(t, bob.get(t, "/api/session"))
+			checkStoreOverTLS(t, dir, url, k.caFile)
 		})
 	}
 }
@@ -267,9 +259,8 @@ func TestRedisClusterOverTLS(t *testing.T) {
 // Sentinel over TLS (rediss+sentinel://): the URL names the Sentinel by
 // host name, and the Sentinel names the master by its address, whose
 // certificate names only that address. Checking the master against the
-// URL's host (go-redis's default) would refuse it. init, serve, a
-// sign-in, and a change through the command line counted on the next
-// request.
+// URL's host (go-redis's default) would refuse it. It runs
+// checkStoreOverTLS.
 func TestRedisSentinelOverTLS(t *testing.T) {
 	t.Parallel()
 	cli, err := exec.LookPath("redis-cli")
@@ -320,20 +311,5 @@ func TestRedisSentinelOverTLS(t *testing.T) {
 	}
 	url := "rediss+sentinel://localhost:" + port + "/0?master_name=" + storetest.SentinelMaster
 
-	p := &portal{Data: filepath.Join(dir, "data"), StoreURL: url, bin: gatehouseBinary(t), logDir: dir,
-		Env: []string{"SSL_CERT_FILE=" + k.caFile}}
-	p.cli(t, "", "init")
-	p.start(t)
-	cert := p.adminCert(t)
-	admin := p.client(t, &cert)
-	wantRedirect(t, admin.login(t, "admin", p.AdminPassword), "/")
-	wantEffective(t, "the admin through Sentinel on TLS", admin.session(t), "admin", "employee")
-	p.cli(t, bobPassword+"\n", "user", "add", "bob", "--role", "employee", "--password-stdin")
-	bob := p.client(t, nil)
-	wantRedirect(t, bob.login(t, "bob", bobPassword), "/")
-	for range 3 {
-		wantEffective(t, "bob", bob.session(t), "employee")
-	}
-	p.cli(t, "", "user", "disable", "bob")
-	wantUnauthenticated(t, bob.get(t, "/api/session"))
+	checkStoreOverTLS(t, dir, url, k.caFile)
 }
