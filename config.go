@@ -25,8 +25,9 @@ const EmbeddedStoreFile = "gatehouse.db"
 // settings are the flags every command has: where the data directory
 // and the store are.
 type settings struct {
-	data  string
-	store string
+	data    string
+	store   string
+	storeCA string
 }
 
 // addSettings registers --data and --store on fs; every command calls it.
@@ -34,11 +35,12 @@ func addSettings(fs *flag.FlagSet) *settings {
 	s := new(settings)
 	fs.StringVar(&s.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
 	fs.StringVar(&s.store, "store", "", "the store's `URL`: redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, redis+cluster://HOST:PORT?addr=HOST2:PORT2…, or a file ending in .db (or file:PATH) for the embedded store (default DATA/"+EmbeddedStoreFile+")")
+	fs.StringVar(&s.storeCA, "store-ca", "", "a PEM `file` of the CAs that issue the Redis servers' certificates, for a rediss:// store: trusted instead of the system's CAs (default: the system's)")
 	return s
 }
 
 // isSetting reports whether a flag is one of the settings.
-func isSetting(name string) bool { return name == "data" || name == "store" }
+func isSetting(name string) bool { return name == "data" || name == "store" || name == "store-ca" }
 
 // onStore is the runFunc of a command that works on the store: it opens
 // the store the settings name, runs fn with it, and closes it. These
@@ -114,7 +116,7 @@ func addServeOptions(fs *flag.FlagSet) *serveOptions {
 // (upper-cased, "-" as "_"), on the commands that have them; a flag on
 // the command line wins. A command's own choices (--role, --out…) are
 // never taken from the environment.
-var envFlags = []string{"data", "store", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy", "verify-socket", "client-cert-header", "enroll-with-totp", "max-device-certificates"}
+var envFlags = []string{"data", "store", "store-ca", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy", "verify-socket", "client-cert-header", "enroll-with-totp", "max-device-certificates"}
 
 // parse parses args into fs, allowing flags after positional arguments
 // ("user add alice --role employee"), then fills unset envFlags from the
@@ -176,6 +178,40 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
+// tlsHint says what to do about a Redis server's certificate that TLS
+// refused, or "" when err is not that.
+func tlsHint(err error) string {
+	var wrongName x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var unknown x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &wrongName):
+		return "Redis's TLS certificate does not name the host it was reached at: the host in --store, or for a Cluster node or a Sentinel's master the address or host name it announces; give the server a certificate for that name"
+	case errors.As(err, &invalid) && (invalid.Reason == x509.Expired):
+		return "Redis's TLS certificate has expired or is not valid yet"
+	case errors.As(err, &unknown):
+		return "Redis's TLS certificate is not from a CA this host trusts: for a private CA, give its certificate with --store-ca (GATEHOUSE_STORE_CA)"
+	}
+	var refused *tls.CertificateVerificationError
+	if errors.As(err, &refused) {
+		return "Redis's TLS certificate was refused"
+	}
+	return ""
+}
+
+// readCAs reads a PEM file of CA certificates.
+func readCAs(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
 // openStore opens the store named by --store: Redis for a redis URL,
 // else the embedded store's file (by default DATA/gatehouse.db; the data
 // directory is created, mode 0700, if need be).
@@ -184,14 +220,17 @@ func openStore(e *env, o *settings) (store.Store, error) {
 	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"),
 		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"),
 		strings.HasPrefix(o.store, "redis+cluster://"), strings.HasPrefix(o.store, "rediss+cluster://"):
-		s, err := redisstore.Open(e.ctx, o.store)
-		var untrusted *tls.CertificateVerificationError
-		var wrongName x509.HostnameError
-		switch {
-		case errors.As(err, &wrongName):
-			return nil, fmt.Errorf("open store %s: %w (Redis's TLS certificate does not name the host it was reached at: name the server in --store as its certificate does, or give it a certificate for that name; README, \"Redis over TLS\")", redactURL(o.store), err)
-		case errors.As(err, &untrusted):
-			return nil, fmt.Errorf("open store %s: %w (Redis's TLS certificate is not trusted: for a private CA, set SSL_CERT_FILE to its certificate file, PEM; README, \"Redis over TLS\")", redactURL(o.store), err)
+		var opts []redisstore.Option
+		if o.storeCA != "" {
+			pool, err := readCAs(o.storeCA)
+			if err != nil {
+				return nil, fmt.Errorf("--store-ca: %w", err)
+			}
+			opts = append(opts, redisstore.WithCAs(pool))
+		}
+		s, err := redisstore.Open(e.ctx, o.store, opts...)
+		if hint := tlsHint(err); hint != "" {
+			return nil, fmt.Errorf("open store %s: %w (%s; README, \"Redis over TLS\")", redactURL(o.store), err, hint)
 		}
 		if errors.Is(err, store.ErrUnavailable) {
 			return nil, fmt.Errorf("open store %s: %w (is Redis running at that address? check --store or GATEHOUSE_STORE)", redactURL(o.store), err)
@@ -200,6 +239,8 @@ func openStore(e *env, o *settings) (store.Store, error) {
 			return nil, fmt.Errorf("open store %s: %w", redactURL(o.store), err)
 		}
 		return s, nil
+	case o.storeCA != "":
+		return nil, errors.New("--store-ca is for a Redis store over TLS (rediss://…); the embedded store has no server to check")
 	case strings.Contains(o.store, "://"):
 		return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, redis+cluster://… or a file for the embedded store", redactURL(o.store))
 	}

@@ -32,11 +32,35 @@ func TestRedisOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	caFile, url := startTLSRedis(t, dir)
 
-	p := checkStoreOverTLS(t, dir, url, caFile)
+	p := checkStoreOverTLS(t, dir, url, "SSL_CERT_FILE="+caFile)
 
 	untrusting := &portal{Data: p.Data, StoreURL: url, bin: p.bin, logDir: t.TempDir()}
-	if stderr := untrusting.cliFails(t, "user", "list"); !strings.Contains(stderr, "SSL_CERT_FILE") {
+	if stderr := untrusting.cliFails(t, "user", "list"); !strings.Contains(stderr, "not from a CA this host trusts") || !strings.Contains(stderr, "--store-ca") {
 		t.Errorf("gatehouse user list without the Redis server's CA: %q, want it to say how to trust it", stderr)
+	}
+	// --store-ca trusts its CAs only: another CA's file refuses the
+	// server, even where the system's CAs (SSL_CERT_FILE) would take it.
+	other := newRootCA(t, "Another CA", nil)
+	otherFile := filepath.Join(dir, "other-ca.crt")
+	writeCertPEM(t, otherFile, other.Cert)
+	onlyOther := &portal{Data: p.Data, StoreURL: url, bin: p.bin, logDir: t.TempDir(),
+		Env: []string{"SSL_CERT_FILE=" + caFile, "GATEHOUSE_STORE_CA=" + otherFile}}
+	if stderr := onlyOther.cliFails(t, "user", "list"); !strings.Contains(stderr, "not from a CA this host trusts") {
+		t.Errorf("gatehouse user list with --store-ca naming another CA: %q, want the server refused", stderr)
+	}
+	withCA := &portal{Data: p.Data, StoreURL: url, bin: p.bin, logDir: t.TempDir(), Env: []string{"GATEHOUSE_STORE_CA=" + caFile}}
+	if out := withCA.cli(t, "", "user", "list"); !strings.Contains(out, "bob") {
+		t.Errorf("gatehouse user list with --store-ca naming the server's CA:\n%s", out)
+	}
+	// A URL that turns the check off is refused, whatever it trusts.
+	unchecked := &portal{Data: p.Data, StoreURL: url + "?skip_verify=true", bin: p.bin, logDir: t.TempDir(), Env: p.Env}
+	if stderr := unchecked.cliFails(t, "user", "list"); !strings.Contains(stderr, "skip_verify") || !strings.Contains(stderr, "not allowed") {
+		t.Errorf("gatehouse user list with skip_verify in the URL: %q, want it refused", stderr)
+	}
+	// --store-ca on a store without TLS says so.
+	plain := &portal{Data: p.Data, StoreURL: "redis://127.0.0.1:1/0", bin: p.bin, logDir: t.TempDir(), Env: []string{"GATEHOUSE_STORE_CA=" + caFile}}
+	if stderr := plain.cliFails(t, "user", "list"); !strings.Contains(stderr, "does not use TLS") {
+		t.Errorf("gatehouse user list with --store-ca and a redis:// URL: %q, want it to say the URL has no TLS", stderr)
 	}
 	// The server's certificate names localhost only.
 	byAddress := &portal{Data: p.Data, StoreURL: strings.Replace(url, "localhost", "127.0.0.1", 1), bin: p.bin, logDir: t.TempDir(), Env: p.Env}
@@ -45,14 +69,14 @@ func TestRedisOverTLS(t *testing.T) {
 	}
 }
 
-// checkStoreOverTLS runs a portal on the store at url, trusting caFile:
+// checkStoreOverTLS runs a portal on the store at url, with env (which
+// says what CA to trust):
 // init, serve, a sign-in with the admin's certificate, and a change
 // through the command line counted on the portal's next request (the
 // store cache's feed runs over TLS too). It returns the portal.
-func checkStoreOverTLS(t *testing.T, dir, url, caFile string) *portal {
+func checkStoreOverTLS(t *testing.T, dir, url string, env ...string) *portal {
 	t.Helper()
-	p := &portal{Data: filepath.Join(dir, "data"), StoreURL: url, bin: gatehouseBinary(t), logDir: dir,
-		Env: []string{"SSL_CERT_FILE=" + caFile}}
+	p := &portal{Data: filepath.Join(dir, "data"), StoreURL: url, bin: gatehouseBinary(t), logDir: dir, Env: env}
 	p.cli(t, "", "init")
 	p.start(t)
 	cert := p.adminCert(t)
@@ -251,7 +275,7 @@ func TestRedisClusterOverTLS(t *testing.T) {
 			}
 			url := "rediss+cluster://localhost:" + ports[0]
 
-			checkStoreOverTLS(t, dir, url, k.caFile)
+			checkStoreOverTLS(t, dir, url, "GATEHOUSE_STORE_CA="+k.caFile)
 		})
 	}
 }
@@ -311,5 +335,5 @@ func TestRedisSentinelOverTLS(t *testing.T) {
 	}
 	url := "rediss+sentinel://localhost:" + port + "/0?master_name=" + storetest.SentinelMaster
 
-	checkStoreOverTLS(t, dir, url, k.caFile)
+	checkStoreOverTLS(t, dir, url, "GATEHOUSE_STORE_CA="+k.caFile)
 }

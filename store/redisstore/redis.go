@@ -7,6 +7,7 @@ package redisstore
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,10 +67,15 @@ type Store struct {
 // in case one is down), and it follows slots as they move. Every new connection to a server reads its
 // persistence settings (Warnings), so a Redis that comes back from a
 // restart without persistence is noticed at once.
-func Open(ctx context.Context, url string) (*Store, error) {
+func Open(ctx context.Context, url string, options ...Option) (*Store, error) {
 	opts, err := parseURL(url)
 	if err != nil {
 		return nil, err
+	}
+	for _, o := range options {
+		if err := o(opts); err != nil {
+			return nil, err
+		}
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = dialTimeout, readTimeout, writeTimeout
 	// Few retries: during an outage a request should fail in about a
@@ -142,8 +148,34 @@ func (s *Store) indexEmails(ctx context.Context) error {
 	return nil
 }
 
-// parseURL turns a store URL into client options.
+// An Option changes how Open connects.
+type Option func(*redis.UniversalOptions) error
+
+// WithCAs makes TLS to Redis trust the CAs in pool only, instead of the
+// system's: a server, a Cluster node or a master that a Sentinel names
+// must have a certificate from one of them.
+func WithCAs(pool *x509.CertPool) Option {
+	return func(o *redis.UniversalOptions) error {
+		if o.TLSConfig == nil {
+			return errors.New("CAs for Redis's certificates are given, but the store URL does not use TLS (rediss://…)")
+		}
+		o.TLSConfig.RootCAs = pool
+		return nil
+	}
+}
+
+// parseURL turns a store URL into client options. It refuses
+// skip_verify, which go-redis reads from the URL: a portal that does not
+// check its store's certificate trusts whoever answers.
 func parseURL(url string) (*redis.UniversalOptions, error) {
+	o, err := parseStoreURL(url)
+	if err == nil && o.TLSConfig != nil && o.TLSConfig.InsecureSkipVerify {
+		return nil, errors.New("the store URL turns off the check of Redis's certificate (skip_verify): not allowed; for a private CA, give it with --store-ca")
+	}
+	return o, err
+}
+
+func parseStoreURL(url string) (*redis.UniversalOptions, error) {
 	if rest, ok := strings.CutPrefix(url, "redis+sentinel://"); ok {
 		return parseSentinelURL("redis://" + rest)
 	}
