@@ -108,6 +108,10 @@ type Store struct {
 	keys    []AccountKeys
 	keysOK  bool
 	keysGen uint64
+	// keysLoad is the read of every account's keys in progress, if any:
+	// callers that find no invalidation since it began wait for it
+	// instead of reading every account too.
+	keysLoad *keysLoad
 	// unsynced is set while the feed cannot vouch, so that its error is
 	// logged once per outage.
 	unsynced bool
@@ -355,21 +359,49 @@ func (c *Store) AccountKeys(ctx context.Context) ([]AccountKeys, error) {
 		return AccountKeysOf(ctx, c.Store)
 	}
 	c.mu.Lock()
-	keys, ok, gen := c.keys, c.keysOK, c.keysGen
+	if c.keysOK {
+		defer c.mu.Unlock()
+		return c.keys, nil
+	}
+	// A read that began after every invalidation this call's barrier
+	// delivered has seen every write completed before this call: its
+	// answer will do.
+	if l := c.keysLoad; l != nil && l.gen == c.keysGen {
+		c.mu.Unlock()
+		select {
+		case <-l.done:
+			if l.err == nil {
+				return l.keys, nil
+			}
+			// Its caller's context may have ended: read for this one.
+			return AccountKeysOf(ctx, c.Store)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	l := &keysLoad{gen: c.keysGen, done: make(chan struct{})}
+	c.keysLoad = l
 	c.mu.Unlock()
-	if ok {
-		return keys, nil
-	}
-	keys, err := AccountKeysOf(ctx, c.Store)
-	if err != nil {
-		return nil, err
-	}
+	l.keys, l.err = AccountKeysOf(ctx, c.Store)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.keysGen == gen {
-		c.keys, c.keysOK = keys, true
+	if c.keysLoad == l {
+		c.keysLoad = nil
 	}
-	return keys, nil
+	if l.err == nil && c.keysGen == l.gen {
+		c.keys, c.keysOK = l.keys, true
+	}
+	c.mu.Unlock()
+	close(l.done)
+	return l.keys, l.err
+}
+
+// keysLoad is one read of every account's keys, begun when keysGen was
+// gen; done is closed when keys and err are set.
+type keysLoad struct {
+	gen  uint64
+	done chan struct{}
+	keys []AccountKeys
+	err  error
 }
 
 // AccountKeysOf reads every account's keys from st.

@@ -308,10 +308,15 @@ func TestCached_RedisFeedConnectionLost_CacheDroppedBeforeServing(t *testing.T) 
 type fakeFeed struct {
 	h   cached.Handler
 	err atomic.Pointer[error]
+	// synced, when set, receives each Sync.
+	synced chan struct{}
 }
 
 func (f *fakeFeed) Watch(h cached.Handler) (cached.Feed, error) { f.h = h; return f, nil }
 func (f *fakeFeed) Sync(context.Context) error {
+	if f.synced != nil {
+		f.synced <- struct{}{}
+	}
 	if p := f.err.Load(); p != nil {
 		return *p
 	}
@@ -459,5 +464,76 @@ func TestCached_AccountKeys_AccountChangeDuringTheRead_ReadIsNotKept(t *testing.
 	read()
 	if n := backend.accounts.Load(); n != 2 {
 		t.Errorf("backend's accounts read %d times, want 2 (the first read raced an account change, the second a session's)", n)
+	}
+}
+
+// Sign-ins that miss at once share one read of every account, unless an
+// account changed after that read began: then it may lack the change,
+// and the later sign-in reads again.
+func TestCached_AccountKeys_ConcurrentMissesShareOneRead(t *testing.T) {
+	for _, changed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("account changed meanwhile=%v", changed), func(t *testing.T) {
+			c, backend, feed := newFake(t)
+			feed.synced = make(chan struct{}, 2)
+			started, release := make(chan struct{}), make(chan struct{})
+			var blocked atomic.Bool
+			backend.during = func() {
+				if blocked.CompareAndSwap(false, true) {
+					close(started)
+					<-release
+				}
+			}
+			first := make(chan error)
+			go func() {
+				_, err := c.AccountKeys(t.Context())
+				first <- err
+			}()
+			<-started
+			if changed {
+				feed.h.Invalidate(cached.Change{Kind: cached.Account, Name: "dave"})
+			}
+			second := make(chan error)
+			go func() {
+				keys, err := c.AccountKeys(t.Context())
+				if err == nil && (len(keys) != 1 || keys[0].Name != "carol") {
+					err = fmt.Errorf("keys %+v, want carol's", keys)
+				}
+				second <- err
+			}()
+			// The second call either waits for the first read or reads
+			// on its own, which returns at once (only the first blocks).
+			<-feed.synced
+			<-feed.synced
+			if changed {
+				if err := <-second; err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// Past its barrier it joins the read in progress; give it
+				// the time a read of its own would take to show.
+				for range 20 {
+					if backend.accounts.Load() > 1 {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			close(release)
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			if !changed {
+				if err := <-second; err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := int64(1)
+			if changed {
+				want = 2
+			}
+			if n := backend.accounts.Load(); n != want {
+				t.Errorf("backend's accounts read %d times, want %d", n, want)
+			}
+		})
 	}
 }
