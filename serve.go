@@ -485,7 +485,11 @@ func (w *storeWatch) check(ctx context.Context) {
 	for _, msg := range w.warnings() {
 		now[msg] = true
 		if !w.warned[msg] {
-			w.log.Warn("REDIS HAS NO PERSISTENCE", "detail", msg, "advice", "set appendonly yes (or save) on the Redis server")
+			headline := "REDIS HAS NO PERSISTENCE"
+			if strings.Contains(msg, "may keep nothing") {
+				headline = "REDIS MAY HAVE NO PERSISTENCE"
+			}
+			w.log.Warn(headline, "detail", msg, "advice", "set appendonly yes (or save) on the Redis server")
 		}
 	}
 	w.warned = now

@@ -32,6 +32,20 @@ func TestServe_WarnsWhenRedisKeepsNothing(t *testing.T) {
 	if volatile.Redis.External() {
 		return // a shared Redis's settings are not ours to choose
 	}
+	// CONFIG disabled (as on many managed services) and snapshots on:
+	// only the append-only file shows, so the portal says Redis may keep
+	// nothing, not that it does.
+	unsure := initPortal(t, "--save", "60 1", "--rename-command", "CONFIG", "")
+	unsure.start(t)
+	r = ready{}
+	decodeJSON(t, unsure.client(t, nil).get(t, "/readyz"), &r)
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "may keep nothing on disk") {
+		t.Errorf("/readyz with CONFIG disabled = %+v, want one warning that Redis may keep nothing on disk", r)
+	}
+	if out := unsure.server.output(); !strings.Contains(out, "REDIS MAY HAVE NO PERSISTENCE") || strings.Contains(out, "REDIS HAS NO PERSISTENCE") {
+		t.Errorf("the log with CONFIG disabled does not say Redis may have no persistence:\n%s", out)
+	}
+
 	kept := initPortal(t, "--appendonly", "yes")
 	kept.start(t)
 	r = ready{}

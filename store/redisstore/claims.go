@@ -161,7 +161,10 @@ func (s *Store) createInCluster(ctx context.Context, a store.Account, b []byte) 
 		defer s.dropLease(ctx, email, token)
 	}
 	// A name listed before its record exists is skipped by listings
-	// (and dropped); a record that listings miss would be worse.
+	// (never dropped on a Cluster: see ListAccounts); a record that
+	// listings miss would be worse. A creation that fails after this
+	// leaves the name listed, skipped, until an account of that name is
+	// made or deleted.
 	if err := s.rdb.ZAdd(ctx, s.k.accountNames, redis.Z{Member: a.Name}).Err(); err != nil {
 		return wrap("create account", err)
 	}
