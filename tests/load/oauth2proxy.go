@@ -77,7 +77,7 @@ func startOAuth2Proxy(dir, bin string, p *portal, redisURL string) (authURL, coo
 		"--oidc-issuer-url="+p.url,
 		"--provider-ca-file="+filepath.Join(p.data, "pki", "ca.crt"),
 		"--client-id=oauth2-proxy",
-		"--client-secret="+secret,
+
 		"--code-challenge-method=S256",
 		"--scope=openid email profile",
 		"--redirect-url="+base+"/oauth2/callback",
@@ -85,7 +85,7 @@ func startOAuth2Proxy(dir, bin string, p *portal, redisURL string) (authURL, coo
 		"--http-address=127.0.0.1:"+strconv.Itoa(httpPort),
 		"--tls-cert-file="+filepath.Join(p.data, "pki", "server.crt"),
 		"--tls-key-file="+filepath.Join(p.data, "pki", "server.key"),
-		"--cookie-secret="+base64.RawURLEncoding.EncodeToString(seed),
+
 		"--cookie-secure=true",
 		"--email-domain=*",
 		// The bench user has no email address: the account name stands in.
@@ -97,6 +97,10 @@ func startOAuth2Proxy(dir, bin string, p *portal, redisURL string) (authURL, coo
 		"--request-logging=false",
 		"--auth-logging=false",
 	)
+	// The secrets go in the environment, not on the command line where
+	// any local user could read them.
+	cmd.Env = append(os.Environ(), "OAUTH2_PROXY_CLIENT_SECRET="+secret,
+		"OAUTH2_PROXY_COOKIE_SECRET="+base64.RawURLEncoding.EncodeToString(seed))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return "", "", nil, err

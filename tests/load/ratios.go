@@ -136,6 +136,10 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL, oauth
 		return err
 	}
 	defer stopNullNginx()
+	// It lets everyone in: the app's page with or without the session.
+	if err := checkAnswers(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: redisPortal.roots}}, nullSite+"/some/page", redisCookie, http.StatusOK, http.StatusOK); err != nil {
+		return fmt.Errorf("through nginx and the do-nothing server: %w", err)
+	}
 
 	targets := []target{
 		{"healthz", redisPortal.url + "/healthz", nil},
@@ -177,6 +181,11 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL, oauth
 			after["wrk"] = before["wrk"] + res.cpu
 			fmt.Printf("  round %d  %-22s %9.0f /s   p50 %-9v p99 %-9v non-2xx/3xx %d\n", r+1, targets[k].name, res.rate, res.p50, res.p99, res.non2xx)
 			fmt.Printf("           CPU per request: %s\n", cpuPerRequest(before, after, res.rate*duration.Seconds()))
+			// Every target is asked with a valid session: an error answer
+			// would be measured as if it were the work.
+			if res.non2xx > 0 {
+				return fmt.Errorf("%s answered %d requests with an error status: the figures would not measure it", targets[k].name, res.non2xx)
+			}
 			results[k] = append(results[k], res)
 		}
 	}
