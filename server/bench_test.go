@@ -164,7 +164,7 @@ func BenchmarkAdminLists(b *testing.B) {
 // accounts (fillStore), without and with the store cache: the portal
 // looks for every account the certificate names among all of them.
 //
-//	go test ./server -run '^$' -bench SignInWithCertificate -benchtime 20x
+//	go test ./server -run '^$' -bench SignInWithCertificate -benchtime 10x -benchmem
 func BenchmarkSignInWithCertificate(b *testing.B) {
 	for _, cache := range []bool{false, true} {
 		for _, n := range []int{1_000, 100_000} {
