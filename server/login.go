@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,7 +16,6 @@ import (
 
 	"gatehouse/auth"
 	"gatehouse/store"
-	"gatehouse/store/cached"
 )
 
 // maxUsernameBytes bounds the username field.
@@ -368,12 +368,12 @@ func loginEvent(user string, d auth.Decision) store.AuditEvent {
 // email before emails were unique is found like any other, so such a
 // certificate counts for neither.
 func (s *Server) certOwners(r *http.Request, info *auth.CertInfo) ([]string, error) {
-	var keys []cached.AccountKeys
+	var keys []store.AccountKeys
 	var err error
-	if c, ok := s.store.(*cached.Store); ok {
+	if c, ok := s.store.(accountKeyser); ok {
 		keys, err = c.AccountKeys(r.Context())
 	} else {
-		keys, err = cached.AccountKeysOf(r.Context(), s.store)
+		keys, err = store.AccountKeysOf(r.Context(), s.store)
 	}
 	if err != nil {
 		return nil, err
@@ -386,6 +386,12 @@ func (s *Server) certOwners(r *http.Request, info *auth.CertInfo) ([]string, err
 		}
 	}
 	return owners, nil
+}
+
+// accountKeyser is a store that keeps every account's keys at hand (the
+// store cache, store/cached).
+type accountKeyser interface {
+	AccountKeys(context.Context) ([]store.AccountKeys, error)
 }
 
 // startSession ends any session the request carried and starts a new one

@@ -105,7 +105,7 @@ type Store struct {
 	// keys are every account's AccountKeys while keysOK; keysGen counts
 	// the invalidations that drop them (account changes and resets only:
 	// a session written during their long read does not void it).
-	keys    []AccountKeys
+	keys    []store.AccountKeys
 	keysOK  bool
 	keysGen uint64
 	// keysLoad is the read of every account's keys in progress, if any:
@@ -341,22 +341,15 @@ func (c *Store) IsRevoked(ctx context.Context, issuer, serial string) (bool, err
 	return r, nil
 }
 
-// AccountKeys is what binds a certificate to an account (see
-// auth.CertBoundTo): the account's name, email and pins.
-type AccountKeys struct {
-	Name, Email                    string
-	PinnedFingerprints, PinnedKeys []string
-}
-
 // AccountKeys returns every account's keys, sorted by name, from memory
 // when the feed vouches for it. A sign-in with a certificate looks for
 // every account the certificate names among them, so the accounts are
 // read from the store once per account change instead of once per such
 // sign-in. The slice is shared with other callers: it must not be
 // changed.
-func (c *Store) AccountKeys(ctx context.Context) ([]AccountKeys, error) {
+func (c *Store) AccountKeys(ctx context.Context) ([]store.AccountKeys, error) {
 	if _, ok := c.sync(ctx); !ok {
-		return AccountKeysOf(ctx, c.Store)
+		return store.AccountKeysOf(ctx, c.Store)
 	}
 	c.mu.Lock()
 	if c.keysOK {
@@ -374,7 +367,7 @@ func (c *Store) AccountKeys(ctx context.Context) ([]AccountKeys, error) {
 				return l.keys, nil
 			}
 			// Its caller's context may have ended: read for this one.
-			return AccountKeysOf(ctx, c.Store)
+			return store.AccountKeysOf(ctx, c.Store)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -382,7 +375,7 @@ func (c *Store) AccountKeys(ctx context.Context) ([]AccountKeys, error) {
 	l := &keysLoad{gen: c.keysGen, done: make(chan struct{})}
 	c.keysLoad = l
 	c.mu.Unlock()
-	l.keys, l.err = AccountKeysOf(ctx, c.Store)
+	l.keys, l.err = store.AccountKeysOf(ctx, c.Store)
 	c.mu.Lock()
 	if c.keysLoad == l {
 		c.keysLoad = nil
@@ -400,21 +393,8 @@ func (c *Store) AccountKeys(ctx context.Context) ([]AccountKeys, error) {
 type keysLoad struct {
 	gen  uint64
 	done chan struct{}
-	keys []AccountKeys
+	keys []store.AccountKeys
 	err  error
-}
-
-// AccountKeysOf reads every account's keys from st.
-func AccountKeysOf(ctx context.Context, st store.Store) ([]AccountKeys, error) {
-	accts, err := st.Accounts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]AccountKeys, len(accts))
-	for i, a := range accts {
-		keys[i] = AccountKeys{Name: a.Name, Email: a.Email, PinnedFingerprints: a.PinnedFingerprints, PinnedKeys: a.PinnedKeys}
-	}
-	return keys, nil
 }
 
 // cloneSession, cloneAccount and cloneApps copy the slices a caller

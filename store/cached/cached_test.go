@@ -208,7 +208,7 @@ func testWritesSeenAtOnce(t *testing.T, writer store.Store, reader store.Store) 
 		})
 		t.Run(fmt.Sprintf("PinCertificate/%d", i), func(t *testing.T) {
 			warm(t)
-			keysOf := func() []cached.AccountKeys {
+			keysOf := func() []store.AccountKeys {
 				t.Helper()
 				keys, err := reader.(*cached.Store).AccountKeys(ctx)
 				if err != nil {
@@ -225,7 +225,7 @@ func testWritesSeenAtOnce(t *testing.T, writer store.Store, reader store.Store) 
 				t.Fatal(err)
 			}
 			keys := keysOf()
-			if j := slices.IndexFunc(keys, func(k cached.AccountKeys) bool { return k.Name == user }); j < 0 || !slices.Contains(keys[j].PinnedFingerprints, pin) {
+			if j := slices.IndexFunc(keys, func(k store.AccountKeys) bool { return k.Name == user }); j < 0 || !slices.Contains(keys[j].PinnedFingerprints, pin) {
 				t.Errorf("AccountKeys right after pinning a certificate on %s = %+v; want the pin", user, keys)
 			}
 		})
