@@ -25,7 +25,8 @@ import (
 // forward-auth server answering over HTTP could get on this machine;
 // the portal's figure against it is what the portal's own work costs.
 
-// nullAuthFlag is the hidden flag that makes this tool that server.
+// nullAuthFlag is the flag (for the ratios' own use) that makes this
+// tool that server.
 const nullAuthFlag = "serve-null-auth"
 
 // nullAuthPID is the server's process ID, for cpuByName.
