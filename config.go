@@ -34,7 +34,7 @@ type settings struct {
 func addSettings(fs *flag.FlagSet) *settings {
 	s := new(settings)
 	fs.StringVar(&s.data, "data", "./data", "data `directory` (keys, certificates, initial credentials)")
-	fs.StringVar(&s.store, "store", "", "the store's `URL`: redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, redis+cluster://HOST:PORT?addr=HOST2:PORT2…, or a file ending in .db (or file:PATH) for the embedded store (default DATA/"+EmbeddedStoreFile+")")
+	fs.StringVar(&s.store, "store", "", "the store's `URL`: redis://HOST:PORT/DB, rediss://…, unix:///PATH/redis.sock?db=DB, redis+sentinel://…, redis+cluster://HOST:PORT?addr=HOST2:PORT2…, or a file ending in .db (or file:PATH) for the embedded store (default DATA/"+EmbeddedStoreFile+")")
 	fs.StringVar(&s.storeCA, "store-ca", "", "a PEM `file` of the CAs that issue the Redis servers' certificates, for a rediss:// store: trusted instead of the system's CAs (default: the system's)")
 	return s
 }
@@ -217,7 +217,7 @@ func readCAs(file string) (*x509.CertPool, error) {
 // directory is created, mode 0700, if need be).
 func openStore(e *env, o *settings) (store.Store, error) {
 	switch {
-	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"),
+	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"), strings.HasPrefix(o.store, "unix://"),
 		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"),
 		strings.HasPrefix(o.store, "redis+cluster://"), strings.HasPrefix(o.store, "rediss+cluster://"):
 		var opts []redisstore.Option
@@ -233,7 +233,11 @@ func openStore(e *env, o *settings) (store.Store, error) {
 			return nil, fmt.Errorf("open store %s: %w (%s; README, \"Redis over TLS\")", redactURL(o.store), err, hint)
 		}
 		if errors.Is(err, store.ErrUnavailable) {
-			return nil, fmt.Errorf("open store %s: %w (is Redis running at that address? check --store or GATEHOUSE_STORE)", redactURL(o.store), err)
+			where := "is Redis running at that address? check --store or GATEHOUSE_STORE"
+			if strings.HasPrefix(o.store, "unix://") {
+				where = "is Redis listening on that socket (its unixsocket setting), and may this user open it (unixsocketperm, the socket's group)? check --store or GATEHOUSE_STORE"
+			}
+			return nil, fmt.Errorf("open store %s: %w (%s)", redactURL(o.store), err, where)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", redactURL(o.store), err)
@@ -242,7 +246,7 @@ func openStore(e *env, o *settings) (store.Store, error) {
 	case o.storeCA != "":
 		return nil, errors.New("--store-ca is for a Redis store over TLS (rediss://…); the embedded store has no server to check")
 	case strings.Contains(o.store, "://"):
-		return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://…, redis+sentinel://…, redis+cluster://… or a file for the embedded store", redactURL(o.store))
+		return nil, fmt.Errorf("unsupported --store %q: use redis://HOST:PORT/DB, rediss://…, unix:///PATH/redis.sock?db=DB, redis+sentinel://…, redis+cluster://… or a file for the embedded store", redactURL(o.store))
 	}
 	path, explicit := strings.CutPrefix(o.store, "file:")
 	if path != "" && !explicit && !strings.HasSuffix(path, ".db") {

@@ -24,7 +24,7 @@ import (
 // Redis over TLS (rediss://), as managed services and most production
 // Redis servers run it: a server certificate from a private CA, which
 // the portal trusts through SSL_CERT_FILE (README, "Redis over TLS").
-// checkStoreOverTLS runs the operator's day on it. Without the CA, or
+// checkStore runs the operator's day on it. Without the CA, or
 // with the server named as its certificate does not name it, the
 // command line and the portal refuse the server and say why.
 func TestRedisOverTLS(t *testing.T) {
@@ -32,7 +32,7 @@ func TestRedisOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	caFile, url := startTLSRedis(t, dir)
 
-	p := checkStoreOverTLS(t, dir, url, "SSL_CERT_FILE="+caFile)
+	p := checkStore(t, dir, url, "SSL_CERT_FILE="+caFile)
 
 	untrusting := &portal{Data: p.Data, StoreURL: url, bin: p.bin, logDir: t.TempDir()}
 	if stderr := untrusting.cliFails(t, "user", "list"); !strings.Contains(stderr, "not from a CA this host trusts") || !strings.Contains(stderr, "--store-ca") {
@@ -69,12 +69,12 @@ func TestRedisOverTLS(t *testing.T) {
 	}
 }
 
-// checkStoreOverTLS runs a portal on the store at url, with env (which
-// says what CA to trust):
-// init, serve, a sign-in with the admin's certificate, and a change
-// through the command line counted on the portal's next request (the
-// store cache's feed runs over TLS too). It returns the portal.
-func checkStoreOverTLS(t *testing.T, dir, url string, env ...string) *portal {
+// checkStore runs a portal on the store at url, with env (which
+// says what CA to trust, over TLS): init, serve, a sign-in with the
+// admin's certificate, and a change through the command line counted on
+// the portal's next request (the store cache's feed reaches Redis the
+// same way as the store). It returns the portal.
+func checkStore(t *testing.T, dir, url string, env ...string) *portal {
 	t.Helper()
 	p := &portal{Data: filepath.Join(dir, "data"), StoreURL: url, bin: gatehouseBinary(t), logDir: dir, Env: env}
 	p.cli(t, "", "init")
@@ -208,7 +208,7 @@ func startTLSRedis(t *testing.T, dir string) (caFile, url string) {
 //     only their address: checking every node against the URL's host
 //     (go-redis's default for rediss:// cluster URLs) would refuse them.
 //
-// Each runs checkStoreOverTLS.
+// Each runs checkStore.
 func TestRedisClusterOverTLS(t *testing.T) {
 	t.Parallel()
 	cli, err := exec.LookPath("redis-cli")
@@ -275,7 +275,7 @@ func TestRedisClusterOverTLS(t *testing.T) {
 			}
 			url := "rediss+cluster://localhost:" + ports[0]
 
-			checkStoreOverTLS(t, dir, url, "GATEHOUSE_STORE_CA="+k.caFile)
+			checkStore(t, dir, url, "GATEHOUSE_STORE_CA="+k.caFile)
 		})
 	}
 }
@@ -284,7 +284,7 @@ func TestRedisClusterOverTLS(t *testing.T) {
 // host name, and the Sentinel names the master by its address, whose
 // certificate names only that address. Checking the master against the
 // URL's host (go-redis's default) would refuse it. It runs
-// checkStoreOverTLS.
+// checkStore.
 func TestRedisSentinelOverTLS(t *testing.T) {
 	t.Parallel()
 	cli, err := exec.LookPath("redis-cli")
@@ -335,5 +335,5 @@ func TestRedisSentinelOverTLS(t *testing.T) {
 	}
 	url := "rediss+sentinel://localhost:" + port + "/0?master_name=" + storetest.SentinelMaster
 
-	checkStoreOverTLS(t, dir, url, "GATEHOUSE_STORE_CA="+k.caFile)
+	checkStore(t, dir, url, "GATEHOUSE_STORE_CA="+k.caFile)
 }

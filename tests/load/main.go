@@ -22,6 +22,7 @@
 //	go run ./tests/load -ratios 3 -duration 8s   # only the ratios: verify/healthz, embedded/Redis, nginx (over the verify socket and over TLS)
 //	go run ./tests/load -ratios 3 -cluster       # the ratios, and verify on a Redis Cluster of three masters
 //	go run ./tests/load -ratios 3 -oauth2-proxy /tmp/gobin/oauth2-proxy   # and OAuth2 Proxy's forward auth, for comparison
+//	go run ./tests/load -ratios 3 -redis-socket   # Redis reached over its Unix socket, as on one host
 //
 // Every loop is bounded by -duration; nothing leaves 127.0.0.1.
 package main
@@ -79,6 +80,7 @@ func main() {
 	proxyCPUs := flag.String("proxy-cpus", "", "run this tool (the app), wrk and nginx on these CPUs only (taskset list, such as 0)")
 	cluster := flag.Bool("cluster", false, "in the ratios, also measure verify on a Redis Cluster of three masters (on this machine)")
 	oauth2Proxy := flag.String("oauth2-proxy", "", "in the ratios, also measure OAuth2 Proxy's /oauth2/auth with Redis sessions, from this binary (see tests/load/oauth2proxy.go)")
+	redisSocket := flag.Bool("redis-socket", false, "the portals (and OAuth2 Proxy) reach Redis over its Unix socket (unix://…), as on a single host, instead of TCP on 127.0.0.1")
 	nullAuth := flag.String(nullAuthFlag, "", "(used by the ratios) serve the do-nothing forward-auth server on this Unix socket")
 	flag.Parse()
 	if *nullAuth != "" {
@@ -100,13 +102,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "load: -oauth2-proxy is a target of the ratios: use it with -ratios N")
 		os.Exit(2)
 	}
-	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *nginxSocket, *cluster, *keep, *portalCPUs, *oauth2Proxy); err != nil {
+	if err := run(*duration, *concurrency, *flood, *sessions, *rounds, *nginxWorkers, *nginxSocket, *cluster, *keep, *redisSocket, *portalCPUs, *oauth2Proxy); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, nginxSocket, cluster, keep bool, portalCPUs, oauth2Proxy string) error {
+func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWorkers int, nginxSocket, cluster, keep, redisSocket bool, portalCPUs, oauth2Proxy string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gatehouse-load-")
 	if err != nil {
@@ -121,12 +123,20 @@ func run(duration time.Duration, concurrency, flood, sessions, rounds, nginxWork
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		return fmt.Errorf("build gatehouse (run from the repository root): %v\n%s", err, out)
 	}
-	rds, err := startRedis(dir, portalCPUs)
+	var socketArgs []string
+	sock := filepath.Join(dir, "redis.sock")
+	if redisSocket {
+		socketArgs = []string{"--unixsocket", sock, "--unixsocketperm", "700"}
+	}
+	rds, err := startRedis(dir, portalCPUs, socketArgs...)
 	if err != nil {
 		return err
 	}
 	defer rds.Process.Kill()
 	storeURL := "redis://" + rds.addr + "/0"
+	if redisSocket {
+		storeURL = "unix://" + sock + "?db=0"
+	}
 
 	p := &portal{bin: bin, data: filepath.Join(dir, "data"), store: storeURL, cpus: portalCPUs}
 	if _, err := p.cli("", "init"); err != nil {
