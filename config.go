@@ -186,7 +186,7 @@ func tlsHint(err error) string {
 	var unknown x509.UnknownAuthorityError
 	switch {
 	case errors.As(err, &wrongName):
-		return "Redis's TLS certificate does not name the host it was reached at: the host in --store, or for a Cluster node or a Sentinel's master the address or host name it announces; give the server a certificate for that name"
+		return "Redis's TLS certificate does not name the host it was reached at: the host in --store, or for a Cluster node or a Sentinel's master the address or host name it announces; give the server a certificate for that name, or, where every server shares one certificate, add tls_server_name=NAME (a name it holds) to the URL"
 	case errors.As(err, &invalid) && (invalid.Reason == x509.Expired):
 		return "Redis's TLS certificate has expired or is not valid yet"
 	case errors.As(err, &unknown):

@@ -206,7 +206,11 @@ func startTLSRedis(t *testing.T, dir string) (caFile, url string) {
 //   - NodesAnnounceAnAddress: the nodes announce 127.0.0.1, the URL
 //     names the first as localhost, and the others' certificates name
 //     only their address: checking every node against the URL's host
-//     (go-redis's default for rediss:// cluster URLs) would refuse them.
+//     (go-redis's default for rediss:// cluster URLs) would refuse them;
+//   - NodesShareOneCertificate: the nodes announce 127.0.0.1 and share
+//     one certificate that names only localhost: refused as it is, and
+//     taken with ?tls_server_name=localhost, which checks every node
+//     against that name.
 //
 // Each runs checkStore.
 func TestRedisClusterOverTLS(t *testing.T) {
@@ -215,16 +219,21 @@ func TestRedisClusterOverTLS(t *testing.T) {
 	if err != nil {
 		storetest.NeedService(t, "redis-cli is not installed (apt-get install redis-tools): this test creates its clusters with redis-cli --cluster create")
 	}
-	for _, byName := range []bool{true, false} {
-		name := "NodesAnnounceAnAddress"
-		if byName {
-			name = "NodesAnnounceAHostName"
-		}
+	const (
+		byName    = "NodesAnnounceAHostName"
+		byAddress = "NodesAnnounceAnAddress"
+		shared    = "NodesShareOneCertificate"
+	)
+	for _, name := range []string{byName, byAddress, shared} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			k := newRedisPKI(t, dir)
 			var ports []string
+			var sharedCert, sharedKey string
+			if name == shared {
+				sharedCert, sharedKey = k.serverCert(t, "every-node", []string{"localhost"})
+			}
 			for i := range 3 {
 				nodeDir := filepath.Join(dir, fmt.Sprintf("node%d", i))
 				if err := os.Mkdir(nodeDir, 0o700); err != nil {
@@ -234,10 +243,12 @@ func TestRedisClusterOverTLS(t *testing.T) {
 					"--cluster-node-timeout", "2000"}
 				var certFile, keyFile, serverName string
 				switch {
-				case byName:
+				case name == byName:
 					certFile, keyFile = k.serverCert(t, fmt.Sprintf("node%d", i), []string{"localhost"})
 					serverName = "localhost"
 					args = append(args, "--cluster-announce-hostname", "localhost", "--cluster-preferred-endpoint-type", "hostname")
+				case name == shared:
+					certFile, keyFile, serverName = sharedCert, sharedKey, "localhost"
 				case i == 0:
 					certFile, keyFile = k.serverCert(t, "node0", []string{"localhost"}, loopback)
 				default:
@@ -267,13 +278,24 @@ func TestRedisClusterOverTLS(t *testing.T) {
 					time.Sleep(50 * time.Millisecond)
 				}
 			}
-			if byName {
+			if name == byName {
 				out, _ := exec.CommandContext(ctx, cli, append(slices.Clone(tlsArgs), "-h", "127.0.0.1", "-p", ports[0], "cluster", "slots")...).CombinedOutput()
 				if strings.Count(string(out), "localhost") != 3 {
 					t.Fatalf("CLUSTER SLOTS does not announce the nodes by host name:\n%s", out)
 				}
 			}
 			url := "rediss+cluster://localhost:" + ports[0]
+			if name == shared {
+				// Dialed at the addresses they announce, the nodes'
+				// certificate names none of them: refused, with the way
+				// out named.
+				refused := &portal{Data: filepath.Join(dir, "refused"), StoreURL: url, bin: gatehouseBinary(t), logDir: t.TempDir(),
+					Env: []string{"GATEHOUSE_STORE_CA=" + k.caFile}}
+				if stderr := refused.cliFails(t, "init"); !strings.Contains(stderr, "does not name the host") || !strings.Contains(stderr, "tls_server_name") {
+					t.Errorf("gatehouse init on nodes that share a certificate naming only the URL's host: %q, want it refused, naming tls_server_name", stderr)
+				}
+				url += "?tls_server_name=localhost"
+			}
 
 			checkStore(t, dir, url, "GATEHOUSE_STORE_CA="+k.caFile)
 		})

@@ -62,6 +62,9 @@ type Store struct {
 //	redis+cluster://[user:password@]host:port?addr=host2:port&addr=…
 //	rediss+cluster://…                             Redis Cluster, over TLS
 //
+// Over TLS each server's certificate is checked against the host it is
+// dialed at, or with the parameter tls_server_name=NAME against NAME.
+//
 // With Sentinel, the client asks the sentinels for the current master and
 // follows failovers. With Cluster, the addresses are where the client
 // first learns the cluster's layout (any of its servers will do; several
@@ -177,6 +180,51 @@ func parseURL(url string) (*redis.UniversalOptions, error) {
 }
 
 func parseStoreURL(url string) (*redis.UniversalOptions, error) {
+	url, serverName, err := cutServerName(url)
+	if err != nil {
+		return nil, err
+	}
+	o, err := parseServersURL(url)
+	if err != nil || serverName == "" {
+		return o, err
+	}
+	if o.TLSConfig == nil {
+		return nil, errors.New("the store URL's tls_server_name is for Redis over TLS (rediss://…)")
+	}
+	o.TLSConfig.ServerName = serverName
+	return o, nil
+}
+
+// cutServerName takes the tls_server_name parameter out of a store URL
+// (go-redis's parsers refuse parameters they do not know). With it, every
+// server's certificate is checked against that one name, wherever the
+// server is dialed: for servers that share one certificate which names
+// neither the addresses a Cluster's nodes announce nor the master's that
+// Sentinel gives.
+func cutServerName(url string) (string, string, error) {
+	base, query, found := strings.Cut(url, "?")
+	if !found {
+		return url, "", nil
+	}
+	q, err := neturl.ParseQuery(query)
+	if err != nil {
+		return "", "", fmt.Errorf("parse the store URL's parameters: %w", err)
+	}
+	names, ok := q["tls_server_name"]
+	if !ok {
+		return url, "", nil
+	}
+	if len(names) != 1 || names[0] == "" {
+		return "", "", errors.New("the store URL's tls_server_name takes one host name")
+	}
+	q.Del("tls_server_name")
+	if len(q) > 0 {
+		base += "?" + q.Encode()
+	}
+	return base, names[0], nil
+}
+
+func parseServersURL(url string) (*redis.UniversalOptions, error) {
 	if rest, ok := strings.CutPrefix(url, "redis+sentinel://"); ok {
 		return parseSentinelURL("redis://" + rest)
 	}
