@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +49,7 @@ func isSetting(name string) bool { return name == "data" || name == "store" || n
 // on the same store.
 func (s *settings) onStore(fn func(e *env, st store.Store, args []string) error) runFunc {
 	return func(e *env, args []string) error {
-		st, err := openStore(e, s)
+		st, err := openStore(e, s, nil)
 		if err != nil {
 			return err
 		}
@@ -214,12 +215,15 @@ func readCAs(file string) (*x509.CertPool, error) {
 
 // openStore opens the store named by --store: Redis for a redis URL,
 // else the embedded store's file (by default DATA/gatehouse.db; the data
-// directory is created, mode 0700, if need be).
-func openStore(e *env, o *settings) (store.Store, error) {
+// directory is created, mode 0700, if need be). The Redis client's own
+// messages go to log (the server's), or nowhere for a command, whose
+// error says what failed.
+func openStore(e *env, o *settings, log *slog.Logger) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(o.store, "redis://"), strings.HasPrefix(o.store, "rediss://"), strings.HasPrefix(o.store, "unix://"),
 		strings.HasPrefix(o.store, "redis+sentinel://"), strings.HasPrefix(o.store, "rediss+sentinel://"),
 		strings.HasPrefix(o.store, "redis+cluster://"), strings.HasPrefix(o.store, "rediss+cluster://"):
+		redisstore.SetClientLog(log)
 		var opts []redisstore.Option
 		if o.storeCA != "" {
 			pool, err := readCAs(o.storeCA)

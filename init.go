@@ -36,7 +36,7 @@ var initCmd = &command{
 		s := addSettings(fs)
 		storeOnly := fs.Bool("store-only", false, "set up an empty store for a data directory that is already set up (a store that lost its data, with no backup to restore): built-in roles and a new first admin")
 		return func(e *env, _ []string) error {
-			st, err := openStore(e, s)
+			st, err := openStore(e, s, nil)
 			if err != nil {
 				return err
 			}

@@ -223,13 +223,13 @@ func TestParsePrefixes(t *testing.T) {
 func TestOpenStore_RefusesAHostPortWithoutScheme(t *testing.T) {
 	e := &env{ctx: t.Context()}
 	for _, bad := range []string{"localhost:6379", "127.0.0.1:6379/0", "memcached://x"} {
-		if _, err := openStore(e, &settings{store: bad, data: t.TempDir()}); err == nil {
+		if _, err := openStore(e, &settings{store: bad, data: t.TempDir()}, nil); err == nil {
 			t.Errorf("openStore(%q) succeeded, want an error", bad)
 		}
 	}
 	dir := t.TempDir()
 	for _, good := range []string{"", "file:" + filepath.Join(dir, "x"), filepath.Join(dir, "y.db")} {
-		st, err := openStore(e, &settings{store: good, data: filepath.Join(dir, "data")})
+		st, err := openStore(e, &settings{store: good, data: filepath.Join(dir, "data")}, nil)
 		if err != nil {
 			t.Errorf("openStore(%q): %v", good, err)
 			continue
@@ -300,7 +300,7 @@ func TestRun_UserListShowsALockAfterItsCountExpired(t *testing.T) {
 	}
 	gatehouse("init")
 	gatehouse("user", "add", "carol", "--role", "employee")
-	st, err := openStore(&env{ctx: t.Context()}, &settings{data: data})
+	st, err := openStore(&env{ctx: t.Context()}, &settings{data: data}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

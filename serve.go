@@ -63,7 +63,7 @@ func serve(e *env, o *serveOptions) error {
 	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
 
-	st, err := openStore(e, o.settings)
+	st, err := openStore(e, o.settings, logger)
 	if err != nil {
 		return err
 	}

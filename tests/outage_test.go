@@ -101,4 +101,7 @@ func TestStoreOutage_FailsClosedAndRecovers(t *testing.T) {
 	if out := p.server.output(); strings.Contains(out, "goroutine ") || strings.Contains(out, "panic") {
 		t.Errorf("the server log shows a panic:\n%s", out)
 	}
+	// The Redis client's own messages about the outage (failed dials)
+	// are events of the log too.
+	p.server.wantStructuredLog(t)
 }

@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -392,6 +393,20 @@ func (pr *process) output() string {
 	stdout, _ := os.ReadFile(pr.stdout)
 	stderr, _ := os.ReadFile(pr.stderr)
 	return fmt.Sprintf("--- stdout ---\n%s--- stderr ---\n%s", stdout, stderr)
+}
+
+// wantStructuredLog checks that every line the process wrote to stderr
+// is one JSON event (log/slog's), as log collectors expect: no line of
+// plain text from a library between them.
+func (pr *process) wantStructuredLog(t *testing.T) {
+	t.Helper()
+	stderr, _ := os.ReadFile(pr.stderr)
+	for line := range strings.Lines(string(stderr)) {
+		var event map[string]any
+		if err := json.Unmarshal([]byte(line), &event); err != nil || event["msg"] == nil {
+			t.Errorf("the server's log has a line that is not a JSON event: %q", line)
+		}
+	}
 }
 
 // wantLogsFree checks that the running server's log holds none of the

@@ -29,6 +29,9 @@ func TestRedisOverUnixSocket(t *testing.T) {
 	if stderr := missing.cliFails(t, "user", "list"); !strings.Contains(stderr, "elsewhere.sock") || !strings.Contains(stderr, "unixsocket") {
 		t.Errorf("gatehouse user list on a socket that is not there: %q, want the path and Redis's unixsocket setting named", stderr)
 	}
+	if stderr := missing.cliFails(t, "user", "list"); strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Errorf("gatehouse user list on a socket that is not there printed more than its one error (the Redis client's own lines?):\n%s", stderr)
+	}
 }
 
 // startUnixRedis starts a redis-server that listens on a Unix socket in
