@@ -97,6 +97,7 @@ func checkStore(t *testing.T, dir, url string, env ...string) *portal {
 	if strings.Contains(out, "store cache off") || strings.LastIndex(out, "store cache not in use") > strings.LastIndex(out, "store cache in use again") {
 		t.Errorf("the store cache is not in use on %s:\n%s", url, out)
 	}
+	p.server.wantStructuredLog(t)
 	return p
 }
 
