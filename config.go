@@ -239,7 +239,7 @@ func openStore(e *env, o *settings, log *slog.Logger) (store.Store, error) {
 		if errors.Is(err, store.ErrUnavailable) {
 			where := "is Redis running at that address? check --store or GATEHOUSE_STORE"
 			if strings.HasPrefix(o.store, "unix://") {
-				where = "is Redis listening on that socket (its unixsocket setting), and may this user open it (unixsocketperm, the socket's group)? check --store or GATEHOUSE_STORE"
+				where = "is Redis listening on that socket, and may this user open it? see unixsocket and unixsocketperm in Redis's configuration, and the socket's group; check --store or GATEHOUSE_STORE"
 			}
 			return nil, fmt.Errorf("open store %s: %w (%s)", redactURL(o.store), err, where)
 		}
