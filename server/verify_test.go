@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"gatehouse/server"
 	"gatehouse/store"
 )
@@ -444,5 +446,60 @@ func TestVerify_AnswerHeaders(t *testing.T) {
 		if page.Header.Get(name) == "" {
 			t.Errorf("the login page has no %s", name)
 		}
+	}
+}
+
+// SPEC "Performance": an anonymous request never creates a session
+// record. Whatever a visitor without a session asks (forward auth, every
+// page a sign-in passes through, failed sign-ins, a logout), Redis holds
+// no session key afterwards.
+func TestAnonymousRequestsCreateNoSessionRecord(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	withApps(t, p)
+	p.addAccount("bob", bobPassword, "employee")
+	anonymous := p.browser()
+	wantStatus(t, "verify", anonymous.verify("https://wiki.example.com/"), http.StatusUnauthorized)
+	for _, path := range []string{"/", "/login", "/login/totp", "/api/session", "/account/password", "/admin"} {
+		anonymous.get(path)
+	}
+	for _, user := range []string{"bob", "nobody"} {
+		r := anonymous.post("/login", url.Values{"username": {user}, "password": {"not the password at all, 2026"}})
+		wantStatus(t, "a failed sign-in as "+user, r, http.StatusUnauthorized)
+	}
+	anonymous.post("/logout", nil)
+	// With a cookie of its own making, too.
+	forged := p.browser()
+	forged.setCookie("MTcwMDAwMDAwMHxkZWFkYmVlZnw=")
+	forged.verify("https://wiki.example.com/")
+	forged.get("/")
+
+	opt, err := redis.ParseURL(p.redis.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	// Session records and their per-user indexes (store/redisstore's
+	// keyspace: session:ID, user-sessions:NAME, sessions-of:NAME).
+	sessionKeys := func() []string {
+		t.Helper()
+		var out []string
+		for _, pattern := range []string{"*:session:*", "*:user-sessions:*", "*:sessions-of:*"} {
+			keys, err := rdb.Keys(t.Context(), pattern).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, keys...)
+		}
+		return out
+	}
+	if keys := sessionKeys(); len(keys) != 0 {
+		t.Errorf("after anonymous requests Redis holds session keys %q, want none", keys)
+	}
+	// The check can see a session: one sign-in makes one.
+	p.browser().login("bob", bobPassword)
+	if keys := sessionKeys(); len(keys) == 0 {
+		t.Errorf("after bob signed in Redis holds no session key: the check above sees nothing")
 	}
 }
