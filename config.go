@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,20 +283,37 @@ func storeName(o *settings) string {
 	return redactURL(o.store)
 }
 
-// redactURL hides a password in a store URL before it is printed.
-func redactURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
+// redactURL hides the passwords in a store URL before it is printed or
+// logged: the one in its user part (for Sentinel, the Sentinels') and
+// any parameter whose name holds "password" (for Sentinel, password= is
+// the master's). A URL that does not parse is shown by its scheme only:
+// where its parts begin and end cannot be told, nor where a password is.
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		// Not a URL (a file, or a URL without its scheme): whatever
+		// comes before an "@" may be a password.
+		if at := strings.LastIndex(s, "@"); at >= 0 {
+			return "xxxxx@" + s[at+1:]
+		}
+		return s
 	}
-	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return u
+	u, err := neturl.Parse(s)
+	if err != nil {
+		if scheme, _, ok := strings.Cut(s, "://"); ok && !strings.ContainsAny(scheme, ":@/?#") {
+			return scheme + "://… (not a valid URL)"
+		}
+		return "(not a valid URL)"
 	}
-	if name, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
-		return scheme + "://" + name + ":xxxxx@" + host
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "password") {
+				q[k] = []string{"xxxxx"}
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
-	return u
+	return u.Redacted()
 }
 
 // layout names the files of a data directory. The layout is fixed so that

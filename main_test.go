@@ -182,13 +182,29 @@ func TestRun_HelpAndUsageErrors(t *testing.T) {
 
 func TestRedactURL_HidesPassword(t *testing.T) {
 	tests := map[string]string{
-		"redis://user:secret@host:6379/0": "redis://user:xxxxx@host:6379/0",
-		"redis://:secret@host:6379":       "redis://:xxxxx@host:6379",
-		"redis://host:6379/0":             "redis://host:6379/0",
+		"redis://user:secret@host:6379/0":     "redis://user:xxxxx@host:6379/0",
+		"redis://:secret@host:6379":           "redis://:xxxxx@host:6379",
+		"redis://host:6379/0":                 "redis://host:6379/0",
+		"unix://:secret@/run/redis.sock?db=0": "unix://:xxxxx@/run/redis.sock?db=0",
+		// Sentinel: the user part is the Sentinels', password= the master's.
+		"redis+sentinel://:secret@s1:26379/0?master_name=main&password=secret&addr=s2:26379": "redis+sentinel://:xxxxx@s1:26379/0?addr=s2%3A26379&master_name=main&password=xxxxx",
+		"rediss+sentinel://s1:26379/0?Password=secret&master_name=main":                      "rediss+sentinel://s1:26379/0?Password=xxxxx&master_name=main",
+		// An "@" in a password, typed raw: the last one ends the user part.
+		"redis://user:se@cret@host:6379/0": "redis://user:xxxxx@host:6379/0",
+		// Not a URL one can take apart: nothing after the scheme.
+		"redis://user:se?cret@host:6379/0": "redis://… (not a valid URL)",
+		"redis://user:secret@[::1/0":       "redis://… (not a valid URL)",
+		// A URL without its scheme, and a file.
+		"user:secret@host:6379":           "xxxxx@host:6379",
+		"/var/lib/gatehouse/gatehouse.db": "/var/lib/gatehouse/gatehouse.db",
 	}
 	for in, want := range tests {
-		if got := redactURL(in); got != want {
+		got := redactURL(in)
+		if got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+		if strings.Contains(got, "secret") || strings.Contains(got, "cret") {
+			t.Errorf("redactURL(%q) = %q: shows a password", in, got)
 		}
 	}
 }

@@ -57,7 +57,8 @@ type Store struct {
 //	redis://[user:password@]host:port/db          one server
 //	rediss://…                                     the same over TLS
 //	unix://[user:password@]/path/redis.sock?db=N   one server on this host, over its Unix socket
-//	redis+sentinel://[user:password@]sentinel:port/db?master_name=NAME&addr=sentinel2:port…
+//	redis+sentinel://[user:password@]sentinel:port/db?master_name=NAME&addr=sentinel2:port…[&username=U&password=P]
+//	                                               (user part: the Sentinels'; username, password: the servers')
 //	rediss+sentinel://…                            Sentinel, TLS to the servers
 //	redis+cluster://[user:password@]host:port?addr=host2:port&addr=…
 //	rediss+cluster://…                             Redis Cluster, over TLS
