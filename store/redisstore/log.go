@@ -15,11 +15,7 @@ import (
 // go-redis keeps one logger for the whole process, so this sets it for
 // every store opened in it.
 //
-// The client reports failed dials and dropped connections, which the
-// store's own errors already carry to the log with their cause, once per
-// failed request or check; those are logged at debug level, below what
-// the portal logs. What only the client knows, Sentinel's news of a new
-// master or a new sentinel, is logged at info level.
+// The levels follow what each message tells an operator (clientLogLevel).
 func SetClientLog(l *slog.Logger) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
@@ -31,9 +27,28 @@ type clientLog struct{ l *slog.Logger }
 
 func (c clientLog) Printf(_ context.Context, format string, v ...any) {
 	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
-	level := slog.LevelDebug
-	if strings.HasPrefix(msg, "sentinel:") {
-		level = slog.LevelInfo
+	c.l.Log(context.Background(), clientLogLevel(msg), "redis client", "detail", msg)
+}
+
+// clientLogLevel chooses a level for one of go-redis's messages, by its
+// words (go-redis has no levels of its own for them):
+//   - warn: what no event of the portal's would show: a panic the client
+//     recovered from, a failed re-authentication, a connection in a
+//     state the client did not expect;
+//   - info: news of the topology, once per change: Sentinel's new master
+//     or new sentinel, a Cluster's slots that moved;
+//   - debug (not logged by default): the rest, mostly failed dials and
+//     lookups, once per attempt, whose cause the portal's own events
+//     (request failed, readiness check) already carry once per request
+//     or check; at warn they would flood the log during an outage.
+func clientLogLevel(msg string) slog.Level {
+	switch {
+	case strings.Contains(msg, "panic"), strings.Contains(msg, "re-authentication failed"),
+		strings.HasPrefix(msg, "Unexpected conn"), strings.HasPrefix(msg, "redis: unknown message type"):
+		return slog.LevelWarn
+	case strings.HasPrefix(msg, "sentinel: new master"), strings.HasPrefix(msg, "sentinel: discovered new sentinel"),
+		strings.HasPrefix(msg, "cluster: slots"):
+		return slog.LevelInfo
 	}
-	c.l.Log(context.Background(), level, "redis client", "detail", msg)
+	return slog.LevelDebug
 }
