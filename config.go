@@ -181,12 +181,16 @@ func (l *stringList) Set(v string) error {
 }
 
 // tlsHint says what to do about a Redis server's certificate that TLS
-// refused, or "" when err is not that.
-func tlsHint(err error) string {
+// refused, or "" when err is not that; storeURL is --store, whose
+// tls_server_name, when given, is the name the certificate was checked
+// against.
+func tlsHint(err error, storeURL string) string {
 	var wrongName x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	var unknown x509.UnknownAuthorityError
 	switch {
+	case errors.As(err, &wrongName) && strings.Contains(storeURL, "tls_server_name="):
+		return "Redis's TLS certificate does not name the tls_server_name in --store: give the name the servers' certificate holds"
 	case errors.As(err, &wrongName):
 		return "Redis's TLS certificate does not name the host it was reached at: the host in --store, or for a Cluster node or a Sentinel's master the address or host name it announces; give the server a certificate for that name, or, where every server shares one certificate, add tls_server_name=NAME (a name it holds) to the URL"
 	case errors.As(err, &invalid) && (invalid.Reason == x509.Expired):
@@ -234,7 +238,7 @@ func openStore(e *env, o *settings, log *slog.Logger) (store.Store, error) {
 			opts = append(opts, redisstore.WithCAs(pool))
 		}
 		s, err := redisstore.Open(e.ctx, o.store, opts...)
-		if hint := tlsHint(err); hint != "" {
+		if hint := tlsHint(err, o.store); hint != "" {
 			return nil, fmt.Errorf("open store %s: %w (%s; README, \"Redis over TLS\")", redactURL(o.store), err, hint)
 		}
 		if errors.Is(err, store.ErrUnavailable) {

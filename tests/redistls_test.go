@@ -295,6 +295,13 @@ func TestRedisClusterOverTLS(t *testing.T) {
 				if stderr := refused.cliFails(t, "init"); !strings.Contains(stderr, "does not name the host") || !strings.Contains(stderr, "tls_server_name") {
 					t.Errorf("gatehouse init on nodes that share a certificate naming only the URL's host: %q, want it refused, naming tls_server_name", stderr)
 				}
+				// Checked against the name given, it must be the
+				// certificate's.
+				wrongName := &portal{Data: filepath.Join(dir, "refused"), StoreURL: url + "?tls_server_name=redis.example", bin: gatehouseBinary(t), logDir: t.TempDir(),
+					Env: []string{"GATEHOUSE_STORE_CA=" + k.caFile}}
+				if stderr := wrongName.cliFails(t, "init"); !strings.Contains(stderr, "does not name the tls_server_name") {
+					t.Errorf("gatehouse init with a tls_server_name the nodes' certificate does not hold: %q, want it refused, saying so", stderr)
+				}
 				url += "?tls_server_name=localhost"
 			}
 

@@ -181,6 +181,19 @@ func parseURL(url string) (*redis.UniversalOptions, error) {
 }
 
 func parseStoreURL(url string) (*redis.UniversalOptions, error) {
+	// go-redis drops a fragment; a "#" in a password must be written %23.
+	if strings.Contains(url, "#") {
+		return nil, errors.New("the store URL holds a #, which would cut it short: write a # in a password as %23")
+	}
+	// go-redis reads a unix:// URL's path only: in unix://run/redis.sock
+	// "run" would be a host, dropped without a word, and the portal would
+	// dial /redis.sock.
+	if rest, ok := strings.CutPrefix(url, "unix://"); ok {
+		path := rest[strings.LastIndex(rest, "@")+1:] // after the user part, if any
+		if !strings.HasPrefix(path, "/") {
+			return nil, errors.New("a unix:// store URL names the socket by its absolute path: unix:///run/redis/redis-server.sock?db=0 (three slashes)")
+		}
+	}
 	url, serverName, err := cutServerName(url)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ func TestParseURL(t *testing.T) {
 		{"OneServerOverTLS", "rediss://redis.example:6380/0", []string{"redis.example:6380"}, 0, "redis.example", true},
 		{"OneServerByAddressCheckedAgainstAName", "rediss://10.0.0.5:6380/0?tls_server_name=redis.internal", []string{"10.0.0.5:6380"}, 0, "redis.internal", true},
 		{"UnixSocket", "unix:///run/redis/redis-server.sock?db=3", []string{"/run/redis/redis-server.sock"}, 3, "", false},
+		{"UnixSocketWithPassword", "unix://:pw@/run/redis/redis-server.sock", []string{"/run/redis/redis-server.sock"}, 0, "", false},
 		{"ClusterEachNodeItsName", "rediss+cluster://a.example:7000?addr=b.example:7001", []string{"a.example:7000", "b.example:7001"}, 0, "", true},
 		{"ClusterOneSharedName", "rediss+cluster://a.example:7000?addr=b.example:7001&tls_server_name=redis.internal", []string{"a.example:7000", "b.example:7001"}, 0, "redis.internal", true},
 		{"SentinelOneSharedName", "rediss+sentinel://s.example:26379/1?master_name=main&tls_server_name=redis.internal", []string{"s.example:26379"}, 1, "redis.internal", true},
@@ -50,6 +51,10 @@ func TestParseURL_RefusesWhatWouldWeakenOrMislead(t *testing.T) {
 		{"EmptyServerName", "rediss://localhost:6380/0?tls_server_name=", "one host name"},
 		{"TwoServerNames", "rediss://localhost:6380/0?tls_server_name=a&tls_server_name=b", "one host name"},
 		{"UnknownParameter", "rediss://localhost:6380/0?tls_servername=a", "tls_servername"},
+		{"Fragment", "rediss://localhost:6380/0#?tls_server_name=a", "%23"},
+		{"FragmentInAPassword", "rediss://:pass#word@localhost:6380/0", "%23"},
+		{"UnixRelativePath", "unix://run/redis/redis-server.sock?db=0", "absolute path"},
+		{"UnixRelativePathWithPassword", "unix://:pw@run/redis.sock", "absolute path"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
