@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -451,55 +452,74 @@ func TestVerify_AnswerHeaders(t *testing.T) {
 
 // SPEC "Performance": an anonymous request never creates a session
 // record. Whatever a visitor without a session asks (forward auth, every
-// page a sign-in passes through, failed sign-ins, a logout), Redis holds
-// no session key afterwards.
+// page a sign-in passes through, failed sign-ins, a logout, a cookie of
+// its own making), Redis holds no new key afterwards but the failed
+// sign-ins' throttle counters and the audit trail.
 func TestAnonymousRequestsCreateNoSessionRecord(t *testing.T) {
 	t.Parallel()
 	p := newPortal(t)
 	withApps(t, p)
 	p.addAccount("bob", bobPassword, "employee")
-	anonymous := p.browser()
-	wantStatus(t, "verify", anonymous.verify("https://wiki.example.com/"), http.StatusUnauthorized)
-	for _, path := range []string{"/", "/login", "/login/totp", "/api/session", "/account/password", "/admin"} {
-		anonymous.get(path)
-	}
-	for _, user := range []string{"bob", "nobody"} {
-		r := anonymous.post("/login", url.Values{"username": {user}, "password": {"not the password at all, 2026"}})
-		wantStatus(t, "a failed sign-in as "+user, r, http.StatusUnauthorized)
-	}
-	anonymous.post("/logout", nil)
-	// With a cookie of its own making, too.
-	forged := p.browser()
-	forged.setCookie("MTcwMDAwMDAwMHxkZWFkYmVlZnw=")
-	forged.verify("https://wiki.example.com/")
-	forged.get("/")
-
 	opt, err := redis.ParseURL(p.redis.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	// Session records and their per-user indexes (store/redisstore's
-	// keyspace: session:ID, user-sessions:NAME, sessions-of:NAME).
-	sessionKeys := func() []string {
+	keys := func() map[string]bool {
+		t.Helper()
+		all, err := rdb.Keys(t.Context(), "*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := map[string]bool{}
+		for _, k := range all {
+			set[k] = true
+		}
+		return set
+	}
+	newKeys := func(before map[string]bool) []string {
 		t.Helper()
 		var out []string
-		for _, pattern := range []string{"*:session:*", "*:user-sessions:*", "*:sessions-of:*"} {
-			keys, err := rdb.Keys(t.Context(), pattern).Result()
-			if err != nil {
-				t.Fatal(err)
+		for k := range keys() {
+			if !before[k] {
+				out = append(out, k)
 			}
-			out = append(out, keys...)
 		}
+		slices.Sort(out)
 		return out
 	}
-	if keys := sessionKeys(); len(keys) != 0 {
-		t.Errorf("after anonymous requests Redis holds session keys %q, want none", keys)
+	before := keys()
+
+	anonymous := p.browser()
+	wantStatus(t, "verify", anonymous.verify("https://wiki.example.com/"), http.StatusUnauthorized)
+	for _, path := range []string{"/", "/login", "/login/totp", "/api/session", "/account/password", "/admin"} {
+		anonymous.get(path)
 	}
-	// The check can see a session: one sign-in makes one.
+	anonymous.post("/logout", nil)
+	forged := p.browser()
+	forged.setCookie("MTcwMDAwMDAwMHxkZWFkYmVlZnw=")
+	forged.verify("https://wiki.example.com/")
+	forged.get("/")
+	if added := newKeys(before); len(added) != 0 {
+		t.Errorf("anonymous requests added keys %q to Redis, want none", added)
+	}
+
+	before = keys()
+	for _, user := range []string{"bob", "nobody"} {
+		r := anonymous.post("/login", url.Values{"username": {user}, "password": {"not the password at all, 2026"}})
+		wantStatus(t, "a failed sign-in as "+user, r, http.StatusUnauthorized)
+	}
+	for _, k := range newKeys(before) {
+		if !strings.Contains(k, ":failures:") && !strings.Contains(k, ":counter:") && !strings.HasSuffix(k, ":audit") {
+			t.Errorf("failed sign-ins added %q to Redis, want only throttle counters and audit events", k)
+		}
+	}
+
+	// The check can see a session: one sign-in makes keys of it.
+	before = keys()
 	p.browser().login("bob", bobPassword)
-	if keys := sessionKeys(); len(keys) == 0 {
-		t.Errorf("after bob signed in Redis holds no session key: the check above sees nothing")
+	if added := newKeys(before); !slices.ContainsFunc(added, func(k string) bool { return strings.Contains(k, ":session:") }) {
+		t.Errorf("bob's sign-in added %q, no session record: the check above cannot see one", added)
 	}
 }
