@@ -174,7 +174,8 @@ func (k *redisPKI) startServer(t *testing.T, dir, certFile, keyFile, serverName 
 			c.Write([]byte("PING\r\n"))
 			line, _ := bufio.NewReader(c).ReadString('\n')
 			c.Close()
-			if strings.HasPrefix(line, "+PONG") {
+			// A server with a password answers, but refuses the PING.
+			if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") {
 				return port
 			}
 		}
@@ -329,8 +330,11 @@ func TestRedisSentinelOverTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Passwords on both, as README asks: the URL's user part logs in to
+	// the Sentinel, its password= to the master.
+	const sentinelPassword, masterPassword = "sentinel-secret-2026", "master-secret-2026"
 	certFile, keyFile := k.serverCert(t, "master", nil, loopback)
-	masterPort := k.startServer(t, masterDir, certFile, keyFile, "")
+	masterPort := k.startServer(t, masterDir, certFile, keyFile, "", "--requirepass", masterPassword)
 
 	sentinelCert, sentinelKey := k.serverCert(t, "sentinel", []string{"localhost"})
 	port := strconv.Itoa(freePort(t))
@@ -339,7 +343,9 @@ func TestRedisSentinelOverTLS(t *testing.T) {
 		"port 0", "tls-port " + port, "bind 127.0.0.1", "dir " + sentinelDir,
 		"tls-cert-file " + sentinelCert, "tls-key-file " + sentinelKey, "tls-ca-cert-file " + k.caFile,
 		"tls-auth-clients no", "tls-replication yes",
-		"sentinel monitor " + storetest.SentinelMaster + " 127.0.0.1 " + masterPort + " 1", "",
+		"requirepass " + sentinelPassword,
+		"sentinel monitor " + storetest.SentinelMaster + " 127.0.0.1 " + masterPort + " 1",
+		"sentinel auth-pass " + storetest.SentinelMaster + " " + masterPassword, "",
 	}, "\n")
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -354,6 +360,7 @@ func TestRedisSentinelOverTLS(t *testing.T) {
 	defer cancel()
 	for {
 		out, _ := exec.CommandContext(ctx, cli, "--tls", "--cacert", k.caFile, "-h", "127.0.0.1", "-p", port,
+			"--user", "default", "--pass", sentinelPassword, "--no-auth-warning",
 			"sentinel", "get-master-addr-by-name", storetest.SentinelMaster).CombinedOutput()
 		if strings.Contains(string(out), masterPort) {
 			break
@@ -363,7 +370,8 @@ func TestRedisSentinelOverTLS(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	url := "rediss+sentinel://localhost:" + port + "/0?master_name=" + storetest.SentinelMaster
+	url := "rediss+sentinel://:" + sentinelPassword + "@localhost:" + port + "/0?master_name=" + storetest.SentinelMaster + "&password=" + masterPassword
 
-	checkStore(t, dir, url, "GATEHOUSE_STORE_CA="+k.caFile)
+	p := checkStore(t, dir, url, "GATEHOUSE_STORE_CA="+k.caFile)
+	p.wantLogsFree(t, sentinelPassword, masterPassword)
 }
