@@ -304,9 +304,9 @@ func redactURL(s string) string {
 	u, err := neturl.Parse(s)
 	if err != nil {
 		if scheme, _, ok := strings.Cut(s, "://"); ok && !strings.ContainsAny(scheme, ":@/?#") {
-			return scheme + "://… (not a valid URL)"
+			return scheme + "://…"
 		}
-		return "(not a valid URL)"
+		return "…"
 	}
 	if u.RawQuery != "" {
 		q := u.Query()

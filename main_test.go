@@ -192,8 +192,8 @@ func TestRedactURL_HidesPassword(t *testing.T) {
 		// An "@" in a password, typed raw: the last one ends the user part.
 		"redis://user:se@cret@host:6379/0": "redis://user:xxxxx@host:6379/0",
 		// Not a URL one can take apart: nothing after the scheme.
-		"redis://user:se?cret@host:6379/0": "redis://… (not a valid URL)",
-		"redis://user:secret@[::1/0":       "redis://… (not a valid URL)",
+		"redis://user:se?cret@host:6379/0": "redis://…",
+		"redis://user:secret@[::1/0":       "redis://…",
 		// A URL without its scheme, and a file.
 		"user:secret@host:6379":           "xxxxx@host:6379",
 		"/var/lib/gatehouse/gatehouse.db": "/var/lib/gatehouse/gatehouse.db",

@@ -171,9 +171,16 @@ func WithCAs(pool *x509.CertPool) Option {
 
 // parseURL turns a store URL into client options. It refuses
 // skip_verify, which go-redis reads from the URL: a portal that does not
-// check its store's certificate trusts whoever answers.
+// check its store's certificate trusts whoever answers. Its errors never
+// quote the URL, which may hold passwords.
 func parseURL(url string) (*redis.UniversalOptions, error) {
 	o, err := parseStoreURL(url)
+	var invalid *neturl.Error
+	if errors.As(err, &invalid) {
+		// net/url's errors quote the URL, or the part of it they could
+		// not read, which may be a password's.
+		return nil, errors.New("the store URL is not a valid URL: in a user name or password, write @ as %40, ? as %3F, # as %23, / as %2F and : (in a user name) as %3A")
+	}
 	if err == nil && o.TLSConfig != nil && o.TLSConfig.InsecureSkipVerify {
 		return nil, errors.New("the store URL turns off the check of Redis's certificate (skip_verify): not allowed; for a private CA, give it with --store-ca")
 	}

@@ -64,3 +64,24 @@ func TestParseURL_RefusesWhatWouldWeakenOrMislead(t *testing.T) {
 		})
 	}
 }
+
+// A URL that does not parse is refused without being quoted: net/url's
+// errors hold the whole URL, and with it the passwords.
+func TestParseURL_ErrorsDoNotQuoteTheURL(t *testing.T) {
+	for _, url := range []string{
+		"redis://user:se?cret@host:6379/0",
+		"redis://user:secret@[::1/0",
+		"rediss+cluster://:secret@[::1:7000?addr=b:7001",
+		"redis+sentinel://:secret@[::1/0?master_name=main&password=secret",
+		"unix://:secret@/run/redis.sock?db=%zz",
+	} {
+		_, err := parseURL(url)
+		if err == nil {
+			t.Errorf("parseURL(%q) succeeded, want an error", url)
+			continue
+		}
+		if strings.Contains(err.Error(), "cret") || strings.Contains(err.Error(), ":se") {
+			t.Errorf("parseURL(%q): %q quotes the password", url, err)
+		}
+	}
+}
