@@ -20,7 +20,23 @@ import (
 // server that is down, and a server that came back empty noticed.
 func TestCluster_TwoInstancesOnOneCluster(t *testing.T) {
 	t.Parallel()
-	c := storetest.StartCluster(t)
+	checkTwoInstances(t, storetest.StartCluster(t))
+}
+
+// The same on a cluster whose nodes announce host names, as in
+// Kubernetes: the portal reaches the masters by the names the cluster
+// gives them, and /readyz names a server by that name too.
+func TestCluster_HostNamesAnnounced_TwoInstancesOnOneCluster(t *testing.T) {
+	t.Parallel()
+	c := storetest.StartCluster(t, storetest.AnnounceHostNames()...)
+	if name := c.Announced(2); !strings.HasPrefix(name, "localhost:") {
+		t.Fatalf("the cluster names master 2 %s, want its announced host name", name)
+	}
+	checkTwoInstances(t, c)
+}
+
+// checkTwoInstances is TestCluster_TwoInstancesOnOneCluster on c.
+func checkTwoInstances(t *testing.T, c *storetest.Cluster) {
 	dir := t.TempDir()
 	one := &portal{Data: filepath.Join(dir, "data"), StoreURL: c.URL, bin: gatehouseBinary(t), logDir: dir}
 	one.cli(t, "", "init")
@@ -72,14 +88,15 @@ func TestCluster_TwoInstancesOnOneCluster(t *testing.T) {
 		t.Errorf("verify on instance two after bob was disabled on instance one: %d, want a refusal", r.Status)
 	}
 
-	// A master down: /readyz is 503 and names it.
+	// A master down: /readyz is 503 and names it, as the cluster does.
+	down := c.Announced(2)
 	c.Kill(2)
 	var ready struct{ Code, Server string }
 	resp := two.client(t, nil).get(t, "/readyz")
 	wantStatus(t, resp, http.StatusServiceUnavailable)
 	json.Unmarshal([]byte(resp.Body), &ready)
-	if ready.Code != "unavailable" || ready.Server != c.Addrs[2] {
-		t.Errorf("/readyz with %s down = %s, want code unavailable and the server named", c.Addrs[2], resp.Body)
+	if ready.Code != "unavailable" || ready.Server != down {
+		t.Errorf("/readyz with %s down = %s, want code unavailable and the server named", down, resp.Body)
 	}
 	// Back, but empty (no persistence): the store lost part of its
 	// data, and /readyz says where.
@@ -91,11 +108,11 @@ func TestCluster_TwoInstancesOnOneCluster(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz after %s came back empty: %d %s, want 503 data_lost", c.Addrs[2], resp.Status, resp.Body)
+			t.Fatalf("/readyz after %s came back empty: %d %s, want 503 data_lost", down, resp.Status, resp.Body)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if !strings.Contains(resp.Body, c.Addrs[2]) {
-		t.Errorf("/readyz after %s came back empty does not name it: %s", c.Addrs[2], resp.Body)
+	if !strings.Contains(resp.Body, down) {
+		t.Errorf("/readyz after %s came back empty does not name it: %s", down, resp.Body)
 	}
 }

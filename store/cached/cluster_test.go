@@ -24,8 +24,38 @@ import (
 // the account's shard, roles on the master of {config}, revocations on
 // that of {certs}. Between changes the reader serves from memory again.
 func TestCached_TwoInstancesOnACluster_WriteOnAnyMasterTakesEffectOnTheOthersNextRead(t *testing.T) {
+	checkTwoInstances(t, storetest.StartCluster(t))
+}
+
+// The same on a cluster whose nodes announce host names
+// (cluster-announce-hostname, cluster-preferred-endpoint-type hostname),
+// as in Kubernetes: CLUSTER SLOTS, MOVED and ASK name each master by its
+// host name, not its address, and the feed must name the masters as the
+// store's client does, or it could never vouch (or vouch for the wrong
+// server).
+func TestCached_TwoInstancesOnAClusterThatAnnouncesHostNames_WriteTakesEffectOnTheOthersNextRead(t *testing.T) {
+	c := storetest.StartCluster(t, storetest.AnnounceHostNames()...)
+	ranges, err := masterClients(t, c)[0].ClusterSlots(t.Context()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ranges {
+		if host, _, _ := net.SplitHostPort(r.Nodes[0].Addr); host != "localhost" {
+			t.Fatalf("CLUSTER SLOTS names a master %s, want it by its announced host name", r.Nodes[0].Addr)
+		}
+	}
+	checkTwoInstances(t, c)
+}
+
+// port is the port of a host:port address.
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// checkTwoInstances is the test above on the cluster c.
+func checkTwoInstances(t *testing.T, c *storetest.Cluster) {
 	ctx := t.Context()
-	c := storetest.StartCluster(t)
 	masters := masterClients(t, c)
 	// An account whose shard is not on the master of {config}.
 	config := ownerOf(t, masters[0], "{config}")
@@ -107,8 +137,19 @@ func ownerOf(t *testing.T, rdb *redis.Client, key string) string {
 // see each change, and no operator step (restarting the portal) may be
 // needed for that.
 func TestCached_TwoInstancesOnACluster_SlotMovedOntoANewMaster_WriteTakesEffectOnTheOthersNextRead(t *testing.T) {
+	checkSlotMove(t, storetest.StartCluster(t))
+}
+
+// The same on a cluster whose nodes announce host names: the master
+// added empty is named by its host name in CLUSTER SHARDS, where the
+// feed learns of it before it serves a slot.
+func TestCached_TwoInstancesOnAClusterThatAnnouncesHostNames_SlotMovedOntoANewMaster_WriteTakesEffectOnTheOthersNextRead(t *testing.T) {
+	checkSlotMove(t, storetest.StartCluster(t, storetest.AnnounceHostNames()...))
+}
+
+// checkSlotMove is the test above on the cluster c.
+func checkSlotMove(t *testing.T, c *storetest.Cluster) {
 	ctx := t.Context()
-	c := storetest.StartCluster(t)
 	masters := masterClients(t, c)
 	user := "alice"
 	shard := "{" + store.Shard(user) + "}"
@@ -122,7 +163,7 @@ func TestCached_TwoInstancesOnACluster_SlotMovedOntoANewMaster_WriteTakesEffectO
 	to := c.AddEmptyMaster()
 	n := redis.NewClient(&redis.Options{Addr: to})
 	t.Cleanup(func() { n.Close() })
-	s := masters[slices.Index(c.Addrs, from)]
+	s := masters[slices.IndexFunc(c.Addrs, func(addr string) bool { return port(addr) == port(from) })]
 	all := append(slices.Clone(masters), n)
 	slot, err := s.ClusterKeySlot(ctx, shard).Result()
 	if err != nil {

@@ -71,6 +71,14 @@ func StartCluster(t testing.TB, extra ...string) *Cluster {
 	return c
 }
 
+// AnnounceHostNames returns StartCluster's extra arguments for a cluster
+// whose nodes announce a host name (localhost) and name each other by
+// it in CLUSTER SLOTS, CLUSTER SHARDS and redirections, as clusters in
+// Kubernetes do.
+func AnnounceHostNames() []string {
+	return []string{"--cluster-announce-hostname", "localhost", "--cluster-preferred-endpoint-type", "hostname"}
+}
+
 // startNode starts one more redis-server in cluster mode, stopped when
 // the test ends.
 func (c *Cluster) startNode() *Redis {
@@ -231,6 +239,29 @@ func (c *Cluster) replicaOf(ctx context.Context, rdb *redis.Client) (id, master 
 	}
 	c.t.Fatalf("CLUSTER NODES on %s does not name the node itself:\n%s", rdb.Options().Addr, nodes)
 	return "", ""
+}
+
+// Announced returns the host:port by which the cluster names master i
+// (Addrs[i]) to its clients in CLUSTER SLOTS: its address, or the host
+// name it announces (cluster-announce-hostname with
+// cluster-preferred-endpoint-type hostname). The node must be up.
+func (c *Cluster) Announced(i int) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyWait)
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: c.Addrs[i]})
+	defer rdb.Close()
+	id, err := rdb.ClusterMyID(ctx).Result()
+	if err != nil {
+		c.t.Fatalf("CLUSTER MYID on %s: %v", c.Addrs[i], err)
+	}
+	for _, r := range c.clusterSlots(ctx, rdb) {
+		if len(r.Nodes) > 0 && r.Nodes[0].ID == id {
+			return r.Nodes[0].Addr
+		}
+	}
+	c.t.Fatalf("CLUSTER SLOTS on %s does not name it as a master", c.Addrs[i])
+	return ""
 }
 
 // clusterSlots returns rdb's CLUSTER SLOTS, failing the test on an error.
