@@ -648,9 +648,10 @@ func (p *portal) sessionsLoad(ctx context.Context, n, workers int, duration time
 	}
 	sample, _ := rdb.MemoryUsage(ctx, "gatehouse:session:"+fmt.Sprintf("%043d", 1)).Result()
 	index, _ := rdb.MemoryUsage(ctx, "gatehouse:user-sessions:user0000001").Result()
+	ordered, _ := rdb.MemoryUsage(ctx, "gatehouse:sessions-of:user0000001").Result()
 	fmt.Printf("  written in %v\n", time.Since(t0).Round(time.Second))
-	fmt.Printf("  %-22s %d bytes (used_memory delta / %d); MEMORY USAGE: record %d B + per-user index %d B\n", "bytes per session",
-		(after-before)/int64(n), n, sample, index)
+	fmt.Printf("  %-22s %d bytes (used_memory delta / %d); MEMORY USAGE: record %d B + per-user index %d B + per-user ordered index (paging) %d B\n", "bytes per session",
+		(after-before)/int64(n), n, sample, index, ordered)
 	fmt.Printf("\n/auth/verify with %d live sessions, %d clients\n", n+1, workers)
 	p.verifyLoad(workers, duration, withSession, http.StatusOK).print("valid session")
 	return nil
