@@ -53,7 +53,9 @@ func port(addr string) string {
 	return p
 }
 
-// checkTwoInstances is the test above on the cluster c.
+// checkTwoInstances is
+// TestCached_TwoInstancesOnACluster_WriteOnAnyMasterTakesEffectOnTheOthersNextRead
+// on the cluster c.
 func checkTwoInstances(t *testing.T, c *storetest.Cluster) {
 	ctx := t.Context()
 	masters := masterClients(t, c)
@@ -147,7 +149,9 @@ func TestCached_TwoInstancesOnAClusterThatAnnouncesHostNames_SlotMovedOntoANewMa
 	checkSlotMove(t, storetest.StartCluster(t, storetest.AnnounceHostNames()...))
 }
 
-// checkSlotMove is the test above on the cluster c.
+// checkSlotMove is
+// TestCached_TwoInstancesOnACluster_SlotMovedOntoANewMaster_WriteTakesEffectOnTheOthersNextRead
+// on the cluster c.
 func checkSlotMove(t *testing.T, c *storetest.Cluster) {
 	ctx := t.Context()
 	masters := masterClients(t, c)
