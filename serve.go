@@ -155,7 +155,7 @@ func serve(e *env, o *serveOptions) error {
 		TrustedProxies:        proxies,
 		ClientCertHeader:      o.certHeader,
 		Warnings:              warnings,
-		StoreWarnings:         watch.warnings,
+		StoreWarnings:         watch.texts,
 		Issuer:                issuer,
 		EnrollWithTOTP:        o.enrollWithTOTP,
 		MaxDeviceCertificates: o.maxDeviceCerts,
@@ -437,7 +437,7 @@ const storeWatchInterval = 10 * time.Second
 // other settings is noticed without restarting the portal).
 type storeWatch struct {
 	st       store.Store
-	warnings func() []string
+	warnings func() []redisstore.Warning
 	log      *slog.Logger
 	// lost and warned are what the log said last; only check and run
 	// use them, one at a time.
@@ -446,9 +446,9 @@ type storeWatch struct {
 }
 
 func newStoreWatch(st store.Store, logger *slog.Logger) *storeWatch {
-	w := &storeWatch{st: st, log: logger, warnings: func() []string { return nil }, warned: map[string]bool{}}
+	w := &storeWatch{st: st, log: logger, warnings: func() []redisstore.Warning { return nil }, warned: map[string]bool{}}
 	if rs, ok := st.(*redisstore.Store); ok {
-		w.warnings = rs.Warnings
+		w.warnings = rs.PersistenceWarnings
 	}
 	return w
 }
@@ -469,6 +469,16 @@ func withCache(st store.Store, logger *slog.Logger) store.Store {
 	return c
 }
 
+// texts returns the store's warnings in words, for /readyz and the home
+// page.
+func (w *storeWatch) texts() []string {
+	var out []string
+	for _, pw := range w.warnings() {
+		out = append(out, pw.Text)
+	}
+	return out
+}
+
 // check looks once and logs what changed since the last look.
 func (w *storeWatch) check(ctx context.Context) {
 	err := w.st.CheckMarker(ctx, "")
@@ -482,14 +492,14 @@ func (w *storeWatch) check(ctx context.Context) {
 		w.lost = false
 	}
 	now := map[string]bool{}
-	for _, msg := range w.warnings() {
-		now[msg] = true
-		if !w.warned[msg] {
+	for _, pw := range w.warnings() {
+		now[pw.Text] = true
+		if !w.warned[pw.Text] {
 			headline := "REDIS HAS NO PERSISTENCE"
-			if strings.Contains(msg, "may keep nothing") {
+			if pw.Unsure {
 				headline = "REDIS MAY HAVE NO PERSISTENCE"
 			}
-			w.log.Warn(headline, "detail", msg, "advice", "set appendonly yes (or save) on the Redis server")
+			w.log.Warn(headline, "detail", pw.Text, "advice", "set appendonly yes (or save) on the Redis server")
 		}
 	}
 	w.warned = now

@@ -176,15 +176,25 @@ func infoField(info, field string) string {
 	return ""
 }
 
-// Warnings returns what an operator must fix about the Redis servers the
-// store's connections have found so far: each that keeps nothing on
-// disk, where a restart loses every account, role and certificate
-// record. It reflects the latest connection to each server, so a server
-// restarted with other settings is seen as soon as the client reconnects.
-func (s *Store) Warnings() []string {
+// Warning is something an operator must fix about a Redis server.
+type Warning struct {
+	// Text says it in plain words, for the log and /readyz.
+	Text string
+	// Unsure is set when the server may keep its data after all: its
+	// append-only file is off and its snapshot settings cannot be read.
+	Unsure bool
+}
+
+// PersistenceWarnings returns what an operator must fix about the Redis
+// servers the store's connections have found so far: each that keeps
+// nothing on disk, where a restart loses every account, role and
+// certificate record. It reflects the latest connection to each server,
+// so a server restarted with other settings is seen as soon as the
+// client reconnects.
+func (s *Store) PersistenceWarnings() []Warning {
 	s.servers.mu.Lock()
 	defer s.servers.mu.Unlock()
-	var out []string
+	var out []Warning
 	for _, addr := range slices.Sorted(maps.Keys(s.servers.m)) {
 		sv := s.servers.m[addr]
 		if sv.kept {
@@ -195,10 +205,10 @@ func (s *Store) Warnings() []string {
 			where = "Redis at " + addr
 		}
 		if sv.unsure {
-			out = append(out, where+" may keep nothing on disk: its append-only file is off, and its snapshot settings cannot be read (CONFIG is disabled); unless RDB snapshots are on, a restart of it loses every account, role and certificate record it holds; turn on appendonly yes")
+			out = append(out, Warning{Unsure: true, Text: where + " may keep nothing on disk: its append-only file is off, and its snapshot settings cannot be read (CONFIG is disabled); unless RDB snapshots are on, a restart of it loses every account, role and certificate record it holds; turn on appendonly yes"})
 			continue
 		}
-		out = append(out, where+" keeps nothing on disk ("+sv.detail+"): a restart of it loses every account, role and certificate record it holds; turn on appendonly yes")
+		out = append(out, Warning{Text: where + " keeps nothing on disk (" + sv.detail + "): a restart of it loses every account, role and certificate record it holds; turn on appendonly yes"})
 	}
 	return out
 }

@@ -102,17 +102,19 @@ func TestRedisStore_PersistenceIsReported(t *testing.T) {
 		name string
 		args []string
 		want bool
-		// warning is what Warnings says ("" for nothing).
+		// warning is what PersistenceWarnings says ("" for nothing).
 		warning string
+		// unsure: the warning says Redis may keep its data after all.
+		unsure bool
 	}{
-		{"nothing kept", nil, false, "Redis keeps nothing on disk"},
-		{"append-only file", []string{"--appendonly", "yes"}, true, ""},
-		{"RDB snapshots", []string{"--save", "60 1"}, true, ""},
+		{"nothing kept", nil, false, "Redis keeps nothing on disk", false},
+		{"append-only file", []string{"--appendonly", "yes"}, true, "", false},
+		{"RDB snapshots", []string{"--save", "60 1"}, true, "", false},
 		// Managed services often disable CONFIG: the append-only file
 		// still shows in INFO, snapshots do not, so the warning says what
 		// could not be checked instead of that nothing is kept.
-		{"CONFIG disabled, append-only file", append([]string{"--appendonly", "yes"}, noConfig...), true, ""},
-		{"CONFIG disabled, RDB snapshots", append([]string{"--save", "60 1"}, noConfig...), false, "Redis may keep nothing on disk: its append-only file is off, and its snapshot settings cannot be read"},
+		{"CONFIG disabled, append-only file", append([]string{"--appendonly", "yes"}, noConfig...), true, "", false},
+		{"CONFIG disabled, RDB snapshots", append([]string{"--save", "60 1"}, noConfig...), false, "Redis may keep nothing on disk: its append-only file is off, and its snapshot settings cannot be read", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if os.Getenv("GATEHOUSE_TEST_REDIS") != "" {
@@ -128,12 +130,12 @@ func TestRedisStore_PersistenceIsReported(t *testing.T) {
 			if err != nil || ok != tc.want || detail == "" {
 				t.Errorf("Persistence = %v, %q, %v; want %v with a detail", ok, detail, err, tc.want)
 			}
-			w := s.Warnings()
+			w := s.PersistenceWarnings()
 			switch {
 			case tc.warning == "" && len(w) != 0:
-				t.Errorf("Warnings = %q, want none", w)
-			case tc.warning != "" && (len(w) != 1 || !strings.HasPrefix(w[0], tc.warning)):
-				t.Errorf("Warnings = %q, want one starting %q", w, tc.warning)
+				t.Errorf("PersistenceWarnings = %+v, want none", w)
+			case tc.warning != "" && (len(w) != 1 || !strings.HasPrefix(w[0].Text, tc.warning) || w[0].Unsure != tc.unsure):
+				t.Errorf("PersistenceWarnings = %+v, want one starting %q with Unsure %v", w, tc.warning, tc.unsure)
 			}
 		})
 	}
@@ -523,22 +525,22 @@ func TestRedisStore_PersistenceIsReadAgainAfterReconnecting(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := t.Context()
-	if w := s.Warnings(); len(w) != 0 {
-		t.Fatalf("Warnings with an append-only Redis = %q, want none", w)
+	if w := s.PersistenceWarnings(); len(w) != 0 {
+		t.Fatalf("PersistenceWarnings with an append-only Redis = %+v, want none", w)
 	}
 	r.Restart() // no persistence now
 	if err := pollPing(ctx, s, reconnectWait); err != nil {
 		t.Fatalf("Ping after the restart: %v", err)
 	}
-	if w := s.Warnings(); len(w) != 1 || !strings.Contains(w[0], "keeps nothing on disk") {
-		t.Errorf("Warnings after Redis came back without persistence = %q, want one saying it keeps nothing on disk", w)
+	if w := s.PersistenceWarnings(); len(w) != 1 || !strings.Contains(w[0].Text, "keeps nothing on disk") || w[0].Unsure {
+		t.Errorf("PersistenceWarnings after Redis came back without persistence = %+v, want one saying it keeps nothing on disk", w)
 	}
 	r.Restart("--appendonly", "yes")
 	if err := pollPing(ctx, s, reconnectWait); err != nil {
 		t.Fatalf("Ping after the second restart: %v", err)
 	}
-	if w := s.Warnings(); len(w) != 0 {
-		t.Errorf("Warnings after Redis came back with persistence = %q, want none", w)
+	if w := s.PersistenceWarnings(); len(w) != 0 {
+		t.Errorf("PersistenceWarnings after Redis came back with persistence = %+v, want none", w)
 	}
 }
 
