@@ -150,11 +150,10 @@ func certRevoke(e *env, st store.Store, id, reason string, now time.Time) error 
 	}
 	c = revoked[0]
 	for _, x := range revoked[1:] {
-		reason += "; with its renewal " + x.Serial
 		fmt.Fprintf(e.stdout, "revoked certificate %s of %s, a renewal of it\n", x.Serial, x.User)
 	}
 	err = st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: "certificate.revoke", Outcome: "success",
-		Actor: "cli", Target: c.User, Reason: reason, CertFingerprint: c.Fingerprint})
+		Actor: "cli", Target: c.User, Reason: store.RevocationReason(reason, revoked), CertFingerprint: c.Fingerprint})
 	if err != nil {
 		return err
 	}

@@ -460,7 +460,7 @@ func (s *Server) revokeCertificate(r *http.Request, v *visit, id, reason string,
 		return c, err
 	}
 	c = revoked[0]
-	reason = withRenewals(reason, revoked)
+	reason = store.RevocationReason(reason, revoked)
 	ev := actorEvent(v, "admin.certificate.revoke", c.User, reason)
 	ev.CertFingerprint = c.Fingerprint
 	return c, s.audit(r, ev)

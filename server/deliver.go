@@ -204,44 +204,48 @@ func fileName(user, device, ext string) string {
 }
 
 // issueEnrollment gives the certificate of an approved request to the
-// session that made it, once.
+// session that made it, once. A refusal is in the audit trail.
 func (s *Server) issueEnrollment(r *http.Request, v *visit, id, format string) (deliveredCert, error) {
 	user := v.Account.Name
 	e, ok := findEnrollment(v.Account, id)
 	if !ok {
 		return deliveredCert{}, errNoSuchEnrollment
 	}
-	refuse := func(why error) (deliveredCert, error) {
-		ev := enrollmentEvent(v, "enrollment.issue", user, e)
-		ev.Outcome = "failure"
-		ev.Reason += ", refused: " + asError(why).Code
-		if err := s.audit(r, ev); err != nil {
-			return deliveredCert{}, err
-		}
-		return deliveredCert{}, why
+	out, rec, err := s.takeEnrollment(r, v, e, format)
+	if err != nil {
+		return deliveredCert{}, s.auditRefusal(r, enrollmentEvent(v, "enrollment.issue", user, e), err)
 	}
+	ev := enrollmentEvent(v, "enrollment.issue", user, e)
+	ev.Reason += ", format " + format
+	ev.CertFingerprint = rec.Fingerprint
+	return out, s.audit(r, ev)
+}
+
+// takeEnrollment is issueEnrollment without the audit.
+func (s *Server) takeEnrollment(r *http.Request, v *visit, e store.Enrollment, format string) (deliveredCert, store.Certificate, error) {
+	user := v.Account.Name
 	if !s.isRequester(v, e) {
-		return refuse(errNotYourEnrollment)
+		return deliveredCert{}, store.Certificate{}, errNotYourEnrollment
 	}
 	if st := enrollmentStatus(e, s.now()); st != store.EnrollmentApproved {
-		return refuse(closedError(e, st))
+		return deliveredCert{}, store.Certificate{}, closedError(e, st)
 	}
 	if err := checkFormat(format, e.CSR != ""); err != nil {
-		return deliveredCert{}, err
+		return deliveredCert{}, store.Certificate{}, err
 	}
 	if err := s.checkCertificateLimit(r, user, ""); err != nil {
-		return refuse(err)
+		return deliveredCert{}, store.Certificate{}, err
 	}
 	rec, out, err := s.makeDeviceCertificate(v.Account, e.Name, e.CSR, format)
 	if err != nil {
-		return deliveredCert{}, err
+		return deliveredCert{}, store.Certificate{}, err
 	}
 	// Taking the certificate is the once-only step: the request turns
 	// issued before anything is handed out, so a second, concurrent
 	// issue finds it taken.
 	now := s.now()
 	err = s.store.UpdateAccount(r.Context(), user, func(a *store.Account) error {
-		i := slices.IndexFunc(a.Enrollments, func(x store.Enrollment) bool { return x.ID == id })
+		i := slices.IndexFunc(a.Enrollments, func(x store.Enrollment) bool { return x.ID == e.ID })
 		if i < 0 {
 			return errNoSuchEnrollment
 		}
@@ -250,72 +254,77 @@ func (s *Server) issueEnrollment(r *http.Request, v *visit, id, format string) (
 			return closedError(*x, st)
 		}
 		x.Status, x.Serial, x.CSR = store.EnrollmentIssued, rec.Serial, ""
-		e = *x
 		return nil
 	})
 	if err != nil {
-		if e := asError(err); e.Status == http.StatusConflict {
-			return refuse(err)
-		}
-		return deliveredCert{}, err
+		return deliveredCert{}, store.Certificate{}, err
 	}
 	if err := s.putWithinLimit(r, rec, ""); err != nil {
-		if e := asError(err); e.Status == http.StatusConflict {
-			return refuse(err)
-		}
-		return deliveredCert{}, err
+		return deliveredCert{}, store.Certificate{}, err
 	}
-	ev := enrollmentEvent(v, "enrollment.issue", user, e)
-	ev.Reason += ", format " + format
-	ev.CertFingerprint = rec.Fingerprint
-	return out, s.audit(r, ev)
+	return out, rec, nil
 }
 
 // renewCertificate gives the device that presents certificate id a new
 // one: the certificate itself is the approval, within RenewalWindow of
-// its end.
+// its end. A refusal is in the audit trail.
 func (s *Server) renewCertificate(r *http.Request, v *visit, id, format, csr string) (deliveredCert, error) {
 	user := v.Account.Name
-	cert := v.Decision.Cert
-	if !cert.Valid() {
-		return deliveredCert{}, &Error{Status: http.StatusForbidden, Code: "certificate_required",
-			Message: "renewing a certificate needs that certificate: open this page on the device that holds it"}
-	}
+	ev := actorEvent(v, "certificate.renew", user, fmt.Sprintf("certificate %q", truncate(strings.TrimSpace(id), 128)))
 	certs, err := s.store.Certificates(r.Context(), user)
 	if err != nil {
 		return deliveredCert{}, err
 	}
 	c, ok := store.FindCertificate(certs, id)
+	if ok {
+		ev.Reason = fmt.Sprintf("device %q, serial %s", c.Device, c.Serial)
+		ev.CertFingerprint = c.Fingerprint
+	}
+	if !v.Decision.Cert.Valid() {
+		return deliveredCert{}, s.auditRefusal(r, ev, &Error{Status: http.StatusForbidden, Code: "certificate_required",
+			Message: "renewing a certificate needs that certificate: open this page on the device that holds it"})
+	}
 	if !ok {
-		return deliveredCert{}, &Error{Status: http.StatusNotFound, Code: "no_such_certificate",
-			Message: "you have no certificate with that serial or fingerprint"}
+		return deliveredCert{}, s.auditRefusal(r, ev, &Error{Status: http.StatusNotFound, Code: "no_such_certificate",
+			Message: "you have no certificate with that serial or fingerprint"})
 	}
-	ev := actorEvent(v, "certificate.renew", user, fmt.Sprintf("device %q, serial %s", c.Device, c.Serial))
-	ev.CertFingerprint = c.Fingerprint
-	refuse := func(why error) (deliveredCert, error) {
-		ev.Outcome = "failure"
-		ev.Reason += ", refused: " + asError(why).Code
-		if err := s.audit(r, ev); err != nil {
-			return deliveredCert{}, err
-		}
-		return deliveredCert{}, why
+	out, rec, err := s.renew(r, v, c, format, strings.TrimSpace(csr))
+	if err != nil {
+		return deliveredCert{}, s.auditRefusal(r, ev, err)
 	}
+	ev.Reason += fmt.Sprintf(", new serial %s, format %s", rec.Serial, format)
+	return out, s.audit(r, ev)
+}
+
+// renew is renewCertificate, for certificate c of the session's account,
+// without the audit.
+func (s *Server) renew(r *http.Request, v *visit, c store.Certificate, format, csr string) (deliveredCert, store.Certificate, error) {
+	user, cert := v.Account.Name, v.Decision.Cert
 	if !presents(c, cert.Info) {
-		return refuse(&Error{Status: http.StatusForbidden, Code: "not_this_certificate",
-			Message: "a certificate is renewed from the device that holds it, and this connection presents another one"})
+		return deliveredCert{}, store.Certificate{}, &Error{Status: http.StatusForbidden, Code: "not_this_certificate",
+			Message: "a certificate is renewed from the device that holds it, and this connection presents another one"}
 	}
 	if due := cert.Info.NotAfter.Add(-RenewalWindow); s.now().Before(due) {
-		return refuse(&Error{Status: http.StatusConflict, Code: "not_due",
-			Message: fmt.Sprintf("your certificate is valid until %s; it can be renewed from %s on", humanDate(cert.Info.NotAfter), humanDate(due))})
+		return deliveredCert{}, store.Certificate{}, &Error{Status: http.StatusConflict, Code: "not_due",
+			Message: fmt.Sprintf("your certificate is valid until %s; it can be renewed from %s on", humanDate(cert.Info.NotAfter), humanDate(due))}
 	}
 	if err := s.checkCertificateLimit(r, user, c.Serial); err != nil {
-		return refuse(err)
+		return deliveredCert{}, store.Certificate{}, err
 	}
-	if err := checkFormat(format, strings.TrimSpace(csr) != ""); err != nil {
-		return deliveredCert{}, err
+	device := c.Device
+	if device == "" {
+		device = describeUserAgent(r.UserAgent())
 	}
+	// The certificate is made first, so that a request the portal refuses
+	// (a bad CSR, a weak key) spends nothing; it is handed out only after
+	// the renewal is spent below.
+	rec, out, err := s.makeDeviceCertificate(v.Account, device, csr, format)
+	if err != nil {
+		return deliveredCert{}, store.Certificate{}, err
+	}
+	rec.RenewedFrom = c.Serial
 	// A certificate is renewed once: the renewal is spent before the new
-	// certificate is made, so two at once cannot both take it.
+	// certificate is recorded, so two at once cannot both take it.
 	err = s.store.UpdateAccount(r.Context(), user, func(a *store.Account) error {
 		if slices.Contains(a.Renewed, c.Serial) {
 			return &Error{Status: http.StatusConflict, Code: "already_renewed",
@@ -328,28 +337,35 @@ func (s *Server) renewCertificate(r *http.Request, v *visit, id, format, csr str
 		return nil
 	})
 	if err != nil {
-		if e := asError(err); e.Status == http.StatusConflict {
-			return refuse(err)
-		}
-		return deliveredCert{}, err
+		return deliveredCert{}, store.Certificate{}, err
 	}
-	device := c.Device
-	if device == "" {
-		device = describeUserAgent(r.UserAgent())
-	}
-	rec, out, err := s.makeDeviceCertificate(v.Account, device, strings.TrimSpace(csr), format)
-	if err != nil {
-		return deliveredCert{}, err
-	}
-	rec.RenewedFrom = c.Serial
 	if err := s.putWithinLimit(r, rec, c.Serial); err != nil {
-		if e := asError(err); e.Status == http.StatusConflict {
-			return refuse(err)
-		}
-		return deliveredCert{}, err
+		return deliveredCert{}, store.Certificate{}, err
 	}
-	ev.Reason += fmt.Sprintf(", new serial %s, format %s", rec.Serial, format)
-	return out, s.audit(r, ev)
+	// The old certificate may have been revoked while the new one was
+	// made, before its record listed the renewal (RevokeWithRenewals
+	// finds renewals by their records): look again, now that it does.
+	if err := s.refuseRenewalOfRevoked(r, c, rec); err != nil {
+		return deliveredCert{}, store.Certificate{}, err
+	}
+	return out, rec, nil
+}
+
+// refuseRenewalOfRevoked revokes rec, a renewal of old just recorded, if
+// old is revoked by now.
+func (s *Server) refuseRenewalOfRevoked(r *http.Request, old, rec store.Certificate) error {
+	now, ok, err := store.LookupCertificate(r.Context(), s.store, old.Serial)
+	if err != nil {
+		return err
+	}
+	if ok && now.RevokedAt.IsZero() {
+		return nil
+	}
+	if _, err := s.store.RevokeCertificate(r.Context(), rec.Serial, s.now(), "renewed from "+old.Serial+", revoked while it was renewed"); err != nil {
+		return err
+	}
+	return &Error{Status: http.StatusConflict, Code: "certificate_revoked",
+		Message: "the certificate being renewed was revoked a moment ago; nothing was issued"}
 }
 
 // presents reports whether the verified certificate info is the stored

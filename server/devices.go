@@ -103,7 +103,7 @@ func (s *Server) revokeOwnCertificate(r *http.Request, v *visit, id, password, r
 		return c, err
 	}
 	c = revoked[0]
-	reason = withRenewals(reason, revoked)
+	reason = store.RevocationReason(reason, revoked)
 	ev := actorEvent(v, "account.certificate.revoke", v.Account.Name, reason)
 	ev.CertFingerprint = c.Fingerprint
 	return c, s.audit(r, ev)
@@ -139,13 +139,4 @@ func (s *Server) handleRevokeOwnCertificate() http.Handler {
 			s.showDevices(w, r, v, e.Status, e.Message)
 		}
 	})
-}
-
-// withRenewals adds to an audit reason the serials of the renewals that
-// were revoked with a certificate.
-func withRenewals(reason string, revoked []store.Certificate) string {
-	for _, c := range revoked[1:] {
-		reason += "; with its renewal " + c.Serial
-	}
-	return reason
 }

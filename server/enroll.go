@@ -226,6 +226,8 @@ var (
 		Message: "only the device that made this request can take its certificate"}
 	errApproverNeedsCertificate = &Error{Status: http.StatusForbidden, Code: "certificate_required",
 		Message: "approving a new device needs a device that already has your certificate: open your home page there and type the code, or ask the help desk"}
+	errOwnRequest = &Error{Status: http.StatusForbidden, Code: "own_request",
+		Message: "a request is approved from another device that has your certificate, not from the one that made it; or read the code to the help desk"}
 	errTOTPApprovalOff = &Error{Status: http.StatusForbidden, Code: "totp_approval_off",
 		Message: "approving with a code from your authenticator app is turned off on this portal; approve from a device that has your certificate, or ask the help desk"}
 )
@@ -257,8 +259,19 @@ func enrollmentEvent(v *visit, action, user string, e store.Enrollment) store.Au
 	return ev
 }
 
-// createEnrollment records a new request of v's account for this device.
+// createEnrollment records a new request of v's account for this device;
+// a refused one is in the audit trail too.
 func (s *Server) createEnrollment(r *http.Request, v *visit, name, csr string) (store.Enrollment, error) {
+	e, err := s.newEnrollment(r, v, name, csr)
+	if err != nil {
+		ev := actorEvent(v, "enrollment.request", v.Account.Name, fmt.Sprintf("device %q", truncate(strings.TrimSpace(name), 4*maxDeviceNameLen)))
+		return e, s.auditRefusal(r, ev, err)
+	}
+	return e, s.audit(r, enrollmentEvent(v, "enrollment.request", v.Account.Name, e))
+}
+
+// newEnrollment is createEnrollment without the audit.
+func (s *Server) newEnrollment(r *http.Request, v *visit, name, csr string) (store.Enrollment, error) {
 	name, err := checkDeviceName(name)
 	if err != nil {
 		return store.Enrollment{}, err
@@ -307,7 +320,24 @@ func (s *Server) createEnrollment(r *http.Request, v *visit, name, csr string) (
 	if _, err := s.store.AddFailure(r.Context(), counter, enrollmentRequestWindow); err != nil {
 		return store.Enrollment{}, err
 	}
-	return e, s.audit(r, enrollmentEvent(v, "enrollment.request", v.Account.Name, e))
+	return e, nil
+}
+
+// auditRefusal records ev as a refusal of the step it names (a device's
+// request, issue or renewal), with why's code, and returns why. An error
+// that is no refusal (the store unreachable) is returned as it is: it
+// says nothing about the person, and the audit trail could not take it.
+func (s *Server) auditRefusal(r *http.Request, ev store.AuditEvent, why error) error {
+	e := asError(why)
+	if e.Status < 400 || e.Status >= 500 {
+		return why
+	}
+	ev.Outcome = "failure"
+	ev.Reason += ", refused: " + e.Code
+	if err := s.audit(r, ev); err != nil {
+		return err
+	}
+	return why
 }
 
 // truncate cuts s to at most n bytes, on a character boundary.
@@ -401,7 +431,7 @@ func (s *Server) approveOwn(r *http.Request, v *visit, id, code, totp string) (s
 		}
 		digits := strings.ReplaceAll(strings.TrimSpace(totp), " ", "")
 		if len(digits) != enrollmentCodeDigits || strings.Trim(digits, "0123456789") != "" {
-			return e, &Error{Status: http.StatusBadRequest, Code: "bad_code", Message: "enter the 6-digit code your authenticator app shows now (a recovery code does not approve a device)"}
+			return e, s.refuseApproval(r, v, user, e, &Error{Status: http.StatusBadRequest, Code: "bad_code", Message: "enter the 6-digit code your authenticator app shows now (a recovery code does not approve a device)"})
 		}
 		if _, err := s.checkSecondFactor(r, v.Account, digits); err != nil {
 			return e, s.refuseApproval(r, v, user, e, err)
@@ -409,6 +439,12 @@ func (s *Server) approveOwn(r *http.Request, v *visit, id, code, totp string) (s
 		ap = approval{by: user, with: approvedWithTOTP}
 	case !v.Decision.Cert.Valid():
 		return e, s.refuseApproval(r, v, user, e, errApproverNeedsCertificate)
+	case s.isRequester(v, e):
+		// Another device approves: a session alone (a signed-in laptop
+		// left behind, say) must not turn itself into a new key, which
+		// would be no renewal of its certificate and outlive that
+		// certificate's revocation.
+		return e, s.refuseApproval(r, v, user, e, errOwnRequest)
 	default:
 		ap = approval{by: user, with: approvedWithCertificate, code: code}
 	}

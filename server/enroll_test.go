@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -287,4 +289,150 @@ func TestRenewal_ConcurrentRenewalsGiveOneCertificate(t *testing.T) {
 	if err != nil || len(certs) != 2 {
 		t.Errorf("alice holds %d certificates after concurrent renewals (%v), want 2", len(certs), err)
 	}
+}
+
+// Approval comes from another device: a signed-in session with a
+// certificate (a laptop left behind, say) cannot approve its own request
+// and take a new key that would be no renewal of its certificate, and
+// so would outlive that certificate's revocation.
+func TestEnrollment_RequestingDeviceCannotApproveItsOwnRequest(t *testing.T) {
+	p := newPortal(t)
+	issued := addAlice(t, p, 0)
+	laptop := p.browser(tlsCertificate(issued))
+	laptop.login("alice", alicePassword)
+	id, code := requestFor(t, laptop, "a second key")
+	wantCode(t, "the requesting session approves its own request", laptop.jsonDo(http.MethodPost, "/api/account/enrollments/"+id+"/approve",
+		map[string]string{"code": code}), http.StatusForbidden, "own_request")
+	wantCode(t, "issue after the refused approval", laptop.jsonDo(http.MethodPost, "/api/account/enrollments/"+id+"/issue",
+		map[string]string{"format": "p12"}), http.StatusConflict, "not_approved")
+
+	// Another session of the account with the certificate may.
+	other := p.browser(tlsCertificate(issued))
+	other.login("alice", alicePassword)
+	wantStatus(t, "approval from another session with the certificate", other.jsonDo(http.MethodPost, "/api/account/enrollments/"+id+"/approve",
+		map[string]string{"code": code}), http.StatusOK)
+}
+
+// A renewal the portal refuses (a certificate request it cannot use)
+// issues nothing, so it does not spend the certificate's one renewal.
+func TestRenewal_RefusedCSRDoesNotSpendTheRenewal(t *testing.T) {
+	p := newPortal(t)
+	due := addAlice(t, p, 20*24*time.Hour)
+	laptop := p.browser(tlsCertificate(due))
+	laptop.login("alice", alicePassword)
+	path := "/api/account/certificates/" + auth.SerialText(due.Cert) + "/renew"
+	bad := laptop.jsonDo(http.MethodPost, path, map[string]string{"format": "pem",
+		"csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"})
+	wantCode(t, "renewal with a broken CSR", bad, http.StatusBadRequest, "bad_csr")
+	wantStatus(t, "renewal after the refused one", laptop.jsonDo(http.MethodPost, path, map[string]string{"format": "p12"}), http.StatusCreated)
+}
+
+// revokeOnRenewal is the portal's store, where the certificate a renewal
+// renews is revoked at the moment the renewal is recorded: as if its
+// owner revoked it from another device while the renewal was made.
+type revokeOnRenewal struct {
+	store.Store
+}
+
+func (s revokeOnRenewal) PutCertificate(ctx context.Context, c store.Certificate) error {
+	if c.RenewedFrom != "" {
+		if _, err := store.RevokeWithRenewals(ctx, s.Store, c.RenewedFrom, time.Now(), "laptop stolen"); err != nil {
+			return err
+		}
+	}
+	return s.Store.PutCertificate(ctx, c)
+}
+
+// A renewal recorded just after the certificate it renews was revoked
+// (before the revocation could see it) is revoked too, and handed to
+// nobody.
+func TestRenewal_OfACertificateRevokedMeanwhileIsRevokedAndNotIssued(t *testing.T) {
+	p := newPortalWith(t, func(c *server.Config) { c.Store = revokeOnRenewal{c.Store} })
+	due := addAlice(t, p, 20*24*time.Hour)
+	laptop := p.browser(tlsCertificate(due))
+	laptop.login("alice", alicePassword)
+	r := laptop.jsonDo(http.MethodPost, "/api/account/certificates/"+auth.SerialText(due.Cert)+"/renew", map[string]string{"format": "p12"})
+	wantCode(t, "renewal of a certificate revoked meanwhile", r, http.StatusConflict, "certificate_revoked")
+	certs, err := p.store.Certificates(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range certs {
+		if c.RevokedAt.IsZero() {
+			t.Errorf("certificate %s (renewed from %q) is valid after its original was revoked", c.Serial, c.RenewedFrom)
+		}
+	}
+}
+
+// Every request, refusal and revocation of a device's certificate is in
+// the audit trail with the device's name.
+func TestEnrollment_RefusalsAndRevocationsAreAuditedWithTheDevice(t *testing.T) {
+	p := newPortal(t)
+	laptop := p.browser(tlsCertificate(addAlice(t, p, 0)))
+	laptop.login("alice", alicePassword)
+	phone := p.browser()
+	phone.login("alice", alicePassword)
+	events := func(action string) []store.AuditEvent {
+		t.Helper()
+		page, err := p.store.Audit(t.Context(), store.AuditQuery{User: "alice", Action: action})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Items
+	}
+	wantEvent := func(what, action, outcome, in string) {
+		t.Helper()
+		for _, ev := range events(action) {
+			if ev.Outcome == outcome && strings.Contains(ev.Reason, in) {
+				return
+			}
+		}
+		t.Errorf("%s: no %s event with outcome %s naming %q; have %+v", what, action, outcome, in, events(action))
+	}
+
+	t.Run("revocation by its owner names the device", func(t *testing.T) {
+		id, code := requestFor(t, phone, "Alice's Pixel")
+		wantStatus(t, "approve", laptop.jsonDo(http.MethodPost, "/api/account/enrollments/"+id+"/approve", map[string]string{"code": code}), http.StatusOK)
+		r := phone.jsonDo(http.MethodPost, "/api/account/enrollments/"+id+"/issue", map[string]string{"format": "p12"})
+		wantStatus(t, "issue", r, http.StatusCreated)
+		var d struct{ Serial string }
+		if err := json.Unmarshal([]byte(r.Body), &d); err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, "revoke", laptop.jsonDo(http.MethodPost, "/api/account/certificates/"+d.Serial+"/revoke",
+			map[string]string{"password": alicePassword, "reason": "phone lost"}), http.StatusOK)
+		wantEvent("owner's revocation", "account.certificate.revoke", "success", `phone lost; device "Alice's Pixel", serial `+d.Serial)
+	})
+	t.Run("a refused request", func(t *testing.T) {
+		for i := range 3 {
+			requestFor(t, phone, "tablet "+string(rune('a'+i)))
+		}
+		r := phone.jsonDo(http.MethodPost, "/api/account/enrollments", map[string]string{"name": "one too many"})
+		wantCode(t, "fourth open request", r, http.StatusConflict, "too_many_requests")
+		wantEvent("refused request", "enrollment.request", "failure", `device "one too many", refused: too_many_requests`)
+	})
+	t.Run("a refused issue", func(t *testing.T) {
+		var mine struct {
+			Enrollments []struct{ ID, Name, Status string }
+		}
+		if err := json.Unmarshal([]byte(phone.get("/api/account/enrollments").Body), &mine); err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(mine.Enrollments, func(e struct{ ID, Name, Status string }) bool { return e.Name == "tablet a" })
+		if i < 0 {
+			t.Fatalf("no request named tablet a in %+v", mine)
+		}
+		r := phone.jsonDo(http.MethodPost, "/api/account/enrollments/"+mine.Enrollments[i].ID+"/issue", map[string]string{"format": "p12"})
+		wantCode(t, "issue before approval", r, http.StatusConflict, "not_approved")
+		wantEvent("refused issue", "enrollment.issue", "failure", `device "tablet a", request `+mine.Enrollments[i].ID+", refused: not_approved")
+	})
+	t.Run("a refused renewal", func(t *testing.T) {
+		certs, err := p.store.Certificates(t.Context(), "alice")
+		if err != nil || len(certs) == 0 {
+			t.Fatal(err)
+		}
+		r := phone.jsonDo(http.MethodPost, "/api/account/certificates/"+certs[0].Serial+"/renew", map[string]string{"format": "p12"})
+		wantCode(t, "renew without a certificate", r, http.StatusForbidden, "certificate_required")
+		wantEvent("refused renewal", "certificate.renew", "failure", "serial "+certs[0].Serial+", refused: certificate_required")
+	})
 }

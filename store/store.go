@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"strings"
@@ -606,6 +607,25 @@ func EachAccount(ctx context.Context, s Store, fn func(Account) error) error {
 // Certificate.Issuer): IsRevoked then matches the serial from any issuer,
 // which can only revoke more, never less.
 const AnyIssuer = "*"
+
+// RevocationReason is what the audit trail says of a revocation by
+// RevokeWithRenewals: why, then the device and serial of every
+// certificate it revoked (as it returned them, the renewals last).
+func RevocationReason(why string, revoked []Certificate) string {
+	var b strings.Builder
+	b.WriteString(why)
+	for i, c := range revoked {
+		b.WriteString("; ")
+		if i > 0 {
+			b.WriteString("with its renewal, ")
+		}
+		if c.Device != "" {
+			fmt.Fprintf(&b, "device %q, ", c.Device)
+		}
+		b.WriteString("serial " + c.Serial)
+	}
+	return b.String()
+}
 
 // RevokeWithRenewals revokes the certificate with serial and every
 // certificate renewed from it, directly or through others: a renewal made

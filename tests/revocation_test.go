@@ -72,8 +72,8 @@ func TestRevoke_TakesEffectOnNextRequestWithoutRestart(t *testing.T) {
 			t.Fatalf("the audit trail has no certificate.revoke event:\n%s", raw)
 		}
 		e := events[i]
-		if e.Reason != "laptop lost" || e.CertFingerprint != fp || e.Target != "admin" || e.Outcome != "success" {
-			t.Errorf("certificate.revoke event = %+v, want reason %q, cert_fingerprint %s, target admin, outcome success", e, "laptop lost", fp)
+		if !strings.HasPrefix(e.Reason, "laptop lost; serial ") || e.CertFingerprint != fp || e.Target != "admin" || e.Outcome != "success" {
+			t.Errorf("certificate.revoke event = %+v, want reason %q and the serial, cert_fingerprint %s, target admin, outcome success", e, "laptop lost", fp)
 		}
 		// The login that presented the revoked certificate is recorded
 		// with the reason it did not count.
