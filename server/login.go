@@ -32,6 +32,10 @@ type loginForm struct {
 	// Cert describes the certificate this connection presented, so the
 	// user knows before signing in whether it can count.
 	Cert auth.CertResult
+	// Again is set when an app asks a signed-in person to sign in again
+	// (OpenID Connect prompt=login or max_age): the form is shown to a
+	// session that is already signed in.
+	Again bool
 }
 
 func (s *Server) handleLoginGet() http.Handler {
@@ -42,11 +46,16 @@ func (s *Server) handleLoginGet() http.Handler {
 			return
 		}
 		rd := s.returnTo(r, r.URL.Query().Get("rd"))
-		if v != nil && v.Complete() {
+		again := v != nil && v.Complete() && r.URL.Query().Get("again") == "1"
+		if v != nil && v.Complete() && !again {
 			http.Redirect(w, r, orHome(rd), http.StatusSeeOther)
 			return
 		}
-		s.renderLogin(w, r, http.StatusOK, loginForm{Return: rd}, "")
+		f := loginForm{Return: rd, Again: again}
+		if again {
+			f.Username = v.Account.Name
+		}
+		s.renderLogin(w, r, http.StatusOK, f, "")
 	})
 }
 

@@ -159,17 +159,15 @@ func (s *Server) handleOIDCLogin() http.Handler {
 		}
 		if stale(a, v.Record.CreatedAt, s.now()) {
 			// prompt=login, or a sign-in older than max_age: the app
-			// asks for a fresh one. Signed out here, the person signs in
-			// again and comes back to this request.
+			// asks for a fresh one. The sign-in form comes back to this
+			// request; the session it replaces ends only when the new one
+			// begins, so that a link from another site, which can open
+			// this page but not sign in, cannot sign anyone out.
 			if slices.Contains(a.Prompt, oidc.PromptNone) {
 				s.oidcDeny(w, r, a, oidc.ErrLoginRequired().WithDescription("the app asks for a fresh sign-in"))
 				return
 			}
-			if err := s.destroy(w, r, v.session, "fresh_sign_in_for_app"); err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			http.Redirect(w, r, "/login?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			http.Redirect(w, r, "/login?again=1&rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 		c, err := s.store.OIDCClient(r.Context(), a.ClientID)
@@ -205,6 +203,9 @@ func (s *Server) handleOIDCLogin() http.Handler {
 		}
 		if c := v.Decision.Cert; c.Valid() {
 			a.Grant.CertIssuer, a.Grant.CertSerial = c.Info.Issuer, c.Info.Serial
+			for _, pc := range s.peerCertificates(r) {
+				a.Grant.CertChain = append(a.Grant.CertChain, pc.Raw)
+			}
 		}
 		b, err := json.Marshal(a)
 		if err == nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"gatehouse/auth"
 	"gatehouse/store"
 )
 
@@ -85,29 +87,67 @@ type oidcGrant struct {
 	// answer comes from this grant any more.
 	CertIssuer string `json:"cert_issuer,omitempty"`
 	CertSerial string `json:"cert_serial,omitempty"`
+	// CertChain is that certificate as the connection presented it, leaf
+	// first (DER): the session is decided again with it whenever a token
+	// or userinfo answer is made (stillStands).
+	CertChain [][]byte `json:"cert_chain,omitempty"`
 }
 
-// stillStands reports why a grant no longer stands, or nil: the session
-// that authorised it must still exist, its account be enabled, and the
-// certificate it signed in with (if any) not be revoked since. Claims
-// are a snapshot of that session; a token must not carry roles the
-// session has since lost.
-func (o *oidcStorage) stillStands(ctx context.Context, g *oidcGrant) error {
-	if _, err := o.s.store.Session(ctx, g.SessionID); err != nil {
-		return oidc.ErrInvalidGrant().WithDescription("the session that authorised this has ended").WithParent(err)
+// stillStands reports why a grant no longer stands, or nil, and trims
+// its groups to the roles in effect now. The session that authorised it
+// must still exist and its account be enabled, and the session is
+// decided again as on its next request to the portal, with the
+// certificate it presented when it authorised the app, verified again:
+// a role taken off the account, a requirement added to a role, or a
+// certificate revoked, expired or listed in a CRL since counts for the
+// app at once, as it does on the portal's own pages. A token never
+// claims more than the session has in effect now, and a grant whose app
+// has none of its roles in effect any more, or whose certificate no
+// longer counts, no longer stands.
+func (o *oidcStorage) stillStands(ctx context.Context, clientID string, g *oidcGrant) error {
+	view, err := o.s.store.View(ctx, g.SessionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return oidc.ErrInvalidGrant().WithDescription("the session that authorised this has ended")
 	}
-	a, err := o.s.store.Account(ctx, g.Subject)
-	if err != nil || a.Disabled {
+	if err != nil {
+		return err
+	}
+	now := o.s.now()
+	if rec := view.Session; !now.Before(rec.ExpiresAt) || now.Sub(rec.LastSeen) >= o.s.idle {
+		return oidc.ErrInvalidGrant().WithDescription("the session that authorised this has ended")
+	}
+	if view.Account.Name != g.Subject || view.Session.User != g.Subject || view.Account.Disabled {
 		return oidc.ErrInvalidGrant().WithDescription("the account is disabled or gone")
 	}
-	if g.CertSerial != "" {
-		revoked, err := o.s.store.IsRevoked(ctx, g.CertIssuer, g.CertSerial)
+	var peer []*x509.Certificate
+	for _, der := range g.CertChain {
+		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return err
+			return oidc.ErrInvalidGrant().WithDescription("the certificate the session signed in with cannot be read").WithParent(err)
 		}
-		if revoked {
-			return oidc.ErrInvalidGrant().WithDescription("the certificate the session signed in with has been revoked")
-		}
+		peer = append(peer, c)
+	}
+	if g.CertSerial != "" && len(peer) == 0 {
+		// A grant kept before certificates were: sign in to the app again.
+		return oidc.ErrInvalidGrant().WithDescription("this grant does not say which certificate it was made with; sign in to the app again")
+	}
+	d := o.s.decide(ctx, view.Session, view.Account, view.Roles, peer, now)
+	if !d.Allow {
+		return oidc.ErrInvalidGrant().WithDescription("the session that authorised this no longer signs in")
+	}
+	if g.CertSerial != "" && !slices.Contains(d.Factors, auth.FactorCertificate) {
+		return oidc.ErrInvalidGrant().WithDescription("the certificate the session signed in with no longer counts (revoked, expired or no longer bound to the account)")
+	}
+	g.Groups = slices.DeleteFunc(g.Groups, func(role string) bool { return !slices.Contains(d.EffectiveRoles, role) })
+	c, err := o.s.store.OIDCClient(ctx, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return oidc.ErrInvalidGrant().WithDescription("the app is no longer registered")
+	}
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(c.Roles, func(role string) bool { return slices.Contains(g.Groups, role) }) {
+		return oidc.ErrInvalidGrant().WithDescription("the session no longer has any of this app's roles in effect")
 	}
 	return nil
 }
@@ -363,7 +403,7 @@ func (o *oidcStorage) CreateAccessToken(ctx context.Context, tr op.TokenRequest)
 	if !exp.After(now) {
 		return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the session that authorised this code has ended")
 	}
-	if err := o.stillStands(ctx, a.Grant); err != nil {
+	if err := o.stillStands(ctx, a.ClientID, a.Grant); err != nil {
 		return "", time.Time{}, err
 	}
 	id := randomID(24)
@@ -470,11 +510,15 @@ func (o *oidcStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, str
 	return nil
 }
 
-// SetUserinfoFromRequest fills the ID token's claims from the grant.
-func (o *oidcStorage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+// SetUserinfoFromRequest fills the ID token's claims from the grant, as
+// it stands now.
+func (o *oidcStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
 	a, ok := req.(*authRequest)
 	if !ok || a.Grant == nil {
 		return errors.New("ID token for something other than a granted authorization request")
+	}
+	if err := o.stillStands(ctx, a.ClientID, a.Grant); err != nil {
+		return err
 	}
 	setUserinfo(info, a.Grant)
 	return nil
@@ -494,10 +538,14 @@ func (o *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserI
 	if t.Grant == nil || t.Grant.Subject != subject {
 		return errors.New("access token for another subject")
 	}
-	if err := o.stillStands(ctx, t.Grant); err != nil {
+	if err := o.stillStands(ctx, t.ClientID, t.Grant); err != nil {
 		return fmt.Errorf("the grant behind this access token: %w", err)
 	}
 	setUserinfo(info, t.Grant)
+	// The ID token carries these from the authorization request (GetAMR,
+	// GetACR); userinfo answers them from the grant.
+	info.AppendClaims("amr", slices.Clone(t.Grant.AMR))
+	info.AppendClaims("acr", t.Grant.ACR)
 	return nil
 }
 

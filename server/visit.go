@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -104,29 +105,7 @@ func (s *Server) revisit(w http.ResponseWriter, r *http.Request, sess *sessions.
 		return nil, s.destroy(w, r, sess, "account_gone")
 	}
 	acct := view.Account
-	roles := roleDefs(view.Roles, acct)
-	// Bind before comparing with the session, so a password-only session
-	// keeps telling the user whose certificate this device presents. The
-	// certificate's owners are the ones the login found (certOwners): a
-	// session only ever holds a certificate that then named its account
-	// alone, and never gains one mid-session.
-	cert := s.verifier.Verify(r.Context(), s.peerCertificates(r), now)
-	if cert.Valid() {
-		var owners []string
-		if cert.Info.ID == rec.OtherCertID {
-			owners = rec.OtherCertOwners
-		}
-		cert = cert.BoundTo(authAccount(acct), owners)
-	}
-	cert = cert.ForSession(sessionCertID(rec, cert))
-	d := auth.Decide(auth.Input{
-		Account:    authAccount(acct),
-		Roles:      roles,
-		PasswordOK: slices.Contains(rec.Factors, auth.FactorPassword),
-		Cert:       cert,
-		TOTPOK:     slices.Contains(rec.Factors, auth.FactorTOTP),
-		Now:        now,
-	})
+	d := s.decide(r.Context(), rec, acct, view.Roles, s.peerCertificates(r), now)
 	if !d.Allow {
 		return nil, s.destroy(w, r, sess, d.AuditReason)
 	}
@@ -141,6 +120,35 @@ func (s *Server) revisit(w http.ResponseWriter, r *http.Request, sess *sessions.
 		}
 	}
 	return &visit{session: sess, Record: rec, Account: acct, Decision: d, Idle: s.idle, apps: view.Apps}, nil
+}
+
+// decide re-evaluates session rec of acct, with the role definitions
+// roles, for a request that presents the certificate chain peer (none
+// when empty): the login decision again, with the factors the session
+// proved and the certificate verified now.
+func (s *Server) decide(ctx context.Context, rec store.Session, acct store.Account, roles []store.Role, peer []*x509.Certificate, now time.Time) auth.Decision {
+	// Bind before comparing with the session, so a password-only session
+	// keeps telling the user whose certificate this device presents. The
+	// certificate's owners are the ones the login found (certOwners): a
+	// session only ever holds a certificate that then named its account
+	// alone, and never gains one mid-session.
+	cert := s.verifier.Verify(ctx, peer, now)
+	if cert.Valid() {
+		var owners []string
+		if cert.Info.ID == rec.OtherCertID {
+			owners = rec.OtherCertOwners
+		}
+		cert = cert.BoundTo(authAccount(acct), owners)
+	}
+	cert = cert.ForSession(sessionCertID(rec, cert))
+	return auth.Decide(auth.Input{
+		Account:    authAccount(acct),
+		Roles:      roleDefs(roles, acct),
+		PasswordOK: slices.Contains(rec.Factors, auth.FactorPassword),
+		Cert:       cert,
+		TOTPOK:     slices.Contains(rec.Factors, auth.FactorTOTP),
+		Now:        now,
+	})
 }
 
 // ttl is how long the store keeps a record: until the idle timeout or the
