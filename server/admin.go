@@ -26,7 +26,10 @@ import (
 // userJSON is an account as the admin and help-desk APIs show it: never
 // a hash, a secret or a recovery code.
 type userJSON struct {
-	Name               string    `json:"name"`
+	Name string `json:"name"`
+	// Subject is how apps that speak OpenID Connect know the account
+	// (their sub), never given to another account.
+	Subject            string    `json:"subject"`
 	Email              string    `json:"email"`
 	Roles              []string  `json:"roles"`
 	Disabled           bool      `json:"disabled"`
@@ -67,7 +70,7 @@ func (s *Server) userViews(r *http.Request, accts []store.Account) ([]userJSON, 
 	for i, a := range accts {
 		pw, totp, locks := counts[4*i], counts[4*i+1], counts[4*i+2]+counts[4*i+3]
 		out[i] = userJSON{
-			Name: a.Name, Email: a.Email, Roles: nonNil(a.Roles), Disabled: a.Disabled,
+			Name: a.Name, Subject: a.Subject(), Email: a.Email, Roles: nonNil(a.Roles), Disabled: a.Disabled,
 			MustChangePassword: a.MustChangePassword, TOTPEnrolled: a.TOTPSecret != "",
 			RecoveryCodesLeft: len(a.RecoveryCodes), PasswordFailures: pw, TOTPFailures: totp,
 			Locked:             locks > 0 || max(pw, totp) >= auth.MaxConsecutiveFailures,

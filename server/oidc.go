@@ -192,7 +192,8 @@ func (s *Server) handleOIDCLogin() http.Handler {
 			return
 		}
 		a.Grant = &oidcGrant{
-			Subject:     v.Account.Name,
+			Account:     v.Account.Name,
+			Subject:     v.Account.Subject(),
 			Email:       v.Account.Email,
 			Groups:      slices.Clone(v.Decision.EffectiveRoles),
 			AMR:         amrOf(v.Decision.Factors),

@@ -81,10 +81,11 @@ func oidcExchange(t *testing.T, b *browser, clientID, secret, code, verifier str
 }
 
 type oidcClaims struct {
-	Sub    string   `json:"sub"`
-	Groups []string `json:"groups"`
-	AMR    []string `json:"amr"`
-	ACR    string   `json:"acr"`
+	Sub               string   `json:"sub"`
+	PreferredUsername string   `json:"preferred_username"`
+	Groups            []string `json:"groups"`
+	AMR               []string `json:"amr"`
+	ACR               string   `json:"acr"`
 }
 
 func oidcUserinfo(t *testing.T, b *browser, token string) (oidcClaims, response) {
@@ -283,5 +284,36 @@ func TestOIDCAuthorize_PromptLoginFromAnotherSiteSignsNobodyOut(t *testing.T) {
 	}
 	if last.Status != http.StatusOK || !strings.Contains(last.Body, "asks you to sign in again") || !strings.Contains(last.Body, `action="/login"`) {
 		t.Errorf("prompt=login ended on status %d, want the sign-in form saying the app asks to sign in again; body %s", last.Status, last.Body)
+	}
+}
+
+// An account deleted and made again under the same name is someone else
+// to every app: its sub is the account's ID, never reassigned.
+func TestOIDCClaims_SubjectIsNeverGivenToAnotherAccount(t *testing.T) {
+	p := newPortal(t)
+	secret := oidcApp(t, p, "wiki", "employee")
+	subOf := func() oidcClaims {
+		t.Helper()
+		b := p.browser()
+		b.login("alice", alicePassword)
+		code, r := oidcCode(t, b, "wiki", verifierOne, nil)
+		if code == "" {
+			t.Fatalf("no code: status %d %s", r.Status, r.Body)
+		}
+		tok, st := oidcExchange(t, b, "wiki", secret, code, verifierOne)
+		if st != http.StatusOK {
+			t.Fatalf("exchange: %d", st)
+		}
+		return oidcIDClaims(t, tok.IDToken)
+	}
+	p.addAccount("alice", alicePassword, "employee")
+	first := subOf()
+	if err := p.store.DeleteAccount(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	p.addAccount("alice", alicePassword, "employee")
+	second := subOf()
+	if !strings.HasPrefix(first.Sub, "A") || second.Sub == first.Sub || first.PreferredUsername != "alice" || second.PreferredUsername != "alice" {
+		t.Errorf("alice's claims %+v, then a new alice's %+v; want an account ID as sub, another for the new account, and alice as preferred_username", first, second)
 	}
 }

@@ -70,10 +70,15 @@ type authRequest struct {
 }
 
 // oidcGrant is what a session had in effect when it authorised an app:
-// the claims of the tokens issued for it come from here, so a token
-// never claims more than that session had.
+// the claims of the tokens issued for it come from here, trimmed to what
+// the session has in effect when they are made (stillStands), so a token
+// never claims more than that session has.
 type oidcGrant struct {
-	Subject   string    `json:"sub"`
+	// Account is the account's name (kept as "sub", its name in grants
+	// made before Subject was kept).
+	Account string `json:"sub"`
+	// Subject is the account's OpenID Connect sub (store.Account.Subject).
+	Subject   string    `json:"subject,omitempty"`
 	Email     string    `json:"email,omitempty"`
 	Groups    []string  `json:"groups"`
 	AMR       []string  `json:"amr"`
@@ -116,7 +121,7 @@ func (o *oidcStorage) stillStands(ctx context.Context, clientID string, g *oidcG
 	if rec := view.Session; !now.Before(rec.ExpiresAt) || now.Sub(rec.LastSeen) >= o.s.idle {
 		return oidc.ErrInvalidGrant().WithDescription("the session that authorised this has ended")
 	}
-	if view.Account.Name != g.Subject || view.Session.User != g.Subject || view.Account.Disabled {
+	if view.Account.Name != g.Account || view.Session.User != g.Account || view.Account.Subject() != g.sub() || view.Account.Disabled {
 		return oidc.ErrInvalidGrant().WithDescription("the account is disabled or gone")
 	}
 	var peer []*x509.Certificate
@@ -176,7 +181,16 @@ func (a *authRequest) GetSubject() string {
 	if a.Grant == nil {
 		return ""
 	}
-	return a.Grant.Subject
+	return a.Grant.sub()
+}
+
+// sub is the grant's OpenID Connect sub: a grant made before Subject was
+// kept stands for the account's name.
+func (g *oidcGrant) sub() string {
+	if g.Subject != "" {
+		return g.Subject
+	}
+	return g.Account
 }
 
 func (a *authRequest) GetACR() string {
@@ -410,7 +424,7 @@ func (o *oidcStorage) CreateAccessToken(ctx context.Context, tr op.TokenRequest)
 	if err := o.putJSON(ctx, ticketToken+id, accessToken{ClientID: a.ClientID, Scopes: a.Scopes, Grant: a.Grant}, exp.Sub(now)); err != nil {
 		return "", time.Time{}, err
 	}
-	err := o.audit(ctx, store.AuditEvent{Action: "oidc.token", Outcome: "success", Actor: a.ClientID, Target: a.Grant.Subject,
+	err := o.audit(ctx, store.AuditEvent{Action: "oidc.token", Outcome: "success", Actor: a.ClientID, Target: a.Grant.Account,
 		ActorFactors: factorsOfAMR(a.Grant.AMR), Reason: "authorization_code"})
 	if err != nil {
 		return "", time.Time{}, err
@@ -535,7 +549,7 @@ func (o *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserI
 	if err := json.Unmarshal(b, &t); err != nil {
 		return fmt.Errorf("decode access token: %w", err)
 	}
-	if t.Grant == nil || t.Grant.Subject != subject {
+	if t.Grant == nil || t.Grant.sub() != subject {
 		return errors.New("access token for another subject")
 	}
 	if err := o.stillStands(ctx, t.ClientID, t.Grant); err != nil {
@@ -551,8 +565,8 @@ func (o *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserI
 
 // setUserinfo sets the claims every token and userinfo answer carries.
 func setUserinfo(info *oidc.UserInfo, g *oidcGrant) {
-	info.Subject = g.Subject
-	info.PreferredUsername = g.Subject
+	info.Subject = g.sub()
+	info.PreferredUsername = g.Account
 	if g.Email != "" {
 		info.Email = g.Email
 	}

@@ -9,8 +9,10 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -57,7 +59,11 @@ func (e *ServerError) Unwrap() error { return e.Err }
 
 // Account is a person who can sign in.
 type Account struct {
-	Name  string `json:"name"`
+	Name string `json:"name"`
+	// ID identifies the account for good: no other account ever gets it,
+	// even one made later under the same name (see Subject). CreateAccount
+	// sets it; accounts made before it was kept have none.
+	ID    string `json:"id,omitempty"`
 	Email string `json:"email,omitempty"`
 	// PasswordHash is the bcrypt hash of the password.
 	PasswordHash string   `json:"password_hash"`
@@ -90,6 +96,33 @@ type Account struct {
 	Renewed   []string  `json:"renewed,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// NewAccountID returns a new, random Account.ID: "A" and 26 letters and
+// digits. It starts with a capital, which no account name holds, so it
+// never equals the name an account made before IDs were kept goes by
+// (Subject). (No ':', which the OpenID Provider's tokens use as a
+// separator.)
+func NewAccountID() string {
+	return "A" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(randomBytes(16))
+}
+
+// randomBytes returns n bytes from crypto/rand.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand)
+	return b
+}
+
+// Subject is how apps know the account (the OpenID Connect sub): its ID,
+// never reassigned, so an account deleted and made again under the same
+// name is someone else to every app. An account made before IDs were kept
+// goes by its name, as it always did, so apps keep knowing it.
+func (a Account) Subject() string {
+	if a.ID != "" {
+		return a.ID
+	}
+	return a.Name
 }
 
 // Enrollment statuses. A pending or approved request whose ExpiresAt has

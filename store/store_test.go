@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +95,20 @@ func TestSessionID_NamesTheUsersShard(t *testing.T) {
 		if shard, ok := store.SessionShard(id); ok {
 			t.Errorf("store.SessionShard(%q) = %q, true; want false", id, shard)
 		}
+	}
+}
+
+// An account made before IDs were kept goes by its name; one with an ID
+// by the ID.
+func TestAccountSubject_IDOrTheNameOfAnOlderAccount(t *testing.T) {
+	if got := (store.Account{Name: "bob"}).Subject(); got != "bob" {
+		t.Errorf("Subject of an account without an ID = %q, want its name", got)
+	}
+	id := store.NewAccountID()
+	if got := (store.Account{Name: "bob", ID: id}).Subject(); got != id {
+		t.Errorf("Subject = %q, want the ID %q", got, id)
+	}
+	if other := store.NewAccountID(); other == id || !strings.HasPrefix(id, "A") || len(id) != 27 || strings.ToUpper(id) != id {
+		t.Errorf("NewAccountID = %q then %q; want two different IDs, A and 26 capitals and digits", id, other)
 	}
 }

@@ -123,6 +123,7 @@ func (p *portal) adminSignIn(t *testing.T) *client {
 // apiUser is an account as the admin and help-desk APIs show it.
 type apiUser struct {
 	Name               string   `json:"name"`
+	Subject            string   `json:"subject"`
 	Email              string   `json:"email"`
 	Roles              []string `json:"roles"`
 	Disabled           bool     `json:"disabled"`

@@ -201,8 +201,8 @@ func (rp *relyingParty) exchange(t *testing.T, a attempt, code string) (*oauth2.
 
 func wantClaims(t *testing.T, what string, got idClaims, groups, amr []string, acr string) {
 	t.Helper()
-	if got.Subject != "admin" || got.PreferredUsername != "admin" {
-		t.Errorf("%s: sub %q, preferred_username %q; want admin", what, got.Subject, got.PreferredUsername)
+	if !strings.HasPrefix(got.Subject, "A") || got.PreferredUsername != "admin" {
+		t.Errorf("%s: sub %q, preferred_username %q; want admin's account ID and admin", what, got.Subject, got.PreferredUsername)
 	}
 	if !slices.Equal(got.Groups, groups) {
 		t.Errorf("%s: groups = %q, want %q", what, got.Groups, groups)
@@ -241,8 +241,9 @@ func TestOIDC_RelyingPartyGetsClaimsOfTheSessionThatAuthorised(t *testing.T) {
 		if err := info.Claims(&uc); err != nil {
 			t.Fatal(err)
 		}
-		if uc.Subject != "admin" || !slices.Equal(uc.Groups, []string{"admin", "employee"}) {
-			t.Errorf("userinfo = %+v, want sub admin and groups admin, employee", uc)
+		acct := admin.user(t, "admin")
+		if cl.Subject != acct.Subject || uc.Subject != acct.Subject || !slices.Equal(uc.Groups, []string{"admin", "employee"}) {
+			t.Errorf("userinfo = %+v, ID token sub %q; want the account's subject %q and groups admin, employee", uc, cl.Subject, acct.Subject)
 		}
 		// The code worked once.
 		if _, err := rp.config.Exchange(rp.ctx, code, oauth2.VerifierOption(a.verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {

@@ -199,10 +199,11 @@ func (s *Store) updateInCluster(ctx context.Context, name string, fn func(*store
 				return final(err)
 			}
 			before = store.EmailKey(a.Email)
+			id := a.ID
 			if err := fn(&a); err != nil {
 				return final(err)
 			}
-			a.Name = name
+			a.Name, a.ID = name, id
 			after = store.EmailKey(a.Email)
 			if _, ok := held[after]; after != before && after != "" && !ok {
 				claim = after

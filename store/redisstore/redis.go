@@ -471,6 +471,9 @@ func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
 // the email index, so of two creates racing for one email only one can
 // succeed; an account without an email does not wait for others.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
+	if a.ID == "" {
+		a.ID = store.NewAccountID()
+	}
 	b, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode account: %w", err)
@@ -625,10 +628,11 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 				return final(err)
 			}
 			before := store.EmailKey(a.Email)
+			id := a.ID
 			if err := fn(&a); err != nil {
 				return final(err)
 			}
-			a.Name = name
+			a.Name, a.ID = name, id
 			after := store.EmailKey(a.Email)
 			moved, dropBefore := after != before, false
 			if moved {

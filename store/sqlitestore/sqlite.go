@@ -307,6 +307,9 @@ func (s *Store) ListAccounts(ctx context.Context, q store.ListQuery) (store.Page
 // file's write lock, so two creates racing for one email (from this
 // process or another) cannot both succeed.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
+	if a.ID == "" {
+		a.ID = store.NewAccountID()
+	}
 	b, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode account: %w", err)
@@ -343,10 +346,11 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 			return err
 		}
 		before := store.EmailKey(a.Email)
+		id := a.ID
 		if err := fn(&a); err != nil {
 			return err
 		}
-		a.Name = name
+		a.Name, a.ID = name, id
 		if store.EmailKey(a.Email) != before {
 			if err := emailFree(ctx, tx, op, name, a.Email); err != nil {
 				return err

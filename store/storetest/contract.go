@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Account/MissingIsNotFound", testAccountMissing},
 		{"Account/CreateThenReadRoundTrips", testAccountRoundTrip},
 		{"Account/CreateTwiceIsErrExists", testAccountCreateTwice},
+		{"Account/IDGivenKeptAndNeverReused", testAccountID},
 		{"Accounts/EmptyStoreHasNone", testAccountsEmpty},
 		{"Accounts/SortedByName", testAccountsSorted},
 		{"UpdateAccount/AppliesFn", testUpdateAccountApplies},
@@ -124,6 +125,7 @@ var when = time.Date(2026, 5, 3, 14, 15, 16, 123456789, time.FixedZone("CEST", 2
 func sampleAccount(name string) store.Account {
 	return store.Account{
 		Name:               name,
+		ID:                 "Asample-" + name,
 		Email:              name + "@example.com",
 		PasswordHash:       "$2a$04$abcdefghijklmnopqrstuuJ9cQ1YkQ6u0n6Wm8u3nK2m0M6o7eN9e",
 		Roles:              []string{"employee", "helpdesk"},
@@ -220,6 +222,36 @@ func testAccountCreateTwice(t *testing.T, s store.Store) {
 	}
 	if diff := cmp.Diff(first, mustAccount(t, s, "alice")); diff != "" {
 		t.Errorf("the failed CreateAccount changed the account (-want +got):\n%s", diff)
+	}
+}
+
+// An account made without an ID gets one that no update changes, and an
+// account made again under the same name after a delete gets another.
+func testAccountID(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := sampleAccount("alice")
+	a.ID = ""
+	mustCreateAccount(t, s, a)
+	first := mustAccount(t, s, "alice").ID
+	if !strings.HasPrefix(first, "A") || len(first) < 20 {
+		t.Fatalf("ID of a new account = %q, want a random one starting A", first)
+	}
+	if err := s.UpdateAccount(ctx, "alice", func(a *store.Account) error {
+		a.ID = "Achosen"
+		a.Roles = []string{"employee"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustAccount(t, s, "alice"); got.ID != first || !slices.Equal(got.Roles, []string{"employee"}) {
+		t.Errorf("after an update that set ID: ID %q, roles %q; want ID %q kept and the roles changed", got.ID, got.Roles, first)
+	}
+	if err := s.DeleteAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreateAccount(t, s, a)
+	if again := mustAccount(t, s, "alice").ID; again == first || !strings.HasPrefix(again, "A") {
+		t.Errorf("ID of an account made again under the same name = %q, want a new one (was %q)", again, first)
 	}
 }
 

@@ -21,7 +21,7 @@ func testView(t *testing.T, s store.Store) {
 		t.Fatalf("View(missing) error = %v, want store.ErrNotFound", err)
 	}
 	now := time.Now().Truncate(time.Millisecond)
-	acct := store.Account{Name: "alice", Email: "alice@example.com", PasswordHash: "x", Roles: []string{"employee"}, CreatedAt: now, UpdatedAt: now}
+	acct := store.Account{Name: "alice", ID: "Aview-alice", Email: "alice@example.com", PasswordHash: "x", Roles: []string{"employee"}, CreatedAt: now, UpdatedAt: now}
 	if err := s.CreateAccount(ctx, acct); err != nil {
 		t.Fatal(err)
 	}
