@@ -1,16 +1,22 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cryptobyte_asn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // CertStatus says whether a presented client certificate counts as a
@@ -74,6 +80,13 @@ type CertInfo struct {
 	// people. It is never the key of a security decision on its own: the
 	// same certificate has more than one DER encoding.
 	Fingerprint string
+	// TwinFingerprint is, for a certificate with an ECDSA signature, the
+	// Fingerprint of its one other encoding that verifies: the same
+	// signed body with the signature (r, s) written as (r, n-s). Anyone
+	// holding the certificate can make it, so a fingerprint pin matches
+	// either (CertBoundTo). Empty for other signatures, which have one
+	// encoding only (see twinFingerprint).
+	TwinFingerprint string
 	// KeyPin is "sha256:<hex>" of the certificate's SubjectPublicKeyInfo:
 	// it stays the same when a certificate is renewed with the same key.
 	KeyPin     string
@@ -207,6 +220,117 @@ func IssuerID(rawIssuer []byte) string { return Fingerprint(rawIssuer) }
 // hex without leading zeros.
 func SerialText(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
 
+// strictDER reports whether a parsed certificate is encoded in DER.
+// x509.ParseCertificate reads the outer structure with cryptobyte, which
+// takes only minimal lengths, and requires the outer signature algorithm
+// to equal the one in the signed body byte for byte; but it takes two
+// other liberties that anyone holding a certificate can use to give it
+// as many encodings (and fingerprints) as they like, all with the same
+// signed body and a valid signature: bytes after the signature inside the
+// outer SEQUENCE, which it never reads, and a signature BIT STRING that
+// declares 1 to 7 unused (zero) bits, whose value it shifts back into
+// place. A certificate in DER is exactly the DER re-encoding of its
+// parts, so that is what is compared. Intermediates a client sends are
+// not checked: no account or pin is bound to them by their encoding.
+func strictDER(c *x509.Certificate) bool {
+	tbs, alg, ok := certParts(c.Raw)
+	if !ok {
+		return false
+	}
+	der, err := encodeCertificate(tbs, alg, c.Signature)
+	return err == nil && bytes.Equal(der, c.Raw)
+}
+
+// certParts returns a DER certificate's signed body (TBSCertificate) and
+// signature algorithm, each with its tag and length.
+func certParts(der []byte) (tbs, alg []byte, ok bool) {
+	in := cryptobyte.String(der)
+	var body, t, a cryptobyte.String
+	if !in.ReadASN1(&body, cryptobyte_asn1.SEQUENCE) ||
+		!body.ReadASN1Element(&t, cryptobyte_asn1.SEQUENCE) ||
+		!body.ReadASN1Element(&a, cryptobyte_asn1.SEQUENCE) {
+		return nil, nil, false
+	}
+	return t, a, true
+}
+
+// encodeCertificate returns the DER certificate made of a signed body, a
+// signature algorithm (both as certParts returns them) and a signature.
+func encodeCertificate(tbs, alg, sig []byte) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cryptobyte_asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(tbs)
+		b.AddBytes(alg)
+		b.AddASN1BitString(sig)
+	})
+	return b.Bytes()
+}
+
+// issuerOf returns the certificate whose key signed a verified chain's
+// leaf: the next one up, or the leaf itself when it is the trust anchor
+// (a self-signed certificate in the pool).
+func issuerOf(chain []*x509.Certificate) *x509.Certificate {
+	if len(chain) > 1 {
+		return chain[1]
+	}
+	return chain[0]
+}
+
+// twinFingerprint returns the fingerprint of the other encoding of c, a
+// certificate in DER (strictDER) that issuer's key signed: for an ECDSA
+// signature (r, s), the same certificate with (r, n-s), in DER, where n
+// is the order of the issuer's curve. It returns "" for other keys.
+//
+// Together with c's own fingerprint, this is every encoding of c that
+// Verify accepts. The signed body is fixed (the signature covers it),
+// the signature algorithm must equal the one inside it, lengths are
+// minimal, and strictDER refuses anything else around the signature; what
+// is left is the signature value itself:
+//   - ECDSA: ecdsa.VerifyASN1 takes only a DER SEQUENCE of two minimal
+//     INTEGERs with nothing after it, and 0 < r, s < n. (r, s) and
+//     (r, n-s) both verify, because the points R and -R share their x.
+//     Another s would need a point whose x is r+n, and finding its s is
+//     a discrete logarithm: it takes the private key.
+//   - RSA PKCS#1 v1.5: one signature per key and message, and Go takes
+//     it only as long as the modulus.
+//   - RSA-PSS: a new signature takes the private key.
+//   - Ed25519: Go refuses S >= L and compares R byte for byte.
+//
+// So the one other encoding anyone can make is the ECDSA twin.
+func twinFingerprint(c, issuer *x509.Certificate) string {
+	pub, ok := issuer.PublicKey.(*ecdsa.PublicKey)
+	if !ok {
+		return ""
+	}
+	n := pub.Curve.Params().N
+	sig := cryptobyte.String(c.Signature)
+	var inner cryptobyte.String
+	r, s := new(big.Int), new(big.Int)
+	if !sig.ReadASN1(&inner, cryptobyte_asn1.SEQUENCE) || !sig.Empty() ||
+		!inner.ReadASN1Integer(r) || !inner.ReadASN1Integer(s) || !inner.Empty() ||
+		s.Sign() <= 0 || s.Cmp(n) >= 0 {
+		return ""
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cryptobyte_asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1BigInt(r)
+		b.AddASN1BigInt(new(big.Int).Sub(n, s))
+	})
+	twinSig, err := b.Bytes()
+	if err != nil {
+		return ""
+	}
+	tbs, alg, ok := certParts(c.Raw)
+	if !ok {
+		return ""
+	}
+	der, err := encodeCertificate(tbs, alg, twinSig)
+	if err != nil {
+		return ""
+	}
+	return Fingerprint(der)
+}
+
 // dateLayout is how dates appear in notices: "3 May 2026".
 const dateLayout = "2 January 2006"
 
@@ -245,12 +369,19 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 			// after the chain verified.
 			CurrentTime: clamp(now, leaf.NotBefore, leaf.NotAfter),
 		}
+		// Only the DER encoding counts: see strictDER and
+		// twinFingerprint for why a certificate then has at most two.
+		if !strictDER(leaf) {
+			return CertResult{Status: CertInvalid,
+				Notice: "your certificate is not encoded the way certificates must be (DER), so it cannot be checked"}
+		}
 		var err error
 		chains, err = leaf.Verify(opts)
 		if err != nil {
 			return chainFailure(err)
 		}
 		info = infoOf(leaf)
+		info.TwinFingerprint = twinFingerprint(leaf, issuerOf(chains[0]))
 		v.chains.put(key, chains, info, now)
 	}
 	switch {
@@ -413,14 +544,20 @@ func certName(info *CertInfo) string {
 }
 
 // CertBoundTo reports whether a verified certificate belongs to account:
-// its fingerprint or public key is pinned on the account, its subject
-// common name equals the account name, or one of its SAN email addresses
-// equals the account's email.
+// its fingerprint (of either of its encodings: Fingerprint or
+// TwinFingerprint) or its public key is pinned on the account, its
+// subject common name equals the account name, or one of its SAN email
+// addresses equals the account's email. A pin made from one encoding
+// must match the other as well: a pin can take a certificate away from
+// another account (CertResult.BoundTo), and re-encoding must not undo
+// that.
 func CertBoundTo(info *CertInfo, account Account) bool {
 	if info == nil {
 		return false
 	}
-	if slices.Contains(account.PinnedFingerprints, info.Fingerprint) || slices.Contains(account.PinnedKeys, info.KeyPin) {
+	if slices.Contains(account.PinnedFingerprints, info.Fingerprint) ||
+		(info.TwinFingerprint != "" && slices.Contains(account.PinnedFingerprints, info.TwinFingerprint)) ||
+		slices.Contains(account.PinnedKeys, info.KeyPin) {
 		return true
 	}
 	return CertMatchesAccount(info.CommonName, info.Emails, account.Name, account.Email)

@@ -304,13 +304,22 @@ func (s *Server) updateUser(r *http.Request, v *visit, name string, ch userChang
 	return target, s.audit(r, actorEvent(v, "admin.user.update", name, strings.Join(what, "; ")))
 }
 
-// deleteUser ends an account's sessions and removes it.
+// deleteUser revokes the certificates the built-in CA issued to an
+// account, ends its sessions and removes it. The certificates go first:
+// they bind by common name, so one left valid would count for the next
+// account given the name (a new hire with the departed one's user name).
+// A revocation that fails refuses the delete, so the account is never
+// gone while a certificate of it still counts.
 func (s *Server) deleteUser(r *http.Request, v *visit, name string) error {
 	if name == v.Account.Name {
 		return errSelf
 	}
 	if _, err := s.loadTarget(r, name); err != nil {
 		return err
+	}
+	if err := s.revokeCertificatesOf(r, v, name, "account deleted"); err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "certificates_not_revoked", Err: err,
+			Message: fmt.Sprintf("the certificates issued to %s could not all be revoked right now, so the account was not deleted; please try again shortly", name)}
 	}
 	if err := s.endSessions(r, name); err != nil {
 		return err
@@ -319,6 +328,29 @@ func (s *Server) deleteUser(r *http.Request, v *visit, name string) error {
 		return err
 	}
 	return s.audit(r, actorEvent(v, "admin.user.delete", name, ""))
+}
+
+// revokeCertificatesOf revokes every certificate recorded for user that
+// is not revoked yet, a page of records at a time, the way an admin's
+// revocation does (store.Store.RevokeCertificate: every instance sees it
+// on its next request), and audits each as admin.certificate.revoke with
+// reason.
+func (s *Server) revokeCertificatesOf(r *http.Request, v *visit, user, reason string) error {
+	now := s.now()
+	return store.ForEach(func(cursor string) (store.Page[store.Certificate], error) {
+		return s.store.ListCertificates(r.Context(), store.ListQuery{User: user, Cursor: cursor})
+	}, func(c store.Certificate) error {
+		if !c.RevokedAt.IsZero() {
+			return nil
+		}
+		revoked, err := s.store.RevokeCertificate(r.Context(), c.Serial, now, reason)
+		if err != nil {
+			return fmt.Errorf("revoke certificate %s of %q: %w", c.Serial, user, err)
+		}
+		ev := actorEvent(v, "admin.certificate.revoke", user, reason)
+		ev.CertFingerprint = revoked.Fingerprint
+		return s.audit(r, ev)
+	})
 }
 
 // endSessions ends every session of user.

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/auth"
+	"gatehouse/auth/ca"
+	"gatehouse/server"
 	"gatehouse/store"
 )
 
@@ -217,3 +221,119 @@ func TestAdminLists_PageWithLimitAndCursor(t *testing.T) {
 }
 
 var nextLinkRE = regexp.MustCompile(`<a href="([^"]+)"(?: rel="next")?>(?:Next page|Older events)`)
+
+// Deleting an account revokes every certificate the portal issued to it,
+// before the account goes: they bind by common name, so when the name is
+// given to a new account (a new hire "jsmith" after the old one left),
+// the departed person's certificate would count as the new account's
+// certificate factor. Each revocation is in the audit trail; one revoked
+// earlier keeps its time and reason.
+func TestAdminUsers_DeletingAnAccountRevokesItsCertificates(t *testing.T) {
+	t.Parallel()
+	// Revocations count at sign-in, as gatehouse serve wires them.
+	p := newPortalWith(t, func(cfg *server.Config) { cfg.Verifier.Revoked = cfg.Store.IsRevoked })
+	ctx := t.Context()
+	const oldPW, newPW = "a long passphrase for the old jsmith, 2026", "a different passphrase for the new jsmith, 2026"
+	p.addAccount("jsmith", oldPW, "helpdesk", "employee")
+	var issued []*ca.Issued
+	for range 3 {
+		is, err := p.ca.IssueClient(ca.ClientRequest{Name: "jsmith"}, p.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.store.PutCertificate(ctx, store.CertificateOf(is.Cert, "jsmith", p.clock.Now())); err != nil {
+			t.Fatal(err)
+		}
+		issued = append(issued, is)
+	}
+	lost := auth.SerialText(issued[2].Cert)
+	lostAt := p.clock.Now()
+	if _, err := p.store.RevokeCertificate(ctx, lost, lostAt, "laptop lost"); err != nil {
+		t.Fatal(err)
+	}
+	p.clock.Advance(time.Hour)
+
+	admin := p.browser(p.AdminCert)
+	admin.login("admin", adminPassword)
+	wantStatus(t, "delete jsmith", admin.sendJSON("DELETE", "/api/admin/users/jsmith", ""), http.StatusNoContent)
+
+	certs, err := p.store.Certificates(ctx, "jsmith")
+	if err != nil || len(certs) != len(issued) {
+		t.Fatalf("jsmith's certificates after the delete: %d, %v; want %d records kept", len(certs), err, len(issued))
+	}
+	for _, c := range certs {
+		switch {
+		case c.Serial == lost && (!c.RevokedAt.Equal(lostAt) || c.RevokeReason != "laptop lost"):
+			t.Errorf("certificate revoked earlier: revoked %v %q, want its own time and reason kept", c.RevokedAt, c.RevokeReason)
+		case c.Serial != lost && (c.RevokedAt.IsZero() || c.RevokeReason != "account deleted"):
+			t.Errorf("certificate %s: revoked %v %q, want revoked because the account was deleted", c.Serial, c.RevokedAt, c.RevokeReason)
+		}
+	}
+	page, err := p.store.Audit(ctx, store.AuditQuery{Action: "admin.certificate.revoke", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audited []string
+	for _, e := range page.Items {
+		if e.Actor == "admin" && e.Target == "jsmith" && e.Reason == "account deleted" {
+			audited = append(audited, e.CertFingerprint)
+		}
+	}
+	slices.Sort(audited)
+	want := []string{auth.Fingerprint(issued[0].Cert.Raw), auth.Fingerprint(issued[1].Cert.Raw)}
+	slices.Sort(want)
+	if !slices.Equal(audited, want) {
+		t.Errorf("revocations audited: %q, want %q", audited, want)
+	}
+
+	p.addAccount("jsmith", newPW, "helpdesk", "employee")
+	for i, is := range issued {
+		b := p.browser(tlsCertificate(is))
+		b.login("jsmith", newPW)
+		v := b.sessionView(t)
+		if slices.Contains(v.Factors, auth.FactorCertificate) || slices.Contains(v.EffectiveRoles, "helpdesk") {
+			t.Errorf("the deleted account's certificate %d counts for the new account of that name: factors %q, roles %q", i, v.Factors, v.EffectiveRoles)
+		}
+	}
+}
+
+// failingRevocations is a store whose certificate revocations fail.
+type failingRevocations struct{ store.Store }
+
+func (failingRevocations) RevokeCertificate(context.Context, string, time.Time, string) (store.Certificate, error) {
+	return store.Certificate{}, fmt.Errorf("revoke: %w", store.ErrUnavailable)
+}
+
+// An account whose certificates cannot be revoked is not deleted: 503
+// in plain words, and the account is still there to delete again.
+func TestAdminUsers_DeleteRefusedWhenItsCertificatesCannotBeRevoked(t *testing.T) {
+	t.Parallel()
+	p := newPortalWith(t, func(cfg *server.Config) { cfg.Store = failingRevocations{cfg.Store} })
+	ctx := t.Context()
+	p.addAccount("jsmith", "a long passphrase for jsmith, 2026", "employee")
+	is, err := p.ca.IssueClient(ca.ClientRequest{Name: "jsmith"}, p.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.store.PutCertificate(ctx, store.CertificateOf(is.Cert, "jsmith", p.clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	admin := p.browser(p.AdminCert)
+	admin.login("admin", adminPassword)
+	r := admin.sendJSON("DELETE", "/api/admin/users/jsmith", "")
+	wantStatus(t, "delete jsmith", r, http.StatusServiceUnavailable)
+	var e struct{ Error, Code string }
+	if err := json.Unmarshal([]byte(r.Body), &e); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+	if e.Code != "certificates_not_revoked" || !strings.Contains(e.Error, "the account was not deleted") {
+		t.Errorf("answer %s, want code certificates_not_revoked and words saying the account was not deleted", r.Body)
+	}
+	if _, err := p.store.Account(ctx, "jsmith"); err != nil {
+		t.Errorf("jsmith after the refused delete: %v, want the account still there", err)
+	}
+	page, err := p.store.Audit(ctx, store.AuditQuery{Action: "admin.user.delete", Limit: 1})
+	if err != nil || len(page.Items) != 0 {
+		t.Errorf("audit of the refused delete: %+v, %v; want no admin.user.delete event", page.Items, err)
+	}
+}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"gatehouse/auth"
 	"gatehouse/auth/ca"
 	"gatehouse/store"
+	"gatehouse/tests/certtest"
 )
 
 // sessionView is what the tests below read of GET /api/session.
@@ -127,6 +129,79 @@ func TestLogin_CertificateNamingMoreThanOneAccountCountsForNone(t *testing.T) {
 			}
 			if logs := p.logs.String(); !strings.Contains(logs, "certificate names more than one account") || !strings.Contains(logs, "accounts=admin,dupe") {
 				t.Errorf("the log has no warning naming both accounts:\n%s", logs)
+			}
+		})
+	}
+}
+
+// A certificate pinned by fingerprint on one account and naming another
+// by its SAN email counts for neither, in whichever encoding it comes:
+// re-encoding its ECDSA signature (s -> n-s), which anyone holding it can
+// do, gives it another fingerprint but must not shake off the pin and
+// leave it to the account its email names. A pin made from the
+// re-encoded twin holds the same way, and an encoding that is not DER
+// (which Go's parser takes) does not count at all.
+func TestLogin_CertificatePinnedOnOneAccountAndNamingAnotherCountsForNeitherInAnyEncoding(t *testing.T) {
+	t.Parallel()
+	p := newPortal(t)
+	ctx := t.Context()
+	if err := p.store.UpdateAccount(ctx, "admin", func(a *store.Account) error {
+		a.Email = "admin@example.com"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	issued, err := p.ca.IssueClient(ca.ClientRequest{Name: "laptop-0042", Email: "admin@example.com"}, p.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	twinDER, err := certtest.ReencodeSignature(issued.Cert, p.ca.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notDER, err := certtest.AppendInsideCertificate(issued.Cert, []byte{0x05, 0x00})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoding := func(der []byte) *ca.Issued {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		is := *issued
+		is.Cert = c
+		return &is
+	}
+	p.addAccount("dupe", "a long passphrase for dupe, 2026", "employee")
+
+	for _, tc := range []struct {
+		name          string
+		pin           []byte // the encoding whose fingerprint dupe pins
+		presented     *ca.Issued
+		wantAmbiguous bool // else: does not count at all
+	}{
+		{"pin of the original, original presented", issued.Cert.Raw, issued, true},
+		{"pin of the original, re-encoded twin presented", issued.Cert.Raw, encoding(twinDER), true},
+		{"pin of the twin, original presented", twinDER, issued, true},
+		{"pin of the original, an encoding that is not DER presented", issued.Cert.Raw, encoding(notDER), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := p.store.UpdateAccount(ctx, "dupe", func(a *store.Account) error {
+				a.PinnedFingerprints = []string{auth.Fingerprint(tc.pin)}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			b := p.browser(tlsCertificate(tc.presented))
+			b.login("admin", adminPassword)
+			v := b.sessionView(t)
+			if !slices.Equal(v.Factors, []string{auth.FactorPassword}) || !slices.Equal(v.EffectiveRoles, []string{"employee"}) {
+				t.Errorf("factors %q, effective roles %q; want the password alone and employee: the certificate (pinned on dupe, named for admin) counts for neither",
+					v.Factors, v.EffectiveRoles)
+			}
+			ambiguous := slices.ContainsFunc(v.Notices, func(n string) bool { return strings.Contains(n, "names more than one account") })
+			if ambiguous != tc.wantAmbiguous {
+				t.Errorf("notices %q; want one saying the certificate names more than one account: %t", v.Notices, tc.wantAmbiguous)
 			}
 		})
 	}

@@ -49,17 +49,21 @@ func (s *Server) deviceToken(r *http.Request, username string, now time.Time) (a
 }
 
 // knownDevice returns the device a sign-in for acct comes from: known by
-// a verified certificate bound to acct, or else by a device cookie set on
-// it under acct's current password. A disabled account has no known
-// devices. A device that failed auth.KnownDeviceMaxFailures times in a
-// row is returned as unknown.
-func (s *Server) knownDevice(ctx context.Context, acct store.Account, cert auth.CertResult, tok auth.DeviceToken, hasCookie bool) (device, error) {
+// a verified certificate that counts for acct alone, or else by a device
+// cookie set on it under acct's current password. owners are every
+// account the certificate is bound to (certOwners): a certificate that
+// also names another account counts for none (auth.CertResult.BoundTo),
+// and so makes no known device either, or its holder would escape the
+// account's and the address's throttles with it. A disabled account has
+// no known devices. A device that failed auth.KnownDeviceMaxFailures
+// times in a row is returned as unknown.
+func (s *Server) knownDevice(ctx context.Context, acct store.Account, cert auth.CertResult, owners []string, tok auth.DeviceToken, hasCookie bool) (device, error) {
 	var d device
 	var id string
 	switch {
 	case acct.Disabled:
 		return d, nil
-	case cert.Valid() && auth.CertBoundTo(cert.Info, authAccount(acct)):
+	case cert.BoundTo(authAccount(acct), owners).Valid():
 		d.known, id = knownByCertificate, auth.CertificateDevice(cert.Info)
 	case hasCookie && s.devCookies.Current(tok, acct.PasswordHash):
 		d.known, id = knownByCookie, auth.CookieDevice(tok)

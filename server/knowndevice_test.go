@@ -405,3 +405,56 @@ func TestAccount_PasswordChangeRenewsThisDevicesCookie(t *testing.T) {
 		t.Errorf("bob on the device that changed the password, locked for unknown devices: status %d, want 303", got)
 	}
 }
+
+// A certificate that names more than one account counts for none of them
+// (docs/decisions.md, "One certificate, one account"), and so makes no
+// known device either: a sign-in presenting it answers to the account's
+// and the address's throttles, like any unknown device, and is refused
+// while the account is locked for unknown devices. Only a certificate
+// that counts for the account alone makes a known device.
+func TestLogin_CertificateNamingMoreThanOneAccountMakesNoKnownDevice(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// email is the certificate's SAN email (its common name is
+		// bob); pinOnCarol pins its fingerprint on carol.
+		email      string
+		pinOnCarol bool
+		want       int
+		wantKnown  string
+	}{
+		{"bound to bob alone", "", false, http.StatusSeeOther, "certificate"},
+		{"bob's name and carol's email", "carol@example.com", false, http.StatusForbidden, ""},
+		{"bob's name, pinned on carol", "", true, http.StatusForbidden, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := newPortal(t)
+			p.addAccount("bob", bobPassword, "employee")
+			p.addAccount("carol", "a long passphrase for carol, 2026", "employee")
+			issued, err := p.ca.IssueClient(ca.ClientRequest{Name: "bob", Email: tc.email}, p.clock.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = p.store.UpdateAccount(t.Context(), "carol", func(a *store.Account) error {
+				a.Email = "carol@example.com"
+				if tc.pinOnCarol {
+					a.PinnedFingerprints = []string{auth.Fingerprint(issued.Cert.Raw)}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.lockPassword("bob")
+			b := p.browser(tlsCertificate(issued))
+			if got := signInStatus(b, "bob", bobPassword); got != tc.want {
+				t.Errorf("bob with the certificate, locked for unknown devices: status %d, want %d", got, tc.want)
+			}
+			page, err := p.store.Audit(t.Context(), store.AuditQuery{Actor: "bob", Action: "login", Limit: 1})
+			if err != nil || len(page.Items) != 1 || page.Items[0].KnownDevice != tc.wantKnown {
+				t.Errorf("audit event = %+v (%v), want known device %q", page.Items, err, tc.wantKnown)
+			}
+		})
+	}
+}

@@ -109,7 +109,18 @@ func (s *Server) handleLoginPost() http.Handler {
 			actor = acct.Name
 		}
 		cert := s.verifier.Verify(ctx, s.peerCertificates(r), now)
-		dev, err := s.signInDevice(r, acct, username, cert, now)
+		// Whom a certificate counts for decides whether this is a known
+		// device, and later the certificate factor: it is looked up for
+		// every valid certificate, whether or not the account exists, so
+		// that the time it takes tells nothing about the name.
+		var owners []string
+		if cert.Valid() {
+			if owners, err = s.certOwners(r, cert.Info); err != nil {
+				s.fail(w, r, hideName(err, username, s.unknownName(username)))
+				return
+			}
+		}
+		dev, err := s.signInDevice(r, acct, username, cert, owners, now)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -155,10 +166,7 @@ func (s *Server) handleLoginPost() http.Handler {
 		if in.Cert.Valid() {
 			// A certificate counts only for an account it alone names:
 			// the answer can take privilege away, never add it.
-			if in.CertOwners, err = s.certOwners(r, in.Cert.Info); err != nil {
-				s.fail(w, r, err)
-				return
-			}
+			in.CertOwners = owners
 		}
 		d := auth.Decide(in)
 		if d.Cert.Status == auth.CertAmbiguous {
@@ -225,13 +233,14 @@ func (s *Server) findAccount(r *http.Request, name string) (*store.Account, erro
 // signInDevice finds the device a sign-in for username (acct, nil when
 // there is no such account) comes from. Only a sign-in that presents a
 // verified certificate, or a device cookie for username, can come from a
-// known device.
-func (s *Server) signInDevice(r *http.Request, acct *store.Account, username string, cert auth.CertResult, now time.Time) (device, error) {
+// known device. owners are the accounts the certificate is bound to
+// (certOwners).
+func (s *Server) signInDevice(r *http.Request, acct *store.Account, username string, cert auth.CertResult, owners []string, now time.Time) (device, error) {
 	tok, hasCookie := s.deviceToken(r, username, now)
 	if acct == nil || (!cert.Valid() && !hasCookie) {
 		return device{}, nil
 	}
-	return s.knownDevice(r.Context(), *acct, cert, tok, hasCookie)
+	return s.knownDevice(r.Context(), *acct, cert, owners, tok, hasCookie)
 }
 
 // signInThrottles checks the throttles a sign-in from dev answers to, and

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 )
 
 // ReencodeSignature returns another valid DER encoding of c, an ECDSA
@@ -49,6 +50,60 @@ func ReencodeSignature(c, issuer *x509.Certificate) ([]byte, error) {
 	}
 	if err := again.CheckSignatureFrom(issuer); err != nil {
 		return nil, fmt.Errorf("re-encoded certificate does not verify: %w", err)
+	}
+	return der, nil
+}
+
+// PadSignatureBits returns another encoding of c that Go's parser takes
+// and whose signature still verifies: the signature's BIT STRING declares
+// bits (1 or 2) unused bits at its end, and holds the signature shifted
+// left by as many, which the parser shifts back. It is not DER (DER
+// writes a whole number of bytes as such); the fingerprint changes.
+func PadSignatureBits(c *x509.Certificate, bits int) ([]byte, error) {
+	if bits < 1 || bits > 7 || len(c.Signature) == 0 || c.Signature[0]>>(8-bits) != 0 {
+		return nil, fmt.Errorf("the signature cannot be shifted by %d bits", bits)
+	}
+	shifted := make([]byte, len(c.Signature))
+	for i, b := range c.Signature {
+		shifted[i] = b << bits
+		if i+1 < len(c.Signature) {
+			shifted[i] |= c.Signature[i+1] >> (8 - bits)
+		}
+	}
+	return rebuild(c, asn1.BitString{Bytes: shifted, BitLength: 8*len(shifted) - bits}, nil)
+}
+
+// AppendInsideCertificate returns c with extra after its signature,
+// inside the certificate's outer SEQUENCE, which Go's parser never
+// reads: another encoding with another fingerprint, as many as there
+// are byte strings.
+func AppendInsideCertificate(c *x509.Certificate, extra []byte) ([]byte, error) {
+	return rebuild(c, asn1.BitString{Bytes: c.Signature, BitLength: 8 * len(c.Signature)}, extra)
+}
+
+// rebuild re-encodes c with sig as its signature BIT STRING and extra
+// after it, and checks that Go still parses the result.
+func rebuild(c *x509.Certificate, sig asn1.BitString, extra []byte) ([]byte, error) {
+	var outer struct {
+		TBS       asn1.RawValue
+		Algorithm asn1.RawValue
+		Signature asn1.BitString
+	}
+	rest, err := asn1.Unmarshal(c.Raw, &outer)
+	if err != nil || len(rest) > 0 {
+		return nil, fmt.Errorf("parse certificate: %v (%d trailing bytes)", err, len(rest))
+	}
+	sigDER, err := asn1.Marshal(sig)
+	if err != nil {
+		return nil, err
+	}
+	body := slices.Concat(outer.TBS.FullBytes, outer.Algorithm.FullBytes, sigDER, extra)
+	der, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: body})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := x509.ParseCertificate(der); err != nil {
+		return nil, fmt.Errorf("parse re-encoded certificate: %w", err)
 	}
 	return der, nil
 }
