@@ -57,14 +57,15 @@ type crl struct {
 // verified to chain to them: a list nobody trusted signed could otherwise
 // revoke, or un-revoke, anything.
 //
-// A list is refused, and with it the whole set, when it has no CRL
-// number or a critical one (RFC 5280 §5.2.3), when it carries a critical
-// extension the portal does not process, such as a delta or partial list
-// (§5.2: such a list must not be used), or when the certificate that
-// signed it may not sign CRLs (a CA certificate whose key usage, when
-// present, includes cRLSign). When two lists come from the same issuer,
-// the one with the higher CRL number wins; two different lists with the
-// same number are refused, since neither can be told to be the newer.
+// A list is refused, and with it the whole set, when it has no next
+// update (RFC 5280 §5.1.2.5) or no CRL number or a critical one (§5.2.3),
+// when it carries a critical extension the portal does not process, such
+// as a delta or partial list (§5.2: such a list must not be used), or
+// when the certificate that signed it may not sign CRLs (a CA certificate
+// whose key usage, when present, includes cRLSign). When two lists come
+// from the same issuer, the one with the higher CRL number wins; two
+// different lists with the same number are refused, since neither can be
+// told to be the newer.
 func ParseCRLs(files map[string][]byte, signers []*x509.Certificate) (*CRLSet, error) {
 	set := &CRLSet{byIssuer: map[string]*crl{}}
 	for _, name := range slices.Sorted(maps.Keys(files)) {
@@ -140,12 +141,18 @@ func crlDERs(data []byte) ([][]byte, error) {
 }
 
 // checkCRLForm applies RFC 5280's rules for a list that the parser
-// leaves to its caller: exactly one CRL number, not critical, a
+// leaves to its caller: a next update, which conforming issuers must
+// include (§5.1.2.5) and without which a list could never be found out of
+// date, so that a list issued years ago would vouch for its CA's
+// certificates for ever; exactly one CRL number, not critical, a
 // non-negative integer of at most 20 octets (§5.2.3); and no critical
 // extension, on the list or on an entry, that the portal does not
 // process (§5.2, §5.3), because such a list means something other than
 // "these are all of the issuer's revoked certificates".
 func checkCRLForm(list *x509.RevocationList) error {
+	if list.NextUpdate.IsZero() {
+		return errors.New("it has no next update, which RFC 5280 requires (without one the list could never be found out of date, and would vouch for its CA's certificates for ever)")
+	}
 	numbers := 0
 	for _, ext := range list.Extensions {
 		switch {
@@ -316,7 +323,9 @@ func (s *CRLSet) check(cert, issuer *x509.Certificate, now time.Time) crlVerdict
 	if c.serials[cert.SerialNumber.String()] {
 		return crlRevoked
 	}
-	if !c.nextUpdate.IsZero() && now.After(c.nextUpdate) {
+	// A list without a next update is refused when loaded; were one
+	// here, its zero time would be long past: stale, never fresh.
+	if now.After(c.nextUpdate) {
 		return crlStale
 	}
 	return crlGood

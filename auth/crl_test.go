@@ -128,7 +128,7 @@ type tbsCertList struct {
 	Signature           pkix.AlgorithmIdentifier
 	Issuer              asn1.RawValue
 	ThisUpdate          time.Time
-	NextUpdate          time.Time
+	NextUpdate          time.Time                 `asn1:"optional"` // left out when zero
 	RevokedCertificates []pkix.RevokedCertificate `asn1:"optional"`
 	Extensions          []pkix.Extension          `asn1:"tag:0,optional,explicit"`
 }
@@ -142,7 +142,8 @@ type certificateList struct {
 var oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
 
 // rawCRL builds and signs, field by field, a v2 CRL from ca valid from
-// thisUpdate to nextUpdate with exactly the extensions exts.
+// thisUpdate to nextUpdate (none when zero) with exactly the extensions
+// exts.
 func (ca *testCA) rawCRL(t *testing.T, thisUpdate, nextUpdate time.Time, exts []pkix.Extension, revoked ...pkix.RevokedCertificate) []byte {
 	t.Helper()
 	alg := pkix.AlgorithmIdentifier{Algorithm: oidECDSAWithSHA256}
@@ -205,6 +206,10 @@ func TestParseCRLs_RFC5280Rules(t *testing.T) {
 	}{
 		{"a list with a non-critical CRL number is accepted", root,
 			root.rawCRL(t, from, until, []pkix.Extension{number(1)}, entry), ""},
+		{"a list without a next update is refused", root,
+			root.rawCRL(t, from, time.Time{}, []pkix.Extension{number(1)}, entry), "no next update"},
+		{"a years-old list without a next update is refused", root,
+			root.rawCRL(t, now.Add(-3*year), time.Time{}, []pkix.Extension{number(1)}), "no next update"},
 		{"a list without a CRL number is refused", root,
 			root.rawCRL(t, from, until, nil, entry), "no CRL number"},
 		{"a list with a critical CRL number is refused", root,
@@ -429,4 +434,26 @@ func TestCRLSet_NumbersNeverGoBack(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCRL_ListWithoutNextUpdateIsNeverFresh checks the lookup on its
+// own: ParseCRLs refuses a list without a next update, and were one to
+// reach a set, it would fail closed rather than vouch for ever.
+func TestCRL_ListWithoutNextUpdateIsNeverFresh(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	root := newTestCA(t, "root", now.Add(-5*year), now.Add(5*year), nil)
+	leaf := root.issue(t, clientTemplate("alice", now.Add(-time.Hour), now.Add(year)))
+	block, _ := pem.Decode(root.rawCRL(t, now.Add(-time.Hour), time.Time{}, []pkix.Extension{crlNumber(t, big.NewInt(1), false)}))
+	list, err := x509.ParseRevocationList(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !list.NextUpdate.IsZero() {
+		t.Fatal("the list has a next update; the test proves nothing")
+	}
+	set := &CRLSet{byIssuer: map[string]*crl{string(list.RawIssuer): newCRL("list.crl", list)}}
+	if got := set.check(leaf, root.cert, now); got != crlStale {
+		t.Errorf("verdict of a list without a next update = %v, want stale (%v)", got, crlStale)
+	}
 }
