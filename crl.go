@@ -19,8 +19,9 @@ import (
 // and logs why.
 //
 // CRL numbers never go back: the highest number seen from each issuer is
-// kept in the store, so a list older than one already seen is refused on
-// a reload, on a restart, and by every instance that shares the store.
+// kept in the store (auth.CRLSet.Numbers says under which names), so a
+// list older than one already seen is refused on a reload, on a restart,
+// and by every instance that shares the store.
 type crlWatcher struct {
 	files   []string
 	signers []*x509.Certificate
@@ -36,9 +37,11 @@ type crlNumbers interface {
 	RaiseCounter(ctx context.Context, name string, value *big.Int) (*big.Int, error)
 }
 
-// crlNumberCounter names the store counter of an issuer's CRL number,
-// from auth.CRLInfo.IssuerID.
-func crlNumberCounter(issuerID string) string { return "crl-number:" + issuerID }
+// crlNumberCounter names the store counter of a CRL number, from
+// auth.CRLNumber.Counter: an issuer's IssuerID (its key and canonical
+// name), or the hash of one encoding of its name under which versions
+// before that kept the number.
+func crlNumberCounter(counter string) string { return "crl-number:" + counter }
 
 type fileStamp struct {
 	size    int64
@@ -83,21 +86,20 @@ func (w *crlWatcher) load(ctx context.Context) error {
 	if err := set.Follows(w.set.Load()); err != nil {
 		return err
 	}
-	lists := set.Lists()
-	for _, l := range lists {
+	for _, n := range set.Numbers() {
 		// Raising before the whole set is known to be good is safe: a
 		// list signed by a trusted CA proves its number was issued.
-		seen, err := w.numbers.RaiseCounter(ctx, crlNumberCounter(l.IssuerID), l.Number)
+		seen, err := w.numbers.RaiseCounter(ctx, crlNumberCounter(n.Counter), n.Number)
 		if err != nil {
-			return fmt.Errorf("CRL %s (issuer %s): compare its CRL number with the highest seen: %w", l.File, l.Issuer, err)
+			return fmt.Errorf("CRL %s (issuer %s): compare its CRL number with the highest seen: %w", n.File, n.Issuer, err)
 		}
-		if seen.Cmp(l.Number) > 0 {
-			return &auth.OlderCRLError{File: l.File, Issuer: l.Issuer, Number: l.Number, Seen: seen}
+		if seen.Cmp(n.Number) > 0 {
+			return &auth.OlderCRLError{File: n.File, Issuer: n.Issuer, Number: n.Number, Seen: seen}
 		}
 	}
 	w.set.Store(set)
 	w.stamps = stamps
-	for _, l := range lists {
+	for _, l := range set.Lists() {
 		w.log.Info("CRL in force", "issuer", l.Issuer, "number", l.Number.String(), "file", l.File)
 	}
 	return nil

@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -249,6 +251,154 @@ func TestLoadClientIntermediates(t *testing.T) {
 			}
 			if len(tc.files) > 0 && !strings.Contains(err.Error(), tc.files[0]) {
 				t.Errorf("the error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+// commonNameAs returns the DER name "CN=cn" with the value in the ASN.1
+// string type tag.
+func commonNameAs(t *testing.T, tag int, cn string) []byte {
+	t.Helper()
+	der, err := asn1.Marshal(pkix.RDNSequence{{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: asn1.RawValue{Tag: tag, Bytes: []byte(cn)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// reissued returns c's certificate issued again, self-signed with the
+// same key, under the DER name rawSubject: a root re-issued by newer CA
+// software that encodes its name in another string type.
+func (c *testCA) reissued(t *testing.T, rawSubject []byte) *testCA {
+	t.Helper()
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, RawSubject: rawSubject,
+		NotBefore: c.cert.NotBefore, NotAfter: c.cert.NotAfter,
+		KeyUsage: c.cert.KeyUsage, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &c.key.PublicKey, c.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: c.key}
+}
+
+// TestCRLWatcher_IssuerNameEncodingsShareOneNumber covers a CA whose
+// certificate exists with its name as PrintableString and as UTF8String
+// (one key), both configured: one issuer, so one CRL number that never
+// goes back, across restarts, whichever encoding each list uses.
+func TestCRLWatcher_IssuerNameEncodingsShareOneNumber(t *testing.T) {
+	root := newTestCA(t, "unused", nil, time.Now().Add(24*time.Hour))
+	printable := root.reissued(t, commonNameAs(t, asn1.TagPrintableString, "Corp CA"))
+	utf8Name := root.reissued(t, commonNameAs(t, asn1.TagUTF8String, "Corp CA"))
+	signers := []*x509.Certificate{printable.cert, utf8Name.cert}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "corp.crl")
+	st := openTestStore(t, filepath.Join(dir, "gatehouse.db"))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	serial := big.NewInt(1001)
+
+	utf8Name.writeCRL(t, file, 8, serial)
+	w, err := newCRLWatcher(t.Context(), []string{file}, signers, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !revokes(t, w, printable, serial) {
+		t.Error("the list in the UTF8String name does not revoke a certificate issued under the PrintableString name")
+	}
+
+	printable.writeCRL(t, file, 7) // revokes nothing
+	_, err = newCRLWatcher(t.Context(), []string{file}, signers, st, log)
+	var older *auth.OlderCRLError
+	if !errors.As(err, &older) || older.Number.Int64() != 7 || older.Seen.Int64() != 8 {
+		t.Fatalf("a restart with list 7 in the other encoding after list 8: %v, want an older-list error, 7 after 8", err)
+	}
+	printable.writeCRL(t, file, 9)
+	if _, err := newCRLWatcher(t.Context(), []string{file}, signers, st, log); err != nil {
+		t.Fatalf("list 9 in the other encoding after list 8: %v", err)
+	}
+}
+
+// TestCRLWatcher_NumbersSeenBeforeAnUpgradeStillCount starts with a
+// store in which an earlier version kept CRL numbers: one record per DER
+// encoding of the issuer's name, "crl-number:" and IssuerID of the
+// encoding, shared by every key with that name. Those numbers still
+// count, whichever encoding the list uses, as that version counted them
+// (of the lists with one encoding, the newest must not be older); and a
+// newer list raises them too, for instances of the earlier version that
+// share the store.
+func TestCRLWatcher_NumbersSeenBeforeAnUpgradeStillCount(t *testing.T) {
+	root := newTestCA(t, "unused", nil, time.Now().Add(24*time.Hour))
+	printable := root.reissued(t, commonNameAs(t, asn1.TagPrintableString, "Corp CA"))
+	utf8Name := root.reissued(t, commonNameAs(t, asn1.TagUTF8String, "Corp CA"))
+	otherKey := newTestCA(t, "Corp CA", nil, time.Now().Add(24*time.Hour)) // the PrintableString name
+	if string(otherKey.cert.RawSubject) != string(printable.cert.RawSubject) {
+		t.Fatal("the CA with the other key should have the PrintableString name")
+	}
+	signers := []*x509.Certificate{printable.cert, utf8Name.cert, otherKey.cert}
+	former := func(ca *testCA) string { return "crl-number:" + auth.IssuerID(ca.cert.RawSubject) }
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	type list struct {
+		ca     *testCA
+		number int64
+	}
+
+	tests := []struct {
+		name  string
+		seen  map[*testCA]int64 // what the earlier version kept
+		lists []list
+		// wantOlder is the refused number and the number seen; nil when
+		// the lists are accepted.
+		wantOlder []int64
+	}{
+		{"a number seen under the list's encoding counts",
+			map[*testCA]int64{printable: 5}, []list{{printable, 4}}, []int64{4, 5}},
+		{"a number seen under the issuer's other encoding counts",
+			map[*testCA]int64{printable: 7, utf8Name: 9}, []list{{printable, 8}}, []int64{8, 9}},
+		{"a newer list is accepted",
+			map[*testCA]int64{printable: 5, utf8Name: 3}, []list{{utf8Name, 6}}, nil},
+		{"two CAs sharing a name but not a key: the newer of their lists counts, as before",
+			map[*testCA]int64{printable: 9}, []list{{printable, 9}, {otherKey, 3}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st := openTestStore(t, filepath.Join(dir, "gatehouse.db"))
+			for ca, n := range tc.seen {
+				if _, err := st.RaiseCounter(t.Context(), former(ca), big.NewInt(n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var files []string
+			for i, l := range tc.lists {
+				files = append(files, filepath.Join(dir, fmt.Sprintf("%d.crl", i)))
+				l.ca.writeCRL(t, files[i], l.number)
+			}
+			_, err := newCRLWatcher(t.Context(), files, signers, st, log)
+			if tc.wantOlder != nil {
+				var older *auth.OlderCRLError
+				if !errors.As(err, &older) || older.Number.Int64() != tc.wantOlder[0] || older.Seen.Int64() != tc.wantOlder[1] {
+					t.Fatalf("%v, want an older-list error, %d after %d", err, tc.wantOlder[0], tc.wantOlder[1])
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			newest := tc.lists[0]
+			for _, ca := range []*testCA{printable, utf8Name} {
+				if n, err := st.RaiseCounter(t.Context(), former(ca), big.NewInt(0)); err != nil || n.Int64() != newest.number {
+					t.Errorf("the earlier version's record for %s holds %v (%v), want %d", ca.cert.Subject, n, err, newest.number)
+				}
 			}
 		})
 	}
