@@ -334,7 +334,7 @@ func (s *Server) deleteUser(r *http.Request, v *visit, name string) error {
 // is not revoked yet, a page of records at a time, the way an admin's
 // revocation does (store.Store.RevokeCertificate: every instance sees it
 // on its next request), and audits each as admin.certificate.revoke with
-// reason.
+// reason, its device and serial.
 func (s *Server) revokeCertificatesOf(r *http.Request, v *visit, user, reason string) error {
 	now := s.now()
 	return store.ForEach(func(cursor string) (store.Page[store.Certificate], error) {
@@ -347,7 +347,7 @@ func (s *Server) revokeCertificatesOf(r *http.Request, v *visit, user, reason st
 		if err != nil {
 			return fmt.Errorf("revoke certificate %s of %q: %w", c.Serial, user, err)
 		}
-		ev := actorEvent(v, "admin.certificate.revoke", user, reason)
+		ev := actorEvent(v, "admin.certificate.revoke", user, store.RevocationReason(reason, []store.Certificate{revoked}))
 		ev.CertFingerprint = revoked.Fingerprint
 		return s.audit(r, ev)
 	})

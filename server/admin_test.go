@@ -275,7 +275,7 @@ func TestAdminUsers_DeletingAnAccountRevokesItsCertificates(t *testing.T) {
 	}
 	var audited []string
 	for _, e := range page.Items {
-		if e.Actor == "admin" && e.Target == "jsmith" && e.Reason == "account deleted" {
+		if e.Actor == "admin" && e.Target == "jsmith" && strings.HasPrefix(e.Reason, "account deleted; ") && strings.Contains(e.Reason, "serial ") {
 			audited = append(audited, e.CertFingerprint)
 		}
 	}
