@@ -159,7 +159,7 @@ func newPortalWith(t testing.TB, configure func(*server.Config), redisArgs ...st
 		RecoveryKey:    recoveryKey,
 		UnknownNameKey: nameKey,
 		Store:          st,
-		Verifier:       &auth.CertVerifier{Roots: roots},
+		Verifier:       &auth.CertVerifier{Roots: roots, Revoked: st.IsRevoked},
 		Hasher:         hasher,
 		SessionKey:     key,
 		Issuer:         authority,
