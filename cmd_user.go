@@ -201,7 +201,7 @@ func userAdd(e *env, st store.Store, name string, roles []string, email string, 
 		return err
 	}
 	err = st.CreateAccount(e.ctx, store.Account{
-		Name: name, Email: email, PasswordHash: hash, Roles: dedupe(roles),
+		Name: name, ID: store.NewAccountID(), Email: email, PasswordHash: hash, Roles: dedupe(roles),
 		MustChangePassword: temporary, CreatedAt: now, UpdatedAt: now,
 	})
 	if errors.Is(err, store.ErrExists) {

@@ -179,7 +179,7 @@ func initStore(e *env, st store.Store, authority *ca.CA, l layout, now time.Time
 		return err
 	}
 	admin := store.Account{
-		Name: initialAdmin, PasswordHash: hash, Roles: []string{"admin", "employee"},
+		Name: initialAdmin, ID: store.NewAccountID(), PasswordHash: hash, Roles: []string{"admin", "employee"},
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if err := st.CreateAccount(e.ctx, admin); err != nil {

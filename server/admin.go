@@ -226,7 +226,7 @@ func (s *Server) createUser(r *http.Request, v *visit, in newUser) (store.Accoun
 		return store.Account{}, "", err
 	}
 	now := s.now()
-	a := store.Account{Name: in.Name, Email: in.Email, PasswordHash: hash, Roles: roles,
+	a := store.Account{Name: in.Name, ID: store.NewAccountID(), Email: in.Email, PasswordHash: hash, Roles: roles,
 		MustChangePassword: temporary != "", CreatedAt: now, UpdatedAt: now}
 	if err := s.store.CreateAccount(r.Context(), a); errors.Is(err, store.ErrExists) {
 		return store.Account{}, "", &Error{Status: http.StatusConflict, Code: "exists", Message: fmt.Sprintf("an account named %q already exists", in.Name)}

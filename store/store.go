@@ -361,6 +361,8 @@ type Store interface {
 	// CreateAccount adds a new account, or returns ErrExists when the
 	// name is taken and ErrEmailTaken when another account has its email
 	// (see EmailKey); of two concurrent calls for one email, one wins.
+	// An account without an ID is given one (NewAccountID); callers that
+	// show the account afterwards set it themselves.
 	CreateAccount(ctx context.Context, a Account) error
 	// UpdateAccount applies fn to the named account atomically. A new
 	// email that another account has fails with ErrEmailTaken and

@@ -280,7 +280,11 @@ func TestAdminAPI_UserLifecycle(t *testing.T) {
 		TemporaryPassword *string `json:"temporary_password"`
 	}
 	decodeJSON(t, r, &created)
-	want := apiUser{Name: "dana", Email: "dana@example.com", Roles: []string{"employee"}}
+	if !strings.HasPrefix(created.User.Subject, "A") {
+		t.Errorf("created user's subject %q, want its account ID", created.User.Subject)
+	}
+	danaSubject := created.User.Subject
+	want := apiUser{Name: "dana", Subject: danaSubject, Email: "dana@example.com", Roles: []string{"employee"}}
 	if diff := cmp.Diff(want, created.User); diff != "" {
 		t.Errorf("created user (-want +got):\n%s", diff)
 	}
@@ -388,7 +392,7 @@ func TestAdminAPI_UserLifecycle(t *testing.T) {
 			User apiUser `json:"user"`
 		}
 		decodeJSON(t, r, &out)
-		want := apiUser{Name: "dana", Email: "dana.smith@example.com", Roles: []string{"auditors", "employee"}}
+		want := apiUser{Name: "dana", Subject: danaSubject, Email: "dana.smith@example.com", Roles: []string{"auditors", "employee"}}
 		if diff := cmp.Diff(want, out.User); diff != "" {
 			t.Errorf("PATCH answer (-want +got):\n%s", diff)
 		}
