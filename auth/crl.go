@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf16"
@@ -58,7 +60,18 @@ type CRLSet struct {
 	// list's issuer, the lists of that name (possibly none), so that the
 	// check made on every request finds them without canonicalizing.
 	byRawName map[string][]*crl
+	// named memoizes, for DER names byRawName does not hold (an
+	// intermediate a client sends that is not configured), the lists of
+	// that name, so that /auth/verify canonicalizes each such name once;
+	// at most maxNamedKept of them. namedN counts them.
+	named  sync.Map // string (DER name) → []*crl
+	namedN atomic.Int32
 }
+
+// maxNamedKept bounds CRLSet.named. Names reach it only from chains that
+// verified to a configured CA, so they are few; past the bound a name is
+// canonicalized on every request, as correct and slower.
+const maxNamedKept = 1024
 
 // crlIssuer identifies the issuer of a list by what no re-encoding
 // changes: the SHA-256 of the signing CA's public key (re-encoded from
@@ -473,7 +486,7 @@ func (s *CRLSet) check(cert, issuer *x509.Certificate, now time.Time) crlVerdict
 	}
 	lists, ok := s.byRawName[string(issuer.RawSubject)]
 	if !ok {
-		lists = s.byName[canonicalName(issuer.RawSubject)]
+		lists = s.listsNamed(issuer.RawSubject)
 	}
 	worst := crlNotCovered
 	for _, c := range lists {
@@ -489,6 +502,19 @@ func (s *CRLSet) check(cert, issuer *x509.Certificate, now time.Time) crlVerdict
 		worst = max(worst, v)
 	}
 	return worst
+}
+
+// listsNamed returns the lists whose issuer has the DER name raw, which
+// byRawName does not hold, compared as check says.
+func (s *CRLSet) listsNamed(raw []byte) []*crl {
+	if v, ok := s.named.Load(string(raw)); ok {
+		return v.([]*crl)
+	}
+	lists := s.byName[canonicalName(raw)]
+	if s.namedN.Add(1) <= maxNamedKept {
+		s.named.Store(string(raw), lists)
+	}
+	return lists
 }
 
 // checkChain checks every certificate of a verified chain (leaf first,

@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func (ca *testCA) crl(t *testing.T, number int64, thisUpdate, nextUpdate time.Time, revoked ...*x509.Certificate) []byte {
+func (ca *testCA) crl(t testing.TB, number int64, thisUpdate, nextUpdate time.Time, revoked ...*x509.Certificate) []byte {
 	t.Helper()
 	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: thisUpdate, NextUpdate: nextUpdate}
 	for _, c := range revoked {
@@ -763,4 +763,27 @@ func FuzzCanonicalName(f *testing.F) {
 			t.Error("two answers for one name")
 		}
 	})
+}
+
+// The check a request with a cached chain makes when CRLs are loaded and
+// the client sends an intermediate that is not configured (a two-tier
+// PKI with only its root configured): its name is looked up once.
+func BenchmarkCertVerifier_VerifyClientIntermediateWithCRL(b *testing.B) {
+	now := time.Now()
+	root := newTestCA(b, "Corp Root CA", now.Add(-time.Hour), now.Add(24*time.Hour), nil)
+	inter := newTestCA(b, "Corp Issuing CA 1", now.Add(-time.Hour), now.Add(24*time.Hour), root)
+	leaf := inter.issue(b, clientTemplate("alice", now.Add(-time.Hour), now.Add(time.Hour)))
+	pool := x509.NewCertPool()
+	pool.AddCert(root.cert)
+	set, err := ParseCRLs(map[string][]byte{"root.crl": root.crl(b, 3, now.Add(-time.Hour), now.Add(time.Hour))}, []*x509.Certificate{root.cert})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := &CertVerifier{Roots: pool, CRLs: func() *CRLSet { return set }}
+	chain := []*x509.Certificate{leaf, inter.cert}
+	for b.Loop() {
+		if !v.Verify(b.Context(), chain, now).Valid() {
+			b.Fatal("not valid")
+		}
+	}
 }
