@@ -317,3 +317,44 @@ func TestOIDCClaims_SubjectIsNeverGivenToAnotherAccount(t *testing.T) {
 		t.Errorf("alice's claims %+v, then a new alice's %+v; want an account ID as sub, another for the new account, and alice as preferred_username", first, second)
 	}
 }
+
+// A code presented a second time was most likely stolen: the exchange is
+// refused and the access token its first use gave stops answering.
+func TestOIDCToken_ReplayedCodeRevokesItsAccessToken(t *testing.T) {
+	p := newPortal(t)
+	secret := oidcApp(t, p, "wiki", "employee")
+	b := p.browser(p.AdminCert)
+	b.login("admin", adminPassword)
+	code, r := oidcCode(t, b, "wiki", verifierOne, nil)
+	if code == "" {
+		t.Fatalf("no code: status %d %s", r.Status, r.Body)
+	}
+	tok, st := oidcExchange(t, b, "wiki", secret, code, verifierOne)
+	if st != http.StatusOK {
+		t.Fatalf("exchange: %d", st)
+	}
+	if _, resp := oidcUserinfo(t, b, tok.AccessToken); resp.Status != http.StatusOK {
+		t.Fatalf("userinfo before the replay: %d %s", resp.Status, resp.Body)
+	}
+	again, st := oidcExchange(t, b, "wiki", secret, code, verifierOne)
+	if st == http.StatusOK || again.Error != "invalid_grant" {
+		t.Errorf("the code presented again: status %d, %+v; want invalid_grant", st, again)
+	}
+	if _, resp := oidcUserinfo(t, b, tok.AccessToken); resp.Status == http.StatusOK {
+		t.Errorf("userinfo with the access token of a replayed code: %s, want refused", resp.Body)
+	}
+	page, err := p.store.Audit(t.Context(), store.AuditQuery{Action: "oidc.token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(page.Items, func(e store.AuditEvent) bool {
+		return e.Outcome == "failure" && e.Actor == "wiki" && e.Target == "admin" && strings.HasPrefix(e.Reason, "code_replayed")
+	}) {
+		t.Errorf("no audit event for the replayed code: %+v", page.Items)
+	}
+
+	// A code that never was is just refused.
+	if _, st := oidcExchange(t, b, "wiki", secret, "no-such-code", verifierOne); st == http.StatusOK {
+		t.Errorf("an unknown code was exchanged")
+	}
+}

@@ -44,6 +44,13 @@ const (
 	ticketRequest = "oidc-request:"
 	ticketCode    = "oidc-code:"
 	ticketToken   = "oidc-token:"
+	// ticketSpent: a code that was exchanged (by its hash), naming its
+	// request; ticketTokenOf: the access token a request's code gave;
+	// ticketReplayed: a request whose code was presented again. They
+	// let a code presented twice revoke what the first exchange gave.
+	ticketSpent    = "oidc-spent:"
+	ticketTokenOf  = "oidc-token-of:"
+	ticketReplayed = "oidc-replayed:"
 )
 
 // authRequest is an app's authorization request, kept as a ticket from
@@ -388,13 +395,92 @@ func (o *oidcStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 // same atomic step, so a code works once, even when two requests present
 // it at the same moment, and a code presented with a wrong secret is
 // spent too. The request it names is taken with it.
+//
+// A code presented again while the tokens it gave may still live was
+// most likely stolen (RFC 6749 §4.1.2, the OAuth security BCP): the
+// access token of its first exchange is revoked, and the attempt is in
+// the audit trail.
 func (o *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	id, err := o.s.store.TakeTicket(ctx, ticketCode+hashed(code))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, o.replayed(ctx, code, err)
+	}
 	if err != nil {
 		return nil, err
 	}
 	b, err := o.s.store.TakeTicket(ctx, ticketRequest+string(id))
-	return o.loadRequest(ctx, b, err)
+	a, err := o.loadRequest(ctx, b, err)
+	if err != nil {
+		return nil, err
+	}
+	spent, err := json.Marshal(spentCode{Request: a.ID, ClientID: a.ClientID, Account: a.Grant.accountName()})
+	if err != nil {
+		return nil, err
+	}
+	if err := o.s.store.PutTicket(ctx, ticketSpent+hashed(code), spent, oidcTokenLifetime); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// spentCode is what is kept of an exchanged code (ticketSpent).
+type spentCode struct {
+	Request  string `json:"request"`
+	ClientID string `json:"client_id"`
+	Account  string `json:"account,omitempty"`
+}
+
+// accountName is the name of the account a grant is for ("" for none).
+func (g *oidcGrant) accountName() string {
+	if g == nil {
+		return ""
+	}
+	return g.Account
+}
+
+// replayed answers a code that is not (or no longer) live: when it was
+// exchanged before, within oidcTokenLifetime, what that exchange gave is
+// revoked. notFound is returned for a code never seen.
+func (o *oidcStorage) replayed(ctx context.Context, code string, notFound error) error {
+	b, err := o.s.store.Ticket(ctx, ticketSpent+hashed(code))
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound
+	}
+	if err != nil {
+		return err
+	}
+	var sc spentCode
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return fmt.Errorf("decode spent code: %w", err)
+	}
+	// Marked first, so that an exchange still making its token finds
+	// the mark after recording it (CreateAccessToken), whichever of the
+	// two runs first.
+	if err := o.s.store.PutTicket(ctx, ticketReplayed+sc.Request, []byte{1}, oidcTokenLifetime); err != nil {
+		return err
+	}
+	if err := o.revokeTokenOf(ctx, sc.Request); err != nil {
+		return err
+	}
+	err = o.audit(ctx, store.AuditEvent{Action: "oidc.token", Outcome: "failure", Actor: sc.ClientID, Target: sc.Account,
+		Reason: "code_replayed: the access token of its first use is revoked"})
+	if err != nil {
+		return err
+	}
+	return oidc.ErrInvalidGrant().WithDescription("this code was already used; the tokens its first use gave are revoked")
+}
+
+// revokeTokenOf deletes the access token the code of request id gave,
+// if any.
+func (o *oidcStorage) revokeTokenOf(ctx context.Context, id string) error {
+	tok, err := o.s.store.Ticket(ctx, ticketTokenOf+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return o.s.store.DeleteTicket(ctx, ticketToken+string(tok))
 }
 
 func (o *oidcStorage) DeleteAuthRequest(ctx context.Context, id string) error {
@@ -422,6 +508,19 @@ func (o *oidcStorage) CreateAccessToken(ctx context.Context, tr op.TokenRequest)
 	}
 	id := randomID(24)
 	if err := o.putJSON(ctx, ticketToken+id, accessToken{ClientID: a.ClientID, Scopes: a.Scopes, Grant: a.Grant}, exp.Sub(now)); err != nil {
+		return "", time.Time{}, err
+	}
+	// Recorded for the code's request, so that the code presented again
+	// revokes it; and if that happened already, it is revoked now.
+	if err := o.s.store.PutTicket(ctx, ticketTokenOf+a.ID, []byte(id), oidcTokenLifetime); err != nil {
+		return "", time.Time{}, err
+	}
+	if _, err := o.s.store.Ticket(ctx, ticketReplayed+a.ID); err == nil {
+		if err := o.s.store.DeleteTicket(ctx, ticketToken+id); err != nil {
+			return "", time.Time{}, err
+		}
+		return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("this code was used twice; no token is given for it")
+	} else if !errors.Is(err, store.ErrNotFound) {
 		return "", time.Time{}, err
 	}
 	err := o.audit(ctx, store.AuditEvent{Action: "oidc.token", Outcome: "success", Actor: a.ClientID, Target: a.Grant.Account,
