@@ -42,3 +42,41 @@ func FuzzDecodeInput(f *testing.F) {
 		}
 	})
 }
+
+// A body the API does not read is refused, never taken as no input: a
+// PUT that replaces the admin role with an unread body would otherwise
+// leave a role that requires nothing. Unknown form fields are refused,
+// as unknown JSON fields are.
+func TestDecodeInput_BodyItDoesNotReadIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, contentType, body string
+		status                  int
+	}{
+		{"JSON", "application/json", `{"require_certificate":true}`, 0},
+		{"JSON with a charset", "application/json; charset=utf-8", `{"require_certificate":true}`, 0},
+		{"JSON sent as a form (curl -d)", "application/x-www-form-urlencoded", `{"require_certificate":true}`, http.StatusUnsupportedMediaType},
+		{"no Content-Type", "", `{"require_certificate":true}`, http.StatusUnsupportedMediaType},
+		{"text/plain", "text/plain", `{"require_certificate":true}`, http.StatusUnsupportedMediaType},
+		{"no Content-Type, no body", "", ``, 0},
+		{"a form", "application/x-www-form-urlencoded", `description=books`, 0},
+		{"a form with a field the route does not take", "application/x-www-form-urlencoded", `descripton=books`, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPut, "/api/admin/roles/admin", strings.NewReader(tc.body))
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			var in struct {
+				Description        string `json:"description"`
+				RequireCertificate bool   `json:"require_certificate"`
+			}
+			err := decodeInput(req, &in)
+			switch {
+			case tc.status == 0 && err != nil:
+				t.Errorf("decodeInput = %v, want it read", err)
+			case tc.status != 0 && (err == nil || asError(err).Status != tc.status || asError(err).Message == ""):
+				t.Errorf("decodeInput = %v (read %+v), want %d with plain words", err, in, tc.status)
+			}
+		})
+	}
+}

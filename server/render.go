@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -319,9 +321,16 @@ func (s *Server) audit(r *http.Request, e store.AuditEvent) error {
 
 // decodeInput reads a request's input into v: a JSON body for API
 // clients, form fields (by the same names as v's json tags) otherwise.
-// Malformed input is a 400 with plain words.
+// Malformed input and unknown fields are a 400 with plain words. A body
+// it would not read (no
+// Content-Type, or another type) is refused with 415, never taken as no
+// input: a PUT that replaces a role must not turn an unread body into a
+// role without requirements. So is a form whose field looks like JSON
+// (curl -d sends JSON as a form unless told otherwise).
 func decodeInput(r *http.Request, v any) error {
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch ct {
+	case "application/json":
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(v); err != nil {
@@ -332,20 +341,39 @@ func decodeInput(r *http.Request, v any) error {
 			return &Error{Status: http.StatusBadRequest, Code: "bad_json", Message: "the request body is not the JSON this route expects", Err: err}
 		}
 		return nil
+	case "application/x-www-form-urlencoded", "multipart/form-data":
+	default:
+		var one [1]byte
+		if n, _ := io.ReadFull(r.Body, one[:]); n == 0 {
+			return nil // no body: no input
+		}
+		return errUnreadBody
 	}
 	if err := r.ParseForm(); err != nil {
 		return badForm(err)
 	}
 	fields := map[string]string{}
 	for k := range r.PostForm {
+		if strings.HasPrefix(strings.TrimSpace(k), "{") {
+			return errUnreadBody
+		}
 		fields[k] = r.PostForm.Get(k)
 	}
 	b, _ := json.Marshal(fields)
-	if err := json.Unmarshal(b, v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return &Error{Status: http.StatusBadRequest, Code: "bad_form", Message: "the form has a field this address does not take: " + name, Err: err}
+		}
 		return &Error{Status: http.StatusBadRequest, Code: "bad_form", Message: "the form could not be read", Err: err}
 	}
 	return nil
 }
+
+// errUnreadBody refuses a body decodeInput does not read.
+var errUnreadBody = &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+	Message: "send the request body as JSON with Content-Type: application/json (or as a form); nothing was changed"}
 
 // setRetryAfter sends e's Retry-After, when it has one.
 func setRetryAfter(w http.ResponseWriter, e *Error) {
