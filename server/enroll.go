@@ -356,6 +356,10 @@ type approval struct {
 	by   string // "alice", "bob (help desk)"
 	with string // approvedWith…
 	code string // the code typed, for the certificate and help-desk ways
+	// guard, when set, is asked about the account in the same atomic
+	// update that approves: the help desk's boundaries hold for the
+	// account as it is when the approval is written.
+	guard func(store.Account) error
 }
 
 // approveEnrollment applies an approval to request id of user. A wrong
@@ -369,6 +373,11 @@ func (s *Server) approveEnrollment(r *http.Request, user, id string, ap approval
 	)
 	err := s.store.UpdateAccount(r.Context(), user, func(a *store.Account) error {
 		outcome = nil
+		if ap.guard != nil {
+			if err := ap.guard(*a); err != nil {
+				return err
+			}
+		}
 		i := slices.IndexFunc(a.Enrollments, func(e store.Enrollment) bool { return e.ID == id })
 		if i < 0 {
 			return errNoSuchEnrollment
@@ -506,11 +515,16 @@ func (s *Server) approveForHelpdesk(r *http.Request, v *visit, name, id, reason,
 		}
 		return e, err
 	}
-	e, err = s.approveEnrollment(r, name, id, approval{by: v.Account.Name + " (help desk)", with: approvedWithHelpdesk, code: code})
+	e, err = s.approveEnrollment(r, name, id, approval{by: v.Account.Name + " (help desk)", with: approvedWithHelpdesk, code: code,
+		guard: func(a store.Account) error { return checkHelpdeskTarget(v, a) }})
 	ev := enrollmentEvent(v, "helpdesk.enrollment.approve", name, e)
 	ev.Reason = reason + "; " + ev.Reason
 	if err != nil {
-		if errors.Is(err, store.ErrUnavailable) || e.ID == "" {
+		if e.ID == "" {
+			e, ev = store.Enrollment{ID: id}, enrollmentEvent(v, "helpdesk.enrollment.approve", name, store.Enrollment{ID: id})
+			ev.Reason = reason + "; " + ev.Reason
+		}
+		if errors.Is(err, store.ErrUnavailable) {
 			return e, err
 		}
 		ev.Outcome = "failure"

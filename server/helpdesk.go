@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 
@@ -13,11 +14,18 @@ import (
 // admin or helpdesk only when the actor is an admin for this request,
 // ends the target's sessions and lands in the audit trail.
 
-// helpdeskAction is one of the help desk's operations on a target.
-type helpdeskAction func(r *http.Request, target store.Account) (result map[string]any, err error)
+// helpdeskAction is one of the help desk's operations on a target. guard
+// is asked about the target in the atomic update that makes the change,
+// so the help desk's boundaries hold for the account as it is then (an
+// account made an admin a moment earlier is refused). result is nil when
+// nothing was changed; set, with an error, when the change was made but
+// a step after it failed.
+type helpdeskAction func(r *http.Request, target store.Account, guard func(store.Account) error) (result map[string]any, err error)
 
 // runHelpdesk checks the reason and the boundaries, runs act, ends the
-// target's sessions and records the event.
+// target's sessions and records the event. A change that was made is
+// recorded even when a step after it (ending the sessions, clearing
+// counters) failed, and the answer then says so.
 func (s *Server) runHelpdesk(r *http.Request, v *visit, name, reason, action string, act helpdeskAction) (map[string]any, error) {
 	reason, err := checkReason(reason)
 	if err != nil {
@@ -27,33 +35,52 @@ func (s *Server) runHelpdesk(r *http.Request, v *visit, name, reason, action str
 	if err != nil {
 		return nil, err
 	}
-	if err := checkHelpdeskTarget(v, target); err != nil {
+	refused := func(why error) (map[string]any, error) {
 		ev := actorEvent(v, action, name, reason)
 		ev.Outcome = "failure"
 		if aerr := s.audit(r, ev); aerr != nil {
 			return nil, aerr
 		}
+		return nil, why
+	}
+	guard := func(a store.Account) error { return checkHelpdeskTarget(v, a) }
+	if err := guard(target); err != nil {
+		return refused(err)
+	}
+	out, actErr := act(r, target, guard)
+	if out == nil {
+		if e := asError(actErr); e.Code == "privileged_target" || e.Code == "self" {
+			return refused(actErr)
+		}
+		return nil, actErr
+	}
+	sessErr := s.endSessions(r, name)
+	ev := actorEvent(v, action, name, reason)
+	if actErr != nil || sessErr != nil {
+		ev.Reason += "; done, but the account's sessions or failure counts could not all be cleared"
+	}
+	if err := s.audit(r, ev); err != nil {
 		return nil, err
 	}
-	out, err := act(r, target)
-	if err != nil {
-		return nil, err
+	if err := cmp.Or(actErr, sessErr); err != nil {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "partly_done", RetryAfter: 2, Err: err,
+			Message: "the change was made and recorded, but the account's sessions or failure counts could not all be cleared; do it again in a moment to finish"}
 	}
-	if err := s.endSessions(r, name); err != nil {
-		return nil, err
-	}
-	return out, s.audit(r, actorEvent(v, action, name, reason))
+	return out, nil
 }
 
 // resetPassword gives the target a one-time temporary password that must
 // be changed at the next sign-in, before anything else.
-func (s *Server) resetPassword(r *http.Request, target store.Account) (map[string]any, error) {
+func (s *Server) resetPassword(r *http.Request, target store.Account, guard func(store.Account) error) (map[string]any, error) {
 	temporary := auth.RandomPassword()
 	hash, err := s.hasher.Hash(r.Context(), temporary)
 	if err != nil {
 		return nil, err
 	}
 	err = s.store.UpdateAccount(r.Context(), target.Name, func(a *store.Account) error {
+		if err := guard(*a); err != nil {
+			return err
+		}
 		a.PasswordHash, a.MustChangePassword, a.UpdatedAt = hash, true, s.now()
 		return nil
 	})
@@ -64,16 +91,20 @@ func (s *Server) resetPassword(r *http.Request, target store.Account) (map[strin
 	// old one. It also ends every device cookie of the account (they are
 	// tied to the password), and its known devices start on a fresh
 	// count.
+	out := map[string]any{"temporary_password": temporary}
 	if err := s.forgetDeviceFailures(r, target.Name); err != nil {
-		return nil, err
+		return out, err
 	}
-	return map[string]any{"temporary_password": temporary}, s.clearCounters(r, auth.FactorCounters(auth.CounterPassword, target.Name))
+	return out, s.clearCounters(r, auth.FactorCounters(auth.CounterPassword, target.Name))
 }
 
 // resetTOTP removes the target's TOTP enrollment; its recovery codes go
 // with it.
-func (s *Server) resetTOTP(r *http.Request, target store.Account) (map[string]any, error) {
+func (s *Server) resetTOTP(r *http.Request, target store.Account, guard func(store.Account) error) (map[string]any, error) {
 	err := s.store.UpdateAccount(r.Context(), target.Name, func(a *store.Account) error {
+		if err := guard(*a); err != nil {
+			return err
+		}
 		a.TOTPSecret, a.TOTPPending, a.RecoveryCodes, a.TOTPEnrolledAt, a.UpdatedAt = "", "", nil, time.Time{}, s.now()
 		return nil
 	})
@@ -84,12 +115,22 @@ func (s *Server) resetTOTP(r *http.Request, target store.Account) (map[string]an
 }
 
 // unlock clears the target's failed-attempt counters, those of its
-// known devices included.
-func (s *Server) unlock(r *http.Request, target store.Account) (map[string]any, error) {
-	if err := s.forgetDeviceFailures(r, target.Name); err != nil {
+// known devices included. It writes no account record to guard: the
+// target is read again just before, which narrows the moment a change
+// of its roles could slip in to the clearing of some counters.
+func (s *Server) unlock(r *http.Request, target store.Account, guard func(store.Account) error) (map[string]any, error) {
+	now, err := s.loadTarget(r, target.Name)
+	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"unlocked": true}, s.clearCounters(r, auth.AccountCounters(target.Name))
+	if err := guard(now); err != nil {
+		return nil, err
+	}
+	out := map[string]any{"unlocked": true}
+	if err := s.forgetDeviceFailures(r, target.Name); err != nil {
+		return out, err
+	}
+	return out, s.clearCounters(r, auth.AccountCounters(target.Name))
 }
 
 func (s *Server) clearCounters(r *http.Request, keys []string) error {

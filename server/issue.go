@@ -79,12 +79,40 @@ func (s *Server) issueDeviceCertificate(r *http.Request, v *visit, name, reason 
 	if err := s.store.PutCertificate(r.Context(), rec); err != nil {
 		return issuedDevice{}, err
 	}
+	// The boundaries hold for the account as it is once the certificate
+	// is recorded: one made an admin meanwhile gets no certificate from
+	// the help desk (it is revoked before anyone sees it).
+	if err := s.recheckIssueTarget(r, v, target.Name, rec); err != nil {
+		ev := actorEvent(v, "helpdesk.certificate.issue", name, reason+"; refused: "+asError(err).Code)
+		ev.Outcome = "failure"
+		if aerr := s.audit(r, ev); aerr != nil {
+			return issuedDevice{}, aerr
+		}
+		return issuedDevice{}, err
+	}
 	ev := actorEvent(v, "helpdesk.certificate.issue", name, reason)
 	ev.CertFingerprint = rec.Fingerprint
 	if err := s.audit(r, ev); err != nil {
 		return issuedDevice{}, err
 	}
 	return issuedDevice{User: target.Name, P12: p12, P12Password: password, Certificate: s.certView(rec)}, nil
+}
+
+// recheckIssueTarget reads the account a certificate was just recorded
+// for again and, if the help desk may no longer act on it, revokes the
+// certificate and says why.
+func (s *Server) recheckIssueTarget(r *http.Request, v *visit, name string, rec store.Certificate) error {
+	target, err := s.loadTarget(r, name)
+	if err == nil {
+		err = checkHelpdeskTarget(v, target)
+	}
+	if err == nil {
+		return nil
+	}
+	if _, rerr := s.store.RevokeCertificate(r.Context(), rec.Serial, s.now(), "issued by the help desk as the account became privileged"); rerr != nil {
+		return rerr
+	}
+	return err
 }
 
 func (s *Server) apiIssueCertificate(w http.ResponseWriter, r *http.Request, v *visit) {

@@ -1,0 +1,180 @@
+package server_test
+
+// The help desk's boundaries and audit, when the store changes under it
+// or fails half-way.
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"gatehouse/auth/ca"
+	"gatehouse/server"
+	"gatehouse/store"
+)
+
+// promoteBeforeWrite is a store on which the named account is granted
+// admin by "another admin" the moment anyone next writes it: the grant
+// lands between the help desk's boundary check (on the account as read
+// before) and its own write.
+type promoteBeforeWrite struct {
+	store.Store
+	target string
+	armed  *atomic.Bool
+}
+
+func (s promoteBeforeWrite) UpdateAccount(ctx context.Context, name string, fn func(*store.Account) error) error {
+	if name == s.target && s.armed.CompareAndSwap(true, false) {
+		if err := s.Store.UpdateAccount(ctx, name, func(a *store.Account) error {
+			a.Roles = append(a.Roles, "admin")
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return s.Store.UpdateAccount(ctx, name, fn)
+}
+
+func helpdeskBrowser(t *testing.T, p *portal) *browser {
+	t.Helper()
+	p.addAccount("hana", alicePassword, "helpdesk", "employee")
+	issued, err := p.ca.IssueClient(ca.ClientRequest{Name: "hana"}, p.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hana := p.browser(tlsCertificate(issued))
+	hana.login("hana", alicePassword)
+	return hana
+}
+
+// The help desk may not reset the password of an account that holds
+// admin when the reset is written, even if it did not hold it when the
+// boundary was checked.
+func TestHelpdesk_BoundaryHoldsForTheAccountAsItIsWhenTheResetIsWritten(t *testing.T) {
+	armed := &atomic.Bool{}
+	p := newPortalWith(t, func(cfg *server.Config) {
+		cfg.Store = promoteBeforeWrite{Store: cfg.Store, target: "bob", armed: armed}
+	})
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	hana := helpdeskBrowser(t, p)
+	armed.Store(true)
+	r := hana.sendJSON("POST", "/api/helpdesk/users/bob/reset-password", `{"reason":"T-1"}`)
+	bob, err := p.store.Account(t.Context(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(bob.Roles, "admin") {
+		t.Fatalf("setup: bob was not promoted: %v", bob.Roles)
+	}
+	if r.Status != http.StatusForbidden || bob.MustChangePassword {
+		t.Errorf("help desk reset the password of bob, an admin by the time of the write: status %d, must_change=%t, body %.200s",
+			r.Status, bob.MustChangePassword, r.Body)
+	}
+}
+
+// Same for approving a new device's certificate request: an approval
+// written on an account that holds admin by then is a help-desk approval
+// of an admin's device.
+func TestHelpdesk_BoundaryHoldsForTheAccountAsItIsWhenTheApprovalIsWritten(t *testing.T) {
+	armed := &atomic.Bool{}
+	p := newPortalWith(t, func(cfg *server.Config) {
+		cfg.Store = promoteBeforeWrite{Store: cfg.Store, target: "bob", armed: armed}
+	})
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	phone := p.browser()
+	phone.login("bob", "a long passphrase for bob, 2026")
+	id, code := requestFor(t, phone, "bob's phone")
+	hana := helpdeskBrowser(t, p)
+	armed.Store(true)
+	r := hana.sendJSON("POST", "/api/helpdesk/users/bob/enrollments/"+id+"/approve", `{"reason":"T-2","code":"`+code+`"}`)
+	bob, err := p.store.Account(t.Context(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(bob.Roles, "admin") {
+		t.Fatalf("setup: bob was not promoted: %v", bob.Roles)
+	}
+	i := slices.IndexFunc(bob.Enrollments, func(e store.Enrollment) bool { return e.ID == id })
+	if r.Status != http.StatusForbidden || bob.Enrollments[i].Status == store.EnrollmentApproved {
+		t.Errorf("help desk approved a device of bob, an admin by the time of the write: status %d, enrollment %s, body %.200s",
+			r.Status, bob.Enrollments[i].Status, r.Body)
+	}
+}
+
+// failingSessionEnds is a store whose DeleteUserSessions fails, as a
+// store hiccup would.
+type failingSessionEnds struct{ store.Store }
+
+func (failingSessionEnds) DeleteUserSessions(context.Context, string) (int, error) {
+	return 0, store.ErrUnavailable
+}
+
+// A help-desk reset that changed the account is in the audit trail even
+// when ending the target's sessions then fails; and the answer does not
+// claim that nothing was changed.
+func TestHelpdesk_ResetIsAuditedWhenEndingSessionsFails(t *testing.T) {
+	p := newPortalWith(t, func(cfg *server.Config) { cfg.Store = failingSessionEnds{cfg.Store} })
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	hana := helpdeskBrowser(t, p)
+	r := hana.sendJSON("POST", "/api/helpdesk/users/bob/reset-password", `{"reason":"T-3"}`)
+	bob, err := p.store.Account(t.Context(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := p.store.Audit(t.Context(), store.AuditQuery{Action: "helpdesk.reset_password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bob.MustChangePassword {
+		t.Fatalf("setup: the reset did not happen (answer %d %.160s)", r.Status, r.Body)
+	}
+	if len(page.Items) != 1 || !strings.Contains(page.Items[0].Reason, "T-3; done, but") {
+		t.Errorf("bob's password was reset (answer %d %.160s) but the audit trail has %+v, want one event saying it was not finished", r.Status, r.Body, page.Items)
+	}
+	if r.Status != http.StatusServiceUnavailable || !strings.Contains(r.Body, "partly_done") || strings.Contains(r.Body, "nothing was changed") {
+		t.Errorf("answer %d %.200s, want 503 partly_done saying the change was made", r.Status, r.Body)
+	}
+}
+
+// promoteOnCertificate is a store on which the named account is granted
+// admin the moment a certificate is recorded for it.
+type promoteOnCertificate struct {
+	store.Store
+	target string
+}
+
+func (s promoteOnCertificate) PutCertificate(ctx context.Context, c store.Certificate) error {
+	if c.User == s.target {
+		if err := s.Store.UpdateAccount(ctx, c.User, func(a *store.Account) error {
+			a.Roles = append(a.Roles, "admin")
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return s.Store.PutCertificate(ctx, c)
+}
+
+// A first certificate the help desk issues to an account that became an
+// admin meanwhile is revoked and handed to nobody.
+func TestHelpdesk_BoundaryHoldsForTheAccountAsItIsWhenACertificateIsIssued(t *testing.T) {
+	p := newPortalWith(t, func(cfg *server.Config) { cfg.Store = promoteOnCertificate{Store: cfg.Store, target: "bob"} })
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	hana := helpdeskBrowser(t, p)
+	r := hana.sendJSON("POST", "/api/helpdesk/users/bob/certificate", `{"reason":"T-5"}`)
+	if r.Status != http.StatusForbidden || strings.Contains(r.Body, "p12") {
+		t.Errorf("help desk issued a certificate to bob, an admin once it was recorded: status %d, body %.200s", r.Status, r.Body)
+	}
+	certs, err := p.store.Certificates(t.Context(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range certs {
+		if c.RevokedAt.IsZero() {
+			t.Errorf("certificate %s of bob is valid after the refused issue", c.Serial)
+		}
+	}
+}
