@@ -88,13 +88,9 @@ func appSet(e *env, st store.Store, name, rawURL string, roles []string, now tim
 	if err := st.PutApp(e.ctx, app); err != nil {
 		return err
 	}
-	err = st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: "app.put", Outcome: "success", Actor: "cli",
-		Target: name, Reason: fmt.Sprintf("url %s roles %s", u, strings.Join(app.Roles, ","))})
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stdout, "%s app %s: %s, for roles %s\n", verb, name, u, strings.Join(app.Roles, ", "))
-	return nil
+	return recordChange(e, st, now, store.AuditEvent{Action: "app.put", Target: name,
+		Reason: fmt.Sprintf("url %s roles %s", u, strings.Join(app.Roles, ","))})
 }
 
 func appList(e *env, st store.Store) error {
@@ -121,9 +117,6 @@ func appDelete(e *env, st store.Store, name string, now time.Time) error {
 	if err := st.DeleteApp(e.ctx, name); err != nil {
 		return err
 	}
-	if err := st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: "app.delete", Outcome: "success", Actor: "cli", Target: name}); err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stdout, "deleted app %s; forward auth denies its URLs from now on\n", name)
-	return nil
+	return recordChange(e, st, now, store.AuditEvent{Action: "app.delete", Target: name})
 }

@@ -101,12 +101,17 @@ func certIssue(e *env, o *settings, st store.Store, name, out string, p12Stdin b
 	if err != nil {
 		return err
 	}
+	serial, notAfter := issued.Cert.SerialNumber.Text(16), issued.Cert.NotAfter.UTC().Format(time.DateOnly)
 	fmt.Fprintf(e.stdout, "issued certificate for %s (serial %s, valid until %s)\n  %s.crt\n  %s.key\n  %s.p12\n",
-		name, issued.Cert.SerialNumber.Text(16), issued.Cert.NotAfter.UTC().Format(time.DateOnly), out, out, out)
+		name, serial, notAfter, out, out, out)
 	if generated {
 		fmt.Fprintf(e.stdout, "import password for %s.p12: %s\n(it is shown only now)\n", out, password)
 	}
-	return nil
+	// Recorded after the import password is shown: should the record
+	// fail, the certificate is valid all the same and its holder needs it.
+	return recordChange(e, st, now, store.AuditEvent{Action: "certificate.issue", Target: name,
+		Reason:          fmt.Sprintf("serial %s, valid until %s", serial, notAfter),
+		CertFingerprint: store.CertificateOf(issued.Cert, name, now).Fingerprint})
 }
 
 // issueClientCert issues a client certificate for acct, writes
@@ -152,13 +157,9 @@ func certRevoke(e *env, st store.Store, id, reason string, now time.Time) error 
 	for _, x := range revoked[1:] {
 		fmt.Fprintf(e.stdout, "revoked certificate %s of %s, a renewal of it\n", x.Serial, x.User)
 	}
-	err = st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: "certificate.revoke", Outcome: "success",
-		Actor: "cli", Target: c.User, Reason: store.RevocationReason(reason, revoked), CertFingerprint: c.Fingerprint})
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stdout, "revoked certificate %s of %s (%s)\n", c.Serial, c.User, c.Fingerprint)
-	return nil
+	return recordChange(e, st, now, store.AuditEvent{Action: "certificate.revoke", Target: c.User,
+		Reason: store.RevocationReason(reason, revoked), CertFingerprint: c.Fingerprint})
 }
 
 func certList(e *env, st store.Store, user string, now time.Time) error {

@@ -69,16 +69,13 @@ var oidcKeysRotateCmd = &command{
 			if err != nil {
 				return err
 			}
-			id, err := server.RotateOIDCKey(e.ctx, st, sealer, time.Now())
-			if err != nil {
-				return err
-			}
-			err = st.AppendAudit(e.ctx, store.AuditEvent{Time: time.Now().UTC(), Action: "oidc.keys.rotate", Outcome: "success", Actor: "cli", Target: id})
+			now := time.Now()
+			id, err := server.RotateOIDCKey(e.ctx, st, sealer, now)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "new signing key %s signs from now on; the previous key stays published until the tokens it signed have expired\n", id)
-			return nil
+			return recordChange(e, st, now, store.AuditEvent{Action: "oidc.keys.rotate", Target: id})
 		})
 	},
 }
@@ -119,10 +116,6 @@ func oidcClientSet(e *env, st store.Store, id string, uris, roles []string, publ
 	if secret != "" {
 		reason += " new secret"
 	}
-	err = st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: "oidc_client.put", Outcome: "success", Actor: "cli", Target: id, Reason: reason})
-	if err != nil {
-		return err
-	}
 	verb := "created"
 	if old != nil {
 		verb = "changed"
@@ -131,7 +124,9 @@ func oidcClientSet(e *env, st store.Store, id string, uris, roles []string, publ
 	if secret != "" {
 		fmt.Fprintf(e.stdout, "client secret (shown once): %s\n", secret)
 	}
-	return nil
+	// Recorded after the secret is shown: should the record fail, the
+	// secret works all the same and the app needs it.
+	return recordChange(e, st, now, store.AuditEvent{Action: "oidc_client.put", Target: id, Reason: reason})
 }
 
 func oidcClientList(e *env, st store.Store) error {
@@ -160,9 +155,6 @@ func oidcClientDelete(e *env, st store.Store, id string, now time.Time) error {
 	if err := st.DeleteOIDCClient(e.ctx, id); err != nil {
 		return err
 	}
-	if err := st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: "oidc_client.delete", Outcome: "success", Actor: "cli", Target: id}); err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stdout, "deleted OpenID Connect app %s; it gets no more sign-ins\n", id)
-	return nil
+	return recordChange(e, st, now, store.AuditEvent{Action: "oidc_client.delete", Target: id})
 }

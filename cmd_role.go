@@ -25,7 +25,7 @@ var roleSetCmd = &command{
 		fs.Var(&requireCert, "require-certificate", "the role needs a verified client certificate")
 		fs.Var(&requireTOTP, "require-totp", "the role needs a TOTP code")
 		return s.onStore(func(e *env, st store.Store, args []string) error {
-			return roleSet(e, st, args[0], requireCert, requireTOTP)
+			return roleSet(e, st, args[0], requireCert, requireTOTP, time.Now())
 		})
 	},
 }
@@ -50,7 +50,7 @@ var roleDeleteCmd = &command{
 	},
 }
 
-func roleSet(e *env, st store.Store, name string, requireCert, requireTOTP optionalBool) error {
+func roleSet(e *env, st store.Store, name string, requireCert, requireTOTP optionalBool, now time.Time) error {
 	if err := auth.CheckRoleName(name); err != nil {
 		return err
 	}
@@ -74,7 +74,11 @@ func roleSet(e *env, st store.Store, name string, requireCert, requireTOTP optio
 		verb = "created"
 	}
 	fmt.Fprintf(e.stdout, "%s role %s: requires certificate: %s, requires TOTP: %s\n", verb, name, yesNo(r.RequireCertificate), yesNo(r.RequireTOTP))
-	return nil
+	reason := fmt.Sprintf("require_certificate=%t require_totp=%t", r.RequireCertificate, r.RequireTOTP)
+	if created {
+		reason = "created; " + reason
+	}
+	return recordChange(e, st, now, store.AuditEvent{Action: "role.put", Target: name, Reason: reason})
 }
 
 func roleList(e *env, st store.Store) error {
@@ -99,6 +103,7 @@ func roleDelete(e *env, st store.Store, name string, now time.Time) error {
 	} else if err != nil {
 		return err
 	}
+	held := 0
 	err := store.EachAccount(e.ctx, st, func(a store.Account) error {
 		if !slices.Contains(a.Roles, name) {
 			return nil
@@ -111,6 +116,9 @@ func roleDelete(e *env, st store.Store, name string, now time.Time) error {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
+		if err == nil {
+			held++
+		}
 		return err
 	})
 	if err != nil {
@@ -120,7 +128,7 @@ func roleDelete(e *env, st store.Store, name string, now time.Time) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "deleted role %s; accounts that held it lose it on their next request\n", name)
-	return nil
+	return recordChange(e, st, now, store.AuditEvent{Action: "role.delete", Target: name, Reason: fmt.Sprintf("taken off %d account(s)", held)})
 }
 
 // checkRolesExist refuses roles the store does not have.

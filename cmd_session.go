@@ -110,11 +110,6 @@ func sessionEnd(e *env, st store.Store, user, handle string, now time.Time) erro
 			return fmt.Errorf("%s has no session %s: it has ended already, or it is another account's (see gatehouse session list %s)", user, handle, user)
 		}
 	}
-	err := st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: "sessions.revoke", Outcome: "success", Actor: "cli",
-		Target: user, Reason: fmt.Sprintf("%d session(s)", n)})
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stdout, "%s: %d session(s) ended\n", user, n)
-	return nil
+	return recordChange(e, st, now, store.AuditEvent{Action: "sessions.revoke", Target: user, Reason: fmt.Sprintf("%d session(s)", n)})
 }

@@ -74,11 +74,18 @@ var userRolesCmd = &command{
 			if err := checkRolesExist(e, st, roles); err != nil {
 				return err
 			}
-			now := time.Now()
-			return updateAccount(e, st, args[0], "roles set to "+strings.Join(roles, ", "), func(a *store.Account) error {
+			name, now := args[0], time.Now()
+			var old []string
+			err := updateAccount(e, st, name, "roles set to "+strings.Join(dedupe(roles), ", "), func(a *store.Account) error {
+				old = a.Roles // the store may run this again on a conflicting write
 				a.Roles, a.UpdatedAt = dedupe(roles), now
 				return nil
 			})
+			if err != nil {
+				return err
+			}
+			reason := fmt.Sprintf("roles %s -> %s", strings.Join(old, ","), strings.Join(dedupe(roles), ","))
+			return recordChange(e, st, now, store.AuditEvent{Action: "account.roles.set", Target: name, Reason: reason})
 		})
 	},
 }
@@ -111,10 +118,14 @@ var userEnableCmd = &command{
 	setup: func(fs *flag.FlagSet) runFunc {
 		return addSettings(fs).onStore(func(e *env, st store.Store, args []string) error {
 			now := time.Now()
-			return updateAccount(e, st, args[0], "enabled", func(a *store.Account) error {
+			err := updateAccount(e, st, args[0], "enabled", func(a *store.Account) error {
 				a.Disabled, a.UpdatedAt = false, now
 				return nil
 			})
+			if err != nil {
+				return err
+			}
+			return recordChange(e, st, now, store.AuditEvent{Action: "account.enable", Target: args[0]})
 		})
 	},
 }
@@ -155,7 +166,7 @@ var userUnpinCmd = &command{
 	setup: func(fs *flag.FlagSet) runFunc {
 		return addSettings(fs).onStore(func(e *env, st store.Store, args []string) error {
 			name, pin, now := args[0], args[1], time.Now()
-			return updateAccount(e, st, name, "unpinned "+pin, func(a *store.Account) error {
+			err := updateAccount(e, st, name, "unpinned "+pin, func(a *store.Account) error {
 				n := len(a.PinnedFingerprints) + len(a.PinnedKeys)
 				a.PinnedFingerprints = slices.DeleteFunc(a.PinnedFingerprints, func(p string) bool { return p == pin })
 				a.PinnedKeys = slices.DeleteFunc(a.PinnedKeys, func(p string) bool { return p == pin })
@@ -165,6 +176,10 @@ var userUnpinCmd = &command{
 				a.UpdatedAt = now
 				return nil
 			})
+			if err != nil {
+				return err
+			}
+			return recordChange(e, st, now, store.AuditEvent{Action: "account.unpin", Target: name, Reason: "unpinned " + pin})
 		})
 	},
 }
@@ -224,7 +239,16 @@ func userAdd(e *env, st store.Store, name string, roles []string, email string, 
 	if temporary {
 		fmt.Fprintf(e.stdout, "temporary password: %s\n(it must be changed at first sign-in; it is shown only now)\n", password)
 	}
-	return nil
+	// Recorded after the temporary password is shown: should the record
+	// fail, the account is there all the same and must be usable.
+	reason := "roles " + strings.Join(dedupe(roles), ",")
+	if email != "" {
+		reason += "; email " + email
+	}
+	if temporary {
+		reason += "; must change password"
+	}
+	return recordChange(e, st, now, store.AuditEvent{Action: "account.create", Target: name, Reason: reason})
 }
 
 func userList(e *env, st store.Store) error {
@@ -326,11 +350,8 @@ func userUnlock(e *env, st store.Store, name string, now time.Time) error {
 	if _, err := st.AddFailure(e.ctx, auth.DeviceEpochCounter(name), auth.LockForever); err != nil {
 		return err
 	}
-	if err := st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: "account.unlock", Outcome: "success", Actor: "cli", Target: name}); err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stdout, "%s: unlocked (failed-attempt counters cleared)\n", name)
-	return nil
+	return recordChange(e, st, now, store.AuditEvent{Action: "account.unlock", Target: name})
 }
 
 // endSessions ends every session of user after an account change that
@@ -340,11 +361,8 @@ func endSessions(e *env, st store.Store, user, action string, now time.Time) err
 	if err != nil {
 		return err
 	}
-	if err := st.AppendAudit(e.ctx, store.AuditEvent{Time: now.UTC(), Action: action, Outcome: "success", Actor: "cli", Target: user}); err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stdout, "%s: %d session(s) ended\n", user, n)
-	return nil
+	return recordChange(e, st, now, store.AuditEvent{Action: action, Target: user, Reason: fmt.Sprintf("%d session(s) ended", n)})
 }
 
 // fingerprintPattern is what a pin or fingerprint looks like.
@@ -380,7 +398,7 @@ func userPin(e *env, st store.Store, name, certFile, fp, keyPin string, now time
 			return fmt.Errorf("%q is not of the form sha256:<64 hex digits>", v)
 		}
 	}
-	return updateAccount(e, st, name, "pinned "+fp+keyPin, func(a *store.Account) error {
+	err := updateAccount(e, st, name, "pinned "+fp+keyPin, func(a *store.Account) error {
 		if fp != "" && !slices.Contains(a.PinnedFingerprints, fp) {
 			a.PinnedFingerprints = append(a.PinnedFingerprints, fp)
 		}
@@ -390,6 +408,14 @@ func userPin(e *env, st store.Store, name, certFile, fp, keyPin string, now time
 		a.UpdatedAt = now
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	reason := "pinned certificate " + fp
+	if keyPin != "" {
+		reason = "pinned public key " + keyPin
+	}
+	return recordChange(e, st, now, store.AuditEvent{Action: "account.pin", Target: name, Reason: reason})
 }
 
 // accountExists refuses a name that is no account's.
