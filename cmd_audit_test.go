@@ -264,3 +264,22 @@ func TestCLI_ChangeNotRecordedFailsAndSaysSo(t *testing.T) {
 		t.Errorf("user add with the audit trail down printed %q, want the temporary password shown", out.String())
 	}
 }
+
+// The admin role cannot be deleted from the command line either, as the
+// admin API refuses it: nobody could administer the portal after.
+func TestCLI_AdminRoleCannotBeDeleted(t *testing.T) {
+	d := newCLIData(t)
+	getenv := func(k string) string { return map[string]string{"GATEHOUSE_DATA": d.data}[k] }
+	err := run(t.Context(), []string{"gatehouse", "role", "delete", "admin"}, getenv, strings.NewReader(""), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "cannot be deleted") {
+		t.Errorf("role delete admin = %v, want refused", err)
+	}
+	st, err := openStore(&env{ctx: t.Context()}, &settings{data: d.data}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Role(t.Context(), "admin"); err != nil {
+		t.Errorf("the admin role after the refused delete: %v", err)
+	}
+}

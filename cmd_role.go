@@ -98,6 +98,10 @@ func roleList(e *env, st store.Store) error {
 // so that a role created later under the same name is not silently held
 // by them.
 func roleDelete(e *env, st store.Store, name string, now time.Time) error {
+	if name == "admin" {
+		// As the admin API: nobody could administer the portal after.
+		return errors.New("the admin role cannot be deleted: nobody could administer the portal without it")
+	}
 	if _, err := st.Role(e.ctx, name); errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no role named %q", name)
 	} else if err != nil {
