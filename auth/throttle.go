@@ -62,6 +62,12 @@ func FailureCounter(factor, user string) string { return factor + ":" + user }
 // HoldCounter names the marker of a running delay on counter.
 func HoldCounter(counter string) string { return "hold:" + counter }
 
+// BurstCounter names the count of attempts on counter begun within
+// moments of each other (see server's throttle check): attempts sent
+// together before the first delay all pass the check before the first
+// of them has failed, so they are counted as they begin.
+func BurstCounter(counter string) string { return "burst:" + counter }
+
 // LockCounter names the marker of a lock on counter. It is set when the
 // count reaches MaxConsecutiveFailures and, unlike the count, never
 // expires: only an unlock clears it.

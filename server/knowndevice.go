@@ -99,7 +99,7 @@ func (s *Server) deviceSignedIn(r *http.Request, d device) error {
 	if d.th.counter == "" {
 		return nil
 	}
-	return s.clearCounters(r, []string{d.th.counter, auth.HoldCounter(d.th.counter), auth.LockCounter(d.th.counter)})
+	return s.clearCounters(r, []string{d.th.counter, auth.HoldCounter(d.th.counter), auth.LockCounter(d.th.counter), auth.BurstCounter(d.th.counter)})
 }
 
 // setDeviceCookie marks the browser as a known device of account after a

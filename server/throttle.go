@@ -83,7 +83,25 @@ func (s *Server) check(ctx context.Context, th *throttle) error {
 		return &Error{Status: http.StatusTooManyRequests, Code: "throttled", RetryAfter: wait,
 			Message: fmt.Sprintf("too many %s; wait %s before the next try", th.what, humanSeconds(wait))}
 	}
-	if th.delay(n) == 0 || th.lockAt == 0 {
+	if th.lockAt == 0 {
+		return nil
+	}
+	if th.delay(n) == 0 {
+		// Before the first delay attempts do not take turns (a person
+		// may retry at once), but attempts sent together all pass this
+		// check before the first of them has failed and been counted:
+		// a burst of TOTP codes, which cost nothing to check, could go
+		// far past th.lockAt. So attempts are counted as they begin
+		// (forgotten attemptClaim after the last, and at a success), and
+		// no more are let through than the lock leaves.
+		k, err := s.store.AddFailure(ctx, auth.BurstCounter(th.counter), attemptClaim)
+		if err != nil {
+			return err
+		}
+		if n+k > th.lockAt {
+			return &Error{Status: http.StatusTooManyRequests, Code: "throttled", RetryAfter: 1,
+				Message: fmt.Sprintf("too many %s at once; wait a moment", th.what)}
+		}
 		return nil
 	}
 	// Once delays apply, attempts on one account take turns: of several
@@ -144,10 +162,12 @@ func (s *Server) failed(ctx context.Context, th *throttle) error {
 
 // succeeded clears the count: failures must be consecutive to add up.
 func (s *Server) succeeded(ctx context.Context, th *throttle) error {
-	if err := s.store.ResetFailures(ctx, th.counter); err != nil {
-		return err
+	for _, k := range []string{th.counter, auth.HoldCounter(th.counter), auth.BurstCounter(th.counter)} {
+		if err := s.store.ResetFailures(ctx, k); err != nil {
+			return err
+		}
 	}
-	return s.store.ResetFailures(ctx, auth.HoldCounter(th.counter))
+	return nil
 }
 
 // humanSeconds writes a wait the way a person reads it.
