@@ -43,9 +43,9 @@ func AppURL(raw string) (string, error) {
 	if strings.ContainsAny(u.Path, "\\\x00") || strings.Contains(u.Path, "//") {
 		return "", errors.New("the URL's path must not contain a backslash, a NUL byte or an empty segment (//)")
 	}
-	host := strings.ToLower(u.Hostname())
-	if host == "" || strings.ContainsAny(host, "*%") {
-		return "", errors.New("the URL needs a plain host name")
+	host, ok := asciiHost(u.Hostname())
+	if !ok || strings.ContainsAny(host, "*%") {
+		return "", errors.New("the URL needs a plain host name (an internationalised name in its xn-- form)")
 	}
 	port := u.Port()
 	if port == "443" {
@@ -60,6 +60,27 @@ func AppURL(raw string) (string, error) {
 	}
 	u.RawPath = ""
 	return u.String(), nil
+}
+
+// asciiHost lower-cases a host name for comparison, or reports false for
+// one that is empty or not plain ASCII. Unicode case folding must not
+// decide which app a URL belongs to: strings.ToLower turns "İ" (U+0130)
+// into "i", so "wİkİ.example.com", another host, would be the wiki.
+// Internationalised names are compared in their ASCII (xn--) form.
+func asciiHost(host string) (string, bool) {
+	if host == "" {
+		return "", false
+	}
+	b := []byte(host)
+	for i, c := range b {
+		if c >= 0x80 {
+			return "", false
+		}
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b), true
 }
 
 // appFor returns the app whose base URL the absolute URL raw falls under
@@ -90,8 +111,14 @@ func normalTarget(raw string) (string, bool) {
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Opaque != "" {
 		return "", false
 	}
-	host, port := strings.ToLower(u.Hostname()), u.Port()
-	if host == "" {
+	host, ok := asciiHost(u.Hostname())
+	if !ok {
+		return "", false
+	}
+	port := u.Port()
+	// The decoded path: a "\" (%5C) is a "/" to some servers behind a
+	// proxy (IIS), so "..\" could step out of an app's path unseen.
+	if strings.ContainsFunc(u.Path, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return "", false
 	}
 	if port == "443" {

@@ -54,6 +54,8 @@ func FuzzAppFor(f *testing.F) {
 		"https://wiki.example.com\\@evil.net/", "https://evil.net\\@wiki.example.com/", "https://wiki.example.com@evil.net/",
 		"//wiki.example.com/", "https:wiki.example.com/", "HTTPS://wiki.example.com/", "https://wiki.example.com:0443/",
 		"https://wiki.example.com./", "https://wiki.example.com%2f@evil.net/", "https://[::1]/",
+		"https://w\u0130k\u0130.example.com/", "https://w%C4%B0k%C4%B0.example.com/", "https://\u212aops.example.com:8443/console/",
+		"https://ops.example.com:8443/console/..%5Cadmin", "https://ops.example.com:8443/console/%00",
 	} {
 		f.Add(s)
 	}
@@ -74,7 +76,10 @@ func FuzzAppFor(f *testing.F) {
 		if port == "" || port == "443" {
 			port = base.Port()
 		}
-		if !strings.EqualFold(u.Scheme, "https") || strings.ToLower(u.Hostname()) != base.Hostname() || port != base.Port() || u.User != nil {
+		// Hosts compare by ASCII case only: Unicode folding ("İ" to "i",
+		// the Kelvin sign to "k") would make another host this one.
+		nonASCII := strings.ContainsFunc(u.Hostname(), func(r rune) bool { return r >= 0x80 })
+		if !strings.EqualFold(u.Scheme, "https") || nonASCII || strings.ToLower(u.Hostname()) != base.Hostname() || port != base.Port() || u.User != nil {
 			t.Fatalf("appFor(%q) = %s (%s), but a browser would go to %s://%s (port %q)", raw, app.Name, app.URL, u.Scheme, u.Host, u.Port())
 		}
 		if !strings.HasPrefix(u.Path, base.Path) || strings.Contains(u.Path, "/../") || strings.HasSuffix(u.Path, "/..") {
@@ -85,4 +90,34 @@ func FuzzAppFor(f *testing.F) {
 			t.Fatalf("appFor(%q) = %s, but the path resolves to %q", raw, app.Name, resolved.Path)
 		}
 	})
+}
+
+// A URL matches an app only on the app's own host, compared by ASCII
+// case: "İ" (U+0130) lower-cases to "i" in Unicode, but "wİkİ" is another
+// host. And a decoded "\\" (%5C), a "/" to some servers behind a proxy,
+// cannot step out of an app's path.
+func TestAppFor_NoUnicodeCaseFoldingAndNoEncodedBackslash(t *testing.T) {
+	apps := []store.App{
+		{Name: "wiki", URL: "https://wiki.example.com/", Roles: []string{"employee"}},
+		{Name: "public", URL: "https://intranet.example.com/public/", Roles: []string{"employee"}},
+		{Name: "intranet", URL: "https://intranet.example.com/", Roles: []string{"admin"}},
+	}
+	for _, raw := range []string{
+		"https://w\u0130k\u0130.example.com/",
+		"https://w%C4%B0k%C4%B0.example.com/",
+		"https://\u212aiki.example.com/",
+		"https://intranet.example.com/public/..%5Cadmin",
+		"https://intranet.example.com/public/..%5cadmin/secret",
+		"https://intranet.example.com/public/x%00",
+	} {
+		if app, ok := appFor(apps, raw); ok {
+			t.Errorf("appFor(%q) = %s (%s), want no app", raw, app.Name, app.URL)
+		}
+	}
+	if app, ok := appFor(apps, "https://WIKI.Example.COM/page"); !ok || app.Name != "wiki" {
+		t.Errorf("appFor of the wiki in capitals = %v %v, want the wiki", app.Name, ok)
+	}
+	if _, err := AppURL("https://w\u0130ki.example.com/"); err == nil {
+		t.Errorf("AppURL took a host that is not plain ASCII")
+	}
 }
