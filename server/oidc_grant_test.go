@@ -80,6 +80,28 @@ func oidcExchange(t *testing.T, b *browser, clientID, secret, code, verifier str
 	return tok, r.Status
 }
 
+// oidcSignIn runs the browser's side of the flow for client and returns
+// the code; the test stops without one.
+func oidcSignIn(t *testing.T, b *browser, clientID, verifier string) string {
+	t.Helper()
+	code, r := oidcCode(t, b, clientID, verifier, nil)
+	if code == "" {
+		t.Fatalf("no code for %s: status %d %s", clientID, r.Status, r.Body)
+	}
+	return code
+}
+
+// oidcTokensFor exchanges code and returns the tokens; the test stops
+// when the exchange fails.
+func oidcTokensFor(t *testing.T, b *browser, clientID, secret, code, verifier string) oidcTokens {
+	t.Helper()
+	tok, st := oidcExchange(t, b, clientID, secret, code, verifier)
+	if st != http.StatusOK {
+		t.Fatalf("exchange for %s: %d %+v", clientID, st, tok)
+	}
+	return tok
+}
+
 type oidcClaims struct {
 	Sub               string   `json:"sub"`
 	PreferredUsername string   `json:"preferred_username"`
@@ -138,14 +160,8 @@ func TestOIDCGrant_RoleTakenOffTheAccountLeavesUserinfoAndTokens(t *testing.T) {
 	secret := oidcApp(t, p, "argocd", "admin", "employee")
 	b := p.browser(p.AdminCert)
 	b.login("admin", adminPassword)
-	code, r := oidcCode(t, b, "argocd", verifierOne, nil)
-	if code == "" {
-		t.Fatalf("no code: status %d %s", r.Status, r.Body)
-	}
-	tok, st := oidcExchange(t, b, "argocd", secret, code, verifierOne)
-	if st != http.StatusOK {
-		t.Fatalf("exchange: %d %+v", st, tok)
-	}
+	code := oidcSignIn(t, b, "argocd", verifierOne)
+	tok := oidcTokensFor(t, b, "argocd", secret, code, verifierOne)
 	if info, _ := oidcUserinfo(t, b, tok.AccessToken); !slices.Contains(info.Groups, "admin") {
 		t.Fatalf("userinfo before the change: %+v, want admin in groups", info)
 	}
@@ -161,10 +177,7 @@ func TestOIDCGrant_RoleTakenOffTheAccountLeavesUserinfoAndTokens(t *testing.T) {
 	if resp.Status != http.StatusOK || slices.Contains(info.Groups, "admin") || !slices.Contains(info.Groups, "employee") {
 		t.Errorf("userinfo after admin was taken off the account: status %d, groups %q; want employee alone", resp.Status, info.Groups)
 	}
-	tok2, st := oidcExchange(t, b, "argocd", secret, pending, verifierTwo)
-	if st != http.StatusOK {
-		t.Fatalf("exchange of the code granted before: %d %+v", st, tok2)
-	}
+	tok2 := oidcTokensFor(t, b, "argocd", secret, pending, verifierTwo)
 	if g := oidcIDClaims(t, tok2.IDToken).Groups; slices.Contains(g, "admin") {
 		t.Errorf("a code granted before admin was taken off gave an ID token with groups %q", g)
 	}
@@ -188,14 +201,8 @@ func TestOIDCGrant_RequirementAddedToARoleLeavesUserinfo(t *testing.T) {
 	secret := oidcApp(t, p, "argocd", "admin", "employee")
 	b := p.browser(p.AdminCert)
 	b.login("admin", adminPassword)
-	code, r := oidcCode(t, b, "argocd", verifierOne, nil)
-	if code == "" {
-		t.Fatalf("no code: status %d %s", r.Status, r.Body)
-	}
-	tok, st := oidcExchange(t, b, "argocd", secret, code, verifierOne)
-	if st != http.StatusOK {
-		t.Fatalf("exchange: %d", st)
-	}
+	code := oidcSignIn(t, b, "argocd", verifierOne)
+	tok := oidcTokensFor(t, b, "argocd", secret, code, verifierOne)
 	if err := p.store.PutRole(t.Context(), store.Role{Name: "admin", RequireCertificate: true, RequireTOTP: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -216,14 +223,8 @@ func TestOIDCGrant_EndsWhenItsCertificateNoLongerCounts(t *testing.T) {
 	secret := oidcApp(t, p, "wiki", "employee")
 	laptop := p.browser(tlsCertificate(addAlice(t, p, 10*time.Minute)))
 	laptop.login("alice", alicePassword)
-	code, r := oidcCode(t, laptop, "wiki", verifierOne, nil)
-	if code == "" {
-		t.Fatalf("no code: status %d %s", r.Status, r.Body)
-	}
-	tok, st := oidcExchange(t, laptop, "wiki", secret, code, verifierOne)
-	if st != http.StatusOK {
-		t.Fatalf("exchange: %d", st)
-	}
+	code := oidcSignIn(t, laptop, "wiki", verifierOne)
+	tok := oidcTokensFor(t, laptop, "wiki", secret, code, verifierOne)
 	if info, resp := oidcUserinfo(t, laptop, tok.AccessToken); resp.Status != http.StatusOK || !slices.Contains(info.AMR, "swk") {
 		t.Fatalf("userinfo with the certificate valid: %d %s", resp.Status, resp.Body)
 	}
@@ -239,14 +240,8 @@ func TestOIDCUserinfo_CarriesAMRAndACR(t *testing.T) {
 	secret := oidcApp(t, p, "wiki", "employee")
 	b := p.browser(p.AdminCert)
 	b.login("admin", adminPassword)
-	code, r := oidcCode(t, b, "wiki", verifierOne, nil)
-	if code == "" {
-		t.Fatalf("no code: status %d %s", r.Status, r.Body)
-	}
-	tok, st := oidcExchange(t, b, "wiki", secret, code, verifierOne)
-	if st != http.StatusOK {
-		t.Fatalf("exchange: %d", st)
-	}
+	code := oidcSignIn(t, b, "wiki", verifierOne)
+	tok := oidcTokensFor(t, b, "wiki", secret, code, verifierOne)
 	id := oidcIDClaims(t, tok.IDToken)
 	info, resp := oidcUserinfo(t, b, tok.AccessToken)
 	if len(id.AMR) == 0 || id.ACR == "" || !slices.Equal(info.AMR, id.AMR) || info.ACR != id.ACR {
@@ -296,14 +291,8 @@ func TestOIDCClaims_SubjectIsNeverGivenToAnotherAccount(t *testing.T) {
 		t.Helper()
 		b := p.browser()
 		b.login("alice", alicePassword)
-		code, r := oidcCode(t, b, "wiki", verifierOne, nil)
-		if code == "" {
-			t.Fatalf("no code: status %d %s", r.Status, r.Body)
-		}
-		tok, st := oidcExchange(t, b, "wiki", secret, code, verifierOne)
-		if st != http.StatusOK {
-			t.Fatalf("exchange: %d", st)
-		}
+		code := oidcSignIn(t, b, "wiki", verifierOne)
+		tok := oidcTokensFor(t, b, "wiki", secret, code, verifierOne)
 		return oidcIDClaims(t, tok.IDToken)
 	}
 	p.addAccount("alice", alicePassword, "employee")
@@ -325,14 +314,8 @@ func TestOIDCToken_ReplayedCodeRevokesItsAccessToken(t *testing.T) {
 	secret := oidcApp(t, p, "wiki", "employee")
 	b := p.browser(p.AdminCert)
 	b.login("admin", adminPassword)
-	code, r := oidcCode(t, b, "wiki", verifierOne, nil)
-	if code == "" {
-		t.Fatalf("no code: status %d %s", r.Status, r.Body)
-	}
-	tok, st := oidcExchange(t, b, "wiki", secret, code, verifierOne)
-	if st != http.StatusOK {
-		t.Fatalf("exchange: %d", st)
-	}
+	code := oidcSignIn(t, b, "wiki", verifierOne)
+	tok := oidcTokensFor(t, b, "wiki", secret, code, verifierOne)
 	if _, resp := oidcUserinfo(t, b, tok.AccessToken); resp.Status != http.StatusOK {
 		t.Fatalf("userinfo before the replay: %d %s", resp.Status, resp.Body)
 	}
