@@ -60,6 +60,7 @@ func TestDecodeInput_BodyItDoesNotReadIsRefused(t *testing.T) {
 		{"no Content-Type, no body", "", ``, 0},
 		{"a form", "application/x-www-form-urlencoded", `description=books`, 0},
 		{"a form with a field the route does not take", "application/x-www-form-urlencoded", `descripton=books`, http.StatusBadRequest},
+		{"multipart (curl -F)", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"require_certificate\"\r\n\r\ntrue\r\n--x--\r\n", http.StatusUnsupportedMediaType},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodPut, "/api/admin/roles/admin", strings.NewReader(tc.body))
@@ -78,5 +79,18 @@ func TestDecodeInput_BodyItDoesNotReadIsRefused(t *testing.T) {
 				t.Errorf("decodeInput = %v (read %+v), want %d with plain words", err, in, tc.status)
 			}
 		})
+	}
+}
+
+// A DELETE's form body is read like a POST's: net/http's ParseForm skips
+// it, and a password sent that way must not be read as none.
+func TestDecodeInput_DeleteWithAFormIsRead(t *testing.T) {
+	req := httptest.NewRequest(http.MethodDelete, "/api/account/totp", strings.NewReader("password=hunter2+hunter2"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	var in struct {
+		Password string `json:"password"`
+	}
+	if err := decodeInput(req, &in); err != nil || in.Password != "hunter2 hunter2" {
+		t.Errorf("decodeInput of a DELETE's form = %v, password %q; want it read", err, in.Password)
 	}
 }

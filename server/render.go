@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -341,7 +342,7 @@ func decodeInput(r *http.Request, v any) error {
 			return &Error{Status: http.StatusBadRequest, Code: "bad_json", Message: "the request body is not the JSON this route expects", Err: err}
 		}
 		return nil
-	case "application/x-www-form-urlencoded", "multipart/form-data":
+	case "application/x-www-form-urlencoded":
 	default:
 		var one [1]byte
 		if n, _ := io.ReadFull(r.Body, one[:]); n == 0 {
@@ -349,7 +350,7 @@ func decodeInput(r *http.Request, v any) error {
 		}
 		return errUnreadBody
 	}
-	if err := r.ParseForm(); err != nil {
+	if err := parseFormBody(r); err != nil {
 		return badForm(err)
 	}
 	fields := map[string]string{}
@@ -371,9 +372,25 @@ func decodeInput(r *http.Request, v any) error {
 	return nil
 }
 
+// parseFormBody fills r.PostForm from a form body, for every method:
+// net/http's ParseForm reads the body of POST, PUT and PATCH only, and a
+// DELETE's form would otherwise be read as no input.
+func parseFormBody(r *http.Request) error {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return r.ParseForm()
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	r.PostForm, err = url.ParseQuery(string(b))
+	return err
+}
+
 // errUnreadBody refuses a body decodeInput does not read.
 var errUnreadBody = &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
-	Message: "send the request body as JSON with Content-Type: application/json (or as a form); nothing was changed"}
+	Message: "send the request body as JSON with Content-Type: application/json (or as a URL-encoded form); nothing was changed"}
 
 // setRetryAfter sends e's Retry-After, when it has one.
 func setRetryAfter(w http.ResponseWriter, e *Error) {
