@@ -82,10 +82,15 @@ func (s *Server) knownDevice(ctx context.Context, acct store.Account, cert auth.
 
 // checkDevice checks a known device's own throttle. A device at its
 // limit is not refused: from now on it is an unknown device, and the
-// account's and the address's throttles decide.
+// account's and the address's throttles decide. So is an attempt beyond
+// the device's limit in a burst (many sign-ins at once with one
+// certificate are not failures, and must not be refused as such).
 func (s *Server) checkDevice(ctx context.Context, d *device) error {
 	err := s.check(ctx, &d.th)
-	if err != nil && asError(err).Code == "locked" {
+	if err == nil {
+		return nil
+	}
+	if code := asError(err).Code; code == "locked" || code == errTooManyAtOnce.Code {
 		d.known = ""
 		return nil
 	}

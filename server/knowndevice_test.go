@@ -458,3 +458,26 @@ func TestLogin_CertificateNamingMoreThanOneAccountMakesNoKnownDevice(t *testing.
 		})
 	}
 }
+
+// Many sign-ins at once with one certificate are not failures: past the
+// device's own limit they sign in as an unknown device, never 429.
+func TestLogin_ManySignInsAtOnceWithOneCertificateAllSucceed(t *testing.T) {
+	p := newPortal(t)
+	const n = 3 * auth.KnownDeviceMaxFailures
+	browsers := make([]*browser, n)
+	for i := range browsers {
+		browsers[i] = p.browser(p.AdminCert)
+		browsers[i].get("/healthz") // connected before the burst
+	}
+	statuses := make(chan int, n)
+	for _, b := range browsers {
+		go func() {
+			statuses <- b.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}).Status
+		}()
+	}
+	for range n {
+		if st := <-statuses; st != http.StatusSeeOther {
+			t.Errorf("a correct sign-in among %d at once with one certificate: status %d, want 303", n, st)
+		}
+	}
+}

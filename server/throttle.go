@@ -99,8 +99,7 @@ func (s *Server) check(ctx context.Context, th *throttle) error {
 			return err
 		}
 		if n+k > th.lockAt {
-			return &Error{Status: http.StatusTooManyRequests, Code: "throttled", RetryAfter: 1,
-				Message: fmt.Sprintf("too many %s at once; wait a moment", th.what)}
+			return errTooManyAtOnce
 		}
 		return nil
 	}
@@ -119,6 +118,12 @@ func (s *Server) check(ctx context.Context, th *throttle) error {
 	}
 	return nil
 }
+
+// errTooManyAtOnce refuses an attempt beyond what the lock leaves of a
+// burst (check). On a known device's own throttle it is not a refusal:
+// the device signs in as an unknown one (checkDevice).
+var errTooManyAtOnce = &Error{Status: http.StatusTooManyRequests, Code: "too_many_at_once", RetryAfter: 1,
+	Message: "too many sign-in attempts at once on this account; wait a moment and try again"}
 
 // attemptClaim is how long one attempt holds its turn: longer than a
 // password check can take (BcryptQueueWait and bcrypt itself).
