@@ -178,3 +178,32 @@ func TestHelpdesk_BoundaryHoldsForTheAccountAsItIsWhenACertificateIsIssued(t *te
 		}
 	}
 }
+
+// The same for a TOTP reset: bob, an admin by the time of the write,
+// keeps his authenticator.
+func TestHelpdesk_BoundaryHoldsForTheAccountAsItIsWhenTheTOTPResetIsWritten(t *testing.T) {
+	armed := &atomic.Bool{}
+	p := newPortalWith(t, func(cfg *server.Config) {
+		cfg.Store = promoteBeforeWrite{Store: cfg.Store, target: "bob", armed: armed}
+	})
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	if err := p.store.UpdateAccount(t.Context(), "bob", func(a *store.Account) error {
+		a.TOTPSecret = "v1:sealed-secret"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hana := helpdeskBrowser(t, p)
+	armed.Store(true)
+	r := hana.sendJSON("POST", "/api/helpdesk/users/bob/reset-totp", `{"reason":"T-6"}`)
+	bob, err := p.store.Account(t.Context(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(bob.Roles, "admin") {
+		t.Fatalf("setup: bob was not promoted: %v", bob.Roles)
+	}
+	if r.Status != http.StatusForbidden || bob.TOTPSecret == "" {
+		t.Errorf("help desk reset the TOTP of bob, an admin by the time of the write: status %d, body %.200s", r.Status, r.Body)
+	}
+}

@@ -341,3 +341,34 @@ func TestOIDCToken_ReplayedCodeRevokesItsAccessToken(t *testing.T) {
 		t.Errorf("an unknown code was exchanged")
 	}
 }
+
+// A grant ends with its session's idle timeout, and with its account:
+// one made again under the same name (a new ID) is not the account the
+// grant was made for, even with the old session record still there.
+func TestOIDCGrant_EndsWithTheSessionsIdleTimeAndWithItsAccount(t *testing.T) {
+	p := newPortal(t)
+	secret := oidcApp(t, p, "wiki", "employee")
+	p.addAccount("alice", alicePassword, "employee")
+	tokenOf := func() oidcTokens {
+		t.Helper()
+		b := p.browser()
+		b.login("alice", alicePassword)
+		return oidcTokensFor(t, b, "wiki", secret, oidcSignIn(t, b, "wiki", verifierOne), verifierOne)
+	}
+	b := p.browser()
+
+	tok := tokenOf()
+	p.clock.Advance(server.DefaultSessionIdle + time.Second)
+	if _, resp := oidcUserinfo(t, b, tok.AccessToken); resp.Status == http.StatusOK {
+		t.Errorf("userinfo after the session's idle time: %s, want refused", resp.Body)
+	}
+
+	tok = tokenOf()
+	if err := p.store.DeleteAccount(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	p.addAccount("alice", alicePassword, "employee")
+	if _, resp := oidcUserinfo(t, b, tok.AccessToken); resp.Status == http.StatusOK {
+		t.Errorf("userinfo for an account deleted and made again under its name: %s, want refused", resp.Body)
+	}
+}
