@@ -373,7 +373,7 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 		// twinFingerprint for why a certificate then has at most two.
 		if !strictDER(leaf) {
 			return CertResult{Status: CertInvalid,
-				Notice: "your certificate is not encoded the way certificates must be (DER), so it cannot be checked"}
+				Notice: "your certificate has been altered or damaged on its way here, so it cannot count; install it again from your certificates page, or ask for a new one"}
 		}
 		var err error
 		chains, err = leaf.Verify(opts)

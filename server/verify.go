@@ -77,6 +77,11 @@ func (s *Server) handleVerify() http.Handler {
 		app, ok := appFor(apps, original)
 		if !ok {
 			// Fail closed: a URL no app claims is nobody's to open.
+			if _, plain := normalTarget(original); !plain {
+				s.fail(w, r, &Error{Status: http.StatusForbidden, Code: "unsafe_url",
+					Message: "this address is not one the portal lets through to an app: it must be https, with a plain ASCII host and no \\, control character, .. or // in its path; open the app's own address"})
+				return
+			}
 			s.fail(w, r, &Error{Status: http.StatusForbidden, Code: "unknown_app",
 				Message: "this address is not a registered app; an administrator can add it in the admin console"})
 			return

@@ -102,14 +102,22 @@ func TestVerify_AnswersForRegisteredApps(t *testing.T) {
 		"https://wiki.example.com.evil.net/",
 		"https://ops.example.com:8443/consolex",
 		"https://ops.example.com/console/",
+	} {
+		if r := bob.verify(u); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "unknown_app") {
+			t.Errorf("verify %q: %d %s, want 403 unknown_app", u, r.Status, r.Body)
+		}
+	}
+	// Addresses no app can claim, whatever is registered, say so.
+	for _, u := range []string{
 		"http://wiki.example.com/",
 		"https://wiki.example.com/a/../../x",
 		"https://wiki.example.com\\@evil.net/",
 		"https://ops.example.com:8443/console/..;/admin/",
 		"https://ops.example.com:8443/console/.;/x",
+		"https://wiki.example.com/a/..%5Cx",
 	} {
-		if r := bob.verify(u); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "unknown_app") {
-			t.Errorf("verify %q: %d %s, want 403 unknown_app", u, r.Status, r.Body)
+		if r := bob.verify(u); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "unsafe_url") {
+			t.Errorf("verify %q: %d %s, want 403 unsafe_url", u, r.Status, r.Body)
 		}
 	}
 
