@@ -283,3 +283,24 @@ func TestCLI_AdminRoleCannotBeDeleted(t *testing.T) {
 		t.Errorf("the admin role after the refused delete: %v", err)
 	}
 }
+
+// The audit trail starts with what gatehouse init made: the first admin
+// and its certificate.
+func TestCLI_InitRecordsTheFirstAdminAndItsCertificate(t *testing.T) {
+	d := newCLIData(t)
+	events := d.audit()
+	var actions []string
+	for _, ev := range events {
+		if ev.Actor != cliActor || ev.Target != "admin" || ev.Outcome != "success" {
+			t.Errorf("event after init: %+v, want by cli, on admin, a success", ev)
+		}
+		actions = append(actions, ev.Action)
+	}
+	slices.Sort(actions)
+	if !slices.Equal(actions, []string{"account.create", "certificate.issue"}) {
+		t.Errorf("audit trail after init: %q, want the first admin's account.create and certificate.issue", actions)
+	}
+	if i := slices.IndexFunc(events, func(ev store.AuditEvent) bool { return ev.Action == "certificate.issue" }); i < 0 || events[i].CertFingerprint != d.adminCertFingerprint() {
+		t.Errorf("init's certificate.issue event does not name the admin's certificate")
+	}
+}

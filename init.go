@@ -186,7 +186,8 @@ func initStore(e *env, st store.Store, authority *ca.CA, l layout, now time.Time
 		return fmt.Errorf("create the first admin: %w", err)
 	}
 	p12Password := auth.RandomPassword()
-	if _, err := issueClientCert(e, st, authority, admin, l.adminPrefix(), p12Password, ca.ClientValidity, now); err != nil {
+	issued, err := issueClientCert(e, st, authority, admin, l.adminPrefix(), p12Password, ca.ClientValidity, now)
+	if err != nil {
 		return err
 	}
 	creds := fmt.Sprintf("username: %s\npassword: %s\np12-password: %s\n", initialAdmin, password, p12Password)
@@ -196,7 +197,14 @@ func initStore(e *env, st store.Store, authority *ca.CA, l layout, now time.Time
 	if err := st.Mark(e.ctx); err != nil {
 		return fmt.Errorf("mark the store as set up: %w", err)
 	}
-	return nil
+	// The audit trail starts with the first admin and its certificate.
+	if err := recordChange(e, st, now, store.AuditEvent{Action: "account.create", Target: initialAdmin,
+		Reason: "the first admin, made by gatehouse init; roles admin,employee"}); err != nil {
+		return err
+	}
+	return recordChange(e, st, now, store.AuditEvent{Action: "certificate.issue", Target: initialAdmin,
+		Reason:          fmt.Sprintf("the first admin's certificate, serial %s, valid until %s", auth.SerialText(issued.Cert), issued.Cert.NotAfter.UTC().Format(time.DateOnly)),
+		CertFingerprint: store.CertificateOf(issued.Cert, initialAdmin, now).Fingerprint})
 }
 
 // writePair writes a certificate (readable by all) and its private key
