@@ -19,6 +19,9 @@ import (
 	"gatehouse/store"
 )
 
+var errNoIssuer = &Error{Status: http.StatusServiceUnavailable, Code: "no_issuer",
+	Message: "this portal cannot issue certificates: the built-in CA's key is not on this server; use gatehouse cert issue where it is"}
+
 // Device certificates without anyone handling keys. A person signed in on
 // a new device asks for a certificate for it; the request shows a code on
 // that device only. Another device of the same account that already holds

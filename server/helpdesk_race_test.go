@@ -139,46 +139,6 @@ func TestHelpdesk_ResetIsAuditedWhenEndingSessionsFails(t *testing.T) {
 	}
 }
 
-// promoteOnCertificate is a store on which the named account is granted
-// admin the moment a certificate is recorded for it.
-type promoteOnCertificate struct {
-	store.Store
-	target string
-}
-
-func (s promoteOnCertificate) PutCertificate(ctx context.Context, c store.Certificate) error {
-	if c.User == s.target {
-		if err := s.Store.UpdateAccount(ctx, c.User, func(a *store.Account) error {
-			a.Roles = append(a.Roles, "admin")
-			return nil
-		}); err != nil {
-			return err
-		}
-	}
-	return s.Store.PutCertificate(ctx, c)
-}
-
-// A first certificate the help desk issues to an account that became an
-// admin meanwhile is revoked and handed to nobody.
-func TestHelpdesk_BoundaryHoldsForTheAccountAsItIsWhenACertificateIsIssued(t *testing.T) {
-	p := newPortalWith(t, func(cfg *server.Config) { cfg.Store = promoteOnCertificate{Store: cfg.Store, target: "bob"} })
-	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
-	hana := helpdeskBrowser(t, p)
-	r := hana.sendJSON("POST", "/api/helpdesk/users/bob/certificate", `{"reason":"T-5"}`)
-	if r.Status != http.StatusForbidden || strings.Contains(r.Body, "p12") {
-		t.Errorf("help desk issued a certificate to bob, an admin once it was recorded: status %d, body %.200s", r.Status, r.Body)
-	}
-	certs, err := p.store.Certificates(t.Context(), "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range certs {
-		if c.RevokedAt.IsZero() {
-			t.Errorf("certificate %s of bob is valid after the refused issue", c.Serial)
-		}
-	}
-}
-
 // The same for a TOTP reset: bob, an admin by the time of the write,
 // keeps his authenticator.
 func TestHelpdesk_BoundaryHoldsForTheAccountAsItIsWhenTheTOTPResetIsWritten(t *testing.T) {
