@@ -131,7 +131,9 @@ func issueClientCert(e *env, st store.Store, authority *ca.CA, acct store.Accoun
 	if err := writeNew(prefix+".p12", p12, 0o600); err != nil {
 		return nil, err
 	}
-	err = st.PutCertificate(e.ctx, store.CertificateOf(issued.Cert, acct.Name, now))
+	rec := store.CertificateOf(issued.Cert, acct.Name, now)
+	rec.TwinFingerprint = auth.TwinFingerprint(issued.Cert, authority.Cert)
+	err = st.PutCertificate(e.ctx, rec)
 	if err != nil {
 		return nil, fmt.Errorf("record certificate: %w", err)
 	}

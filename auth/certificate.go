@@ -85,7 +85,7 @@ type CertInfo struct {
 	// signed body with the signature (r, s) written as (r, n-s). Anyone
 	// holding the certificate can make it, so a fingerprint pin matches
 	// either (CertBoundTo). Empty for other signatures, which have one
-	// encoding only (see twinFingerprint).
+	// encoding only (see the function TwinFingerprint).
 	TwinFingerprint string
 	// KeyPin is "sha256:<hex>" of the certificate's SubjectPublicKeyInfo:
 	// it stays the same when a certificate is renewed with the same key.
@@ -276,7 +276,7 @@ func issuerOf(chain []*x509.Certificate) *x509.Certificate {
 	return chain[0]
 }
 
-// twinFingerprint returns the fingerprint of the other encoding of c, a
+// TwinFingerprint returns the fingerprint of the other encoding of c, a
 // certificate in DER (strictDER) that issuer's key signed: for an ECDSA
 // signature (r, s), the same certificate with (r, n-s), in DER, where n
 // is the order of the issuer's curve. It returns "" for other keys.
@@ -297,7 +297,7 @@ func issuerOf(chain []*x509.Certificate) *x509.Certificate {
 //   - Ed25519: Go refuses S >= L and compares R byte for byte.
 //
 // So the one other encoding anyone can make is the ECDSA twin.
-func twinFingerprint(c, issuer *x509.Certificate) string {
+func TwinFingerprint(c, issuer *x509.Certificate) string {
 	pub, ok := issuer.PublicKey.(*ecdsa.PublicKey)
 	if !ok {
 		return ""
@@ -370,7 +370,7 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 			CurrentTime: clamp(now, leaf.NotBefore, leaf.NotAfter),
 		}
 		// Only the DER encoding counts: see strictDER and
-		// twinFingerprint for why a certificate then has at most two.
+		// TwinFingerprint for why a certificate then has at most two.
 		if !strictDER(leaf) {
 			return CertResult{Status: CertInvalid,
 				Notice: "your certificate has been altered or damaged on its way here, so it cannot count; install it again from your certificates page, or ask for a new one"}
@@ -381,7 +381,7 @@ func (v *CertVerifier) Verify(ctx context.Context, chain []*x509.Certificate, no
 			return chainFailure(err)
 		}
 		info = infoOf(leaf)
-		info.TwinFingerprint = twinFingerprint(leaf, issuerOf(chains[0]))
+		info.TwinFingerprint = TwinFingerprint(leaf, issuerOf(chains[0]))
 		v.chains.put(key, chains, info, now)
 	}
 	switch {

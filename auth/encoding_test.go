@@ -168,7 +168,7 @@ func FuzzStrictDER(f *testing.F) {
 				t.Errorf("strictDER took an encoding that is not its own re-encoding")
 			}
 		}
-		twinFingerprint(c, root.cert)
-		twinFingerprint(c, c)
+		TwinFingerprint(c, root.cert)
+		TwinFingerprint(c, c)
 	})
 }

@@ -187,6 +187,7 @@ func (s *Server) makeDeviceCertificate(acct store.Account, device, csr, format s
 		out.File = base64.StdEncoding.EncodeToString(out.raw)
 	}
 	rec := store.CertificateOf(cert, acct.Name, now)
+	rec.TwinFingerprint = auth.TwinFingerprint(cert, s.issuer.Cert)
 	rec.Device = device
 	out.Fingerprint, out.Serial, out.NotAfter = rec.Fingerprint, rec.Serial, cert.NotAfter.UTC()
 	return rec, out, nil

@@ -240,7 +240,13 @@ type Certificate struct {
 	// Fingerprint is "sha256:<hex>" of the DER certificate, for people:
 	// the same certificate can have other encodings.
 	Fingerprint string `json:"fingerprint"`
-	User        string `json:"user"`
+	// TwinFingerprint is "sha256:<hex>" of the certificate's one other
+	// valid encoding, when its signature is ECDSA (s → n−s): the same
+	// certificate, which a sign-in with it shows under this fingerprint.
+	// It names the certificate as Fingerprint does. Records made before
+	// it was kept have none.
+	TwinFingerprint string `json:"twin_fingerprint,omitempty"`
+	User            string `json:"user"`
 	// Device is the name its owner gave the device it was made for, when
 	// it came through a device request or a renewal.
 	Device string `json:"device,omitempty"`
@@ -594,14 +600,18 @@ func sha256Text(b []byte) string {
 }
 
 // FindCertificate returns the certificate of certs that id names: its
-// fingerprint, with or without "sha256:", or its serial in hex (colons
-// allowed, as tools print it); any case, surrounding spaces and leading
-// zeros are allowed.
+// fingerprint or its twin's (TwinFingerprint), with or without
+// "sha256:", or its serial in hex (colons allowed, as tools print it);
+// any case, surrounding spaces and leading zeros are allowed.
 func FindCertificate(certs []Certificate, id string) (Certificate, bool) {
 	id = strings.ToLower(strings.TrimSpace(id))
 	serial := strings.TrimLeft(strings.ReplaceAll(id, ":", ""), "0")
+	fp := id
+	if !strings.HasPrefix(fp, "sha256:") {
+		fp = "sha256:" + fp
+	}
 	i := slices.IndexFunc(certs, func(c Certificate) bool {
-		return c.Fingerprint == id || c.Fingerprint == "sha256:"+id || (serial != "" && c.Serial == serial)
+		return c.Fingerprint == fp || (c.TwinFingerprint != "" && c.TwinFingerprint == fp) || (serial != "" && c.Serial == serial)
 	})
 	if i < 0 {
 		return Certificate{}, false
