@@ -61,7 +61,7 @@ var userPasswdCmd = &command{
 var userRolesCmd = &command{
 	name:    "user roles",
 	args:    "NAME --role R [--role R]…",
-	short:   "set the roles an account holds",
+	short:   "set the roles an account holds (its sessions go on, with the new roles from their next request)",
 	minArgs: 1, maxArgs: 1,
 	setup: func(fs *flag.FlagSet) runFunc {
 		s := addSettings(fs)
