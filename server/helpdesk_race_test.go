@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"gatehouse/auth"
 	"gatehouse/auth/ca"
 	"gatehouse/server"
 	"gatehouse/store"
@@ -165,5 +166,64 @@ func TestHelpdesk_BoundaryHoldsForTheAccountAsItIsWhenTheTOTPResetIsWritten(t *t
 	}
 	if r.Status != http.StatusForbidden || bob.TOTPSecret == "" {
 		t.Errorf("help desk reset the TOTP of bob, an admin by the time of the write: status %d, body %.200s", r.Status, r.Body)
+	}
+}
+
+// promoteAfterRead is a store on which the named account is granted
+// admin by "another admin" right after the next read of it: the grant
+// lands between the help desk's boundary check on the account as first
+// read and the operation itself.
+type promoteAfterRead struct {
+	store.Store
+	target string
+	armed  *atomic.Bool
+}
+
+func (s promoteAfterRead) Account(ctx context.Context, name string) (store.Account, error) {
+	a, err := s.Store.Account(ctx, name)
+	if err == nil && name == s.target && s.armed.CompareAndSwap(true, false) {
+		if err := s.Store.UpdateAccount(ctx, name, func(a *store.Account) error {
+			a.Roles = append(a.Roles, "admin")
+			return nil
+		}); err != nil {
+			return store.Account{}, err
+		}
+	}
+	return a, err
+}
+
+// An unlock writes no account record to guard, so the target is read
+// again before its counters are cleared: bob, made an admin after the
+// help desk first read him, keeps his failed sign-ins.
+func TestHelpdesk_BoundaryHoldsForTheAccountAsItIsWhenTheUnlockClears(t *testing.T) {
+	armed := &atomic.Bool{}
+	p := newPortalWith(t, func(cfg *server.Config) {
+		cfg.Store = promoteAfterRead{Store: cfg.Store, target: "bob", armed: armed}
+	})
+	p.addAccount("bob", "a long passphrase for bob, 2026", "employee")
+	for range 2 {
+		failLogin(t, p, "bob")
+	}
+	counter := auth.FailureCounter(auth.CounterPassword, "bob")
+	if n, err := p.store.Failures(t.Context(), counter); err != nil || n != 2 {
+		t.Fatalf("setup: bob has %d password failures (%v), want 2", n, err)
+	}
+	hana := helpdeskBrowser(t, p)
+	armed.Store(true)
+	r := hana.sendJSON("POST", "/api/helpdesk/users/bob/unlock", `{"reason":"T-7"}`)
+	bob, err := p.store.Account(t.Context(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(bob.Roles, "admin") {
+		t.Fatalf("setup: bob was not promoted: %v", bob.Roles)
+	}
+	n, err := p.store.Failures(t.Context(), counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != http.StatusForbidden || n != 2 {
+		t.Errorf("help desk unlocked bob, an admin by the time of the unlock: status %d, %d password failures left (want 2), body %.200s",
+			r.Status, n, r.Body)
 	}
 }

@@ -62,9 +62,10 @@ func oidcCode(t *testing.T, b *browser, clientID, verifier string, extra url.Val
 }
 
 type oidcTokens struct {
-	AccessToken string `json:"access_token"`
-	IDToken     string `json:"id_token"`
-	Error       string `json:"error"`
+	AccessToken      string `json:"access_token"`
+	IDToken          string `json:"id_token"`
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
 }
 
 func oidcExchange(t *testing.T, b *browser, clientID, secret, code, verifier string) (oidcTokens, int) {
