@@ -98,7 +98,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v *visit
 	if err := s.endSessions(r, v.Account.Name); err != nil {
 		return err
 	}
-	v.Account.MustChangePassword = false
+	v.Account.PasswordHash, v.Account.MustChangePassword = hash, false
 	v.Decision.Next = auth.StepNone
 	// A privilege change: continue on a fresh session ID.
 	if err := s.startSession(w, r, v.Account, v.Decision, &v.Record); err != nil {

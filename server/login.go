@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -460,7 +461,43 @@ func (s *Server) startSessionOwned(w http.ResponseWriter, r *http.Request, acct 
 	sess.IsNew = true
 	sess.Values[recordKey{}] = rec
 	sess.Values[ttlKey{}] = s.ttl(rec, now)
-	return s.sessions.Save(r, w, sess)
+	if err := s.sessions.Save(r, w, sess); err != nil {
+		return err
+	}
+	return s.stillSignsIn(w, r, acct, sess)
+}
+
+var errChangedMeanwhile = &Error{Status: http.StatusUnauthorized, Code: "changed_meanwhile",
+	Message: "the account's password was changed, or the account disabled, while you were signing in: sign in again"}
+
+// stillSignsIn reads the account again once its new session is written,
+// and deletes that session if the account is no longer the one it was
+// decided for: another password, disabled or gone. A password change,
+// reset or disable that lands while a sign-in is decided (bcrypt takes
+// a quarter of a second) ends the account's sessions before this one is
+// written; without this read it would stand, signed in with a password
+// that no longer is. A change after this read ends it like any other.
+func (s *Server) stillSignsIn(w http.ResponseWriter, r *http.Request, acct store.Account, sess *sessions.Session) error {
+	now, err := s.store.Account(r.Context(), acct.Name)
+	if err == nil && !now.Disabled &&
+		subtle.ConstantTimeCompare([]byte(now.PasswordHash), []byte(acct.PasswordHash)) == 1 {
+		return nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		// Unsure: the session goes, as for a change.
+		if derr := s.store.DeleteSession(r.Context(), sess.ID); derr != nil {
+			return derr
+		}
+		return err
+	}
+	if err := s.store.DeleteSession(r.Context(), sess.ID); err != nil {
+		return err
+	}
+	expired := s.sessions.options
+	expired.MaxAge = -1
+	http.SetCookie(w, sessions.NewCookie(s.cookieName, "", &expired))
+	s.log.Info("session ended", "user", acct.Name, "reason", "changed_while_signing_in")
+	return errChangedMeanwhile
 }
 
 func (s *Server) handleLogout() http.Handler {

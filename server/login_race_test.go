@@ -1,0 +1,80 @@
+package server_test
+
+// Sign-ins that are still being decided when the account changes.
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"testing"
+
+	"gatehouse/server"
+	"gatehouse/store"
+)
+
+// changeWhileSigningIn is a store on which, the next time the account
+// named name is read (as a sign-in reads it, before bcrypt runs), change
+// runs first: the account changes while the sign-in is decided with what
+// it read.
+type changeWhileSigningIn struct {
+	store.Store
+	name   string
+	change *atomic.Pointer[func()]
+}
+
+func (s changeWhileSigningIn) Account(ctx context.Context, name string) (store.Account, error) {
+	a, err := s.Store.Account(ctx, name)
+	if name == s.name {
+		if change := s.change.Swap(nil); change != nil {
+			(*change)()
+		}
+	}
+	return a, err
+}
+
+// A password changed, reset or an account disabled while someone signs
+// in with the old password ends that sign-in too: the session it writes
+// after the change had ended the account's sessions is not left standing.
+func TestLogin_ChangeDuringTheSignInEndsIt(t *testing.T) {
+	const oldPW, newPW = "alice's long passphrase, 2026", "a brand new passphrase for alice, 2027"
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, p *portal, owner *browser) int
+	}{
+		{"the owner changes the password", func(t *testing.T, p *portal, owner *browser) int {
+			return owner.jsonDo(http.MethodPost, "/api/account/password",
+				map[string]string{"current": oldPW, "new": newPW, "confirm": newPW}).Status
+		}},
+		{"an admin disables the account", func(t *testing.T, p *portal, _ *browser) int {
+			admin := p.browser(p.AdminCert)
+			admin.login("admin", adminPassword)
+			return admin.jsonDo(http.MethodPatch, "/api/admin/users/alice", map[string]any{"disabled": true}).Status
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			change := &atomic.Pointer[func()]{}
+			p := newPortalWith(t, func(cfg *server.Config) {
+				cfg.Store = changeWhileSigningIn{Store: cfg.Store, name: "alice", change: change}
+			})
+			p.addAccount("alice", oldPW, "employee")
+			owner := p.browser()
+			owner.login("alice", oldPW)
+			var status atomic.Int32
+			run := func() { status.Store(int32(tc.change(t, p, owner))) }
+			change.Store(&run)
+
+			thief := p.browser()
+			r := thief.post("/login", url.Values{"username": {"alice"}, "password": {oldPW}})
+			if got := status.Load(); got < 200 || got > 299 {
+				t.Fatalf("setup: the change during the sign-in answered %d", got)
+			}
+			if s := thief.get("/api/session"); s.Status == http.StatusOK {
+				t.Errorf("a sign-in with the password of before the change left a session: login %d, session %s", r.Status, s.Body)
+			}
+			if r.Status == http.StatusSeeOther {
+				t.Errorf("the sign-in decided before the change was answered as a success (303 to %s)", r.Header.Get("Location"))
+			}
+		})
+	}
+}
