@@ -317,10 +317,24 @@ func (s *Server) handleTOTPQR() http.Handler {
 }
 
 // confirmEnrollment switches TOTP on when code matches the pending
-// secret, and returns the new recovery codes (shown once).
-func (s *Server) confirmEnrollment(r *http.Request, v *visit, code string) ([]string, auth.Decision, error) {
+// secret and password is the account's, and returns the new recovery
+// codes (shown once). The password is asked because a session alone
+// (a stolen cookie, a screen left unlocked) must not add an
+// authenticator of its own: the session would gain the totp factor,
+// and the owner's next sign-in would ask for a code only the thief has.
+func (s *Server) confirmEnrollment(r *http.Request, v *visit, code, password string) ([]string, auth.Decision, error) {
 	if v.Account.TOTPPending == "" {
 		return nil, auth.Decision{}, &Error{Status: http.StatusConflict, Code: "no_enrollment", Message: "start the TOTP set-up first"}
+	}
+	if err := s.recheckPassword(r, v, password); err != nil {
+		if e := asError(err); e.Code == "bad_password" {
+			if aerr := s.audit(r, store.AuditEvent{Action: "account.totp.enroll", Outcome: "failure", Actor: v.Account.Name,
+				ActorFactors: v.Decision.Factors, Target: v.Account.Name, Reason: "bad_password"}); aerr != nil {
+				return nil, auth.Decision{}, aerr
+			}
+			e.Message = "your password is not right; TOTP is still off"
+		}
+		return nil, auth.Decision{}, err
 	}
 	secret, err := s.sealer.Open(v.Account.TOTPPending, v.Account.Name)
 	if err != nil {
@@ -371,13 +385,14 @@ func (s *Server) handleTOTPConfirm() http.Handler {
 			return
 		}
 		var in struct {
-			Code string `json:"code"`
+			Code     string `json:"code"`
+			Password string `json:"password"`
 		}
 		if err := decodeInput(r, &in); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		codes, d, err := s.confirmEnrollment(r, v, in.Code)
+		codes, d, err := s.confirmEnrollment(r, v, in.Code, in.Password)
 		if err != nil {
 			if e := asError(err); !wantsJSON(r) && e.Status < 500 {
 				p, perr := s.totpPageData(v.Account)

@@ -64,8 +64,8 @@ func enroll(t *testing.T, p *portal, b *browser, user, password string) (string,
 	if acct.TOTPSecret != "" {
 		t.Fatal("TOTP switched on before confirmation")
 	}
-	wantStatus(t, "confirm with a wrong code", b.jsonDo(http.MethodPost, "/api/account/totp/confirm", map[string]string{"code": "000000"}), http.StatusBadRequest)
-	confirm := b.jsonDo(http.MethodPost, "/api/account/totp/confirm", map[string]string{"code": codeAt(t, pending.Secret, p.clock.Now())})
+	wantStatus(t, "confirm with a wrong code", b.jsonDo(http.MethodPost, "/api/account/totp/confirm", map[string]string{"code": "000000", "password": password}), http.StatusBadRequest)
+	confirm := b.jsonDo(http.MethodPost, "/api/account/totp/confirm", map[string]string{"code": codeAt(t, pending.Secret, p.clock.Now()), "password": password})
 	wantStatus(t, "confirm", confirm, http.StatusOK)
 	var out struct {
 		RecoveryCodes []string `json:"recovery_codes"`
@@ -224,4 +224,42 @@ func TestTOTP_RoleRequiringTOTPNeedsEnrollment(t *testing.T) {
 	if !strings.Contains(r.Body, `"effective_roles":["employee","finance"]`) {
 		t.Errorf("after enrollment: %s", r.Body)
 	}
+}
+
+// TOTP is switched on only with the account's password: a session cookie
+// alone (stolen, or a screen left unlocked) cannot add an authenticator
+// of its own, which would give the session the totp factor and lock the
+// owner out at the next sign-in.
+func TestTOTP_EnrollmentNeedsThePassword(t *testing.T) {
+	p := newPortal(t)
+	if err := p.store.PutRole(t.Context(), store.Role{Name: "finance", RequireTOTP: true}); err != nil {
+		t.Fatal(err)
+	}
+	p.addAccount("alice", alicePassword, "employee", "finance")
+	b := p.browser()
+	b.login("alice", alicePassword)
+	start := b.jsonDo(http.MethodPost, "/api/account/totp", struct{}{})
+	wantStatus(t, "start enrollment", start, http.StatusOK)
+	var pending struct{ Secret string }
+	json.Unmarshal([]byte(start.Body), &pending)
+	code := codeAt(t, pending.Secret, p.clock.Now())
+	for _, in := range []map[string]string{
+		{"code": code},
+		{"code": code, "password": "not alice's password at all"},
+	} {
+		r := b.jsonDo(http.MethodPost, "/api/account/totp/confirm", in)
+		if r.Status == http.StatusOK {
+			t.Fatalf("TOTP switched on with password %q: %s", in["password"], r.Body)
+		}
+		wantStatus(t, "confirm without the right password", r, http.StatusUnauthorized)
+	}
+	if acct, err := p.store.Account(t.Context(), "alice"); err != nil || acct.TOTPSecret != "" {
+		t.Fatalf("TOTP is on after confirmations without the password (%v)", err)
+	}
+	if s := effectiveRoles(t, b); slices.Contains(s, "finance") {
+		t.Errorf("the session has finance without TOTP: %q", s)
+	}
+	// With it, the same code switches TOTP on.
+	wantStatus(t, "confirm with the password", b.jsonDo(http.MethodPost, "/api/account/totp/confirm",
+		map[string]string{"code": code, "password": alicePassword}), http.StatusOK)
 }

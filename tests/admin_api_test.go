@@ -836,7 +836,7 @@ func TestAdminAndHelpdeskAPI_EveryChangeEndsTargetSessions(t *testing.T) {
 			idle := laptop.cookieValue(t) // a session that makes no request meanwhile
 			phone := p.signIn(t, nil, target, passphrase(target))
 			if tc.totp {
-				enrollTOTP(t, phone)
+				enrollTOTP(t, phone, passphrase(target))
 			}
 			phone.session(t)
 

@@ -134,6 +134,7 @@ func TestBrowser_EveryPageAtDesktopAndPhoneWidths(t *testing.T) {
 		noteSecret(secret)
 		used := time.Now()
 		phone.fill(t, "#code", totpCode(t, secret, used))
+		phone.fill(t, "#password", passphrase("tess"))
 		phone.click(t, `form[action="/account/totp/confirm"] button`)
 		phone.wantText(t, "TOTP is on", "Your recovery codes")
 		phone.checkPage(t, "totp-recovery-codes")

@@ -51,7 +51,7 @@ func (c *client) findUser(t *testing.T, name string) apiUser {
 // enrollTOTP switches TOTP on for c's account through the JSON API, as
 // a script would, and returns the secret, the recovery codes and the
 // time whose code confirmed the enrollment (that time step is spent).
-func enrollTOTP(t *testing.T, c *client) (secret string, recovery []string, used time.Time) {
+func enrollTOTP(t *testing.T, c *client, password string) (secret string, recovery []string, used time.Time) {
 	t.Helper()
 	r := c.jsonRequest(t, "POST", "/api/account/totp", nil)
 	wantStatus(t, r, http.StatusOK)
@@ -63,7 +63,7 @@ func enrollTOTP(t *testing.T, c *client) (secret string, recovery []string, used
 		t.Fatalf("POST /api/account/totp gave no secret: %s", r.Body)
 	}
 	used = time.Now()
-	r = c.jsonRequest(t, "POST", "/api/account/totp/confirm", map[string]string{"code": totpCode(t, start.Secret, used)})
+	r = c.jsonRequest(t, "POST", "/api/account/totp/confirm", map[string]string{"code": totpCode(t, start.Secret, used), "password": password})
 	wantStatus(t, r, http.StatusOK)
 	var done struct {
 		RecoveryCodes []string `json:"recovery_codes"`
@@ -308,7 +308,7 @@ func TestHelpdeskAPI_ResetTOTP(t *testing.T) {
 	password := passphrase("ivan")
 	p.addUser(t, "ivan", password, "employee")
 	ivan := p.signIn(t, nil, "ivan", password)
-	secret, recovery, _ := enrollTOTP(t, ivan)
+	secret, recovery, _ := enrollTOTP(t, ivan, password)
 	if u := hana.findUser(t, "ivan"); !u.TOTPEnrolled || u.RecoveryCodesLeft != 10 {
 		t.Fatalf("after enrollment: %+v, want totp_enrolled and 10 recovery codes", u)
 	}
@@ -333,7 +333,7 @@ func TestHelpdeskAPI_ResetTOTP(t *testing.T) {
 
 	// A new enrollment: the old recovery codes and the old secret count
 	// for nothing.
-	newSecret, _, _ := enrollTOTP(t, ivan)
+	newSecret, _, _ := enrollTOTP(t, ivan, password)
 	if newSecret == secret {
 		t.Fatal("the new enrollment reuses the old secret")
 	}
@@ -371,7 +371,7 @@ func TestHelpdeskAPI_Unlock(t *testing.T) {
 	hana := p.helpdeskSignIn(t)
 	password := passphrase("ivan")
 	p.addUser(t, "ivan", password, "employee")
-	secret, _, used := enrollTOTP(t, p.signIn(t, nil, "ivan", password))
+	secret, _, used := enrollTOTP(t, p.signIn(t, nil, "ivan", password), password)
 
 	c := p.client(t, nil)
 	if r := c.login(t, "ivan", password); !strings.HasPrefix(r.location(), "/login/totp") {

@@ -61,7 +61,7 @@ func TestPages_ConsoleSpeaksInWords(t *testing.T) {
 		t.Errorf("the sessions list does not mark exactly one session as the viewer's own")
 	}
 
-	enrollTOTP(t, admin)
+	enrollTOTP(t, admin, p.AdminPassword)
 	if r := admin.get(t, "/admin"); !regexp.MustCompile(`(?s)>admin</a></td>.*?active <span class="tag ok">TOTP on</span>`).MatchString(r.Body) {
 		t.Errorf("an account with TOTP is not listed as active with TOTP on")
 	}

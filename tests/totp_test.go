@@ -65,7 +65,7 @@ func TestTOTP_PasswordCertificateAndCodeThroughTheRealServer(t *testing.T) {
 	// The enrollment counts as a verified code; wait for the next step so
 	// the first sign-in does not reuse it.
 	enrolledAt := time.Now()
-	done := c.post(t, "/account/totp/confirm", url.Values{"code": {totpCode(t, secret, enrolledAt)}})
+	done := c.post(t, "/account/totp/confirm", url.Values{"code": {totpCode(t, secret, enrolledAt)}, "password": {p.AdminPassword}})
 	wantStatus(t, done, http.StatusOK)
 	codes := recoveryCodeRE.FindAllStringSubmatch(done.Body, -1)
 	if len(codes) != 10 {
