@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -114,9 +115,17 @@ func certIssue(e *env, o *settings, st store.Store, name, out string, p12Stdin b
 		CertFingerprint: store.CertificateOf(issued.Cert, name, now).Fingerprint})
 }
 
-// issueClientCert issues a client certificate for acct, writes
-// PREFIX.crt, PREFIX.key and PREFIX.p12, and records it in the store.
+// issueClientCert issues a client certificate for acct, records it in
+// the store, and writes PREFIX.crt, PREFIX.key and PREFIX.p12. It is
+// recorded before any file is written, and revoked again if the files
+// cannot all be written: a certificate and its key on disk with no
+// record would count for a year, out of reach of every revocation.
 func issueClientCert(e *env, st store.Store, authority *ca.CA, acct store.Account, prefix, p12Password string, validity time.Duration, now time.Time) (*ca.Issued, error) {
+	for _, ext := range []string{".crt", ".key", ".p12"} {
+		if _, err := os.Lstat(prefix + ext); err == nil {
+			return nil, fmt.Errorf("%s already exists: choose another --out, or move it away first", prefix+ext)
+		}
+	}
 	issued, err := authority.IssueClient(ca.ClientRequest{Name: acct.Name, Email: acct.Email, Validity: validity}, now)
 	if err != nil {
 		return nil, err
@@ -125,19 +134,45 @@ func issueClientCert(e *env, st store.Store, authority *ca.CA, acct store.Accoun
 	if err != nil {
 		return nil, err
 	}
-	if err := writePair(prefix+".crt", prefix+".key", issued.Cert, issued.Key); err != nil {
-		return nil, err
-	}
-	if err := writeNew(prefix+".p12", p12, 0o600); err != nil {
-		return nil, err
-	}
 	rec := store.CertificateOf(issued.Cert, acct.Name, now)
 	rec.TwinFingerprint = auth.TwinFingerprint(issued.Cert, authority.Cert)
-	err = st.PutCertificate(e.ctx, rec)
-	if err != nil {
+	if err := st.PutCertificate(e.ctx, rec); err != nil {
 		return nil, fmt.Errorf("record certificate: %w", err)
 	}
+	if err := writeIssued(prefix, issued, p12); err != nil {
+		if _, rerr := st.RevokeCertificate(e.ctx, rec.Serial, now, "its files could not be written"); rerr != nil {
+			return nil, fmt.Errorf("%w; the certificate (serial %s) is recorded but could not be revoked: revoke it with gatehouse cert revoke %s (%v)", err, rec.Serial, rec.Serial, rerr)
+		}
+		return nil, fmt.Errorf("%w (nothing was issued: the certificate made for it is revoked)", err)
+	}
 	return issued, nil
+}
+
+// writeIssued writes PREFIX.key, PREFIX.crt and PREFIX.p12, none of
+// which may exist, and removes the ones it wrote if it cannot write all.
+func writeIssued(prefix string, issued *ca.Issued, p12 []byte) error {
+	keyPEM, err := ca.KeyPEM(issued.Key)
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		path string
+		data []byte
+		perm fs.FileMode
+	}{
+		{prefix + ".key", keyPEM, 0o600},
+		{prefix + ".crt", ca.CertPEM(issued.Cert), 0o644},
+		{prefix + ".p12", p12, 0o600},
+	}
+	for i, f := range files {
+		if err := writeNew(f.path, f.data, f.perm); err != nil {
+			for _, done := range files[:i] {
+				os.Remove(done.path)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // certRevoke revokes a certificate issued by the built-in CA, named by

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+)
+
+// runErr runs "gatehouse ARGS…" and returns its error.
+func (d *cliData) runErr(stdin string, args ...string) error {
+	d.t.Helper()
+	getenv := func(k string) string { return map[string]string{"GATEHOUSE_DATA": d.data}[k] }
+	var out bytes.Buffer
+	return run(d.t.Context(), append([]string{"gatehouse"}, args...), getenv, strings.NewReader(stdin), &out, io.Discard)
+}
+
+// A cert issue that cannot write its files issues nothing: no key and
+// certificate are left on disk, and the certificate the CA signed is
+// recorded, so it shows in cert list and counts for nobody. Before, the
+// files were written first and the record last: a .p12 already there
+// (or the store failing) left a valid certificate and its key on disk
+// that no revocation could reach.
+func TestCLI_CertIssueThatFailsLeavesNothingThatCounts(t *testing.T) {
+	d := newCLIData(t)
+	d.run("", "user", "add", "alice", "--role", "employee")
+	prefix := filepath.Join(t.TempDir(), "alice")
+	if err := os.WriteFile(prefix+".p12", []byte("someone else's file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := d.runErr("", "cert", "issue", "alice", "--out", prefix)
+	if err == nil || !strings.Contains(err.Error(), "alice.p12") {
+		t.Fatalf("cert issue over an existing .p12: %v, want an error naming the file", err)
+	}
+	for _, ext := range []string{".crt", ".key"} {
+		if _, err := os.Stat(prefix + ext); err == nil {
+			t.Errorf("%s was left on disk by the failed issue", prefix+ext)
+		}
+	}
+	if b, _ := os.ReadFile(prefix + ".p12"); string(b) != "someone else's file" {
+		t.Errorf("the existing .p12 was overwritten")
+	}
+	st, err := openStore(&env{ctx: t.Context()}, &settings{data: d.data}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	certs, err := st.Certificates(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range certs {
+		if c.RevokedAt.IsZero() {
+			t.Errorf("certificate %s of alice is valid after an issue that failed", c.Serial)
+		}
+	}
+	// Files that cannot be written once the certificate is made (here a
+	// folder that is not there): the certificate is recorded, and revoked.
+	missing := filepath.Join(t.TempDir(), "no-such-folder", "alice")
+	if err := d.runErr("", "cert", "issue", "alice", "--out", missing); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("cert issue into a missing folder: %v, want an error saying the certificate is revoked", err)
+	}
+	if certs, err = st.Certificates(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != 1 || certs[0].RevokedAt.IsZero() {
+		t.Errorf("after an issue whose files could not be written: %+v, want one revoked certificate", certs)
+	}
+
+	// And a later issue with a free prefix works.
+	d.run("", "cert", "issue", "alice", "--out", filepath.Join(t.TempDir(), "alice"))
+}
