@@ -73,3 +73,32 @@ func TestCLI_CertIssueThatFailsLeavesNothingThatCounts(t *testing.T) {
 	// And a later issue with a free prefix works.
 	d.run("", "cert", "issue", "alice", "--out", filepath.Join(t.TempDir(), "alice"))
 }
+
+// init (and serve on an empty data directory, which runs it) refuses a
+// store that is set up already, whether or not it still has an account
+// named admin: operators delete the default admin once they have their
+// own. Before, a new data directory pointed at such a store got a new CA
+// and a new admin account in the production store.
+func TestCLI_InitRefusesAStoreThatIsSetUp(t *testing.T) {
+	d := newCLIData(t)
+	db := filepath.Join(d.data, "gatehouse.db")
+	st, err := openStore(&env{ctx: t.Context()}, &settings{data: d.data}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteAccount(t.Context(), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	err = d.runErr("", "init", "--data", other, "--store", db)
+	if err == nil || !strings.Contains(err.Error(), "set up already") {
+		t.Errorf("init of a new data directory on a store that is set up: %v, want a refusal", err)
+	}
+	if _, err := st.Account(t.Context(), "admin"); err == nil {
+		t.Errorf("init made a new admin account in a store that was set up")
+	}
+	if _, err := os.Stat(filepath.Join(other, "pki", "ca.key")); err == nil {
+		t.Errorf("init made a new CA for a store that was set up")
+	}
+	st.Close()
+}

@@ -64,10 +64,20 @@ func initDataDir(e *env, o *settings, st store.Store, now time.Time) error {
 	if initialised(l) {
 		return fmt.Errorf("%s is already initialised (found %s)", l.dir, l.caKey())
 	}
-	if _, err := st.Account(e.ctx, initialAdmin); err == nil {
-		return fmt.Errorf("the store already has an account %q; it was initialised with another data directory (use that one, or an empty store)", initialAdmin)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	// A store that is set up is never set up again, even when its first
+	// admin is gone (operators delete it once they have their own): a
+	// new data directory, or an empty volume under serve, would give it a
+	// new CA and a new admin account. Its marker says it is set up; a
+	// store that lost its marker but still holds accounts is refused too.
+	if err := st.CheckMarker(e.ctx, ""); err == nil {
+		return errors.New("the store is set up already (its marker is there); it was initialised with another data directory: use that one, or an empty store")
+	} else if !errors.Is(err, store.ErrDataLost) {
 		return err
+	}
+	if page, err := st.ListAccounts(e.ctx, store.ListQuery{Limit: 1}); err != nil {
+		return err
+	} else if len(page.Items) > 0 {
+		return fmt.Errorf("the store is set up already: it holds accounts (%q…); it was initialised with another data directory: use that one, or an empty store", page.Items[0].Name)
 	}
 	if err := os.MkdirAll(filepath.Join(l.dir, "pki"), 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
