@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -139,14 +140,39 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 }
 
 // metricsAllowed reports whether a request may read /metrics: from this
-// machine or a trusted proxy only. Sign-in volumes and outcomes are no
-// one else's business.
+// machine or a trusted proxy only, and not on behalf of anyone else.
+// Sign-in volumes and outcomes are no one else's business, and a proxy
+// in front of the portal's pages (on loopback, or trusted for client
+// addresses) relays every client's request: one that names a client it
+// relays for (X-Forwarded-For, Forwarded, X-Real-IP) is refused unless
+// every address it names is this machine or a trusted proxy. Forwarded
+// is not parsed: its presence refuses.
 func (s *Server) metricsAllowed(r *http.Request) bool {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return false
 	}
-	return ap.Addr().Unmap().IsLoopback() || s.fromTrustedProxy(r)
+	if !ap.Addr().Unmap().IsLoopback() && !s.fromTrustedProxy(r) {
+		return false
+	}
+	if len(r.Header.Values("Forwarded")) > 0 {
+		return false
+	}
+	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip"} {
+		for _, v := range r.Header.Values(h) {
+			for _, hop := range strings.Split(v, ",") {
+				a, err := netip.ParseAddr(strings.TrimSpace(hop))
+				if err != nil {
+					return false
+				}
+				a = a.Unmap()
+				if !a.IsLoopback() && !slices.ContainsFunc(s.proxies, func(p netip.Prefix) bool { return p.Contains(a) }) {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // promLog passes the exposition's own errors (a collector that failed)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
@@ -94,5 +95,34 @@ func TestMetrics_InjectedRegistry(t *testing.T) {
 	}
 	if _, err := server.New(p.cfg); err == nil || !strings.Contains(err.Error(), "register metrics") {
 		t.Errorf("a second portal on the same registry: %v, want it refused", err)
+	}
+}
+
+// /metrics is for this machine and the portal's own proxies, not for the
+// clients a proxy relays: a request that a proxy (trusted, or any on
+// loopback) forwards for an outside address is refused.
+func TestMetrics_NotForClientsAProxyRelays(t *testing.T) {
+	plain := newPortal(t)
+	trusting := newPortalWith(t, func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	for _, tc := range []struct {
+		name   string
+		p      *portal
+		header http.Header
+		want   int
+	}{
+		{"this machine", plain, nil, http.StatusOK},
+		{"a loopback hop relaying an outside client", plain, http.Header{"X-Forwarded-For": {"203.0.113.9"}}, http.StatusForbidden},
+		{"a loopback hop, Forwarded", plain, http.Header{"Forwarded": {"for=203.0.113.9"}}, http.StatusForbidden},
+		{"a loopback hop, X-Real-IP", plain, http.Header{"X-Real-Ip": {"203.0.113.9"}}, http.StatusForbidden},
+		{"a trusted proxy relaying an outside client", trusting, http.Header{"X-Forwarded-For": {"203.0.113.9"}}, http.StatusForbidden},
+		{"a trusted proxy relaying itself", trusting, http.Header{"X-Forwarded-For": {"127.0.0.1"}}, http.StatusOK},
+		{"a trusted proxy", trusting, nil, http.StatusOK},
+	} {
+		r := tc.p.browser().get("/metrics", tc.header)
+		if r.Status != tc.want {
+			t.Errorf("%s: GET /metrics = %d, want %d", tc.name, r.Status, tc.want)
+		}
 	}
 }
