@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 )
 
 // runErr runs "gatehouse ARGS…" and returns its error.

@@ -495,11 +495,14 @@ func (w *storeWatch) check(ctx context.Context) {
 	for _, pw := range w.warnings() {
 		now[pw.Text] = true
 		if !w.warned[pw.Text] {
-			headline := "REDIS HAS NO PERSISTENCE"
-			if pw.Unsure {
+			headline, advice := "REDIS HAS NO PERSISTENCE", "set appendonly yes (or save) on the Redis server"
+			switch {
+			case pw.Eviction:
+				headline, advice = "REDIS DROPS KEYS WHEN FULL", "set maxmemory-policy noeviction on the Redis server (a full Redis then refuses writes, and the portal answers 503)"
+			case pw.Unsure:
 				headline = "REDIS MAY HAVE NO PERSISTENCE"
 			}
-			w.log.Warn(headline, "detail", pw.Text, "advice", "set appendonly yes (or save) on the Redis server")
+			w.log.Warn(headline, "detail", pw.Text, "advice", advice)
 		}
 	}
 	w.warned = now

@@ -129,6 +129,9 @@ type persisted struct {
 	// unsure is set when CONFIG is not available: only the append-only
 	// file could be checked, and RDB snapshots may be on.
 	unsure bool
+	// evicts, when set, says how the server drops keys when it is full
+	// (a memory limit with a policy other than noeviction).
+	evicts string
 }
 
 // servers remembers, by address, what the last connection to each Redis
@@ -143,10 +146,11 @@ type servers struct {
 // is read again there and then. It never fails the connection.
 func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
 	var info *redis.ClientInfoCmd
-	var serverInfo *redis.StringCmd
+	var serverInfo, memoryInfo *redis.StringCmd
 	cn.Pipelined(ctx, func(p redis.Pipeliner) error {
 		info = p.ClientInfo(ctx)
 		serverInfo = p.Info(ctx, "server")
+		memoryInfo = p.Info(ctx, "memory")
 		return nil
 	})
 	addr := "redis"
@@ -157,6 +161,7 @@ func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
 	if err != nil {
 		return nil // the connection is used all the same; Warnings says nothing new
 	}
+	p.evicts = eviction(memoryInfo.Val())
 	s.servers.mu.Lock()
 	defer s.servers.mu.Unlock()
 	if s.servers.m == nil {
@@ -164,6 +169,21 @@ func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
 	}
 	s.servers.m[addr] = server{runID: infoField(serverInfo.Val(), "run_id"), persisted: p}
 	return nil
+}
+
+// eviction says how a server whose INFO memory is info drops keys when
+// it is full, or "" when it never does: no memory limit, or the policy
+// noeviction (a write then fails, and the portal says so). Any other
+// policy drops keys the portal relies on, silently: a revocation, a
+// throttle's count, the mark that a TOTP code was used (volatile-*
+// policies drop the keys that expire, which are the latter two).
+// INFO answers even where CONFIG is disabled.
+func eviction(info string) string {
+	limit, policy := infoField(info, "maxmemory"), infoField(info, "maxmemory_policy")
+	if limit == "" || limit == "0" || policy == "" || policy == "noeviction" {
+		return ""
+	}
+	return fmt.Sprintf("maxmemory-policy %s, maxmemory %s bytes", policy, limit)
 }
 
 // infoField returns the value of field in the text INFO answers.
@@ -183,12 +203,14 @@ type Warning struct {
 	// Unsure is set when the server may keep its data after all: its
 	// append-only file is off and its snapshot settings cannot be read.
 	Unsure bool
+	// Eviction is set for a server that drops keys when it is full.
+	Eviction bool
 }
 
 // PersistenceWarnings returns what an operator must fix about the Redis
 // servers the store's connections have found so far: each that keeps
 // nothing on disk, where a restart loses every account, role and
-// certificate record. It reflects the latest connection to each server,
+// certificate record, and each that drops keys when it is full. It reflects the latest connection to each server,
 // so a server restarted with other settings is seen as soon as the
 // client reconnects.
 func (s *Store) PersistenceWarnings() []Warning {
@@ -197,18 +219,20 @@ func (s *Store) PersistenceWarnings() []Warning {
 	var out []Warning
 	for _, addr := range slices.Sorted(maps.Keys(s.servers.m)) {
 		sv := s.servers.m[addr]
-		if sv.kept {
-			continue
-		}
 		where := "Redis"
 		if len(s.servers.m) > 1 {
 			where = "Redis at " + addr
 		}
-		if sv.unsure {
-			out = append(out, Warning{Unsure: true, Text: where + " may keep nothing on disk: its append-only file is off, and its snapshot settings cannot be read (CONFIG is disabled); unless RDB snapshots are on, a restart of it loses every account, role and certificate record it holds; turn on appendonly yes"})
-			continue
+		if sv.evicts != "" {
+			out = append(out, Warning{Eviction: true, Text: where + " drops keys when its memory is full (" + sv.evicts + "): it can silently lose a certificate revocation, a throttle's count of failed sign-ins or the mark that a TOTP code was used; set maxmemory-policy noeviction"})
 		}
-		out = append(out, Warning{Text: where + " keeps nothing on disk (" + sv.detail + "): a restart of it loses every account, role and certificate record it holds; turn on appendonly yes"})
+		switch {
+		case sv.kept:
+		case sv.unsure:
+			out = append(out, Warning{Unsure: true, Text: where + " may keep nothing on disk: its append-only file is off, and its snapshot settings cannot be read (CONFIG is disabled); unless RDB snapshots are on, a restart of it loses every account, role and certificate record it holds; turn on appendonly yes"})
+		default:
+			out = append(out, Warning{Text: where + " keeps nothing on disk (" + sv.detail + "): a restart of it loses every account, role and certificate record it holds; turn on appendonly yes"})
+		}
 	}
 	return out
 }

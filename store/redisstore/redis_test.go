@@ -115,6 +115,11 @@ func TestRedisStore_PersistenceIsReported(t *testing.T) {
 		// could not be checked instead of that nothing is kept.
 		{"CONFIG disabled, append-only file", append([]string{"--appendonly", "yes"}, noConfig...), true, "", false},
 		{"CONFIG disabled, RDB snapshots", append([]string{"--save", "60 1"}, noConfig...), false, "Redis may keep nothing on disk: its append-only file is off, and its snapshot settings cannot be read", true},
+		// A Redis that drops keys when full would lose revocations,
+		// throttle counts and TOTP replay marks without a word.
+		{"a memory limit that evicts", []string{"--appendonly", "yes", "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"}, true, "Redis drops keys when its memory is full (maxmemory-policy allkeys-lru", false},
+		{"a memory limit that evicts keys with a lifetime", append([]string{"--appendonly", "yes", "--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"}, noConfig...), true, "Redis drops keys when its memory is full (maxmemory-policy volatile-lru", false},
+		{"a memory limit that refuses writes", []string{"--appendonly", "yes", "--maxmemory", "64mb", "--maxmemory-policy", "noeviction"}, true, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if os.Getenv("GATEHOUSE_TEST_REDIS") != "" {
