@@ -97,7 +97,13 @@ func (s *Server) handleTOTPStepPost() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.startSessionOwned(w, r, v.Account, d, nil, v.Record.OtherCertOwners); err != nil {
+		// The session keeps the time its password was given, and ends
+		// s.max after it: a session sent to this step hours after its
+		// sign-in (TOTP switched on from another device) does not start
+		// its absolute lifetime again with the code.
+		since := v.Record
+		since.ExpiresAt = since.CreatedAt.Add(s.max)
+		if err := s.startSessionOwned(w, r, v.Account, d, &since, v.Record.OtherCertOwners); err != nil {
 			s.fail(w, r, err)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"gatehouse/auth"
+	"gatehouse/server"
 	"gatehouse/store"
 )
 
@@ -262,4 +263,28 @@ func TestTOTP_EnrollmentNeedsThePassword(t *testing.T) {
 	// With it, the same code switches TOTP on.
 	wantStatus(t, "confirm with the password", b.jsonDo(http.MethodPost, "/api/account/totp/confirm",
 		map[string]string{"code": code, "password": alicePassword}), http.StatusOK)
+}
+
+// Passing the TOTP step does not start a session's absolute lifetime
+// again: a session signed in with a password, sent to the step hours
+// later because TOTP was switched on from another device, still ends
+// the absolute lifetime after the password was given.
+func TestTOTP_StepKeepsTheSessionsAbsoluteEnd(t *testing.T) {
+	p := newPortal(t)
+	p.addAccount("alice", alicePassword, "employee")
+	a := p.browser()
+	a.login("alice", alicePassword)
+	signedIn := p.clock.Now()
+	secret, _ := enroll(t, p, p.browser(), "alice", alicePassword) // on another device
+	for p.clock.Now().Sub(signedIn) < 11*time.Hour {
+		p.clock.Advance(20 * time.Minute)
+		a.get("/login/totp")
+	}
+	wantStatus(t, "the TOTP step 11 hours after the password", a.post("/login/totp", url.Values{"code": {codeAt(t, secret, p.clock.Now())}}), http.StatusSeeOther)
+	for p.clock.Now().Sub(signedIn) < server.DefaultSessionMax+time.Hour {
+		p.clock.Advance(20 * time.Minute)
+		if r := a.get("/api/session"); r.Status == http.StatusOK && p.clock.Now().Sub(signedIn) >= server.DefaultSessionMax {
+			t.Fatalf("the session is still signed in %v after its password was given (absolute lifetime %v)", p.clock.Now().Sub(signedIn), server.DefaultSessionMax)
+		}
+	}
 }
