@@ -1,6 +1,9 @@
 package server
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -82,7 +85,23 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		if !strings.HasPrefix(r.URL.Path, "/static/") {
 			h["Cache-Control"] = noStore
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		// A body is read whole here, within the limit, so that one over
+		// it is refused (413) on every route, also one that never reads
+		// its body and would act on the request all the same.
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+			var tooLarge *http.MaxBytesError
+			switch {
+			case errors.As(err, &tooLarge):
+				s.fail(w, r, err)
+				return
+			case err != nil:
+				s.fail(w, r, &Error{Status: http.StatusBadRequest, Code: "bad_body", Err: err,
+					Message: "the request's body could not be read to its end"})
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		trusted := s.fromTrustedProxy(r)
 		if !trusted && !hostMatchesSNI(r) {
 			s.fail(w, r, &Error{Status: http.StatusMisdirectedRequest, Code: "misdirected",
