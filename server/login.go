@@ -72,7 +72,7 @@ func (s *Server) handleLoginPost() http.Handler {
 			s.fail(w, r, badForm(err))
 			return
 		}
-		username := strings.TrimSpace(r.PostForm.Get("username"))
+		username := lowerASCII(strings.TrimSpace(r.PostForm.Get("username")))
 		password := r.PostForm.Get("password")
 		form := loginForm{Username: username, Return: s.returnTo(r, r.PostForm.Get("rd"))}
 		switch {
@@ -220,6 +220,20 @@ func (s *Server) handleLoginPost() http.Handler {
 }
 
 // findAccount returns the named account, or nil when there is none.
+// lowerASCII folds the ASCII capitals of a typed account name: names
+// are lower-case, and a phone's keyboard capitalises the first letter.
+// Nothing else is folded (strings.ToLower would turn the Kelvin sign
+// into k), so no other character can stand for one of a name's.
+func lowerASCII(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
 func (s *Server) findAccount(r *http.Request, name string) (*store.Account, error) {
 	a, err := s.store.Account(r.Context(), name)
 	switch {

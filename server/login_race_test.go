@@ -78,3 +78,21 @@ func TestLogin_ChangeDuringTheSignInEndsIt(t *testing.T) {
 		})
 	}
 }
+
+// Account names are lower-case: a name typed with capitals (a phone's
+// keyboard capitalises the first letter) signs in as the account. Only
+// ASCII letters are folded, so no other character (the Kelvin sign K,
+// which Unicode lower-cases to k) can stand for one of a name's.
+func TestLogin_NameTypedWithCapitalsSignsIn(t *testing.T) {
+	p := newPortal(t)
+	p.addAccount("alice", alicePassword, "employee")
+	for _, typed := range []string{"Alice", " ALICE "} {
+		if r := p.browser().post("/login", url.Values{"username": {typed}, "password": {alicePassword}}); r.Status != http.StatusSeeOther {
+			t.Errorf("%q with alice's password: %d %q, want a sign-in", typed, r.Status, r.Alert())
+		}
+	}
+	p.addAccount("kim", alicePassword, "employee")
+	if r := p.browser().post("/login", url.Values{"username": {"\u212aim"}, "password": {alicePassword}}); r.Status == http.StatusSeeOther {
+		t.Errorf("the Kelvin sign stood for k in a name")
+	}
+}
