@@ -62,6 +62,9 @@ func serve(e *env, o *serveOptions) error {
 		}
 	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	// Libraries that log through slog's default (the OpenID Provider's
+	// request errors) or the log package write JSON events too.
+	slog.SetDefault(logger)
 
 	st, err := openStore(e, o.settings, logger)
 	if err != nil {

@@ -508,6 +508,13 @@ func TestOIDC_ClientCommands(t *testing.T) {
 	if !slices.Equal(cl.Groups, []string{"admin", "employee"}) {
 		t.Errorf("groups = %q", cl.Groups)
 	}
+	// A refused token request: the OpenID library logs it, as a JSON
+	// event like every other line of the portal's log.
+	if r := admin.post(t, "/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {"no-such-code"},
+		"redirect_uri": {rpRedirect}, "client_id": {"grafana"}, "client_secret": {secret}}); r.Status != http.StatusBadRequest && r.Status != http.StatusUnauthorized {
+		t.Errorf("a token request with an unknown code: %d", r.Status)
+	}
+	p.server.wantStructuredLog(t)
 	p.cli(t, "", "oidc-client", "delete", "grafana")
 	r := admin.get(t, rp.authorizeURL(t, newAttempt()))
 	if r.Status < 400 || strings.Contains(r.location(), "code=") {
