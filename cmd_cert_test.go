@@ -101,3 +101,23 @@ func TestCLI_InitRefusesAStoreThatIsSetUp(t *testing.T) {
 	}
 	st.Close()
 }
+
+// A command other than init and serve never makes a store: with a
+// mistyped --data or --store it says there is no store there, and leaves
+// nothing behind.
+func TestCLI_CommandsDoNotMakeAStoreWhereThereIsNone(t *testing.T) {
+	d := newCLIData(t)
+	typo := filepath.Join(t.TempDir(), "dtaa")
+	for _, args := range [][]string{
+		{"user", "list", "--data", typo},
+		{"user", "list", "--store", filepath.Join(typo, "other.db")},
+	} {
+		err := d.runErr("", args...)
+		if err == nil || !strings.Contains(err.Error(), "there is no store at") {
+			t.Errorf("gatehouse %s: %v, want \"there is no store at …\"", strings.Join(args, " "), err)
+		}
+	}
+	if _, err := os.Stat(typo); err == nil {
+		t.Errorf("a command made %s", typo)
+	}
+}

@@ -50,6 +50,9 @@ func isSetting(name string) bool { return name == "data" || name == "store" || n
 // on the same store.
 func (s *settings) onStore(fn func(e *env, st store.Store, args []string) error) runFunc {
 	return func(e *env, args []string) error {
+		if path, missing := s.missingEmbeddedStore(); missing {
+			return fmt.Errorf("there is no store at %s: is --data (or --store) the one the server uses? gatehouse init sets up a new one", path)
+		}
 		st, err := openStore(e, s, nil)
 		if err != nil {
 			return err
@@ -64,6 +67,23 @@ func (s *settings) onStore(fn func(e *env, st store.Store, args []string) error)
 		}
 		return fn(e, st, args)
 	}
+}
+
+// missingEmbeddedStore reports whether the settings name an embedded
+// store whose file does not exist, and its path. Only init and serve
+// make one: any other command given a mistyped --data or --store would
+// otherwise make an empty store there, and then say that the store has
+// lost its data.
+func (s *settings) missingEmbeddedStore() (string, bool) {
+	if strings.Contains(s.store, "://") {
+		return "", false
+	}
+	path, _ := strings.CutPrefix(s.store, "file:")
+	if path == "" {
+		path = filepath.Join(s.data, EmbeddedStoreFile)
+	}
+	_, err := os.Stat(path)
+	return path, errors.Is(err, fs.ErrNotExist)
 }
 
 // defaultAddr is the address serve listens on, and health asks, by
