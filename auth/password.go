@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/unicode/norm"
 )
 
 // BcryptCost is the work factor for new password hashes.
@@ -308,8 +309,22 @@ func (h *Hasher) acquire(ctx context.Context, known bool) (release func(), err e
 // real or dummy) started so far.
 func (h *Hasher) Runs() uint64 { return h.runs.Load() }
 
-// Hash returns the bcrypt hash of password.
+// NormalizePassword returns password in Unicode's NFKC form, the form
+// in which passwords are hashed and compared (NIST SP 800-63B): "é"
+// typed as one character or as e and a combining accent, or letters
+// typed full-width, are then the same password. Text that is not valid
+// UTF-8 is returned as it is.
+func NormalizePassword(password string) string {
+	if !utf8.ValidString(password) {
+		return password
+	}
+	return norm.NFKC.String(password)
+}
+
+// Hash returns the bcrypt hash of password, normalised
+// (NormalizePassword).
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	password = NormalizePassword(password)
 	if len(password) > MaxPasswordBytes {
 		return "", ErrPasswordTooLong
 	}
@@ -343,8 +358,18 @@ func (h *Hasher) CheckKnown(ctx context.Context, hash, password string) error {
 	return h.check(ctx, true, hash, password)
 }
 
+// check compares password, normalised, with hash; and when the text as
+// typed is not in normal form, compares that too, as hashes made before
+// passwords were normalised hold it. Every input takes the same path,
+// a dummy comparison included, so the second comparison tells nothing
+// about the account.
 func (h *Hasher) check(ctx context.Context, known bool, hash, password string) error {
-	if len(password) > MaxPasswordBytes {
+	forms := []string{NormalizePassword(password)}
+	if forms[0] != password {
+		forms = append(forms, password)
+	}
+	forms = slices.DeleteFunc(forms, func(f string) bool { return len(f) > MaxPasswordBytes })
+	if len(forms) == 0 {
 		return ErrPasswordTooLong
 	}
 	release, err := h.acquire(ctx, known)
@@ -352,11 +377,13 @@ func (h *Hasher) check(ctx context.Context, known bool, hash, password string) e
 		return err
 	}
 	defer release()
-	h.run(known, func() { err = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) })
-	if err != nil {
-		return ErrBadPassword
+	for _, f := range forms {
+		h.run(known, func() { err = bcrypt.CompareHashAndPassword([]byte(hash), []byte(f)) })
+		if err == nil {
+			return nil
+		}
 	}
-	return nil
+	return ErrBadPassword
 }
 
 // CheckUnknown spends the time of one bcrypt comparison and returns
@@ -383,6 +410,10 @@ const MinPasswordLength = 15
 // composition rules (NIST SP 800-63B). The error is in plain words for
 // the user, and never quotes the password.
 func CheckNewPassword(password, username, email string) error {
+	if !utf8.ValidString(password) {
+		return errors.New("the new password is not valid text")
+	}
+	password = NormalizePassword(password)
 	switch {
 	case utf8.RuneCountInString(password) < MinPasswordLength:
 		return fmt.Errorf("the new password must be at least %d characters long", MinPasswordLength)

@@ -576,3 +576,49 @@ func TestHasher_ExtraProcessorsOnlyWhileBcryptRuns(t *testing.T) {
 		t.Errorf("while slots are taken the processors are %d, want %d", got[len(got)-1], busy)
 	}
 }
+
+// A password is the same password however its text is encoded: it is
+// hashed and compared in Unicode's NFKC form (NIST SP 800-63B), so "é"
+// typed as one character or as e and a combining accent, or letters
+// typed full-width, match. A hash made before passwords were normalised
+// still matches the text as it was typed then.
+func TestHasher_PasswordsAreComparedInNFKC(t *testing.T) {
+	h, err := NewHasher(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nfd = "Cre\u0300me bru\u0302le\u0301e fu\u0308r zwo\u0308lf Ga\u0308ste"
+	const nfc = "Crème brûlée für zwölf Gäste"
+	hash, err := h.Hash(t.Context(), nfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, typed := range map[string]string{"decomposed": nfd, "composed": nfc} {
+		if err := h.Check(t.Context(), hash, typed); err != nil {
+			t.Errorf("the password typed %s: %v", name, err)
+		}
+	}
+	wide, err := h.Hash(t.Context(), "ｃｏｒｒｅｃｔ ｈｏｒｓｅ ｂａｔｔｅｒｙ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Check(t.Context(), wide, "correct horse battery"); err != nil {
+		t.Errorf("a full-width password typed in ASCII: %v", err)
+	}
+	// A hash of the decomposed text as typed, made before.
+	old, err := bcrypt.GenerateFromPassword([]byte(nfd), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Check(t.Context(), string(old), nfd); err != nil {
+		t.Errorf("an old hash with the password as it was typed then: %v", err)
+	}
+	if err := h.Check(t.Context(), hash, "Creme brulee fur zwolf Gaste"); !errors.Is(err, ErrBadPassword) {
+		t.Errorf("the password without its accents: %v, want ErrBadPassword", err)
+	}
+	// The 72-byte limit is on the normalised form.
+	// U+FDFA is 3 bytes, and 33 in NFKC: 20 bytes typed, 80 normalised.
+	if err := CheckNewPassword("correct horse \ufdfa\ufdfa", "alice", ""); err == nil || !strings.Contains(err.Error(), "72 bytes") {
+		t.Errorf("a password of 20 bytes as typed and 80 normalised: %v, want the 72-byte limit", err)
+	}
+}

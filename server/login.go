@@ -82,7 +82,7 @@ func (s *Server) handleLoginPost() http.Handler {
 		case len(username) > maxUsernameBytes:
 			s.renderLogin(w, r, http.StatusBadRequest, form, msgBadLogin)
 			return
-		case len(password) > auth.MaxPasswordBytes:
+		case len(password) > auth.MaxPasswordBytes && len(auth.NormalizePassword(password)) > auth.MaxPasswordBytes:
 			// Refused before any lookup, the same for every username.
 			s.renderLogin(w, r, http.StatusBadRequest, form, "passwords are at most 72 bytes long; this one is longer")
 			return

@@ -96,3 +96,14 @@ func TestLogin_NameTypedWithCapitalsSignsIn(t *testing.T) {
 		t.Errorf("the Kelvin sign stood for k in a name")
 	}
 }
+
+// A password set with accents typed one way signs in with them typed the
+// other way (a Mac and a phone do not type "é" alike).
+func TestLogin_PasswordInAnotherUnicodeFormSignsIn(t *testing.T) {
+	p := newPortal(t)
+	p.addAccount("alice", "Cre\u0300me bru\u0302le\u0301e fu\u0308r zwo\u0308lf Ga\u0308ste", "employee")
+	r := p.browser().post("/login", url.Values{"username": {"alice"}, "password": {"Crème brûlée für zwölf Gäste"}})
+	if r.Status != http.StatusSeeOther {
+		t.Errorf("the password with its accents composed: %d %q, want a sign-in", r.Status, r.Alert())
+	}
+}
