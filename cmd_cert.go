@@ -143,7 +143,11 @@ func issueClientCert(e *env, st store.Store, authority *ca.CA, acct store.Accoun
 		if _, rerr := st.RevokeCertificate(e.ctx, rec.Serial, now, "its files could not be written"); rerr != nil {
 			return nil, fmt.Errorf("%w; the certificate (serial %s) is recorded but could not be revoked: revoke it with gatehouse cert revoke %s (%v)", err, rec.Serial, rec.Serial, rerr)
 		}
-		return nil, fmt.Errorf("%w (nothing was issued: the certificate made for it is revoked)", err)
+		if aerr := recordChange(e, st, now, store.AuditEvent{Action: "certificate.revoke", Target: acct.Name, CertFingerprint: rec.Fingerprint,
+			Reason: fmt.Sprintf("serial %s, made by cert issue, whose files could not be written", rec.Serial)}); aerr != nil {
+			return nil, fmt.Errorf("%w; %w", err, aerr)
+		}
+		return nil, fmt.Errorf("%w (the certificate made for it, serial %s, is revoked, and no file of it is left)", err, rec.Serial)
 	}
 	return issued, nil
 }

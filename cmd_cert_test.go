@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"gatehouse/store/storetest"
 )
 
 // runErr runs "gatehouse ARGS…" and returns its error.
@@ -68,6 +73,9 @@ func TestCLI_CertIssueThatFailsLeavesNothingThatCounts(t *testing.T) {
 	if len(certs) != 1 || certs[0].RevokedAt.IsZero() {
 		t.Errorf("after an issue whose files could not be written: %+v, want one revoked certificate", certs)
 	}
+	if ev := d.audit(); len(ev) == 0 || ev[0].Action != "certificate.revoke" || !strings.Contains(ev[0].Reason, certs[0].Serial) {
+		t.Errorf("the revocation of the certificate whose files could not be written is not the last audit event: %+v", ev[:min(len(ev), 1)])
+	}
 
 	// And a later issue with a free prefix works.
 	d.run("", "cert", "issue", "alice", "--out", filepath.Join(t.TempDir(), "alice"))
@@ -119,5 +127,61 @@ func TestCLI_CommandsDoNotMakeAStoreWhereThereIsNone(t *testing.T) {
 	}
 	if _, err := os.Stat(typo); err == nil {
 		t.Errorf("a command made %s", typo)
+	}
+	// A Redis address with its scheme forgotten is told so, not that
+	// there is no store.
+	if err := d.runErr("", "user", "list", "--store", "localhost:6379"); err == nil || !strings.Contains(err.Error(), "redis://HOST:PORT/DB") {
+		t.Errorf("--store localhost:6379: %v, want the forms a store takes", err)
+	}
+}
+
+// The same on a Redis Cluster that lost one master, the one holding the
+// listing of account names: the markers on the other masters say the
+// store was set up, and init refuses instead of writing the missing
+// markers back over the loss.
+func TestCLI_InitRefusesAClusterThatLostOneMaster(t *testing.T) {
+	c := storetest.StartCluster(t)
+	gh := func(args ...string) error {
+		var out bytes.Buffer
+		return run(t.Context(), append([]string{"gatehouse"}, args...), func(string) string { return "" }, strings.NewReader(""), &out, io.Discard)
+	}
+	a := filepath.Join(t.TempDir(), "a")
+	if err := gh("init", "--data", a, "--store", c.URL); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		if err := gh("user", "add", fmt.Sprintf("user%02d", i), "--role", "employee", "--data", a, "--store", c.URL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := openStore(&env{ctx: t.Context()}, &settings{data: a, store: c.URL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteAccount(t.Context(), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	flushed := ""
+	for _, addr := range c.Addrs {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		if n, err := rdb.Exists(t.Context(), "gatehouse:{accounts}:account-names").Result(); err == nil && n == 1 {
+			if err := rdb.FlushAll(t.Context()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			flushed = addr
+		}
+		rdb.Close()
+	}
+	if flushed == "" {
+		t.Fatal("setup: no master holds the listing of account names")
+	}
+	b := filepath.Join(t.TempDir(), "b")
+	err = gh("init", "--data", b, "--store", c.URL)
+	if err == nil || !strings.Contains(err.Error(), "set up already") {
+		t.Errorf("init on a cluster whose master %s lost its data: %v, want a refusal", flushed, err)
+	}
+	if _, err := os.Stat(filepath.Join(b, "pki", "ca.key")); err == nil {
+		t.Errorf("init made a new CA for a cluster that was set up")
 	}
 }

@@ -78,7 +78,10 @@ func (s *settings) missingEmbeddedStore() (string, bool) {
 	if strings.Contains(s.store, "://") {
 		return "", false
 	}
-	path, _ := strings.CutPrefix(s.store, "file:")
+	path, explicit := strings.CutPrefix(s.store, "file:")
+	if path != "" && !explicit && !strings.HasSuffix(path, ".db") {
+		return "", false // not a store file: openStore says what to give
+	}
 	if path == "" {
 		path = filepath.Join(s.data, EmbeddedStoreFile)
 	}

@@ -69,15 +69,28 @@ func initDataDir(e *env, o *settings, st store.Store, now time.Time) error {
 	// new data directory, or an empty volume under serve, would give it a
 	// new CA and a new admin account. Its marker says it is set up; a
 	// store that lost its marker but still holds accounts is refused too.
-	if err := st.CheckMarker(e.ctx, ""); err == nil {
-		return errors.New("the store is set up already (its marker is there); it was initialised with another data directory: use that one, or an empty store")
-	} else if !errors.Is(err, store.ErrDataLost) {
+	const useIt = "it was initialised with another data directory: use that one, or an empty store"
+	switch err := st.CheckMarker(e.ctx, ""); {
+	case err == nil:
+		return errors.New("the store is set up already (its marker is there); " + useIt)
+	case errors.Is(err, store.ErrPartlyLost):
+		return fmt.Errorf("the store is set up already, and some of its servers lost their data: %w; restore them from a backup", err)
+	case !errors.Is(err, store.ErrDataLost):
 		return err
 	}
+	// On a Cluster the listing of account names lives on one master,
+	// which may be the one that lost its data: certificates are looked
+	// at too, and a listing with a next page counts even if its first
+	// page came back empty.
 	if page, err := st.ListAccounts(e.ctx, store.ListQuery{Limit: 1}); err != nil {
 		return err
-	} else if len(page.Items) > 0 {
-		return fmt.Errorf("the store is set up already: it holds accounts (%q…); it was initialised with another data directory: use that one, or an empty store", page.Items[0].Name)
+	} else if len(page.Items) > 0 || page.Next != "" {
+		return errors.New("the store is set up already: it holds accounts; " + useIt)
+	}
+	if page, err := st.ListCertificates(e.ctx, store.ListQuery{Limit: 1}); err != nil {
+		return err
+	} else if len(page.Items) > 0 || page.Next != "" {
+		return errors.New("the store is set up already: it holds certificate records; " + useIt)
 	}
 	if err := os.MkdirAll(filepath.Join(l.dir, "pki"), 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -236,11 +249,15 @@ func writeNew(path string, data []byte, perm fs.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	// A file that could not be written whole is removed: a truncated
+	// key or certificate is worse than none.
 	if _, err := f.Write(data); err != nil {
 		f.Close()
+		os.Remove(path)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
+		os.Remove(path)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

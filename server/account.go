@@ -73,10 +73,12 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v *visit
 	if err := auth.CheckNewPassword(next, v.Account.Name, v.Account.Email); err != nil {
 		return invalid("weak_password", err)
 	}
-	if next != confirm {
+	// Compared as they are hashed (NFKC): the same password typed with
+	// its accents composed one way and the other is the same password.
+	if auth.NormalizePassword(next) != auth.NormalizePassword(confirm) {
 		return &Error{Status: http.StatusBadRequest, Code: "mismatch", Message: "the two new passwords do not match"}
 	}
-	if next == current {
+	if auth.NormalizePassword(next) == auth.NormalizePassword(current) {
 		return &Error{Status: http.StatusBadRequest, Code: "unchanged", Message: "the new password must differ from the current one"}
 	}
 	hash, err := s.hasher.Hash(r.Context(), next)

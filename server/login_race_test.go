@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -105,5 +106,21 @@ func TestLogin_PasswordInAnotherUnicodeFormSignsIn(t *testing.T) {
 	r := p.browser().post("/login", url.Values{"username": {"alice"}, "password": {"Crème brûlée für zwölf Gäste"}})
 	if r.Status != http.StatusSeeOther {
 		t.Errorf("the password with its accents composed: %d %q, want a sign-in", r.Status, r.Alert())
+	}
+}
+
+// A new password that is the current one with its accents typed another
+// way is the same password: "must differ" refuses it, and the account's
+// sessions go on.
+func TestAccount_NewPasswordInAnotherUnicodeFormIsUnchanged(t *testing.T) {
+	const composed = "Crème brûlée für zwölf Gäste"
+	const decomposed = "Cre\u0300me bru\u0302le\u0301e fu\u0308r zwo\u0308lf Ga\u0308ste"
+	p := newPortal(t)
+	p.addAccount("alice", composed, "employee")
+	b := p.browser()
+	b.login("alice", composed)
+	r := b.jsonDo(http.MethodPost, "/api/account/password", map[string]string{"current": composed, "new": decomposed, "confirm": decomposed})
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "unchanged") {
+		t.Errorf("the current password with its accents decomposed as the new one: %d %s, want 400 unchanged", r.Status, r.Body)
 	}
 }

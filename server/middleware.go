@@ -87,8 +87,13 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		}
 		// A body is read whole here, within the limit, so that one over
 		// it is refused (413) on every route, also one that never reads
-		// its body and would act on the request all the same.
-		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		// its body and would act on the request all the same. Verify
+		// reads none: a proxy may pass on the body of the request it
+		// asks about (an upload to the app), which is not the portal's.
+		switch {
+		case r.URL.Path == verifyPath:
+			r.Body = http.NoBody
+		case r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0:
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 			var tooLarge *http.MaxBytesError
 			switch {

@@ -44,6 +44,10 @@ var (
 	// What it says about accounts cannot be trusted: an empty store must
 	// never read as "no such user".
 	ErrDataLost = errors.New("the store has lost its data")
+	// ErrPartlyLost, always with ErrDataLost, means the marker is gone
+	// from some of the store's servers but is still on others: the store
+	// was set up, and one of its servers lost its data.
+	ErrPartlyLost = errors.New("some of the store's servers still hold their marker")
 )
 
 // ServerError says which server of a store spread over several (a Redis
@@ -526,7 +530,8 @@ type Store interface {
 	// CheckMarker returns nil when the marker is in place where account's
 	// records are kept (everywhere, when account is ""), and an error
 	// wrapping ErrDataLost, which says where it is missing but never
-	// names the account, when it is not. A backend opened on data written
+	// names the account, when it is not; when it is still on some of the
+	// store's servers, the error wraps ErrPartlyLost too. A backend opened on data written
 	// before markers existed marks it, if it holds any account.
 	CheckMarker(ctx context.Context, account string) error
 

@@ -68,6 +68,10 @@ func (s *Store) CheckMarker(ctx context.Context, account string) error {
 			servers[c.Options().Addr] = true
 		}
 	}
+	if len(missing) < len(shards) && account == "" {
+		return fmt.Errorf("the marker written when the store was set up is missing for %d of %d shards, held by %s: %w (%w)",
+			len(missing), len(shards), strings.Join(slices.Sorted(maps.Keys(servers)), ", "), store.ErrDataLost, store.ErrPartlyLost)
+	}
 	return fmt.Errorf("the marker written when the store was set up is missing for %d of %d shards, held by %s: %w",
 		len(missing), len(shards), strings.Join(slices.Sorted(maps.Keys(servers)), ", "), store.ErrDataLost)
 }
