@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -16,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"gatehouse/tests/nginxconf"
 )
@@ -173,6 +176,7 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL, oauth
 		for i := range targets {
 			k := (i + r) % len(targets)
 			before := cpuByName()
+			pingsBefore := pingCalls(redisPortal.store)
 			res, err := runWrk(wrk, targets[k], concurrency, duration)
 			if err != nil {
 				return err
@@ -181,6 +185,14 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL, oauth
 			after["wrk"] = before["wrk"] + res.cpu
 			fmt.Printf("  round %d  %-22s %9.0f /s   p50 %-9v p99 %-9v non-2xx/3xx %d\n", r+1, targets[k].name, res.rate, res.p50, res.p99, res.non2xx)
 			fmt.Printf("           CPU per request: %s\n", cpuPerRequest(before, after, res.rate*duration.Seconds()))
+			if pingsBefore >= 0 && targets[k].name == "verify, Redis" {
+				// The store cache's read barrier: one PING serves every
+				// request that joined its round.
+				requests := res.rate * duration.Seconds()
+				if n := pingCalls(redisPortal.store) - pingsBefore; n >= 0 && requests > 0 {
+					fmt.Printf("           read barrier: %.3f PINGs a request (%.1f requests a round)\n", float64(n)/requests, requests/max(float64(n), 1))
+				}
+			}
 			// Every target is asked with a valid session: an error answer
 			// would be measured as if it were the work.
 			if res.non2xx > 0 {
@@ -392,4 +404,32 @@ func checkAnswers(rt http.RoundTripper, u, cookie string, withIt, without int) e
 		}
 	}
 	return nil
+}
+
+// pingCalls returns how many PINGs the Redis at storeURL has answered
+// since it started (INFO commandstats), or -1 when it cannot tell: the
+// store cache's read barrier is one PING a round.
+func pingCalls(storeURL string) int64 {
+	opt, err := redis.ParseURL(storeURL)
+	if err != nil {
+		return -1
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(info) {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_ping:calls="); ok {
+			n, err := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return 0
 }
