@@ -327,15 +327,7 @@ func TestOIDCToken_ReplayedCodeRevokesItsAccessToken(t *testing.T) {
 	if _, resp := oidcUserinfo(t, b, tok.AccessToken); resp.Status == http.StatusOK {
 		t.Errorf("userinfo with the access token of a replayed code: %s, want refused", resp.Body)
 	}
-	page, err := p.store.Audit(t.Context(), store.AuditQuery{Action: "oidc.token"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.ContainsFunc(page.Items, func(e store.AuditEvent) bool {
-		return e.Outcome == "failure" && e.Actor == "wiki" && e.Target == "admin" && strings.HasPrefix(e.Reason, "code_replayed")
-	}) {
-		t.Errorf("no audit event for the replayed code: %+v", page.Items)
-	}
+	wantReplayAudited(t, p)
 
 	// A code that never was is just refused.
 	if _, st := oidcExchange(t, b, "wiki", secret, "no-such-code", verifierOne); st == http.StatusOK {
@@ -371,5 +363,20 @@ func TestOIDCGrant_EndsWithTheSessionsIdleTimeAndWithItsAccount(t *testing.T) {
 	p.addAccount("alice", alicePassword, "employee")
 	if _, resp := oidcUserinfo(t, b, tok.AccessToken); resp.Status == http.StatusOK {
 		t.Errorf("userinfo for an account deleted and made again under its name: %s, want refused", resp.Body)
+	}
+}
+
+// wantReplayAudited checks that the audit trail has the failure of the
+// wiki's code that admin's session authorised, presented a second time.
+func wantReplayAudited(t *testing.T, p *portal) {
+	t.Helper()
+	page, err := p.store.Audit(t.Context(), store.AuditQuery{Action: "oidc.token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(page.Items, func(e store.AuditEvent) bool {
+		return e.Outcome == "failure" && e.Actor == "wiki" && e.Target == "admin" && strings.HasPrefix(e.Reason, "code_replayed")
+	}) {
+		t.Errorf("no audit event for the replayed code: %+v", page.Items)
 	}
 }
