@@ -203,7 +203,11 @@ func initStore(e *env, st store.Store, authority *ca.CA, l layout, now time.Time
 	}
 	admin := store.Account{
 		Name: initialAdmin, ID: store.NewAccountID(), PasswordHash: hash, Roles: []string{"admin", "employee"},
-		CreatedAt: now, UpdatedAt: now,
+		// The password in initial-admin.txt is a temporary one, as
+		// user add's: the first sign-in chooses the admin's own, so the
+		// file left in the data directory opens nothing afterwards.
+		MustChangePassword: true,
+		CreatedAt:          now, UpdatedAt: now,
 	}
 	if err := st.CreateAccount(e.ctx, admin); err != nil {
 		return fmt.Errorf("create the first admin: %w", err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -271,6 +272,27 @@ func (p *portal) readAdminCredentials(t *testing.T) {
 	if p.AdminPassword == "" || p.AdminP12Password == "" {
 		t.Fatalf("initial-admin.txt lacks a password or p12-password line: %v", creds)
 	}
+	p.firstAdminSignIn(t)
+}
+
+// firstAdminSignIn signs in as the first admin with the password of
+// initial-admin.txt, which is a temporary one: the sign-in goes on to
+// choose the admin's own, which p.AdminPassword is from then on.
+func (p *portal) firstAdminSignIn(t *testing.T) {
+	t.Helper()
+	temporary, own := p.AdminPassword, "the first admin's own passphrase, 2026"
+	c := p.client(t, nil)
+	wantRedirect(t, c.login(t, "admin", temporary), "/account/password")
+	r := c.post(t, "/account/password", url.Values{"current": {temporary}, "new": {own}, "confirm": {own}})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("the first admin's first password change: %d\n%.500s", r.Status, r.Body)
+	}
+	// The file's password opens nothing any more.
+	if r := p.client(t, nil).login(t, "admin", temporary); r.Status != http.StatusUnauthorized {
+		t.Errorf("the password of initial-admin.txt still signs in after the first sign-in changed it: %d", r.Status)
+	}
+	p.AdminPassword = own
+	noteSecret(own)
 }
 
 // readCredentials parses "key: value" lines.
