@@ -150,6 +150,9 @@ func TestServe_InitialisesEmptyDataDirOnFirstStart(t *testing.T) {
 	p.serve(t) // no "gatehouse init" first
 
 	credsPath := filepath.Join(p.Data, "initial-admin.txt")
+	// The first sign-in, with the file's password, asks for the admin's own.
+	p.readAdminCredentialsFile(t)
+	p.firstAdminSignIn(t, p.client(t, nil))
 	if out := p.serverStdout(t); !strings.Contains(out, credsPath) {
 		t.Errorf("serve's output does not say where the credentials are (%s):\n%s", credsPath, out)
 	}

@@ -119,7 +119,10 @@ func TestCompose_PortalWithRedis(t *testing.T) {
 		t.Errorf("/readyz = %+v, want ready without warnings (Redis has an append-only file)", ready)
 	}
 
-	// First sign-in with what the data volume holds, as the README says.
+	// First sign-in with what the data volume holds, as the README says:
+	// the file's password is a temporary one, changed at once.
+	cert := p.adminCert(t)
+	p.firstAdminSignIn(t, p.client(t, &cert))
 	admin := p.adminSignIn(t)
 	danaPassword := passphrase("dana")
 	noteSecret(danaPassword)
@@ -163,6 +166,7 @@ func TestCompose_PortalWithRedis(t *testing.T) {
 	c.must(t, "down")
 	c.must(t, "up", "-d")
 	p = c.waitReady(t)
+	p.AdminPassword = firstAdminOwnPassword // chosen at the first sign-in, kept in the store
 	if caAfter := readFile(t, filepath.Join(p.Data, "pki", "ca.crt")); !bytes.Equal(caBefore, caAfter) {
 		t.Error("the CA certificate changed across down and up: the data volume was not kept")
 	}
@@ -353,7 +357,7 @@ func (c *composeProject) waitReady(t *testing.T) *portal {
 			if err := c.copyData(t, p); err != nil {
 				t.Fatal(err)
 			}
-			p.readAdminCredentials(t)
+			p.readAdminCredentialsFile(t)
 			return p
 		}
 		time.Sleep(500 * time.Millisecond)
