@@ -219,7 +219,6 @@ func (s *Server) handleLoginPost() http.Handler {
 	})
 }
 
-// findAccount returns the named account, or nil when there is none.
 // lowerASCII folds the ASCII capitals of a typed account name: names
 // are lower-case, and a phone's keyboard capitalises the first letter.
 // Nothing else is folded (strings.ToLower would turn the Kelvin sign
@@ -234,6 +233,7 @@ func lowerASCII(name string) string {
 	return string(b)
 }
 
+// findAccount returns the named account, or nil when there is none.
 func (s *Server) findAccount(r *http.Request, name string) (*store.Account, error) {
 	a, err := s.store.Account(r.Context(), name)
 	switch {
@@ -492,24 +492,21 @@ var errChangedMeanwhile = &Error{Status: http.StatusUnauthorized, Code: "changed
 // written; without this read it would stand, signed in with a password
 // that no longer is. A change after this read ends it like any other.
 func (s *Server) stillSignsIn(w http.ResponseWriter, r *http.Request, acct store.Account, sess *sessions.Session) error {
-	now, err := s.store.Account(r.Context(), acct.Name)
-	if err == nil && !now.Disabled &&
-		subtle.ConstantTimeCompare([]byte(now.PasswordHash), []byte(acct.PasswordHash)) == 1 {
+	current, err := s.store.Account(r.Context(), acct.Name)
+	if err == nil && !current.Disabled &&
+		subtle.ConstantTimeCompare([]byte(current.PasswordHash), []byte(acct.PasswordHash)) == 1 {
 		return nil
 	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		// Unsure: the session goes, as for a change.
-		if derr := s.store.DeleteSession(r.Context(), sess.ID); derr != nil {
-			return derr
-		}
-		return err
-	}
-	if err := s.store.DeleteSession(r.Context(), sess.ID); err != nil {
-		return err
+	// Changed, gone, or not known for sure: the session goes.
+	if derr := s.store.DeleteSession(r.Context(), sess.ID); derr != nil {
+		return derr
 	}
 	expired := s.sessions.options
 	expired.MaxAge = -1
 	http.SetCookie(w, sessions.NewCookie(s.cookieName, "", &expired))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	s.log.Info("session ended", "user", acct.Name, "reason", "changed_while_signing_in")
 	return errChangedMeanwhile
 }

@@ -214,9 +214,9 @@ type Warning struct {
 // PersistenceWarnings returns what an operator must fix about the Redis
 // servers the store's connections have found so far: each that keeps
 // nothing on disk, where a restart loses every account, role and
-// certificate record, and each that drops keys when it is full. It reflects the latest connection to each server,
-// so a server restarted with other settings is seen as soon as the
-// client reconnects.
+// certificate record, and each that drops keys when it is full. It
+// reflects the latest connection to each server, so a server restarted
+// with other settings is seen as soon as the client reconnects.
 func (s *Store) PersistenceWarnings() []Warning {
 	s.servers.mu.Lock()
 	defer s.servers.mu.Unlock()
