@@ -122,7 +122,7 @@ func initDataDir(e *env, o *settings, st store.Store, now time.Time) error {
 	fmt.Fprintf(e.stdout, `Initialised %s
   certificate authority:   %s
   server certificate:      %s (localhost, 127.0.0.1, ::1)
-  first admin credentials: %s
+  first admin credentials: %s (a temporary password: the first sign-in asks for your own)
   admin's certificate:     %s.p12 (its import password is in the credentials file)
 `, l.dir, l.caCert(), l.serverCert(), l.initialAdmin(), l.adminPrefix())
 	return nil
@@ -170,7 +170,7 @@ func initStoreOnly(e *env, o *settings, st store.Store, now time.Time) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, `Set up the store for %s again (everything it held before is gone)
-  first admin credentials: %s
+  first admin credentials: %s (a temporary password: the first sign-in asks for your own)
   admin's certificate:     %s.p12 (its import password is in the credentials file)
 `, l.dir, l.initialAdmin(), l.adminPrefix())
 	return nil
