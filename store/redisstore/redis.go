@@ -50,6 +50,9 @@ type Store struct {
 	// cache's feed vouches only while it listens to those masters (see
 	// clusterFeed).
 	layout *clusterLayouts
+	// fences is set for a store on one server opened by Open: its writes
+	// are fenced (fence.go), so its cache's feed may hold a lease.
+	fences bool
 }
 
 // Open connects to the Redis named by url and checks that it answers:
@@ -99,6 +102,10 @@ func Open(ctx context.Context, url string, options ...Option) (*Store, error) {
 		cc.OnNewNode(s.layout.watch) // before the first connection
 	}
 	s.k = newKeyspace(cluster)
+	if !cluster && s.sentinel == nil {
+		s.fences = true
+		s.rdb.AddHook(fenceHook{s})
+	}
 	if err := s.Ping(ctx); err != nil {
 		s.rdb.Close()
 		return nil, err

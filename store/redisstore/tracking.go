@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"runtime"
@@ -79,6 +80,11 @@ func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
 		if s.sentinel != nil {
 			f.store, f.own = s.sentinel, newConnWatch()
 			f.client.AddHook(f.own)
+		} else if s.fences {
+			// One server, whose writers fence their writes: the cache
+			// may answer under a lease (fence.go).
+			f.lease, f.k, f.kept = newLease(rand.Text()), s.k, make(chan struct{})
+			go f.keep()
 		}
 		go f.run()
 		return f, nil
@@ -152,12 +158,21 @@ type trackingFeed struct {
 	// Behind Sentinel, store follows the store client's connections and
 	// own the feed's (nil otherwise: one server, nothing to follow).
 	store, own *connWatch
+	// On one server whose writers fence, lease is the instance's lease
+	// (fence.go), kept by a goroutine that closes kept when it ends; k
+	// names the lease's keys. nil elsewhere.
+	lease *lease
+	k     keyspace
+	kept  chan struct{}
 
 	mu sync.Mutex
 	ps *redis.PubSub
 	// alive is set once the current connection is subscribed (tracking
-	// is on from before that) and cleared when it fails.
+	// is on from before that) and cleared when it fails. epoch counts
+	// the times the lease was dropped: a renewal begun before a drop is
+	// not relied on (fence.go).
 	alive bool
+	epoch uint64
 	// server is the address of the server the current connection is
 	// subscribed on (behind Sentinel only).
 	server string
@@ -193,7 +208,11 @@ func (f *trackingFeed) run() {
 	defer close(f.done)
 	ctx := f.ctx
 	for ctx.Err() == nil {
-		ps := f.client.Subscribe(ctx, trackingChannel)
+		channels := []string{trackingChannel}
+		if f.lease != nil {
+			channels = append(channels, fenceChannel)
+		}
+		ps := f.client.Subscribe(ctx, channels...)
 		f.mu.Lock()
 		if ctx.Err() != nil { // Close ran meanwhile
 			f.mu.Unlock()
@@ -250,14 +269,29 @@ func (f *trackingFeed) receive(ctx context.Context, ps *redis.PubSub) error {
 				if f.own != nil {
 					f.server = f.own.server()
 				}
+				if f.lease != nil {
+					wake(f.lease.renew)
+				}
 				f.mu.Unlock()
 			}
 		case *redis.Message:
+			if m.Channel == fenceChannel && f.lease != nil {
+				// Every report sent before this number was published
+				// has been handled above.
+				if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
+					f.lease.saw(n)
+				}
+				continue
+			}
 			if m.Channel != trackingChannel {
 				continue
 			}
 			if m.PayloadSlice == nil {
-				f.h.Reset() // FLUSHALL, FLUSHDB
+				// FLUSHALL, FLUSHDB: the lease's keys went too.
+				f.mu.Lock()
+				f.dropLeaseLocked()
+				f.mu.Unlock()
+				f.h.Reset()
 				continue
 			}
 			for _, key := range m.PayloadSlice {
@@ -297,6 +331,7 @@ func (f *trackingFeed) answered(payload string) error {
 	if f.store != nil && !f.store.uses(f.server) {
 		err := fmt.Errorf("%w: it is subscribed on %s, the store's client now reads from %s", errFeedDown, f.server, f.store.server())
 		f.alive = false
+		f.dropLeaseLocked()
 		f.failLocked(err)
 		return err
 	}
@@ -337,6 +372,7 @@ func (f *trackingFeed) pingLocked() {
 		// that does not answer: nothing is served from memory until a
 		// new one has subscribed (and dropped what was kept).
 		f.alive = false
+		f.dropLeaseLocked()
 		f.failLocked(fmt.Errorf("%w: %w", errFeedDown, err))
 		go f.ps.Close()
 	}
@@ -351,6 +387,7 @@ func (f *trackingFeed) timedOut(seq uint64) {
 		return
 	}
 	f.alive = false
+	f.dropLeaseLocked()
 	f.failLocked(fmt.Errorf("%w: no answer within %v", errFeedDown, syncTimeout))
 	ps := f.ps
 	f.mu.Unlock()
@@ -372,14 +409,27 @@ func (f *trackingFeed) failLocked(err error) {
 func (f *trackingFeed) lost(err error) {
 	f.mu.Lock()
 	f.alive = false
+	f.dropLeaseLocked()
 	f.failLocked(fmt.Errorf("%w: %w", errFeedDown, err))
 	f.mu.Unlock()
 	f.h.Reset()
 }
 
 // Sync returns once every write completed before the call has been
-// reported, or an error when the feed cannot tell, within syncTimeout.
-func (f *trackingFeed) Sync(context.Context) error {
+// reported, or an error when the feed cannot tell, within syncTimeout:
+// at once while the instance holds its lease (fence.go), else after a
+// read barrier.
+func (f *trackingFeed) Sync(ctx context.Context) error {
+	if f.lease != nil && f.lease.held() {
+		return nil
+	}
+	return f.Barrier(ctx)
+}
+
+// Barrier returns once every write completed before the call has been
+// reported, after a PING round, or an error when the feed cannot tell
+// within syncTimeout.
+func (f *trackingFeed) Barrier(context.Context) error {
 	r, err := f.join()
 	if err != nil {
 		return err
@@ -417,6 +467,9 @@ func (f *trackingFeed) Close() error {
 	}
 	f.mu.Unlock()
 	<-f.done
+	if f.kept != nil {
+		<-f.kept
+	}
 	return f.client.Close()
 }
 
@@ -463,7 +516,7 @@ func changeOf(key string) (ch cached.Change, ok bool) {
 	// the audit stream, the marker, email claims, OpenID Connect records
 	// and tickets. (Every name the keyspace and the OIDC key helpers make
 	// is listed here or above: TestChangeOf_EveryKeyIsKnown.)
-	for _, p := range []string{"audit", "account-emails", "certs", "cert:", "certs-by-issue",
+	for _, p := range []string{"fence", "audit", "account-emails", "certs", "cert:", "certs-by-issue",
 		"certs-of:", "user-sessions:", "sessions-of:", "totp-used:", "failures:", "meta:", "counter:", "claim:",
 		"marker", "ticket:"} {
 		if strings.HasPrefix(rest, p) {

@@ -1,0 +1,245 @@
+package redisstore
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gatehouse/store"
+	"gatehouse/store/cached"
+	"gatehouse/store/storetest"
+)
+
+// slowHandler is a cached.Handler that takes its time over each
+// account change, as an instance does whose processor is busy, and
+// records the accounts it was told of.
+type slowHandler struct {
+	delay time.Duration
+	mu    sync.Mutex
+	seen  map[string]int
+	// feed, when set, is checked at each Reset: heldAtReset is set if
+	// its lease was still relied on when the cache was dropped.
+	feed        *trackingFeed
+	resets      atomic.Int64
+	heldAtReset atomic.Bool
+}
+
+func (h *slowHandler) Invalidate(ch cached.Change) {
+	if ch.Kind != cached.Account {
+		return
+	}
+	time.Sleep(h.delay)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seen == nil {
+		h.seen = map[string]int{}
+	}
+	h.seen[ch.Name]++
+}
+
+func (h *slowHandler) Reset() {
+	if h.feed != nil && h.feed.lease.held() {
+		h.heldAtReset.Store(true)
+	}
+	h.resets.Add(1)
+}
+
+func (h *slowHandler) told(name string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seen[name]
+}
+
+// holdingLease starts s's feed, reporting to h, and waits until it holds
+// its lease.
+func holdingLease(t *testing.T, s *Store, h cached.Handler) *trackingFeed {
+	t.Helper()
+	feed, err := s.Watch(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { feed.Close() })
+	f := feed.(*trackingFeed)
+	if f.lease == nil {
+		t.Fatal("the feed of a store on one server has no lease")
+	}
+	waitHeld(t, f)
+	return f
+}
+
+// waitHeld waits, within a bound, until f holds its lease.
+func waitHeld(t *testing.T, f *trackingFeed) {
+	t.Helper()
+	for range 200 {
+		if f.lease.held() {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatal("the feed never held its lease")
+}
+
+func openStore(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestFence_WriteReturnsOnlyOnceEveryLeaseHolderHandledIt: an instance
+// that answers from memory under its lease has handled a write's report
+// by the time the write returns on another instance, even when it is
+// slow to handle reports. Without the writer's fence the write returns
+// first (the second case), which is what would let a revoked account
+// pass the other instance's next verify.
+func TestFence_WriteReturnsOnlyOnceEveryLeaseHolderHandledIt(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name   string
+		fenced bool
+	}{{"fenced", true}, {"not fenced", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			reader := openStore(t, r.URL)
+			h := &slowHandler{delay: 300 * time.Millisecond}
+			f := holdingLease(t, reader, h)
+			writer := openStore(t, r.URL)
+			user := "dave-" + tc.name
+			if err := writer.CreateAccount(ctx, store.Account{Name: user, CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.fenced {
+				// A client of its own: the hook is on writer's.
+				c := redis.NewClient(&redis.Options{Addr: r.Addr})
+				t.Cleanup(func() { c.Close() })
+				writer = New(c)
+			}
+			before := h.told(user)
+			if err := writer.UpdateAccount(ctx, user, func(a *store.Account) error { a.Disabled = true; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if !f.lease.held() {
+				t.Fatal("the reader's lease lapsed during the write: the test proves nothing")
+			}
+			if told := h.told(user) > before; told != tc.fenced {
+				t.Errorf("reader told of the write when it returned = %v, want %v", told, tc.fenced)
+			}
+		})
+	}
+}
+
+// TestFence_WaitsForAnInstanceThatStoppedOnlyUntilItsLeaseExpires: an
+// instance that stopped without giving up its lease holds writers back
+// until its key expires in Redis, no longer, and is then forgotten.
+func TestFence_WaitsForAnInstanceThatStoppedOnlyUntilItsLeaseExpires(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	s := openStore(t, r.URL)
+	if err := s.CreateAccount(ctx, store.Account{Name: "erin", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 1500 * time.Millisecond
+	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, s.k.fenceHolders(), "stopped")
+		p.Set(ctx, s.k.lease("stopped"), 0, ttl)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := s.UpdateAccount(ctx, "erin", func(a *store.Account) error { a.Disabled = true; return nil }); err != nil {
+		t.Fatalf("UpdateAccount with a stopped instance's lease = %v, want it to wait for the lease and succeed", err)
+	}
+	if waited := time.Since(start); waited < ttl/2 {
+		t.Errorf("the write returned after %v, while a lease that never confirmed it had %v to live", waited, ttl)
+	}
+	if listed, err := s.rdb.SIsMember(ctx, s.k.fenceHolders(), "stopped").Result(); err != nil || listed {
+		t.Errorf("the stopped instance is still listed (%v, %v)", listed, err)
+	}
+}
+
+// TestLease_DroppedBeforeTheCacheIs: when the feed's connection is lost
+// or Redis is flushed (the lease's keys with everything else), writers
+// stop waiting for this instance, so the lease must be given up before
+// the cache is dropped and filled again.
+func TestLease_DroppedBeforeTheCacheIs(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	s := openStore(t, r.URL)
+	h := &slowHandler{}
+	f := holdingLease(t, s, h)
+	h.feed = f
+	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { admin.Close() })
+	for _, cmd := range [][]any{{"CLIENT", "KILL", "TYPE", "pubsub"}, {"FLUSHALL"}} {
+		resets := h.resets.Load()
+		if err := admin.Do(ctx, cmd...).Err(); err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+		for i := 0; h.resets.Load() == resets; i++ {
+			if i == 200 {
+				t.Fatalf("%v: the cache was never dropped", cmd)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if h.heldAtReset.Load() {
+			t.Fatalf("%v: the cache was dropped while the lease was still relied on", cmd)
+		}
+		waitHeld(t, f)
+	}
+}
+
+// TestFence_ACloseGivesTheLeaseUp: a feed that closes removes its lease,
+// so writers do not wait for it.
+func TestFence_ACloseGivesTheLeaseUp(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	s := openStore(t, r.URL)
+	feed, err := s.Watch(&slowHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := feed.(*trackingFeed)
+	waitHeld(t, f)
+	if err := feed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.rdb.Exists(ctx, s.k.lease(f.lease.id)).Result(); err != nil || n != 0 {
+		t.Errorf("lease key after Close: exists=%d, %v", n, err)
+	}
+	if listed, err := s.rdb.SIsMember(ctx, s.k.fenceHolders(), f.lease.id).Result(); err != nil || listed {
+		t.Errorf("lease still listed after Close (%v, %v)", listed, err)
+	}
+}
+
+func TestWritesCached(t *testing.T) {
+	k := newKeyspace(false)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cmd  redis.Cmder
+		want bool
+	}{
+		{redis.NewStatusCmd(ctx, "set", k.account("alice"), []byte(`{}`)), true},
+		{redis.NewIntCmd(ctx, "del", k.session("s1")), true},
+		{redis.NewIntCmd(ctx, "sadd", k.revoked, "issuer/1"), true},
+		{redis.NewIntCmd(ctx, "pexpire", k.session("s1"), 1000), true},
+		{redis.NewStringCmd(ctx, "get", k.account("alice")), false},
+		{redis.NewStatusCmd(ctx, "watch", k.account("alice")), false},
+		{redis.NewCmd(ctx, "evalsha", viewScript.Hash(), 3, k.session("s1"), k.roles, k.apps, k.accountPrefix("s1")), false},
+		{redis.NewIntCmd(ctx, "incr", k.counter("x")), false},
+		{redis.NewIntCmd(ctx, "incr", k.fenceSeq()), false},
+		{redis.NewIntCmd(ctx, "publish", fenceChannel, 1), false},
+		{redis.NewIntCmd(ctx, "xadd", k.audit, "*", "e", "gatehouse:account:looks-like-a-key-but-is-a-value"), true},
+	} {
+		if got := writesCached(tc.cmd); got != tc.want {
+			t.Errorf("writesCached(%v) = %v, want %v", tc.cmd.Args(), got, tc.want)
+		}
+	}
+}
