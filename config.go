@@ -113,6 +113,8 @@ type serveOptions struct {
 	verifySocket string
 	// enrollWithTOTP and maxDeviceCerts: see server.Config.
 	enrollWithTOTP bool
+	// storeLease: see redisstore.Store.BarrierOnly.
+	storeLease     bool
 	maxDeviceCerts int
 }
 
@@ -133,6 +135,7 @@ func addServeOptions(fs *flag.FlagSet) *serveOptions {
 	fs.StringVar(&o.verifySocket, "verify-socket", "", "also serve forward auth (GET /auth/verify, and /healthz) over plain HTTP on a Unix socket at this `path`, for a proxy on the same host; mode 0660: whoever can connect is trusted as a --trusted-proxy")
 	fs.StringVar(&o.certHeader, "client-cert-header", "X-Client-Cert", "the `header` the trusted proxies forward the client certificate in: X-Client-Cert (nginx, Caddy) or X-Forwarded-Tls-Client-Cert (Traefik); a request with the other one is refused")
 	fs.BoolVar(&o.enrollWithTOTP, "enroll-with-totp", false, "let a new device's certificate request be approved on that device with a fresh TOTP code (a phished password and code then become a certificate)")
+	fs.BoolVar(&o.storeLease, "store-lease", true, "on one Redis server, let the store cache answer without asking Redis while this instance holds its lease (writers wait for it instead); false: every request waits for a round trip to Redis, for hosts whose clock can stop (virtual machines paused or restored from a snapshot)")
 	fs.IntVar(&o.maxDeviceCerts, "max-device-certificates", server.DefaultMaxDeviceCertificates, "the most valid certificates an account may hold before a new device's request is refused")
 	return o
 }
@@ -141,7 +144,7 @@ func addServeOptions(fs *flag.FlagSet) *serveOptions {
 // (upper-cased, "-" as "_"), on the commands that have them; a flag on
 // the command line wins. A command's own choices (--role, --out…) are
 // never taken from the environment.
-var envFlags = []string{"data", "store", "store-ca", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy", "verify-socket", "client-cert-header", "enroll-with-totp", "max-device-certificates"}
+var envFlags = []string{"data", "store", "store-ca", "addr", "tls-cert", "tls-key", "client-ca", "client-intermediate", "crl", "crl-refresh", "session-idle", "session-max", "cookie-domain", "trusted-proxy", "verify-socket", "client-cert-header", "enroll-with-totp", "max-device-certificates", "store-lease"}
 
 // parse parses args into fs, allowing flags after positional arguments
 // ("user add alice --role employee"), then fills unset envFlags from the

@@ -71,7 +71,7 @@ func serve(e *env, o *serveOptions) error {
 		return err
 	}
 	backend := st // the store itself, for what only the backend can say
-	st = withCache(st, logger)
+	st = withCache(st, o.storeLease, logger)
 	defer st.Close()
 	warnings := sharedEmailWarnings(e.ctx, st, logger)
 
@@ -458,11 +458,15 @@ func newStoreWatch(st store.Store, logger *slog.Logger) *storeWatch {
 
 // withCache puts the store cache (store/cached) in front of a backend
 // that can feed it. Without a feed, or when it cannot start, the portal
-// reads the store on every request, as correct and slower.
-func withCache(st store.Store, logger *slog.Logger) store.Store {
+// reads the store on every request, as correct and slower. Without
+// lease, a cache on Redis waits for a read barrier on every request.
+func withCache(st store.Store, lease bool, logger *slog.Logger) store.Store {
 	src, ok := st.(cached.Source)
 	if !ok {
 		return st
+	}
+	if rs, isRedis := st.(*redisstore.Store); isRedis && !lease {
+		src = rs.BarrierOnly()
 	}
 	c, err := cached.New(st, src, nil, logger)
 	if err != nil {

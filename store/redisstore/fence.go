@@ -2,17 +2,17 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"gatehouse/store"
 )
 
 // Leases and write fences: on one Redis server (not behind Sentinel, not
@@ -24,52 +24,69 @@ import (
 // a share of a PING round. A write that must be seen at once is rare, so
 // the wait moves to it:
 //
-//   - Every instance whose feed is connected holds a lease: a key of its
-//     own (fence:lease:ID) that expires after leaseTTL, listed in the set
-//     fence:holders. Its value V says: this instance has handled the
-//     reports of every write whose fence number is V or less.
+//   - An instance whose feed is connected holds a lease: a key of its
+//     own (fence:lease:ID, a new ID each time it takes one), listed in
+//     the set fence:holders. Its value V says: this instance has handled
+//     the reports of every write whose fence number is V or less.
 //   - Every process that writes through a Store made by Open (instances,
 //     the command line) fences each write that touches a cached record
 //     (fenceHook): it takes the next fence number n (INCR fence:seq),
-//     publishes it on fenceChannel, and returns only once every lease
-//     holder's value is n or more, or its lease has gone. The write
-//     completed before the INCR, so its report reached each feed's
-//     connection before the published number did: a feed that read n has
-//     handled the write, and confirms by setting its lease to n.
-//   - An instance answers from memory without a PING only while its
-//     lease is held, and stops leaseMargin before the key can expire in
-//     Redis: a writer that found the key gone does not wait for an
-//     instance that still answers from memory.
-//   - A lease is renewed every leaseRenew: listed and created (if gone)
-//     first, then the feed's read barrier, then the key's expiry is
-//     extended, with the fence number read before the barrier, in one
-//     transaction that also checks the listing. A writer that found no
-//     holders had finished before that listing, hence before the
-//     barrier that vouches for the renewal.
-//   - When the feed's connection is lost, or Redis is flushed, the
-//     lease is dropped at once and given up in Redis: until it is held
-//     again the cache goes back to the read barrier.
+//     publishes it on fenceChannel, and returns only once every listed
+//     lease's value is n or more, or once no listed instance can still
+//     rely on its lease. The write completed before the INCR, so its
+//     report reached each feed's connection before the published number
+//     did: a feed that read n has handled the write, and confirms by
+//     setting its lease to n.
+//   - An instance takes or renews its lease in three steps: it lists the
+//     lease (creating the key if new) and reads fence:seq as S; it waits
+//     for a read barrier; it sets the key to the larger of S and what it
+//     confirmed, in a transaction that checks the lease is still listed.
+//     Only then does it answer from memory without a PING, for
+//     leaseTTL - leaseMargin from when it sent that transaction. It
+//     gives up a renewal whose third step would leave more than
+//     leaseStep after its first. A writer that did not find the lease
+//     listed finished before the listing, hence before the barrier.
+//   - So a renewal that left a value under n had read S before the
+//     writer's INCR, and sent its third step within leaseStep of that:
+//     the instance relies on it until before INCR + leaseStep + leaseTTL
+//   - leaseMargin, by its own clock. A writer that has not seen a
+//     listed lease confirm n waits until INCR + leaseStep + leaseTTL by
+//     its own clock, and then no longer lists it: the instance takes a
+//     new lease. Redis's clock (a key's expiry) decides nothing: a
+//     missing key is waited out as one that does not confirm.
+//   - When the feed's connection is lost or the feed closes, the
+//     instance stops relying on its lease at once, and gives it up: the
+//     key is set to releasedLease ("confirms everything") and unlisted,
+//     so writers stop waiting for it.
 //
 // So after a write that touches a cached record returns, no instance
 // answers from memory that the write made stale: the guarantee of the
 // read barrier, for writes made by this version's store. A process that
-// writes without fencing (an earlier version during an upgrade, redis-cli)
-// is seen once its report arrives, a fraction of a millisecond later.
-// A writer waits at most about leaseTTL for an instance that stopped
-// without giving up its lease, and fails (store.ErrUnavailable) after
-// fenceTimeout: the write is made, but not known to be in effect
-// everywhere.
+// writes without fencing (an earlier version during an upgrade,
+// redis-cli) is seen once its report arrives, a fraction of a
+// millisecond later. A writer waits at most about leaseStep + leaseTTL,
+// for an instance that stopped without giving up its lease.
+//
+// What the lease assumes, unlike the barrier: that each instance's
+// monotonic clock runs at the rate of the writer's, within leaseMargin
+// over leaseStep + leaseTTL. A machine whose clocks stop while it is
+// paused (a virtual machine suspended or restored from a snapshot) could
+// answer one request from memory, on waking, before reading a report
+// that waits in its socket; held checks the wall clock as well, which a
+// hypervisor or NTP sets right on waking. serve --store-lease=false
+// keeps the read barrier on every request for such hosts.
 const (
-	// leaseTTL is how long a lease key lives in Redis after its last
-	// renewal; leaseRenew how often it is renewed; leaseMargin how long
-	// before its expiry an instance stops relying on it (clock rates,
-	// and the time its renewal took to reach Redis, which only makes
-	// the key live longer).
+	// leaseTTL is how long after its renewal an instance relies on a
+	// lease (less leaseMargin) and its key lives in Redis; leaseRenew
+	// is how often it is renewed; leaseStep bounds a renewal from its
+	// first step to its third.
 	leaseTTL    = 3 * time.Second
 	leaseRenew  = time.Second
+	leaseStep   = time.Second
 	leaseMargin = 500 * time.Millisecond
-	// fenceTimeout bounds a writer's wait for the instances.
-	fenceTimeout = 10 * time.Second
+	// releasedLease is the value of a lease given up: a writer need not
+	// wait for it.
+	releasedLease = math.MaxInt64
 	// fenceChannel is where fence numbers are published.
 	fenceChannel = keyPrefix + "fence"
 )
@@ -168,7 +185,8 @@ func writesCached(cmd redis.Cmder) bool {
 }
 
 // fence returns once every lease holder has handled the writes this
-// process completed before the call (see the top of this file).
+// process completed before the call, or can no longer rely on its lease
+// (see the top of this file).
 func (s *Store) fence(ctx context.Context) error {
 	var holders *redis.StringSliceCmd
 	var seq *redis.IntCmd
@@ -180,6 +198,9 @@ func (s *Store) fence(ctx context.Context) error {
 	if err != nil {
 		return wrap("confirm the change with the portal instances", err)
 	}
+	// The INCR ran before this moment: every lease that will not
+	// confirm n is relied on until before deadline.
+	deadline := time.Now().Add(leaseStep + leaseTTL)
 	ids := holders.Val()
 	if len(ids) == 0 {
 		return nil
@@ -192,37 +213,34 @@ func (s *Store) fence(ctx context.Context) error {
 	for i, id := range ids {
 		keys[i] = s.k.lease(id)
 	}
-	deadline := time.Now().Add(fenceTimeout)
 	pause := 50 * time.Microsecond
 	for {
 		vals, err := s.rdb.MGet(ctx, keys...).Result()
 		if err != nil {
 			return wrap("confirm the change with the portal instances", err)
 		}
-		waiting, gone := ids[:0:0], []any(nil)
-		waitingKeys := keys[:0:0]
+		waiting, waitingKeys := ids[:0:0], keys[:0:0]
 		for i, v := range vals {
-			str, ok := v.(string)
-			if !ok {
-				gone = append(gone, ids[i])
-				continue
-			}
+			str, _ := v.(string) // a missing key confirms nothing
 			if got, err := strconv.ParseInt(str, 10, 64); err != nil || got < n {
 				waiting, waitingKeys = append(waiting, ids[i]), append(waitingKeys, keys[i])
 			}
-		}
-		if len(gone) > 0 {
-			// A holder whose lease expired stopped answering from
-			// memory before it did; it lists itself again when it
-			// renews. Best effort: a stale entry only costs a GET.
-			s.rdb.SRem(ctx, s.k.fenceHolders(), gone...)
 		}
 		if len(waiting) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("confirm the change with the portal instances: %w: %d of them did not confirm within %v (%s)",
-				store.ErrUnavailable, len(waiting), fenceTimeout, strings.Join(waiting, ", "))
+			// None of them relies on its lease any more, and with it
+			// unlisted none can renew it: each takes a new one, listed
+			// before its barrier.
+			gone := make([]any, len(waiting))
+			for i, id := range waiting {
+				gone[i] = id
+			}
+			if err := s.rdb.SRem(ctx, s.k.fenceHolders(), gone...).Err(); err != nil {
+				return wrap("confirm the change with the portal instances", err)
+			}
+			return nil
 		}
 		ids, keys = waiting, waitingKeys
 		t := time.NewTimer(pause)
@@ -238,8 +256,7 @@ func (s *Store) fence(ctx context.Context) error {
 
 // lease is an instance's lease (see the top of this file).
 type lease struct {
-	id   string
-	base time.Time
+	base, baseWall time.Time
 	// until is when the lease stops being relied on, in nanoseconds
 	// since base; 0 when it is not held. It is set under the feed's mu
 	// (with the feed's epoch checked) and cleared there too.
@@ -250,14 +267,21 @@ type lease struct {
 	ack, renew chan struct{}
 }
 
-func newLease(id string) *lease {
-	return &lease{id: id, base: time.Now(), ack: make(chan struct{}, 1), renew: make(chan struct{}, 1)}
+func newLease() *lease {
+	now := time.Now()
+	return &lease{base: now, baseWall: now.Round(0), ack: make(chan struct{}, 1), renew: make(chan struct{}, 1)}
 }
 
-// held reports whether the cache may answer without a read barrier.
+// held reports whether the cache may answer without a read barrier: by
+// the monotonic clock and by the wall clock, which a hypervisor or NTP
+// moves on when a paused machine wakes.
 func (l *lease) held() bool {
 	u := l.until.Load()
-	return u != 0 && int64(time.Since(l.base)) < u
+	if u == 0 {
+		return false
+	}
+	now := time.Now()
+	return int64(now.Sub(l.base)) < u && int64(now.Round(0).Sub(l.baseWall)) < u
 }
 
 // saw records fence number n, read on the feed after the reports before
@@ -279,103 +303,120 @@ func wake(c chan struct{}) {
 	}
 }
 
-// keep confirms fence numbers and renews the lease until the feed
-// closes, then gives the lease up.
+// keep takes, renews and gives up the lease, and confirms the fence
+// numbers the feed reads, until the feed closes. It alone writes the
+// lease's keys.
 func (f *trackingFeed) keep() {
 	defer close(f.kept)
 	l := f.lease
 	tick := time.NewTicker(leaseRenew)
 	defer tick.Stop()
+	id := rand.Text()
 	var confirmed int64
+	f.mu.Lock()
+	epoch := f.epoch
+	f.mu.Unlock()
 	for {
 		select {
 		case <-f.ctx.Done():
-			f.giveUp()
+			f.giveUp(id)
 			return
 		case <-l.ack:
 			if v := l.seen.Load(); v > confirmed {
 				ctx, cancel := context.WithTimeout(f.ctx, writeTimeout)
-				// XX: a confirmation never brings back a lease that
-				// expired (a writer may already have stopped waiting for
-				// it); KEEPTTL: nor does it extend one.
-				if err := f.client.SetXX(ctx, f.k.lease(l.id), v, redis.KeepTTL).Err(); err == nil {
+				// XX: a confirmation never makes a key; KEEPTTL: nor
+				// does it keep one alive.
+				if err := f.client.SetXX(ctx, f.k.lease(id), v, redis.KeepTTL).Err(); err == nil {
 					confirmed = v
 				}
 				cancel()
 			}
+			continue
 		case <-l.renew:
-			if !f.held() {
-				f.giveUp()
-			}
-			confirmed = max(confirmed, f.renew(confirmed))
 		case <-tick.C:
-			confirmed = max(confirmed, f.renew(confirmed))
+		}
+		f.mu.Lock()
+		dropped := f.epoch != epoch
+		epoch = f.epoch
+		f.mu.Unlock()
+		if dropped {
+			// The feed was replaced since (or the lease not renewed in
+			// time): give this lease up, and take a new one.
+			f.giveUp(id)
+			id = rand.Text()
+		}
+		if v, ok := f.renew(id, epoch, confirmed); ok {
+			confirmed = v
+		} else if v == 0 {
+			// Not listed any more (a writer waited it out): a new one.
+			f.giveUp(id)
+			id = rand.Text()
 		}
 	}
 }
 
-// held reports whether the lease is held, under the feed's lock.
-func (f *trackingFeed) held() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.lease.held()
-}
-
-// renew lists the lease and creates its key if gone, waits for a read
-// barrier, then extends the key with the fence number read before the
-// barrier, checking in the same transaction that the lease is still
-// listed; only then is it held until leaseMargin before the key can
-// expire. It returns the value the key was given (0 if none).
-func (f *trackingFeed) renew(confirmed int64) int64 {
+// renew runs the three steps that take or renew lease id (see the top of
+// this file). ok is false when the lease is not held afterwards; v is
+// then 0 if the lease cannot be renewed and must be replaced, and 1 if
+// it may be tried again.
+func (f *trackingFeed) renew(id string, epoch uint64, confirmed int64) (v int64, ok bool) {
 	l := f.lease
 	f.mu.Lock()
-	epoch, alive := f.epoch, f.alive
+	alive := f.alive && f.epoch == epoch
 	f.mu.Unlock()
 	if !alive {
-		return 0
+		return 1, false
 	}
-	ctx, cancel := context.WithTimeout(f.ctx, leaseRenew)
+	ctx, cancel := context.WithTimeout(f.ctx, leaseStep)
 	defer cancel()
-	key := f.k.lease(l.id)
+	key := f.k.lease(id)
+	first := time.Now()
 	var seq *redis.StringCmd
 	if _, err := f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, f.k.fenceHolders(), l.id)
+		p.SAdd(ctx, f.k.fenceHolders(), id)
 		p.SetNX(ctx, key, max(confirmed, l.seen.Load()), leaseTTL)
 		seq = p.Get(ctx, f.k.fenceSeq())
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
-		return 0
+		return 1, false
 	}
 	s, _ := strconv.ParseInt(seq.Val(), 10, 64)
 	if err := f.Barrier(ctx); err != nil {
-		return 0
+		return 1, false
 	}
-	v := max(confirmed, l.seen.Load(), s)
-	start := time.Now()
+	v = max(confirmed, l.seen.Load(), s)
+	third := time.Now()
+	if third.Sub(first) > leaseStep {
+		return 1, false
+	}
 	var listed, set *redis.BoolCmd
 	if _, err := f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		listed = p.SIsMember(ctx, f.k.fenceHolders(), l.id)
+		listed = p.SIsMember(ctx, f.k.fenceHolders(), id)
 		set = p.SetXX(ctx, key, v, leaseTTL)
 		return nil
-	}); err != nil || !listed.Val() || !set.Val() {
-		return 0
+	}); err != nil {
+		return 1, false
+	}
+	if !listed.Val() || !set.Val() {
+		return 0, false
 	}
 	f.mu.Lock()
 	if f.alive && f.epoch == epoch {
-		l.until.Store(int64(start.Sub(l.base) + leaseTTL - leaseMargin))
+		l.until.Store(int64(third.Sub(l.base) + leaseTTL - leaseMargin))
 	}
 	f.mu.Unlock()
-	return v
+	return v, true
 }
 
-// giveUp removes the lease from Redis, so that writers stop waiting for
-// it; it is no longer held (dropLeaseLocked ran before).
-func (f *trackingFeed) giveUp() {
+// giveUp marks lease id given up, so that writers stop waiting for it,
+// and unlists it. The lease is no longer relied on (dropLeaseLocked ran
+// before, or it never was), and id is not used again.
+func (f *trackingFeed) giveUp(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, f.k.lease(f.lease.id))
-		p.SRem(ctx, f.k.fenceHolders(), f.lease.id)
+		p.Set(ctx, f.k.lease(id), int64(releasedLease), leaseTTL)
+		p.SRem(ctx, f.k.fenceHolders(), id)
 		return nil
 	})
 }

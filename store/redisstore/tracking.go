@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"runtime"
@@ -72,18 +71,31 @@ const reconnectDelay = 100 * time.Millisecond
 var errFeedDown = errors.New("invalidation feed not connected")
 
 // Watch starts the cache's feed on a connection of its own (on a
-// Cluster, one per master: see clusterFeed).
-func (s *Store) Watch(h cached.Handler) (cached.Feed, error) {
+// Cluster, one per master: see clusterFeed). On one server the feed
+// holds a lease (fence.go).
+func (s *Store) Watch(h cached.Handler) (cached.Feed, error) { return s.startFeed(h, true) }
+
+// BarrierOnly returns s as the source of a cache whose feed never holds
+// a lease: every request waits for a read barrier, which assumes nothing
+// about clocks (fence.go says what the lease assumes). Writes are fenced
+// all the same, for the other instances.
+func (s *Store) BarrierOnly() cached.Source { return barrierOnly{s} }
+
+type barrierOnly struct{ s *Store }
+
+func (b barrierOnly) Watch(h cached.Handler) (cached.Feed, error) { return b.s.startFeed(h, false) }
+
+func (s *Store) startFeed(h cached.Handler, lease bool) (cached.Feed, error) {
 	switch c := s.rdb.(type) {
 	case *redis.Client:
 		f := newTrackingFeed(c.Options(), h, nil, nil)
 		if s.sentinel != nil {
 			f.store, f.own = s.sentinel, newConnWatch()
 			f.client.AddHook(f.own)
-		} else if s.fences {
+		} else if s.fences && lease {
 			// One server, whose writers fence their writes: the cache
 			// may answer under a lease (fence.go).
-			f.lease, f.k, f.kept = newLease(rand.Text()), s.k, make(chan struct{})
+			f.lease, f.k, f.kept = newLease(), s.k, make(chan struct{})
 			go f.keep()
 		}
 		go f.run()

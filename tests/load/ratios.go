@@ -187,10 +187,12 @@ func ratios(dir, bin string, redisPortal *portal, redisCookie, clusterURL, oauth
 			fmt.Printf("           CPU per request: %s\n", cpuPerRequest(before, after, res.rate*duration.Seconds()))
 			if pingsBefore >= 0 && targets[k].name == "verify, Redis" {
 				// The store cache's read barrier: one PING serves every
-				// request that joined its round.
+				// request that joined its round. While the instance holds
+				// its lease the cache sends none for requests, only one a
+				// second to renew the lease.
 				requests := res.rate * duration.Seconds()
 				if n := pingCalls(redisPortal.store) - pingsBefore; n >= 0 && requests > 0 {
-					fmt.Printf("           read barrier: %.3f PINGs a request (%.1f requests a round)\n", float64(n)/requests, requests/max(float64(n), 1))
+					fmt.Printf("           read barrier: %d PINGs in all, %.4f a request\n", n, float64(n)/requests)
 				}
 			}
 			// Every target is asked with a valid session: an error answer
