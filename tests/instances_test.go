@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Two portal instances on one Redis, each with its store cache: what an
@@ -19,6 +22,9 @@ func TestTwoInstances_ChangeOnOneTakesEffectOnTheOthersNextRequest(t *testing.T)
 	a := startPortal(t)
 	b := &portal{Data: a.Data, Redis: a.Redis, bin: a.bin, logDir: t.TempDir()}
 	b.start(t)
+	// Both answer from memory under their leases (docs/decisions.md,
+	// "Leases and write fences"): what follows is the writers' wait.
+	waitForLeases(t, a.Redis.Addr, 2)
 
 	adminCert := a.adminCert(t)
 	admin := a.client(t, &adminCert)
@@ -165,4 +171,21 @@ func TestEmbeddedStore_CLIChangeTakesEffectOnTheServersNextRequest(t *testing.T)
 		p.cli(t, "", "user", "disable", "dana")
 		wantUnauthenticated(t, c.withCookie(t, http.MethodGet, "/api/session", nil, cookie))
 	})
+}
+
+// waitForLeases waits, within a bound, until the Redis at addr lists n
+// store cache leases.
+func waitForLeases(t *testing.T, addr string, n int64) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	var got int64
+	var err error
+	for range 100 {
+		if got, err = rdb.SCard(t.Context(), "gatehouse:fence:holders").Result(); err == nil && got == n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("Redis lists %d store cache leases (%v), want %d: an instance answers with a read barrier", got, err, n)
 }
