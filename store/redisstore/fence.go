@@ -6,9 +6,9 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,38 +26,43 @@ import (
 //
 //   - An instance whose feed is connected holds a lease: a key of its
 //     own (fence:lease:ID, a new ID each time it takes one), listed in
-//     the set fence:holders. Its value V says: this instance has handled
-//     the reports of every write whose fence number is V or less.
+//     the set fence:holders. Its value, a mark ERA:N, says: this
+//     instance has handled the reports of every write fenced up to N in
+//     that era (fenceMark).
 //   - Every process that writes through a Store made by Open (instances,
 //     the command line) fences each write that touches a cached record
-//     (fenceHook): it takes the next fence number n (INCR fence:seq),
-//     publishes it on fenceChannel, and returns only once every listed
-//     lease's value is n or more, or once no listed instance can still
-//     rely on its lease. The write completed before the INCR, so its
-//     report reached each feed's connection before the published number
-//     did: a feed that read n has handled the write, and confirms by
-//     setting its lease to n.
+//     (fenceHook): it takes the next mark (HINCRBY on fence:seq, in the
+//     same transaction as the listing of leases), publishes it on the
+//     database's fenceChannel, and returns only once every listed lease
+//     covers it, or once no listed instance can still rely on its lease.
+//     The write completed before the count, so its report reached each
+//     feed's connection before the published mark did: a feed that read
+//     the mark has handled the write, and confirms by setting its lease
+//     to it.
 //   - An instance takes or renews its lease in three steps: it lists the
-//     lease (creating the key if new) and reads fence:seq as S; it waits
-//     for a read barrier; it sets the key to the larger of S and what it
-//     confirmed, in a transaction that checks the lease is still listed.
+//     lease (creating the key if new) and reads the current mark S; it
+//     waits for a read barrier; it sets the key to S, or a later mark it
+//     has read, in a transaction that checks the lease is still listed.
 //     Only then does it answer from memory without a PING, for
 //     leaseTTL - leaseMargin from when it sent that transaction. It
 //     gives up a renewal whose third step would leave more than
 //     leaseStep after its first. A writer that did not find the lease
 //     listed finished before the listing, hence before the barrier.
-//   - So a renewal that left a value under n had read S before the
-//     writer's INCR, and sent its third step within leaseStep of that:
-//     the instance relies on it until before INCR + leaseStep + leaseTTL
-//   - leaseMargin, by its own clock. A writer that has not seen a
-//     listed lease confirm n waits until INCR + leaseStep + leaseTTL by
-//     its own clock, and then no longer lists it: the instance takes a
-//     new lease. Redis's clock (a key's expiry) decides nothing: a
-//     missing key is waited out as one that does not confirm.
+//   - So a renewal that left a value short of a writer's mark had read S
+//     before the writer's count, and sent its third step within
+//     leaseStep of that: the instance relies on it until before the
+//     count + leaseStep + leaseTTL - leaseMargin, by its own clock. A
+//     writer that has not seen a listed lease confirm its mark waits
+//     until the count + leaseStep + leaseTTL by its own clock, and then
+//     unlists it unless it changed meanwhile: the instance takes a new
+//     lease. Redis's clock (a key's expiry) decides nothing: a missing
+//     key is waited out as one that does not confirm.
 //   - When the feed's connection is lost or the feed closes, the
 //     instance stops relying on its lease at once, and gives it up: the
-//     key is set to releasedLease ("confirms everything") and unlisted,
+//     key is set to releasedLease (it covers every mark) and unlisted,
 //     so writers stop waiting for it.
+//   - No lease is held on a Redis that may evict keys without an expiry
+//     (an allkeys-* policy): it could drop the listing.
 //
 // So after a write that touches a cached record returns, no instance
 // answers from memory that the write made stale: the guarantee of the
@@ -84,13 +89,57 @@ const (
 	leaseRenew  = time.Second
 	leaseStep   = time.Second
 	leaseMargin = 500 * time.Millisecond
-	// releasedLease is the value of a lease given up: a writer need not
-	// wait for it.
-	releasedLease = math.MaxInt64
-	// fenceChannel is where fence numbers are published.
-	fenceChannel = keyPrefix + "fence"
+	// releasedLease is the value of a lease given up: it covers every
+	// mark, so a writer need not wait for it. noMark, a new lease's
+	// value, covers none.
+	releasedLease = "released"
+	noMark        = "-"
 )
 
+// fenceChannel is where the fence marks of writes to database db are
+// published: pub/sub is shared by a server's databases, and a mark of
+// another one must not count.
+func fenceChannel(db int) string { return keyPrefix + "fence:" + strconv.Itoa(db) }
+
+// fenceMark is a write's place in the order of fenced writes: n counts
+// them within era, a name the counter is made with. A counter lost (a
+// flush, a restart without persistence or from an older snapshot)
+// starts again under another era, so that marks never seem to go back:
+// a mark covers another only within the same era.
+type fenceMark struct {
+	era string
+	n   int64
+}
+
+func (m fenceMark) String() string { return m.era + ":" + strconv.FormatInt(m.n, 10) }
+
+// covers reports whether a lease whose value is v has confirmed w.
+func covers(v string, w fenceMark) bool {
+	if v == releasedLease {
+		return true
+	}
+	m, ok := parseMark(v)
+	return ok && m.era == w.era && m.n >= w.n
+}
+
+func parseMark(v string) (fenceMark, bool) {
+	i := strings.LastIndexByte(v, ':')
+	if i <= 0 {
+		return fenceMark{}, false
+	}
+	n, err := strconv.ParseInt(v[i+1:], 10, 64)
+	return fenceMark{v[:i], n}, err == nil
+}
+
+// later returns the later of two marks of one era; of two eras, b.
+func later(a, b fenceMark) fenceMark {
+	if a.era == b.era && a.n > b.n {
+		return a
+	}
+	return b
+}
+
+// fenceSeq is a hash: the counter's era and n.
 func (k keyspace) fenceSeq() string       { return keyPrefix + "fence:seq" }
 func (k keyspace) fenceHolders() string   { return keyPrefix + "fence:holders" }
 func (k keyspace) lease(id string) string { return keyPrefix + "fence:lease:" + id }
@@ -189,24 +238,27 @@ func writesCached(cmd redis.Cmder) bool {
 // (see the top of this file).
 func (s *Store) fence(ctx context.Context) error {
 	var holders *redis.StringSliceCmd
-	var seq *redis.IntCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	var n *redis.IntCmd
+	var era *redis.StringCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		holders = p.SMembers(ctx, s.k.fenceHolders())
-		seq = p.Incr(ctx, s.k.fenceSeq())
+		p.HSetNX(ctx, s.k.fenceSeq(), "era", rand.Text())
+		n = p.HIncrBy(ctx, s.k.fenceSeq(), "n", 1)
+		era = p.HGet(ctx, s.k.fenceSeq(), "era")
 		return nil
 	})
 	if err != nil {
 		return wrap("confirm the change with the portal instances", err)
 	}
-	// The INCR ran before this moment: every lease that will not
-	// confirm n is relied on until before deadline.
+	// The count ran before this moment: every lease that will not
+	// confirm w is relied on until before deadline.
 	deadline := time.Now().Add(leaseStep + leaseTTL)
 	ids := holders.Val()
 	if len(ids) == 0 {
 		return nil
 	}
-	n := seq.Val()
-	if err := s.rdb.Publish(ctx, fenceChannel, n).Err(); err != nil {
+	w := fenceMark{era.Val(), n.Val()}
+	if err := s.rdb.Publish(ctx, s.fenceChannel, w.String()).Err(); err != nil {
 		return wrap("confirm the change with the portal instances", err)
 	}
 	keys := make([]string, len(ids))
@@ -221,8 +273,7 @@ func (s *Store) fence(ctx context.Context) error {
 		}
 		waiting, waitingKeys := ids[:0:0], keys[:0:0]
 		for i, v := range vals {
-			str, _ := v.(string) // a missing key confirms nothing
-			if got, err := strconv.ParseInt(str, 10, 64); err != nil || got < n {
+			if str, _ := v.(string); !covers(str, w) { // a missing key confirms nothing
 				waiting, waitingKeys = append(waiting, ids[i]), append(waitingKeys, keys[i])
 			}
 		}
@@ -230,17 +281,7 @@ func (s *Store) fence(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			// None of them relies on its lease any more, and with it
-			// unlisted none can renew it: each takes a new one, listed
-			// before its barrier.
-			gone := make([]any, len(waiting))
-			for i, id := range waiting {
-				gone[i] = id
-			}
-			if err := s.rdb.SRem(ctx, s.k.fenceHolders(), gone...).Err(); err != nil {
-				return wrap("confirm the change with the portal instances", err)
-			}
-			return nil
+			return s.unlist(ctx, waiting, waitingKeys, w)
 		}
 		ids, keys = waiting, waitingKeys
 		t := time.NewTimer(pause)
@@ -254,6 +295,34 @@ func (s *Store) fence(ctx context.Context) error {
 	}
 }
 
+// unlist removes the leases that have not confirmed w by the deadline:
+// none of them is relied on any more, and unlisted none can be renewed,
+// so each instance takes a new lease, listed before its barrier. A lease
+// whose value changes meanwhile (WATCH) was renewed after the count, so
+// it covers w, and stays.
+func (s *Store) unlist(ctx context.Context, ids, keys []string, w fenceMark) error {
+	for i, id := range ids {
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			v, err := tx.Get(ctx, keys[i]).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			if covers(v, w) {
+				return nil
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.SRem(ctx, s.k.fenceHolders(), id)
+				return nil
+			})
+			return err
+		}, keys[i])
+		if err != nil && !errors.Is(err, redis.TxFailedErr) {
+			return wrap("confirm the change with the portal instances", err)
+		}
+	}
+	return nil
+}
+
 // lease is an instance's lease (see the top of this file).
 type lease struct {
 	base, baseWall time.Time
@@ -261,8 +330,9 @@ type lease struct {
 	// since base; 0 when it is not held. It is set under the feed's mu
 	// (with the feed's epoch checked) and cleared there too.
 	until atomic.Int64
-	// seen is the highest fence number read on the feed.
-	seen atomic.Int64
+	// seen is the latest mark read on the feed.
+	mu   sync.Mutex
+	seen fenceMark
 	// ack and renew wake the keeper (one-place buffers).
 	ack, renew chan struct{}
 }
@@ -284,16 +354,19 @@ func (l *lease) held() bool {
 	return int64(now.Sub(l.base)) < u && int64(now.Round(0).Sub(l.baseWall)) < u
 }
 
-// saw records fence number n, read on the feed after the reports before
-// it were handled, and wakes the keeper to confirm it.
-func (l *lease) saw(n int64) {
-	for {
-		old := l.seen.Load()
-		if n <= old || l.seen.CompareAndSwap(old, n) {
-			break
-		}
-	}
+// saw records mark m, read on the feed after the reports before it were
+// handled, and wakes the keeper to confirm it.
+func (l *lease) saw(m fenceMark) {
+	l.mu.Lock()
+	l.seen = later(l.seen, m)
+	l.mu.Unlock()
 	wake(l.ack)
+}
+
+func (l *lease) lastSeen() fenceMark {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen
 }
 
 func wake(c chan struct{}) {
@@ -303,31 +376,39 @@ func wake(c chan struct{}) {
 	}
 }
 
-// keep takes, renews and gives up the lease, and confirms the fence
-// numbers the feed reads, until the feed closes. It alone writes the
-// lease's keys.
+// keep takes, renews and gives up the lease, and confirms the marks the
+// feed reads, until the feed closes. It alone writes the lease's keys.
 func (f *trackingFeed) keep() {
 	defer close(f.kept)
 	l := f.lease
 	tick := time.NewTicker(leaseRenew)
 	defer tick.Stop()
-	id := rand.Text()
-	var confirmed int64
+	id, confirmed := rand.Text(), fenceMark{}
 	f.mu.Lock()
 	epoch := f.epoch
 	f.mu.Unlock()
+	// release stops relying on the lease, gives it up, and names the
+	// next one.
+	release := func() {
+		f.mu.Lock()
+		f.dropLeaseLocked()
+		epoch = f.epoch
+		f.mu.Unlock()
+		f.giveUp(id)
+		id, confirmed = rand.Text(), fenceMark{}
+	}
 	for {
 		select {
 		case <-f.ctx.Done():
-			f.giveUp(id)
+			release()
 			return
 		case <-l.ack:
-			if v := l.seen.Load(); v > confirmed {
+			if m := later(confirmed, l.lastSeen()); m != confirmed {
 				ctx, cancel := context.WithTimeout(f.ctx, writeTimeout)
 				// XX: a confirmation never makes a key; KEEPTTL: nor
 				// does it keep one alive.
-				if err := f.client.SetXX(ctx, f.k.lease(id), v, redis.KeepTTL).Err(); err == nil {
-					confirmed = v
+				if err := f.client.SetXX(ctx, f.k.lease(id), m.String(), redis.KeepTTL).Err(); err == nil {
+					confirmed = m
 				}
 				cancel()
 			}
@@ -337,85 +418,107 @@ func (f *trackingFeed) keep() {
 		}
 		f.mu.Lock()
 		dropped := f.epoch != epoch
-		epoch = f.epoch
 		f.mu.Unlock()
 		if dropped {
-			// The feed was replaced since (or the lease not renewed in
-			// time): give this lease up, and take a new one.
-			f.giveUp(id)
-			id = rand.Text()
+			// The feed's connection was lost or replaced since.
+			release()
 		}
-		if v, ok := f.renew(id, epoch, confirmed); ok {
-			confirmed = v
-		} else if v == 0 {
-			// Not listed any more (a writer waited it out): a new one.
-			f.giveUp(id)
-			id = rand.Text()
+		switch m, r := f.renew(id, epoch, confirmed); r {
+		case renewed:
+			confirmed = m
+		case replace:
+			release()
 		}
 	}
 }
 
+// renewal is what a renewal came to.
+type renewal int
+
+const (
+	renewed renewal = iota // held until leaseTTL - leaseMargin after its third step
+	retry                  // not held now (or no longer renewed); try again later
+	replace                // this lease cannot be held again: give it up, take another
+)
+
 // renew runs the three steps that take or renew lease id (see the top of
-// this file). ok is false when the lease is not held afterwards; v is
-// then 0 if the lease cannot be renewed and must be replaced, and 1 if
-// it may be tried again.
-func (f *trackingFeed) renew(id string, epoch uint64, confirmed int64) (v int64, ok bool) {
+// this file), and returns the lease's value when renewed. A Redis that
+// may evict keys without an expiry (an allkeys-* policy) could drop the
+// listing of leases: no lease is held there.
+func (f *trackingFeed) renew(id string, epoch uint64, confirmed fenceMark) (fenceMark, renewal) {
 	l := f.lease
 	f.mu.Lock()
 	alive := f.alive && f.epoch == epoch
 	f.mu.Unlock()
 	if !alive {
-		return 1, false
+		return fenceMark{}, retry
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, leaseStep)
 	defer cancel()
+	if info, err := f.client.Info(ctx, "memory").Result(); err != nil {
+		return fenceMark{}, retry
+	} else if evictsAnyKey(info) {
+		return fenceMark{}, replace
+	}
 	key := f.k.lease(id)
 	first := time.Now()
-	var seq *redis.StringCmd
+	var eraName, count *redis.StringCmd
 	if _, err := f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.SAdd(ctx, f.k.fenceHolders(), id)
-		p.SetNX(ctx, key, max(confirmed, l.seen.Load()), leaseTTL)
-		seq = p.Get(ctx, f.k.fenceSeq())
+		p.SetNX(ctx, key, noMark, leaseTTL)
+		p.HSetNX(ctx, f.k.fenceSeq(), "era", rand.Text())
+		eraName = p.HGet(ctx, f.k.fenceSeq(), "era")
+		count = p.HGet(ctx, f.k.fenceSeq(), "n")
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
-		return 1, false
+		return fenceMark{}, retry
 	}
-	s, _ := strconv.ParseInt(seq.Val(), 10, 64)
+	n, _ := strconv.ParseInt(count.Val(), 10, 64)
 	if err := f.Barrier(ctx); err != nil {
-		return 1, false
+		return fenceMark{}, retry
 	}
-	v = max(confirmed, l.seen.Load(), s)
+	m := later(later(fenceMark{eraName.Val(), n}, confirmed), l.lastSeen())
+	if m.era != eraName.Val() {
+		m = fenceMark{eraName.Val(), n}
+	}
 	third := time.Now()
 	if third.Sub(first) > leaseStep {
-		return 1, false
+		return fenceMark{}, retry
 	}
 	var listed, set *redis.BoolCmd
 	if _, err := f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		listed = p.SIsMember(ctx, f.k.fenceHolders(), id)
-		set = p.SetXX(ctx, key, v, leaseTTL)
+		set = p.SetXX(ctx, key, m.String(), leaseTTL)
 		return nil
 	}); err != nil {
-		return 1, false
+		return fenceMark{}, retry
 	}
 	if !listed.Val() || !set.Val() {
-		return 0, false
+		return fenceMark{}, replace
 	}
 	f.mu.Lock()
 	if f.alive && f.epoch == epoch {
 		l.until.Store(int64(third.Sub(l.base) + leaseTTL - leaseMargin))
 	}
 	f.mu.Unlock()
-	return v, true
+	return m, renewed
+}
+
+// evictsAnyKey reports whether a Redis whose INFO memory is info may
+// drop keys that have no expiry when full.
+func evictsAnyKey(info string) bool {
+	limit := infoField(info, "maxmemory")
+	return limit != "" && limit != "0" && strings.HasPrefix(infoField(info, "maxmemory_policy"), "allkeys-")
 }
 
 // giveUp marks lease id given up, so that writers stop waiting for it,
 // and unlists it. The lease is no longer relied on (dropLeaseLocked ran
-// before, or it never was), and id is not used again.
+// before), and id is not used again.
 func (f *trackingFeed) giveUp(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, f.k.lease(id), int64(releasedLease), leaseTTL)
+		p.Set(ctx, f.k.lease(id), releasedLease, leaseTTL)
 		p.SRem(ctx, f.k.fenceHolders(), id)
 		return nil
 	})

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -217,8 +218,11 @@ func TestFence_ACloseGivesTheLeaseUp(t *testing.T) {
 	if err := feed.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := s.rdb.Get(ctx, s.k.lease(ids[0])).Int64(); err != nil || v != releasedLease {
-		t.Errorf("lease after Close = %d, %v; want %d (given up: writers that listed it stop waiting)", v, err, int64(releasedLease))
+	if f.lease.held() {
+		t.Error("the lease is still relied on after Close gave it up")
+	}
+	if v, err := s.rdb.Get(ctx, s.k.lease(ids[0])).Result(); err != nil || v != releasedLease {
+		t.Errorf("lease after Close = %q, %v; want %q (given up: writers that listed it stop waiting)", v, err, releasedLease)
 	}
 	if listed, err := s.rdb.SIsMember(ctx, s.k.fenceHolders(), ids[0]).Result(); err != nil || listed {
 		t.Errorf("lease still listed after Close (%v, %v)", listed, err)
@@ -241,11 +245,125 @@ func TestWritesCached(t *testing.T) {
 		{redis.NewCmd(ctx, "evalsha", viewScript.Hash(), 3, k.session("s1"), k.roles, k.apps, k.accountPrefix("s1")), false},
 		{redis.NewIntCmd(ctx, "incr", k.counter("x")), false},
 		{redis.NewIntCmd(ctx, "incr", k.fenceSeq()), false},
-		{redis.NewIntCmd(ctx, "publish", fenceChannel, 1), false},
+		{redis.NewIntCmd(ctx, "publish", fenceChannel(0), "e:1"), false},
 		{redis.NewIntCmd(ctx, "xadd", k.audit, "*", "e", "gatehouse:account:looks-like-a-key-but-is-a-value"), true},
 	} {
 		if got := writesCached(tc.cmd); got != tc.want {
 			t.Errorf("writesCached(%v) = %v, want %v", tc.cmd.Args(), got, tc.want)
+		}
+	}
+}
+
+// TestFence_MarksDoNotGoBackWhenTheCounterIsLost: after a flush or a
+// restart that loses the fence counter, counting starts again from
+// nothing; an instance whose lease held a high mark of the old count
+// must not confirm the new, low marks with it.
+func TestFence_MarksDoNotGoBackWhenTheCounterIsLost(t *testing.T) {
+	for _, event := range []string{"flushall", "restart"} {
+		t.Run(event, func(t *testing.T) {
+			r := storetest.StartRedis(t)
+			ctx := t.Context()
+			admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+			t.Cleanup(func() { admin.Close() })
+			reader := openStore(t, r.URL)
+			h := &slowHandler{delay: 300 * time.Millisecond}
+			f := holdingLease(t, reader, h)
+			writer := openStore(t, r.URL)
+			// A deployment that has fenced a while.
+			if err := admin.HSet(ctx, writer.k.fenceSeq(), "era", "before", "n", 1000).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := writer.CreateAccount(ctx, store.Account{Name: "warm", CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			resets := h.resets.Load()
+			if event == "flushall" {
+				admin.FlushAll(ctx)
+			} else {
+				r.Restart()
+			}
+			for i := 0; h.resets.Load() == resets; i++ {
+				if i == 500 {
+					t.Fatal("the cache was never dropped")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			waitHeld(t, f)
+			before := h.told("dave")
+			if err := writer.CreateAccount(ctx, store.Account{Name: "dave", CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			if f.lease.held() && h.told("dave") == before {
+				t.Error("the write returned while the reader holds its lease and has not handled it")
+			}
+		})
+	}
+}
+
+// TestFence_AnotherDatabasesMarksDoNotCount: pub/sub is shared by a
+// Redis server's databases; a deployment on database 1 must not take
+// the marks of one on database 0 as its own.
+func TestFence_AnotherDatabasesMarksDoNotCount(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	url1 := strings.TrimSuffix(r.URL, "/0") + "/1"
+	if url1 == r.URL {
+		t.Fatalf("cannot name database 1 after %s", r.URL)
+	}
+	admin0 := redis.NewClient(&redis.Options{Addr: r.Addr, DB: 0})
+	t.Cleanup(func() { admin0.Close() })
+	readerA := openStore(t, r.URL)
+	holdingLease(t, readerA, &slowHandler{})
+	writerA := openStore(t, r.URL)
+	readerB := openStore(t, url1)
+	h := &slowHandler{delay: 300 * time.Millisecond}
+	fB := holdingLease(t, readerB, h)
+	writerB := openStore(t, url1)
+	// A's counter far ahead of B's, and in the same era name.
+	if err := admin0.HSet(ctx, writerA.k.fenceSeq(), "era", "shared", "n", 1000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	admin1 := redis.NewClient(&redis.Options{Addr: r.Addr, DB: 1})
+	t.Cleanup(func() { admin1.Close() })
+	if err := admin1.HSet(ctx, writerB.k.fenceSeq(), "era", "shared").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := writerA.PutRole(ctx, store.Role{Name: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // for B to read A's mark, were it subscribed to it
+	if err := writerB.CreateAccount(ctx, store.Account{Name: "dave", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if fB.lease.held() && h.told("dave") == 0 {
+		t.Error("B's write returned before B's instance handled it")
+	}
+}
+
+// TestFence_UnlistKeepsALeaseThatConfirmedMeanwhile: a writer unlists
+// the leases that did not confirm its mark in time, but not one that
+// did by the time it looks again (renewed after the writer's count).
+func TestFence_UnlistKeepsALeaseThatConfirmedMeanwhile(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	s := openStore(t, r.URL)
+	w := fenceMark{"e", 5}
+	leases := map[string]string{"late": "e:4", "gone": "", "renewed": "e:6", "other-era": "f:9", "released": releasedLease}
+	var ids, keys []string
+	for id, v := range leases {
+		s.rdb.SAdd(ctx, s.k.fenceHolders(), id)
+		if v != "" {
+			s.rdb.Set(ctx, s.k.lease(id), v, time.Minute)
+		}
+		ids, keys = append(ids, id), append(keys, s.k.lease(id))
+	}
+	if err := s.unlist(ctx, ids, keys, w); err != nil {
+		t.Fatal(err)
+	}
+	for id, v := range leases {
+		want := covers(v, w)
+		if listed, err := s.rdb.SIsMember(ctx, s.k.fenceHolders(), id).Result(); err != nil || listed != want {
+			t.Errorf("lease %s (%q) listed after unlist = %v, %v; want %v", id, v, listed, err, want)
 		}
 	}
 }

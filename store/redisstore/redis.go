@@ -51,8 +51,10 @@ type Store struct {
 	// clusterFeed).
 	layout *clusterLayouts
 	// fences is set for a store on one server opened by Open: its writes
-	// are fenced (fence.go), so its cache's feed may hold a lease.
-	fences bool
+	// are fenced (fence.go) on fenceChannel, so its cache's feed may hold
+	// a lease.
+	fences       bool
+	fenceChannel string
 }
 
 // Open connects to the Redis named by url and checks that it answers:
@@ -103,7 +105,7 @@ func Open(ctx context.Context, url string, options ...Option) (*Store, error) {
 	}
 	s.k = newKeyspace(cluster)
 	if !cluster && s.sentinel == nil {
-		s.fences = true
+		s.fences, s.fenceChannel = true, fenceChannel(opts.DB)
 		s.rdb.AddHook(fenceHook{s})
 	}
 	if err := s.Ping(ctx); err != nil {

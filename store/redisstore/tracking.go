@@ -222,7 +222,7 @@ func (f *trackingFeed) run() {
 	for ctx.Err() == nil {
 		channels := []string{trackingChannel}
 		if f.lease != nil {
-			channels = append(channels, fenceChannel)
+			channels = append(channels, fenceChannel(f.client.Options().DB))
 		}
 		ps := f.client.Subscribe(ctx, channels...)
 		f.mu.Lock()
@@ -287,11 +287,11 @@ func (f *trackingFeed) receive(ctx context.Context, ps *redis.PubSub) error {
 				f.mu.Unlock()
 			}
 		case *redis.Message:
-			if m.Channel == fenceChannel && f.lease != nil {
-				// Every report sent before this number was published
-				// has been handled above.
-				if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
-					f.lease.saw(n)
+			if f.lease != nil && m.Channel != trackingChannel {
+				// Every report sent before this mark was published has
+				// been handled above.
+				if mark, ok := parseMark(m.Payload); ok {
+					f.lease.saw(mark)
 				}
 				continue
 			}

@@ -62,7 +62,7 @@ func testChangeOfKnowsEveryKey(t *testing.T, k keyspace) {
 		k.marker(""), k.marker(store.Shard("alice")), k.emailClaim("a@example.com"), k.emailLease("a@example.com"),
 		k.totpStep("alice", 7), k.failure("password:alice"), k.meta("x"), k.counter("x"), k.claim("x"),
 		ticketKey("oidc-code:x"), oidcClientKey("grafana"), oidcClientsKey, oidcKeyKey("k1"), oidcKeysKey,
-		k.fenceSeq(), k.fenceHolders(), k.lease("i1"), fenceChannel,
+		k.fenceSeq(), k.fenceHolders(), k.lease("i1"), fenceChannel(0), fenceChannel(3),
 	}
 	for _, key := range ignored {
 		if ch, ok := changeOf(key); ok {
