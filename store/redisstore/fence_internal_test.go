@@ -367,3 +367,43 @@ func TestFence_UnlistKeepsALeaseThatConfirmedMeanwhile(t *testing.T) {
 		}
 	}
 }
+
+// TestLease_NotHeldWhereRedisMayEvictAnyKey: a Redis that may evict keys
+// without an expiry when full (allkeys-*) could drop the listing of
+// leases, and writers would wait for nobody: no lease is held there,
+// and one is taken once the policy is noeviction.
+func TestLease_NotHeldWhereRedisMayEvictAnyKey(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { admin.Close() })
+	for _, kv := range [][2]string{{"maxmemory", "100mb"}, {"maxmemory-policy", "allkeys-lru"}} {
+		if err := admin.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := openStore(t, r.URL)
+	feed, err := s.Watch(&slowHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { feed.Close() })
+	f := feed.(*trackingFeed)
+	if err := vouches(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	// Two renewals' time.
+	for range 2 * leaseRenew / (50 * time.Millisecond) {
+		if f.lease.held() {
+			t.Fatal("a lease is held on a Redis with maxmemory-policy allkeys-lru")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n, err := admin.SCard(ctx, s.k.fenceHolders()).Result(); err != nil || n != 0 {
+		t.Errorf("leases listed on a Redis with maxmemory-policy allkeys-lru: %d, %v", n, err)
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitHeld(t, f)
+}
