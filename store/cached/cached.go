@@ -8,7 +8,10 @@
 // completed before the request is known here (Feed.Sync): a write by any
 // instance or process invalidates the entries it touches before anyone
 // answers from them again, and when the feed cannot vouch (disconnected,
-// too slow) the request reads the store as if there were no cache.
+// too slow) the request reads the store as if there were no cache. A
+// feed vouches by a read barrier per request, or, on one Redis server,
+// by a lease: there the writer waits until every instance has handled
+// its write (store/redisstore/fence.go).
 package cached
 
 import (
@@ -58,7 +61,8 @@ type Handler interface {
 type Feed interface {
 	// Sync returns nil once every write that completed before the call
 	// has been handed to the Handler, or an error when the feed cannot
-	// vouch for that; the cache is then not used for the request.
+	// vouch for that; the cache is then not used for the request. (Under
+	// a lease, a write completes once every lease holder has handled it.)
 	Sync(ctx context.Context) error
 	// Close stops the feed.
 	Close() error
