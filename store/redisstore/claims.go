@@ -82,7 +82,7 @@ func (s *Store) claimEmail(ctx context.Context, email, name string) (string, err
 			// The holder does not have the email (any more): the claim
 			// is taken over, unless it changes meanwhile.
 		}
-		return s.watch(ctx, func(tx *redis.Tx) error {
+		return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
 			now, err := tx.MGet(ctx, claim, lease).Result()
 			if err != nil {
 				return err
@@ -112,7 +112,7 @@ func (s *Store) claimEmail(ctx context.Context, email, name string) (string, err
 func (s *Store) dropLease(ctx context.Context, email, token string) {
 	ctx = context.WithoutCancel(ctx)
 	lease := s.k.emailLease(email)
-	s.watch(ctx, func(tx *redis.Tx) error {
+	s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
 		if v, err := tx.Get(ctx, lease).Result(); err != nil || v != token {
 			return err
 		}
@@ -130,7 +130,7 @@ func (s *Store) dropLease(ctx context.Context, email, token string) {
 func (s *Store) releaseClaim(ctx context.Context, email, name string) {
 	ctx = context.WithoutCancel(ctx)
 	claim, lease := s.k.emailClaim(email), s.k.emailLease(email)
-	s.watch(ctx, func(tx *redis.Tx) error {
+	s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
 		vals, err := tx.MGet(ctx, claim, lease).Result()
 		if err != nil || vals[0] != name || vals[1] != nil {
 			return err
@@ -193,7 +193,7 @@ func (s *Store) updateInCluster(ctx context.Context, name string, fn func(*store
 	var before, after string
 	err := retryTx("update account", name, func() error {
 		var claim string // set when the new email must be claimed first
-		err := s.watch(ctx, func(tx *redis.Tx) error {
+		err := s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
 			a, err := getJSON[store.Account](ctx, tx, "load account", key)
 			if err != nil {
 				return final(err)
@@ -247,7 +247,7 @@ func (s *Store) deleteInCluster(ctx context.Context, name string) error {
 	key := s.k.account(name)
 	var email string
 	err := retryTx("delete account", name, func() error {
-		return s.watch(ctx, func(tx *redis.Tx) error {
+		return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
 			raw, err := tx.Get(ctx, key).Bytes()
 			if errors.Is(err, redis.Nil) {
 				return final(fmt.Errorf("delete account %q: %w", name, store.ErrNotFound))

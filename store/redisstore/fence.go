@@ -31,7 +31,8 @@ import (
 //     that era (fenceMark).
 //   - Every process that writes through a Store made by Open (instances,
 //     the command line) fences each write that touches a cached record
-//     (fenceHook): it takes the next mark (HINCRBY on fence:seq, in the
+//     (fenceHook; in a transaction, once it is over: Store.watch): it
+//     takes the next mark (HINCRBY on fence:seq, in the
 //     same transaction as the listing of leases), publishes it on the
 //     database's fenceChannel, and returns only once every listed lease
 //     covers it, or once no listed instance can still rely on its lease.
@@ -180,11 +181,22 @@ func (h fenceHook) after(ctx context.Context, err error) error {
 	if errors.Is(err, redis.TxFailedErr) {
 		return err
 	}
+	if later, ok := ctx.Value(fenceLaterKey{}).(*fenceLater); ok {
+		later.due = true // Store.watch fences once the transaction is over
+		return err
+	}
 	if ferr := h.s.fence(ctx); ferr != nil && err == nil {
 		return ferr
 	}
 	return err
 }
+
+// fenceLaterKey marks the context of a transaction's commands
+// (Store.watch): their fence waits until the transaction is over.
+type fenceLaterKey struct{}
+
+// fenceLater says whether a transaction wrote a cached record.
+type fenceLater struct{ due bool }
 
 // readCommands write nothing: their keys need no fence.
 var readCommands = map[string]bool{
@@ -534,4 +546,41 @@ func (f *trackingFeed) dropLeaseLocked() {
 	}
 	f.lease.until.Store(0)
 	wake(f.lease.renew)
+}
+
+// rollEra gives the fence counter a new era when the server has
+// restarted since the era was named (its run_id changed): a restart from
+// an older snapshot, or from an append-only file that lost its last
+// second, brings the counter back lower in the same era, and marks would
+// seem to go back. Every connection to a restarted server is new, and
+// runs this before it counts a mark or reads one. The check is a
+// transaction under WATCH: of two connections that find the era old,
+// one renames it.
+func rollEra(ctx context.Context, cn *redis.Conn) error {
+	info, err := cn.Info(ctx, "server").Result()
+	if err != nil {
+		return fmt.Errorf("read the server's run: %w", err)
+	}
+	run := infoField(info, "run_id")
+	if run == "" {
+		return errors.New("read the server's run: INFO server names no run_id")
+	}
+	key := keyPrefix + "fence:seq"
+	if err := cn.Do(ctx, "WATCH", key).Err(); err != nil {
+		return fmt.Errorf("check the fence counter's era: %w", err)
+	}
+	defer cn.Do(ctx, "UNWATCH")
+	if cur, err := cn.HGet(ctx, key, "run").Result(); err == nil && cur == run {
+		return nil
+	} else if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("check the fence counter's era: %w", err)
+	}
+	_, err = cn.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "era", rand.Text(), "run", run)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.TxFailedErr) {
+		return fmt.Errorf("name the fence counter's era: %w", err)
+	}
+	return nil
 }

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -406,4 +408,144 @@ func TestLease_NotHeldWhereRedisMayEvictAnyKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHeld(t, f)
+}
+
+// TestFence_RestartFromAnOlderSnapshotStartsANewEra: a restart that
+// loads an older snapshot brings the fence counter back lower; the
+// reader has read higher marks before, and its next lease must not
+// confirm the new, low marks with them.
+func TestFence_RestartFromAnOlderSnapshotStartsANewEra(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { admin.Close() })
+	reader := openStore(t, r.URL)
+	h := &slowHandler{delay: 300 * time.Millisecond}
+	f := holdingLease(t, reader, h)
+	writer := openStore(t, r.URL)
+	if err := writer.CreateAccount(ctx, store.Account{Name: "dave", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Save(ctx).Err(); err != nil { // the snapshot
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := writer.PutRole(ctx, store.Role{Name: fmt.Sprint("r", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resets := h.resets.Load()
+	r.Restart() // loads the snapshot: n back by 20, era unchanged
+	for i := 0; h.resets.Load() == resets; i++ {
+		if i == 500 {
+			t.Fatal("the cache was never dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitHeld(t, f)
+	before := h.told("dave")
+	start := time.Now()
+	if err := writer.UpdateAccount(ctx, "dave", func(a *store.Account) error { a.Disabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if f.lease.held() && h.told("dave") == before {
+		t.Errorf("the disable returned after %v while the reader holds its lease and has not handled it", time.Since(start))
+	}
+}
+
+// TestFence_AfterTheTransactionLetsGoOfItsConnection: a fence that waits
+// for a stopped instance's lease must not hold a transaction's
+// connection meanwhile: as many concurrent account updates as the pool
+// has connections would otherwise fail for want of one, although every
+// write was made.
+func TestFence_AfterTheTransactionLetsGoOfItsConnection(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	const n = 4
+	s, err := Open(ctx, r.URL, func(o *redis.UniversalOptions) error { o.PoolSize = n; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for i := range n {
+		if err := s.CreateAccount(ctx, store.Account{Name: fmt.Sprint("u", i), CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.rdb.SAdd(ctx, s.k.fenceHolders(), "stopped") // an instance that died holding its lease
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.UpdateAccount(ctx, fmt.Sprint("u", i), func(a *store.Account) error { a.Disabled = true; return nil })
+		}()
+	}
+	wg.Wait()
+	failed := 0
+	for i, err := range errs {
+		a, _ := s.Account(ctx, fmt.Sprint("u", i))
+		if err != nil && a.Disabled {
+			failed++
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d updates reported failure although written", failed, n)
+	}
+}
+
+// TestFence_AMarkCountedBeforeARestartCoversNoLaterWrite: a writer that
+// counted before a restart from an older snapshot publishes its mark
+// after it; the reader confirms it, and no write counted after the
+// restart may take that for its own.
+func TestFence_AMarkCountedBeforeARestartCoversNoLaterWrite(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { admin.Close() })
+	reader := openStore(t, r.URL)
+	h := &slowHandler{delay: 300 * time.Millisecond}
+	f := holdingLease(t, reader, h)
+	writer := openStore(t, r.URL)
+	if err := writer.CreateAccount(ctx, store.Account{Name: "dave", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := writer.PutRole(ctx, store.Role{Name: fmt.Sprint("r", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seq := admin.HGetAll(ctx, writer.k.fenceSeq()).Val()
+	resets := h.resets.Load()
+	r.Restart()
+	for i := 0; h.resets.Load() == resets; i++ {
+		if i == 500 {
+			t.Fatal("the cache was never dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitHeld(t, f)
+	// writer X: counted seq[n]+1 before the crash, publishes now
+	admin.Publish(ctx, fenceChannel(0), seq["era"]+":"+fmt.Sprint(atoi(t, seq["n"])+1))
+	time.Sleep(50 * time.Millisecond)
+	before := h.told("dave")
+	if err := writer.UpdateAccount(ctx, "dave", func(a *store.Account) error { a.Disabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if f.lease.held() && h.told("dave") == before {
+		t.Errorf("the disable returned while the reader holds its lease and has not handled it")
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -147,7 +147,8 @@ type servers struct {
 
 // onConnect runs on every new connection (go-redis's OnConnect): after a
 // restart of Redis the client reconnects, and the server's persistence
-// is read again there and then. It never fails the connection.
+// is read again there and then. It fails the connection only when the
+// fence counter's era cannot be checked (rollEra).
 func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
 	var info *redis.ClientInfoCmd
 	var serverInfo, memoryInfo *redis.StringCmd
@@ -160,6 +161,12 @@ func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
 	addr := "redis"
 	if ci, err := info.Result(); err == nil && ci.LAddr != "" {
 		addr = ci.LAddr
+	}
+	if s.fences {
+		// Before the connection counts a fence mark (fence.go).
+		if err := rollEra(ctx, cn); err != nil {
+			return err
+		}
 	}
 	p, err := persistence(ctx, cn)
 	if err != nil {

@@ -496,7 +496,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 		watched = append(watched, s.k.emails)
 	}
 	return retryTx("create account", a.Name, func() error {
-		return s.watch(ctx, func(tx *redis.Tx) error {
+		return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
 			n, err := tx.Exists(ctx, key).Result()
 			if err != nil {
 				return err
@@ -597,13 +597,25 @@ var errMoving = errors.New("the records are being moved between the cluster's se
 // ClusterClient.Watch follows ASK to the importing node without ASKING,
 // is sent back by MOVED, and after its last redirect returns nil without
 // having run fn: an update would be reported done and never made.
-func (s *Store) watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
+//
+// fn's commands go with the context it is given: a write to a cached
+// record in them is fenced (fence.go) once the transaction has let go of
+// its connection, not on it, so that a fence waiting for an instance
+// never holds two of the pool's connections.
+func (s *Store) watch(ctx context.Context, fn func(context.Context, *redis.Tx) error, keys ...string) error {
 	ran := false
-	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		err := fn(tx)
+	var later fenceLater
+	tctx := context.WithValue(ctx, fenceLaterKey{}, &later)
+	err := s.rdb.Watch(tctx, func(tx *redis.Tx) error {
+		err := fn(tctx, tx)
 		ran = err == nil
 		return err
 	}, keys...)
+	if later.due {
+		if ferr := s.fence(ctx); ferr != nil && err == nil {
+			return finalError{ferr}
+		}
+	}
 	if err == nil && !ran {
 		return fmt.Errorf("%w (%s)", errMoving, strings.Join(keys, ", "))
 	}
@@ -631,7 +643,7 @@ func (s *Store) UpdateAccount(ctx context.Context, name string, fn func(*store.A
 	}
 	key := s.k.account(name)
 	return retryTx("update account", name, func() error {
-		return s.watch(ctx, func(tx *redis.Tx) error {
+		return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
 			a, err := getJSON[store.Account](ctx, tx, "load account", key)
 			if err != nil {
 				return final(err)
@@ -1102,7 +1114,7 @@ func (s *Store) RaiseCounter(ctx context.Context, name string, value *big.Int) (
 	key := s.k.counter(name)
 	var kept *big.Int
 	err := retryTx("raise counter", name, func() error {
-		return s.watch(ctx, func(tx *redis.Tx) error {
+		return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
 			text, err := tx.Get(ctx, key).Result()
 			switch {
 			case errors.Is(err, redis.Nil):
@@ -1234,7 +1246,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 	}
 	key := s.k.account(name)
 	return retryTx("delete account", name, func() error {
-		return s.watch(ctx, func(tx *redis.Tx) error {
+		return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
 			raw, err := tx.Get(ctx, key).Bytes()
 			if errors.Is(err, redis.Nil) {
 				return final(fmt.Errorf("delete account %q: %w", name, store.ErrNotFound))

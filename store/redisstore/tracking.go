@@ -141,16 +141,23 @@ func (s *Store) keepRevocationSet() error {
 func newTrackingFeed(opt *redis.Options, h cached.Handler, guards []string, onLost func()) *trackingFeed {
 	o := *opt
 	o.Protocol = 2 // reports arrive as pub/sub messages
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &trackingFeed{h: h, ctx: ctx, cancel: cancel, done: make(chan struct{}), guards: guards, onLost: onLost}
 	o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+		if f.lease != nil {
+			// Its renewals read the fence counter.
+			if err := rollEra(ctx, cn); err != nil {
+				return err
+			}
+		}
 		id, err := cn.ClientID(ctx).Result()
 		if err != nil {
 			return err
 		}
 		return cn.Do(ctx, "CLIENT", "TRACKING", "on", "REDIRECT", id, "BCAST", "PREFIX", keyPrefix).Err()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &trackingFeed{client: redis.NewClient(&o), h: h, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		guards: guards, onLost: onLost}
+	f.client = redis.NewClient(&o)
+	return f
 }
 
 // trackingFeed is the connection that receives reports of writes.
