@@ -549,3 +549,45 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// BenchmarkFence is what a write that touches a cached record costs with
+// no instance, one and three instances holding leases (each on a feed of
+// its own, on this machine): the fence's round trips, the publish and
+// the instances' confirmations. UpdateAccount is one such write (a
+// WATCH transaction).
+func BenchmarkFence(b *testing.B) {
+	for _, instances := range []int{0, 1, 3} {
+		b.Run(fmt.Sprintf("instances=%d", instances), func(b *testing.B) {
+			r := storetest.StartRedis(b)
+			ctx := b.Context()
+			s, err := Open(ctx, r.URL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			for range instances {
+				feed, err := s.Watch(&slowHandler{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { feed.Close() })
+				f := feed.(*trackingFeed)
+				for i := 0; !f.lease.held(); i++ {
+					if i == 200 {
+						b.Fatal("the feed never held its lease")
+					}
+					time.Sleep(25 * time.Millisecond)
+				}
+			}
+			if err := s.CreateAccount(ctx, store.Account{Name: "erin", CreatedAt: time.Now()}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if err := s.UpdateAccount(ctx, "erin", func(a *store.Account) error { a.Disabled = i%2 == 0; return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
