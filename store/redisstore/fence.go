@@ -32,8 +32,8 @@ import (
 //   - Every process that writes through a Store made by Open (instances,
 //     the command line) fences each write that touches a cached record
 //     (fenceHook; in a transaction, once it is over: Store.watch): it
-//     takes the next mark (HINCRBY on fence:seq, in the
-//     same transaction as the listing of leases), publishes it on the
+//     takes the next mark (HINCRBY on fence:seq, in the same
+//     transaction as the listing of leases), publishes it on the
 //     database's fenceChannel, and returns only once every listed lease
 //     covers it, or once no listed instance can still rely on its lease.
 //     The write completed before the count, so its report reached each
@@ -62,6 +62,10 @@ import (
 //     instance stops relying on its lease at once, and gives it up: the
 //     key is set to releasedLease (it covers every mark) and unlisted,
 //     so writers stop waiting for it.
+//   - Marks never seem to go back: a counter that is lost (a flush)
+//     starts under a new era, and so does one after every restart of
+//     the server, which may bring it back lower from a snapshot
+//     (rollEra, on every new connection).
 //   - No lease is held on a Redis that may evict keys without an expiry
 //     (an allkeys-* policy): it could drop the listing.
 //
@@ -103,10 +107,10 @@ const (
 func fenceChannel(db int) string { return keyPrefix + "fence:" + strconv.Itoa(db) }
 
 // fenceMark is a write's place in the order of fenced writes: n counts
-// them within era, a name the counter is made with. A counter lost (a
-// flush, a restart without persistence or from an older snapshot)
-// starts again under another era, so that marks never seem to go back:
-// a mark covers another only within the same era.
+// them within era, a name the counter is given when it is made and at
+// each restart of the server (rollEra). A counter lost, or brought back
+// lower from a snapshot, counts on under another era, so that marks
+// never seem to go back: a mark covers another only within one era.
 type fenceMark struct {
 	era string
 	n   int64
@@ -181,8 +185,8 @@ func (h fenceHook) after(ctx context.Context, err error) error {
 	if errors.Is(err, redis.TxFailedErr) {
 		return err
 	}
-	if later, ok := ctx.Value(fenceLaterKey{}).(*fenceLater); ok {
-		later.due = true // Store.watch fences once the transaction is over
+	if deferred, ok := ctx.Value(fenceLaterKey{}).(*fenceLater); ok {
+		deferred.due = true // Store.watch fences once the transaction is over
 		return err
 	}
 	if ferr := h.s.fence(ctx); ferr != nil && err == nil {

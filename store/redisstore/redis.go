@@ -604,14 +604,14 @@ var errMoving = errors.New("the records are being moved between the cluster's se
 // never holds two of the pool's connections.
 func (s *Store) watch(ctx context.Context, fn func(context.Context, *redis.Tx) error, keys ...string) error {
 	ran := false
-	var later fenceLater
-	tctx := context.WithValue(ctx, fenceLaterKey{}, &later)
+	var deferred fenceLater
+	tctx := context.WithValue(ctx, fenceLaterKey{}, &deferred)
 	err := s.rdb.Watch(tctx, func(tx *redis.Tx) error {
 		err := fn(tctx, tx)
 		ran = err == nil
 		return err
 	}, keys...)
-	if later.due {
+	if deferred.due {
 		if ferr := s.fence(ctx); ferr != nil && err == nil {
 			return finalError{ferr}
 		}
