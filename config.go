@@ -113,9 +113,9 @@ type serveOptions struct {
 	verifySocket string
 	// enrollWithTOTP and maxDeviceCerts: see server.Config.
 	enrollWithTOTP bool
-	// storeLease: see redisstore.Store.BarrierOnly.
-	storeLease     bool
 	maxDeviceCerts int
+	// storeLease: see redisstore.Store.BarrierOnly.
+	storeLease bool
 }
 
 // addServeOptions registers serve's flags, the settings among them, on fs.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"gatehouse/store"
 )
 
 // Leases and write fences: on one Redis server (not behind Sentinel, not
@@ -55,8 +57,10 @@ import (
 //     count + leaseStep + leaseTTL - leaseMargin, by its own clock. A
 //     writer that has not seen a listed lease confirm its mark waits
 //     until the count + leaseStep + leaseTTL by its own clock, and then
-//     unlists it unless it changed meanwhile: the instance takes a new
-//     lease. Redis's clock (a key's expiry) decides nothing: a missing
+//     unlists it unless it changed meanwhile; a writer also stops
+//     waiting for a lease it finds unlisted. The instance's next
+//     renewal lists it again, after the count, so it reads a later
+//     mark. Redis's clock (a key's expiry) decides nothing: a missing
 //     key is waited out as one that does not confirm.
 //   - When the feed's connection is lost or the feed closes, the
 //     instance stops relying on its lease at once, and gives it up: the
@@ -144,7 +148,8 @@ func later(a, b fenceMark) fenceMark {
 	return b
 }
 
-// fenceSeq is a hash: the counter's era and n.
+// fenceSeq is a hash: the counter's era and n, and the run_id of the
+// server that named the era (rollEra).
 func (k keyspace) fenceSeq() string       { return keyPrefix + "fence:seq" }
 func (k keyspace) fenceHolders() string   { return keyPrefix + "fence:holders" }
 func (k keyspace) lease(id string) string { return keyPrefix + "fence:lease:" + id }
@@ -273,6 +278,9 @@ func (s *Store) fence(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	if s.noRun.Load() {
+		return fmt.Errorf("confirm the change with the portal instances: %w: this Redis user may not run INFO, so a restart of Redis, which can bring the fence counter back, cannot be told (grant the user +info)", store.ErrUnavailable)
+	}
 	w := fenceMark{era.Val(), n.Val()}
 	if err := s.rdb.Publish(ctx, s.fenceChannel, w.String()).Err(); err != nil {
 		return wrap("confirm the change with the portal instances", err)
@@ -283,13 +291,25 @@ func (s *Store) fence(ctx context.Context) error {
 	}
 	pause := 50 * time.Microsecond
 	for {
-		vals, err := s.rdb.MGet(ctx, keys...).Result()
+		var vals *redis.SliceCmd
+		listed := make([]*redis.BoolCmd, len(ids))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			vals = p.MGet(ctx, keys...)
+			for i, id := range ids {
+				listed[i] = p.SIsMember(ctx, s.k.fenceHolders(), id)
+			}
+			return nil
+		})
 		if err != nil {
 			return wrap("confirm the change with the portal instances", err)
 		}
 		waiting, waitingKeys := ids[:0:0], keys[:0:0]
-		for i, v := range vals {
-			if str, _ := v.(string); !covers(str, w) { // a missing key confirms nothing
+		for i, v := range vals.Val() {
+			// A missing key confirms nothing. A lease no longer listed
+			// was given up, or unlisted by a writer that waited it out:
+			// it is not relied on, and listed again only by a renewal
+			// that reads a mark from after this count.
+			if str, _ := v.(string); !covers(str, w) && listed[i].Val() {
 				waiting, waitingKeys = append(waiting, ids[i]), append(waitingKeys, keys[i])
 			}
 		}
@@ -304,7 +324,7 @@ func (s *Store) fence(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return wrap("confirm the change with the portal instances", ctx.Err())
 		case <-t.C:
 		}
 		pause = min(2*pause, 20*time.Millisecond)
@@ -312,10 +332,10 @@ func (s *Store) fence(ctx context.Context) error {
 }
 
 // unlist removes the leases that have not confirmed w by the deadline:
-// none of them is relied on any more, and unlisted none can be renewed,
-// so each instance takes a new lease, listed before its barrier. A lease
-// whose value changes meanwhile (WATCH) was renewed after the count, so
-// it covers w, and stays.
+// none of them is relied on any more, and none can be renewed without
+// being listed again, before a barrier, hence with a mark from after
+// the count. A lease whose value changes meanwhile (WATCH) was renewed
+// after the count, so it covers w, and stays.
 func (s *Store) unlist(ctx context.Context, ids, keys []string, w fenceMark) error {
 	for i, id := range ids {
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -379,6 +399,14 @@ func (l *lease) saw(m fenceMark) {
 	wake(l.ack)
 }
 
+// forget drops the marks read so far: a new lease confirms only what
+// its own feed connection brings.
+func (l *lease) forget() {
+	l.mu.Lock()
+	l.seen = fenceMark{}
+	l.mu.Unlock()
+}
+
 func (l *lease) lastSeen() fenceMark {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -400,18 +428,27 @@ func (f *trackingFeed) keep() {
 	tick := time.NewTicker(leaseRenew)
 	defer tick.Stop()
 	id, confirmed := rand.Text(), fenceMark{}
+	// listed is set once a renewal may have listed id.
+	listed := false
 	f.mu.Lock()
 	epoch := f.epoch
 	f.mu.Unlock()
-	// release stops relying on the lease, gives it up, and names the
-	// next one.
+	// release stops relying on the lease, gives it up if it was listed,
+	// and names the next one, which starts from no mark read.
 	release := func() {
 		f.mu.Lock()
 		f.dropLeaseLocked()
 		epoch = f.epoch
 		f.mu.Unlock()
-		f.giveUp(id)
-		id, confirmed = rand.Text(), fenceMark{}
+		select { // the wake-up dropLeaseLocked sent is for this very call
+		case <-l.renew:
+		default:
+		}
+		if listed {
+			f.giveUp(id)
+		}
+		id, confirmed, listed = rand.Text(), fenceMark{}, false
+		l.forget()
 	}
 	for {
 		select {
@@ -419,7 +456,7 @@ func (f *trackingFeed) keep() {
 			release()
 			return
 		case <-l.ack:
-			if m := later(confirmed, l.lastSeen()); m != confirmed {
+			if m := later(confirmed, l.lastSeen()); m != confirmed && listed {
 				ctx, cancel := context.WithTimeout(f.ctx, writeTimeout)
 				// XX: a confirmation never makes a key; KEEPTTL: nor
 				// does it keep one alive.
@@ -439,6 +476,13 @@ func (f *trackingFeed) keep() {
 			// The feed's connection was lost or replaced since.
 			release()
 		}
+		if f.evictsAnyKey() {
+			if listed || l.held() {
+				release()
+			}
+			continue
+		}
+		listed = true
 		switch m, r := f.renew(id, epoch, confirmed); r {
 		case renewed:
 			confirmed = m
@@ -454,13 +498,11 @@ type renewal int
 const (
 	renewed renewal = iota // held until leaseTTL - leaseMargin after its third step
 	retry                  // not held now (or no longer renewed); try again later
-	replace                // this lease cannot be held again: give it up, take another
+	replace                // no longer listed: give it up, take another
 )
 
 // renew runs the three steps that take or renew lease id (see the top of
-// this file), and returns the lease's value when renewed. A Redis that
-// may evict keys without an expiry (an allkeys-* policy) could drop the
-// listing of leases: no lease is held there.
+// this file), and returns the lease's value when renewed.
 func (f *trackingFeed) renew(id string, epoch uint64, confirmed fenceMark) (fenceMark, renewal) {
 	l := f.lease
 	f.mu.Lock()
@@ -471,11 +513,6 @@ func (f *trackingFeed) renew(id string, epoch uint64, confirmed fenceMark) (fenc
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, leaseStep)
 	defer cancel()
-	if info, err := f.client.Info(ctx, "memory").Result(); err != nil {
-		return fenceMark{}, retry
-	} else if evictsAnyKey(info) {
-		return fenceMark{}, replace
-	}
 	key := f.k.lease(id)
 	first := time.Now()
 	var eraName, count *redis.StringCmd
@@ -501,15 +538,15 @@ func (f *trackingFeed) renew(id string, epoch uint64, confirmed fenceMark) (fenc
 	if third.Sub(first) > leaseStep {
 		return fenceMark{}, retry
 	}
-	var listed, set *redis.BoolCmd
+	var isListed, set *redis.BoolCmd
 	if _, err := f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		listed = p.SIsMember(ctx, f.k.fenceHolders(), id)
+		isListed = p.SIsMember(ctx, f.k.fenceHolders(), id)
 		set = p.SetXX(ctx, key, m.String(), leaseTTL)
 		return nil
 	}); err != nil {
 		return fenceMark{}, retry
 	}
-	if !listed.Val() || !set.Val() {
+	if !isListed.Val() || !set.Val() {
 		return fenceMark{}, replace
 	}
 	f.mu.Lock()
@@ -518,6 +555,17 @@ func (f *trackingFeed) renew(id string, epoch uint64, confirmed fenceMark) (fenc
 	}
 	f.mu.Unlock()
 	return m, renewed
+}
+
+// evictsAnyKey reports whether the server may evict keys that have no
+// expiry when full (an allkeys-* policy, read each time: it can be
+// changed at run time), or cannot tell: such a server could drop the
+// listing of leases, and no lease is held there.
+func (f *trackingFeed) evictsAnyKey() bool {
+	ctx, cancel := context.WithTimeout(f.ctx, readTimeout)
+	defer cancel()
+	info, err := f.client.Info(ctx, "memory").Result()
+	return err != nil || evictsAnyKey(info)
 }
 
 // evictsAnyKey reports whether a Redis whose INFO memory is info may
@@ -552,24 +600,15 @@ func (f *trackingFeed) dropLeaseLocked() {
 	wake(f.lease.renew)
 }
 
-// rollEra gives the fence counter a new era when the server has
-// restarted since the era was named (its run_id changed): a restart from
-// an older snapshot, or from an append-only file that lost its last
-// second, brings the counter back lower in the same era, and marks would
-// seem to go back. Every connection to a restarted server is new, and
-// runs this before it counts a mark or reads one. The check is a
-// transaction under WATCH: of two connections that find the era old,
+// rollEra gives the fence counter (key) a new era when the server has
+// restarted since the era was named (its run_id, run, changed): a
+// restart from an older snapshot, or from an append-only file that lost
+// its last second, brings the counter back lower in the same era, and
+// marks would seem to go back. Every connection to a restarted server is
+// new, and runs this before it counts a mark or reads one. The check is
+// a transaction under WATCH: of two connections that find the era old,
 // one renames it.
-func rollEra(ctx context.Context, cn *redis.Conn) error {
-	info, err := cn.Info(ctx, "server").Result()
-	if err != nil {
-		return fmt.Errorf("read the server's run: %w", err)
-	}
-	run := infoField(info, "run_id")
-	if run == "" {
-		return errors.New("read the server's run: INFO server names no run_id")
-	}
-	key := keyPrefix + "fence:seq"
+func rollEra(ctx context.Context, cn *redis.Conn, key, run string) error {
 	if err := cn.Do(ctx, "WATCH", key).Err(); err != nil {
 		return fmt.Errorf("check the fence counter's era: %w", err)
 	}
@@ -579,7 +618,7 @@ func rollEra(ctx context.Context, cn *redis.Conn) error {
 	} else if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("check the fence counter's era: %w", err)
 	}
-	_, err = cn.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := cn.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, "era", rand.Text(), "run", run)
 		return nil
 	})

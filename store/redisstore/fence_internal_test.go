@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -404,6 +405,10 @@ func TestLease_NotHeldWhereRedisMayEvictAnyKey(t *testing.T) {
 	if n, err := admin.SCard(ctx, s.k.fenceHolders()).Result(); err != nil || n != 0 {
 		t.Errorf("leases listed on a Redis with maxmemory-policy allkeys-lru: %d, %v", n, err)
 	}
+	// Nor is one taken and given up again and again.
+	if keys, err := admin.Keys(ctx, s.k.lease("*")).Result(); err != nil || len(keys) != 0 {
+		t.Errorf("lease keys written on a Redis with maxmemory-policy allkeys-lru: %q, %v", keys, err)
+	}
 	if err := admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -589,5 +594,67 @@ func BenchmarkFence(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestFence_StopsWaitingForALeaseUnlistedMeanwhile: a writer waiting for
+// a stopped instance's lease stops as soon as the lease is unlisted (by
+// another writer that waited it out), instead of waiting its own full
+// bound: with a stopped instance, writes are held back once.
+func TestFence_StopsWaitingForALeaseUnlistedMeanwhile(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	s := openStore(t, r.URL)
+	if err := s.CreateAccount(ctx, store.Account{Name: "erin", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rdb.SAdd(ctx, s.k.fenceHolders(), "stopped").Err(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.UpdateAccount(ctx, "erin", func(a *store.Account) error { a.Disabled = true; return nil })
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("the write returned (%v) while a stopped instance's lease was listed", err)
+	default:
+	}
+	if err := s.rdb.SRem(ctx, s.k.fenceHolders(), "stopped").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(leaseTTL / 2):
+		t.Fatal("the write still waits for a lease no longer listed")
+	}
+}
+
+// TestFence_AUserWithoutINFORefusesToCountWhileLeasesAreHeld: a Redis
+// user that may not run INFO cannot tell a restart of Redis (which can
+// bring the fence counter back), so its writes are refused in plain words
+// while instances hold leases; it still connects, and writes while none
+// do.
+func TestFence_AUserWithoutINFORefusesToCountWhileLeasesAreHeld(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := t.Context()
+	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { admin.Close() })
+	if err := admin.Do(ctx, "ACL", "SETUSER", "noinfo", "on", ">a long password for noinfo", "~*", "&*", "+@all", "-info").Err(); err != nil {
+		t.Fatal(err)
+	}
+	url := strings.Replace(r.URL, "redis://", "redis://noinfo:a%20long%20password%20for%20noinfo@", 1)
+	s := openStore(t, url)
+	if err := s.CreateAccount(ctx, store.Account{Name: "erin", CreatedAt: time.Now()}); err != nil {
+		t.Fatalf("a write with no lease held = %v, want it to succeed", err)
+	}
+	holdingLease(t, openStore(t, r.URL), &slowHandler{})
+	err := s.UpdateAccount(ctx, "erin", func(a *store.Account) error { a.Disabled = true; return nil })
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "+info") {
+		t.Errorf("a write while a lease is held, by a user without INFO = %v, want ErrUnavailable naming +info", err)
 	}
 }

@@ -148,7 +148,8 @@ type servers struct {
 // onConnect runs on every new connection (go-redis's OnConnect): after a
 // restart of Redis the client reconnects, and the server's persistence
 // is read again there and then. It fails the connection only when the
-// fence counter's era cannot be checked (rollEra).
+// fence counter's era cannot be checked although the server's run can
+// be read (rollEra).
 func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
 	var info *redis.ClientInfoCmd
 	var serverInfo, memoryInfo *redis.StringCmd
@@ -163,9 +164,15 @@ func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
 		addr = ci.LAddr
 	}
 	if s.fences {
-		// Before the connection counts a fence mark (fence.go).
-		if err := rollEra(ctx, cn); err != nil {
-			return err
+		// Before the connection counts a fence mark (fence.go). A user
+		// that may not run INFO cannot tell a restart: its fences refuse
+		// to count while instances hold leases (Store.fence).
+		run := infoField(serverInfo.Val(), "run_id")
+		s.noRun.Store(run == "")
+		if run != "" {
+			if err := rollEra(ctx, cn, s.k.fenceSeq(), run); err != nil {
+				return err
+			}
 		}
 	}
 	p, err := persistence(ctx, cn)

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -55,6 +56,9 @@ type Store struct {
 	// a lease.
 	fences       bool
 	fenceChannel string
+	// noRun is set while the store's newest connection could not read
+	// the server's run_id (INFO refused): see Store.fence.
+	noRun atomic.Bool
 }
 
 // Open connects to the Redis named by url and checks that it answers:
@@ -70,6 +74,11 @@ type Store struct {
 //
 // Over TLS each server's certificate is checked against the host it is
 // dialed at, or with the parameter tls_server_name=NAME against NAME.
+//
+// On one server, a write that changes what the store cache keeps returns
+// once every portal instance holding a lease has confirmed it (fence.go):
+// a fraction of a millisecond, and up to about 4 s, once, after an
+// instance stopped without closing.
 //
 // With Sentinel, the client asks the sentinels for the current master and
 // follows failovers. With Cluster, the addresses are where the client

@@ -23,8 +23,9 @@ import (
 // a key it does not know drops the whole cache, so renamed keys cost
 // speed, never correctness.
 //
-// Sync is a read barrier: it sends PING on that connection and waits
-// for the answer. Redis runs commands one at a time and writes the
+// Barrier is a read barrier: it sends PING on that connection and waits
+// for the answer. Sync waits for one, except on one server while the
+// instance holds its lease (fence.go), when writers wait instead. Redis runs commands one at a time and writes the
 // reports of a write to the connection when the write runs, so by the
 // time the PONG arrives every write that completed before the PING was
 // sent has been reported. Requests that arrive while a PING is out wait
@@ -77,11 +78,14 @@ func (s *Store) Watch(h cached.Handler) (cached.Feed, error) { return s.startFee
 
 // BarrierOnly returns s as the source of a cache whose feed never holds
 // a lease: every request waits for a read barrier, which assumes nothing
-// about clocks (fence.go says what the lease assumes). Writes are fenced
-// all the same, for the other instances.
+// about clocks (fence.go says what the lease assumes). On one server the
+// store's writes are fenced all the same, for the other instances.
+// (Behind Sentinel and on a Cluster no feed holds a lease anyway.)
 func (s *Store) BarrierOnly() cached.Source { return barrierOnly{s} }
 
 type barrierOnly struct{ s *Store }
+
+var _ cached.Source = barrierOnly{}
 
 func (b barrierOnly) Watch(h cached.Handler) (cached.Feed, error) { return b.s.startFeed(h, false) }
 
@@ -145,8 +149,17 @@ func newTrackingFeed(opt *redis.Options, h cached.Handler, guards []string, onLo
 	f := &trackingFeed{h: h, ctx: ctx, cancel: cancel, done: make(chan struct{}), guards: guards, onLost: onLost}
 	o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
 		if f.lease != nil {
-			// Its renewals read the fence counter.
-			if err := rollEra(ctx, cn); err != nil {
+			// Its renewals read the fence counter: no lease without
+			// knowing the server's run.
+			info, err := cn.Info(ctx, "server").Result()
+			if err != nil {
+				return fmt.Errorf("read the server's run: %w", err)
+			}
+			run := infoField(info, "run_id")
+			if run == "" {
+				return errors.New("read the server's run: INFO server names no run_id")
+			}
+			if err := rollEra(ctx, cn, f.k.fenceSeq(), run); err != nil {
 				return err
 			}
 		}
