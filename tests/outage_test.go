@@ -65,7 +65,19 @@ func TestStoreOutage_FailsClosedAndRecovers(t *testing.T) {
 
 	p.Redis.Stop()
 
-	wantUnavailable(t, "GET /auth/verify (bob)", verify(bob))
+	// The store cache answers from memory under its lease until the
+	// portal notices the outage: at once here, where the feed's
+	// connection closes with Redis, though the first request may come
+	// before the feed has read that; at most the lease's life where
+	// Redis just stops answering. No write can complete meanwhile
+	// (docs/decisions.md, "Leases and write fences"), so nothing it
+	// answers was revoked; and then the portal grants nothing.
+	r := verify(bob)
+	for deadline := time.Now().Add(3 * time.Second); r.Status == http.StatusOK && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		r = verify(bob)
+	}
+	wantUnavailable(t, "GET /auth/verify (bob)", r)
 
 	wantUnavailable(t, "GET /readyz", bob.get(t, "/readyz"))
 	wantStatus(t, bob.get(t, "/healthz"), http.StatusOK) // the process itself is alive
