@@ -18,11 +18,13 @@ import (
 	"gatehouse/store/storetest"
 )
 
-// slowHandler is a cached.Handler that takes its time over each
-// account change, as an instance does whose processor is busy, and
-// records the accounts it was told of.
+// slowHandler is a cached.Handler that, once slowed (slow), takes its
+// time over each change of a named account, as an instance does whose
+// processor is busy, and records the accounts it was told of. It is
+// slowed only for the write a test checks: a feed kept busy for long
+// would miss its lease's renewal.
 type slowHandler struct {
-	delay time.Duration
+	delay atomic.Int64 // a time.Duration
 	mu    sync.Mutex
 	seen  map[string]int
 	// feed, when set, is checked at each Reset: heldAtReset is set if
@@ -36,7 +38,9 @@ func (h *slowHandler) Invalidate(ch cached.Change) {
 	if ch.Kind != cached.Account {
 		return
 	}
-	time.Sleep(h.delay)
+	if ch.Name != "" {
+		time.Sleep(time.Duration(h.delay.Load()))
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.seen == nil {
@@ -51,6 +55,9 @@ func (h *slowHandler) Reset() {
 	}
 	h.resets.Add(1)
 }
+
+// slow makes each later change of a named account take d.
+func (h *slowHandler) slow(d time.Duration) { h.delay.Store(int64(d)) }
 
 func (h *slowHandler) told(name string) int {
 	h.mu.Lock()
@@ -126,7 +133,7 @@ func TestFence_WriteReturnsOnlyOnceEveryLeaseHolderHandledIt(t *testing.T) {
 	}{{"fenced", true}, {"not fenced", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			reader := openStore(t, r.URL)
-			h := &slowHandler{delay: 300 * time.Millisecond}
+			h := &slowHandler{}
 			f := holdingLease(t, reader, h)
 			writer := openStore(t, r.URL)
 			user := "dave-" + tc.name
@@ -140,6 +147,7 @@ func TestFence_WriteReturnsOnlyOnceEveryLeaseHolderHandledIt(t *testing.T) {
 				writer = New(c)
 			}
 			before := h.told(user)
+			h.slow(300 * time.Millisecond)
 			if err := writer.UpdateAccount(ctx, user, func(a *store.Account) error { a.Disabled = true; return nil }); err != nil {
 				t.Fatal(err)
 			}
@@ -278,7 +286,7 @@ func TestFence_MarksDoNotGoBackWhenTheCounterIsLost(t *testing.T) {
 			admin := redis.NewClient(&redis.Options{Addr: r.Addr})
 			t.Cleanup(func() { admin.Close() })
 			reader := openStore(t, r.URL)
-			h := &slowHandler{delay: 300 * time.Millisecond}
+			h := &slowHandler{}
 			f := holdingLease(t, reader, h)
 			writer := openStore(t, r.URL)
 			// A deployment that has fenced a while.
@@ -297,6 +305,7 @@ func TestFence_MarksDoNotGoBackWhenTheCounterIsLost(t *testing.T) {
 			})
 			waitHeld(t, f)
 			before := h.told("dave")
+			h.slow(300 * time.Millisecond)
 			if err := writer.CreateAccount(ctx, store.Account{Name: "dave", CreatedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
@@ -323,7 +332,7 @@ func TestFence_AnotherDatabasesMarksDoNotCount(t *testing.T) {
 	holdingLease(t, readerA, &slowHandler{})
 	writerA := openStore(t, r.URL)
 	readerB := openStore(t, url1)
-	h := &slowHandler{delay: 300 * time.Millisecond}
+	h := &slowHandler{}
 	fB := holdingLease(t, readerB, h)
 	writerB := openStore(t, url1)
 	// A's counter far ahead of B's, and in the same era name.
@@ -339,6 +348,7 @@ func TestFence_AnotherDatabasesMarksDoNotCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // for B to read A's mark, were it subscribed to it
+	h.slow(300 * time.Millisecond)
 	if err := writerB.CreateAccount(ctx, store.Account{Name: "dave", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +440,7 @@ func restartedFromAnOlderSnapshot(t *testing.T) (admin *redis.Client, f *trackin
 	ctx := t.Context()
 	admin = redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { admin.Close() })
-	h = &slowHandler{delay: 300 * time.Millisecond}
+	h = &slowHandler{}
 	f = holdingLease(t, openStore(t, r.URL), h)
 	writer = openStore(t, r.URL)
 	if err := writer.CreateAccount(ctx, store.Account{Name: "dave", CreatedAt: time.Now()}); err != nil {
@@ -456,6 +466,7 @@ func restartedFromAnOlderSnapshot(t *testing.T) (admin *redis.Client, f *trackin
 func wantHandledOnReturn(t *testing.T, f *trackingFeed, h *slowHandler, writer *Store) {
 	t.Helper()
 	before := h.told("dave")
+	h.slow(300 * time.Millisecond)
 	start := time.Now()
 	if err := writer.UpdateAccount(t.Context(), "dave", func(a *store.Account) error { a.Disabled = true; return nil }); err != nil {
 		t.Fatal(err)
