@@ -25,12 +25,13 @@ import (
 //
 // Barrier is a read barrier: it sends PING on that connection and waits
 // for the answer. Sync waits for one, except on one server while the
-// instance holds its lease (fence.go), when writers wait instead. Redis runs commands one at a time and writes the
-// reports of a write to the connection when the write runs, so by the
-// time the PONG arrives every write that completed before the PING was
-// sent has been reported. Requests that arrive while a PING is out wait
-// for the next one, so one round trip serves many of them; a request
-// never shares a PING sent before it began.
+// instance holds its lease (fence.go), when writers wait instead. Redis
+// runs commands one at a time and writes the reports of a write to the
+// connection when the write runs, so by the time the PONG arrives every
+// write that completed before the PING was sent has been reported.
+// Requests that arrive while a PING is out wait for the next one, so
+// one round trip serves many of them; a request never shares a PING
+// sent before it began.
 //
 // Behind Sentinel the rule is: the cache never answers staler than a
 // read through the store's own client would at that moment. The feed
